@@ -1,0 +1,441 @@
+//! The workspace aggregate: a tenant, its name and its members with their roles.
+
+use std::collections::BTreeMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::Aggregate;
+use serde::{Deserialize, Serialize};
+
+use crate::aggregate::EventSourced;
+use crate::catalogue::event_enum;
+use crate::envelope::StreamCategory;
+use crate::ids::{UserId, WorkspaceId};
+use crate::role::WorkspaceRole;
+use crate::values::Title;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WorkspaceCommand {
+    CreateWorkspace {
+        id: WorkspaceId,
+        name: Title,
+        owner: UserId,
+    },
+    RenameWorkspace {
+        by: UserId,
+        name: Title,
+    },
+    AddMember {
+        by: UserId,
+        user: UserId,
+        role: WorkspaceRole,
+    },
+    ChangeMemberRole {
+        by: UserId,
+        user: UserId,
+        role: WorkspaceRole,
+    },
+    RemoveMember {
+        by: UserId,
+        user: UserId,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceCreated {
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    pub owner: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceRenamed {
+    pub name: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberAdded {
+    pub user_id: UserId,
+    pub role: WorkspaceRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRoleChanged {
+    pub user_id: UserId,
+    pub role: WorkspaceRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MemberRemoved {
+    pub user_id: UserId,
+}
+
+event_enum!(
+    /// Events of a workspace stream.
+    WorkspaceEvent {
+        WorkspaceCreated = 1,
+        WorkspaceRenamed = 1,
+        MemberAdded = 1,
+        MemberRoleChanged = 1,
+        MemberRemoved = 1,
+    }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("workspace already exists")]
+    AlreadyExists,
+    /// Also what a non-member gets, so a workspace's existence is not revealed.
+    #[error("workspace not found")]
+    NotFound,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0} is already a member")]
+    AlreadyMember(UserId),
+    #[error("{0} is not a member")]
+    NotMember(UserId),
+    #[error("a workspace must keep at least one owner")]
+    LastOwner,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Workspace {
+    id: Option<WorkspaceId>,
+    name: String,
+    members: BTreeMap<UserId, WorkspaceRole>,
+}
+
+impl Workspace {
+    pub fn id(&self) -> Option<WorkspaceId> {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn role_of(&self, user: &UserId) -> Option<WorkspaceRole> {
+        self.members.get(user).copied()
+    }
+
+    fn owners(&self) -> usize {
+        self.members
+            .values()
+            .filter(|role| **role == WorkspaceRole::Owner)
+            .count()
+    }
+
+    /// The acting member's role; non-members (and a missing workspace) see "not found".
+    fn actor_role(&self, by: &UserId) -> Result<WorkspaceRole, WorkspaceError> {
+        self.id.ok_or(WorkspaceError::NotFound)?;
+        self.role_of(by).ok_or(WorkspaceError::NotFound)
+    }
+
+    fn require_manager(&self, by: &UserId) -> Result<WorkspaceRole, WorkspaceError> {
+        let role = self.actor_role(by)?;
+        if role.manages_workspace() {
+            Ok(role)
+        } else {
+            Err(WorkspaceError::Forbidden(
+                "only owners and admins manage a workspace",
+            ))
+        }
+    }
+
+    fn decide(&self, command: WorkspaceCommand) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+        use WorkspaceEvent as E;
+        match command {
+            WorkspaceCommand::CreateWorkspace { id, name, owner } => {
+                if self.id.is_some() {
+                    return Err(WorkspaceError::AlreadyExists);
+                }
+                Ok(vec![
+                    E::WorkspaceCreated(WorkspaceCreated {
+                        workspace_id: id,
+                        name: name.into(),
+                        owner: owner.clone(),
+                    }),
+                    E::MemberAdded(MemberAdded {
+                        user_id: owner,
+                        role: WorkspaceRole::Owner,
+                    }),
+                ])
+            }
+            WorkspaceCommand::RenameWorkspace { by, name } => {
+                self.require_manager(&by)?;
+                if name.as_str() == self.name {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::WorkspaceRenamed(WorkspaceRenamed {
+                    name: name.into(),
+                })])
+            }
+            WorkspaceCommand::AddMember { by, user, role } => {
+                let by_role = self.require_manager(&by)?;
+                if role == WorkspaceRole::Owner && by_role != WorkspaceRole::Owner {
+                    return Err(WorkspaceError::Forbidden("only owners can add owners"));
+                }
+                if self.members.contains_key(&user) {
+                    return Err(WorkspaceError::AlreadyMember(user));
+                }
+                Ok(vec![E::MemberAdded(MemberAdded {
+                    user_id: user,
+                    role,
+                })])
+            }
+            WorkspaceCommand::ChangeMemberRole { by, user, role } => {
+                let by_role = self.require_manager(&by)?;
+                let current = self
+                    .role_of(&user)
+                    .ok_or_else(|| WorkspaceError::NotMember(user.clone()))?;
+                let touches_owner =
+                    current == WorkspaceRole::Owner || role == WorkspaceRole::Owner;
+                if touches_owner && by_role != WorkspaceRole::Owner {
+                    return Err(WorkspaceError::Forbidden(
+                        "only owners can grant or take the owner role",
+                    ));
+                }
+                if current == role {
+                    return Ok(vec![]);
+                }
+                if current == WorkspaceRole::Owner && self.owners() == 1 {
+                    return Err(WorkspaceError::LastOwner);
+                }
+                Ok(vec![E::MemberRoleChanged(MemberRoleChanged {
+                    user_id: user,
+                    role,
+                })])
+            }
+            WorkspaceCommand::RemoveMember { by, user } => {
+                // Anyone may leave; removing someone else takes a manager.
+                let by_role = if by == user {
+                    self.actor_role(&by)?
+                } else {
+                    self.require_manager(&by)?
+                };
+                let current = self
+                    .role_of(&user)
+                    .ok_or_else(|| WorkspaceError::NotMember(user.clone()))?;
+                if current == WorkspaceRole::Owner {
+                    if by_role != WorkspaceRole::Owner {
+                        return Err(WorkspaceError::Forbidden("only owners can remove owners"));
+                    }
+                    if self.owners() == 1 {
+                        return Err(WorkspaceError::LastOwner);
+                    }
+                }
+                Ok(vec![E::MemberRemoved(MemberRemoved { user_id: user })])
+            }
+        }
+    }
+}
+
+impl Aggregate for Workspace {
+    const TYPE: &'static str = "workspace";
+    type Command = WorkspaceCommand;
+    type Event = WorkspaceEvent;
+    type Error = WorkspaceError;
+    type Services = ();
+
+    async fn handle(
+        &mut self,
+        command: Self::Command,
+        _services: &Self::Services,
+        sink: &EventSink<Self>,
+    ) -> Result<(), Self::Error> {
+        for event in self.decide(command)? {
+            sink.write(event, self).await;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, event: Self::Event) {
+        match event {
+            WorkspaceEvent::WorkspaceCreated(e) => {
+                self.id = Some(e.workspace_id);
+                self.name = e.name;
+            }
+            WorkspaceEvent::WorkspaceRenamed(e) => self.name = e.name,
+            WorkspaceEvent::MemberAdded(e) => {
+                self.members.insert(e.user_id, e.role);
+            }
+            WorkspaceEvent::MemberRoleChanged(e) => {
+                self.members.insert(e.user_id, e.role);
+            }
+            WorkspaceEvent::MemberRemoved(e) => {
+                self.members.remove(&e.user_id);
+            }
+        }
+    }
+}
+
+impl EventSourced for Workspace {
+    const CATEGORY: StreamCategory = StreamCategory::Workspace;
+    const SNAPSHOT_VERSION: i32 = 1;
+
+    fn workspace_id(&self) -> Option<WorkspaceId> {
+        self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use cqrs_es::test::TestFramework;
+
+    use super::*;
+    use crate::catalogue::EventCodec;
+
+    type Given = TestFramework<Workspace>;
+
+    fn user(name: &str) -> UserId {
+        UserId::parse(name).unwrap()
+    }
+
+    fn created(id: WorkspaceId) -> Vec<WorkspaceEvent> {
+        vec![
+            WorkspaceEvent::WorkspaceCreated(WorkspaceCreated {
+                workspace_id: id,
+                name: "Acme".into(),
+                owner: user("alice"),
+            }),
+            WorkspaceEvent::MemberAdded(MemberAdded {
+                user_id: user("alice"),
+                role: WorkspaceRole::Owner,
+            }),
+        ]
+    }
+
+    fn member(name: &str, role: WorkspaceRole) -> WorkspaceEvent {
+        WorkspaceEvent::MemberAdded(MemberAdded {
+            user_id: user(name),
+            role,
+        })
+    }
+
+    #[test]
+    fn creating_makes_the_creator_owner() {
+        let id = WorkspaceId::new();
+        Given::with(())
+            .given_no_previous_events()
+            .when(WorkspaceCommand::CreateWorkspace {
+                id,
+                name: Title::parse("name", "Acme").unwrap(),
+                owner: user("alice"),
+            })
+            .then_expect_events(created(id));
+    }
+
+    #[test]
+    fn creating_twice_is_refused() {
+        let id = WorkspaceId::new();
+        Given::with(())
+            .given(created(id))
+            .when(WorkspaceCommand::CreateWorkspace {
+                id,
+                name: Title::parse("name", "Acme").unwrap(),
+                owner: user("alice"),
+            })
+            .then_expect_error(WorkspaceError::AlreadyExists);
+    }
+
+    #[test]
+    fn outsiders_do_not_learn_the_workspace_exists() {
+        Given::with(())
+            .given(created(WorkspaceId::new()))
+            .when(WorkspaceCommand::RenameWorkspace {
+                by: user("mallory"),
+                name: Title::parse("name", "Pwned").unwrap(),
+            })
+            .then_expect_error(WorkspaceError::NotFound);
+    }
+
+    #[test]
+    fn members_cannot_manage_and_admins_cannot_make_owners() {
+        let mut events = created(WorkspaceId::new());
+        events.push(member("bob", WorkspaceRole::Member));
+        events.push(member("carol", WorkspaceRole::Admin));
+        Given::with(())
+            .given(events.clone())
+            .when(WorkspaceCommand::AddMember {
+                by: user("bob"),
+                user: user("dave"),
+                role: WorkspaceRole::Guest,
+            })
+            .then_expect_error(WorkspaceError::Forbidden(
+                "only owners and admins manage a workspace",
+            ));
+        Given::with(())
+            .given(events)
+            .when(WorkspaceCommand::ChangeMemberRole {
+                by: user("carol"),
+                user: user("bob"),
+                role: WorkspaceRole::Owner,
+            })
+            .then_expect_error(WorkspaceError::Forbidden(
+                "only owners can grant or take the owner role",
+            ));
+    }
+
+    #[test]
+    fn the_last_owner_cannot_leave_or_be_demoted() {
+        Given::with(())
+            .given(created(WorkspaceId::new()))
+            .when(WorkspaceCommand::RemoveMember {
+                by: user("alice"),
+                user: user("alice"),
+            })
+            .then_expect_error(WorkspaceError::LastOwner);
+        Given::with(())
+            .given(created(WorkspaceId::new()))
+            .when(WorkspaceCommand::ChangeMemberRole {
+                by: user("alice"),
+                user: user("alice"),
+                role: WorkspaceRole::Member,
+            })
+            .then_expect_error(WorkspaceError::LastOwner);
+    }
+
+    #[test]
+    fn anyone_may_leave_and_renaming_to_the_same_name_is_a_no_op() {
+        let mut events = created(WorkspaceId::new());
+        events.push(member("bob", WorkspaceRole::Guest));
+        Given::with(())
+            .given(events.clone())
+            .when(WorkspaceCommand::RemoveMember {
+                by: user("bob"),
+                user: user("bob"),
+            })
+            .then_expect_events(vec![WorkspaceEvent::MemberRemoved(MemberRemoved {
+                user_id: user("bob"),
+            })]);
+        Given::with(())
+            .given(events)
+            .when(WorkspaceCommand::RenameWorkspace {
+                by: user("alice"),
+                name: Title::parse("name", "Acme").unwrap(),
+            })
+            .then_expect_events(vec![]);
+    }
+
+    #[test]
+    fn adding_an_existing_member_is_a_conflict() {
+        Given::with(())
+            .given(created(WorkspaceId::new()))
+            .when(WorkspaceCommand::AddMember {
+                by: user("alice"),
+                user: user("alice"),
+                role: WorkspaceRole::Member,
+            })
+            .then_expect_error(WorkspaceError::AlreadyMember(user("alice")));
+    }
+
+    #[test]
+    fn events_round_trip_through_the_catalogue() {
+        for event in created(WorkspaceId::new()) {
+            let bytes = event.encode();
+            let back =
+                WorkspaceEvent::decode(event.event_type(), event.schema_version(), &bytes).unwrap();
+            assert_eq!(back, event);
+        }
+        assert!(WorkspaceEvent::decode("WorkspaceCreated", 99, &[]).is_err());
+    }
+}
