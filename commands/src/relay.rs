@@ -1,0 +1,319 @@
+//! The outbox relay: publishes every committed event to JetStream, in global order, once.
+//!
+//! * Order: each message carries `Nats-Expected-Last-Sequence`, so JetStream refuses a
+//!   message that would land out of order even while acks are pipelined; on any error the
+//!   relay re-reads where the stream really is and resumes from there.
+//! * Once: `Nats-Msg-Id` is the event id (duplicates inside the window are dropped), and
+//!   the resume point is read from the stream itself (the `Collab-Position` header of its
+//!   last message), so a crash between publish and checkpoint republishes nothing.
+//! * Nothing skipped: positions are gap-free in commit order (see `event_store`), so
+//!   "everything after the last published position" is exactly what is left.
+//! * NATS down: commands only touch Postgres; the relay backs off and catches up.
+//! * One active relay per event stream: a Postgres advisory lock elects it; others wait.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage, stream};
+use collab_domain::envelope::{event_subject, events_stream_name};
+use collab_domain::RecordedEvent;
+use sqlx::postgres::PgListener;
+use sqlx::PgConnection;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, instrument, warn};
+
+use crate::event_store::{EventStore, StoreError, EVENTS_CHANNEL};
+
+pub const POSITION_HEADER: &str = "Collab-Position";
+pub const EVENT_TYPE_HEADER: &str = "Collab-Event-Type";
+pub const SCHEMA_VERSION_HEADER: &str = "Collab-Schema-Version";
+pub const STREAM_ID_HEADER: &str = "Collab-Stream-Id";
+pub const STREAM_VERSION_HEADER: &str = "Collab-Stream-Version";
+
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// First token of every subject (`<prefix>.events.…`); also names the stream.
+    pub subject_prefix: String,
+    /// Events read and published per round trip.
+    pub batch_size: i64,
+    /// How often to look for events when no notification arrives.
+    pub idle_poll: Duration,
+}
+
+impl RelayConfig {
+    pub fn new(subject_prefix: impl Into<String>) -> Self {
+        Self {
+            subject_prefix: subject_prefix.into(),
+            batch_size: 1000,
+            idle_poll: Duration::from_millis(500),
+        }
+    }
+
+    pub fn stream_name(&self) -> String {
+        events_stream_name(&self.subject_prefix)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("jetstream: {0}")]
+    Nats(String),
+}
+
+fn nats_error(error: impl std::fmt::Display) -> RelayError {
+    RelayError::Nats(error.to_string())
+}
+
+/// Creates the events stream if it is missing (idempotent; every role calls it).
+pub async fn ensure_events_stream(
+    js: &jetstream::Context,
+    subject_prefix: &str,
+) -> Result<stream::Stream, String> {
+    js.get_or_create_stream(stream::Config {
+        name: events_stream_name(subject_prefix),
+        subjects: vec![format!("{subject_prefix}.events.>")],
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        duplicate_window: Duration::from_secs(120),
+        // History is the product: never let JetStream drop or rewrite it.
+        deny_delete: true,
+        deny_purge: true,
+        ..Default::default()
+    })
+    .await
+    .map_err(|e| e.to_string())
+}
+
+/// Where the relay stands: last published position and the stream's last sequence.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    published: i64,
+    stream_sequence: u64,
+}
+
+pub struct Relay {
+    store: EventStore,
+    js: jetstream::Context,
+    config: RelayConfig,
+}
+
+impl Relay {
+    pub fn new(store: EventStore, js: jetstream::Context, config: RelayConfig) -> Self {
+        Self { store, js, config }
+    }
+
+    /// Runs until `shutdown`; then publishes what is already committed (bounded by a few
+    /// seconds) and returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Some(_leadership) = self.become_leader(&shutdown).await else {
+            return;
+        };
+        info!(stream = %self.config.stream_name(), "relay is active");
+        let mut listener = self.listen().await;
+        let mut cursor: Option<Cursor> = None;
+        let mut backoff = Duration::from_millis(100);
+        let mut drain_deadline: Option<tokio::time::Instant> = None;
+        loop {
+            if drain_deadline.is_none() && shutdown.is_cancelled() {
+                drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
+            }
+            if drain_deadline.is_some_and(|d| tokio::time::Instant::now() > d) {
+                warn!("relay stopped before publishing everything; it resumes on next start");
+                return;
+            }
+            match self.step(&mut cursor).await {
+                Ok(published) if published > 0 => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    if drain_deadline.is_some() {
+                        info!("relay drained; stopping");
+                        return;
+                    }
+                    self.wait_for_events(&mut listener, &shutdown).await;
+                }
+                Err(error) => {
+                    warn!(%error, backoff_ms = backoff.as_millis() as u64, "relay cannot publish; retrying");
+                    cursor = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled(), if drain_deadline.is_none() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    /// Holds a Postgres advisory lock for as long as the returned connection lives.
+    async fn become_leader(&self, shutdown: &CancellationToken) -> Option<PgConnection> {
+        let key = format!("collab-relay:{}", self.config.stream_name());
+        loop {
+            let attempt = async {
+                let mut conn = self.store.pool().acquire().await?.detach();
+                let locked: bool =
+                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                        .bind(&key)
+                        .fetch_one(&mut conn)
+                        .await?;
+                Ok::<_, sqlx::Error>(locked.then_some(conn))
+            };
+            match attempt.await {
+                Ok(Some(conn)) => return Some(conn),
+                Ok(None) => debug!("another relay is active; standing by"),
+                Err(error) => warn!(%error, "relay cannot reach Postgres"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                _ = shutdown.cancelled() => return None,
+            }
+        }
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(self.store.pool()).await.ok()?;
+        listener.listen(EVENTS_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    async fn wait_for_events(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken) {
+        let idle = tokio::time::sleep(self.config.idle_poll);
+        match listener {
+            Some(l) => {
+                tokio::select! {
+                    received = l.recv() => {
+                        if received.is_err() {
+                            *listener = None;
+                        }
+                    }
+                    _ = idle => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = idle => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                *listener = self.listen().await;
+            }
+        }
+    }
+
+    /// Publishes one batch; returns how many events it published.
+    #[instrument(skip_all, err(level = "debug"))]
+    async fn step(&self, cursor: &mut Option<Cursor>) -> Result<usize, RelayError> {
+        let current = match *cursor {
+            Some(c) => c,
+            None => {
+                let c = self.resume_point().await?;
+                debug!(published = c.published, sequence = c.stream_sequence, "relay resumes");
+                *cursor = Some(c);
+                c
+            }
+        };
+        let events = self
+            .store
+            .read_all(current.published, self.config.batch_size)
+            .await?;
+        let Some(last) = events.last() else {
+            self.record_lag(current.published).await;
+            return Ok(0);
+        };
+        let last_position = last.position;
+        let stream_sequence = self.publish(&events, current.stream_sequence).await?;
+        *cursor = Some(Cursor {
+            published: last_position,
+            stream_sequence,
+        });
+        sqlx::query(
+            "INSERT INTO relay_checkpoints (name, position) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET position = EXCLUDED.position, updated_at = now()",
+        )
+        .bind(self.config.stream_name())
+        .bind(last_position)
+        .execute(self.store.pool())
+        .await?;
+        metrics::counter!("collab_relay_published_total").increment(events.len() as u64);
+        self.record_lag(last_position).await;
+        Ok(events.len())
+    }
+
+    async fn record_lag(&self, published: i64) {
+        metrics::gauge!("collab_relay_published_position").set(published as f64);
+        if let Ok(head) = self.store.head_position().await {
+            metrics::gauge!("collab_relay_lag_events").set((head - published).max(0) as f64);
+        }
+    }
+
+    /// Pipelines the batch and waits for every ack; returns the stream's new last sequence.
+    async fn publish(&self, events: &[RecordedEvent], mut sequence: u64) -> Result<u64, RelayError> {
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let message = PublishMessage::build()
+                .payload(event.to_wire().encode().into())
+                .message_id(event.metadata.event_id.to_string())
+                .expected_last_sequence(sequence)
+                .header(POSITION_HEADER, event.position.to_string().as_str())
+                .header(EVENT_TYPE_HEADER, event.event_type.as_str())
+                .header(SCHEMA_VERSION_HEADER, event.schema_version.to_string().as_str())
+                .header(STREAM_ID_HEADER, event.stream_id.to_string().as_str())
+                .header(
+                    STREAM_VERSION_HEADER,
+                    event.stream_version.to_string().as_str(),
+                );
+            let subject = event_subject(&self.config.subject_prefix, event);
+            acks.push(self.js.send_publish(subject, message).await.map_err(nats_error)?);
+            sequence += 1;
+        }
+        let mut last = sequence;
+        for ack in acks {
+            let ack = ack.await.map_err(nats_error)?;
+            last = ack.sequence;
+        }
+        Ok(last)
+    }
+
+    /// The stream itself says what was published: the position in its last message.
+    async fn resume_point(&self) -> Result<Cursor, RelayError> {
+        let mut stream = ensure_events_stream(&self.js, &self.config.subject_prefix)
+            .await
+            .map_err(RelayError::Nats)?;
+        let last_sequence = stream.info().await.map_err(nats_error)?.state.last_sequence;
+        if last_sequence == 0 {
+            return Ok(Cursor {
+                published: 0,
+                stream_sequence: 0,
+            });
+        }
+        let published = match stream.get_raw_message(last_sequence).await {
+            Ok(message) => message
+                .headers
+                .get(POSITION_HEADER)
+                .and_then(|v| v.as_str().parse::<i64>().ok())
+                .ok_or_else(|| {
+                    RelayError::Nats(format!(
+                        "message {last_sequence} of the events stream has no {POSITION_HEADER} header; \
+                         only the relay may publish to it"
+                    ))
+                })?,
+            Err(error) => {
+                warn!(%error, "last stream message unreadable; resuming from the Postgres checkpoint");
+                sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
+                    .bind(self.config.stream_name())
+                    .fetch_optional(self.store.pool())
+                    .await?
+                    .unwrap_or(0)
+            }
+        };
+        Ok(Cursor {
+            published,
+            stream_sequence: last_sequence,
+        })
+    }
+}
