@@ -1,1 +1,18 @@
+//! The HTTP API (axum) and the process that hosts every role: it accepts commands
+//! (validated, authorised, executed by `commands` against the event store), serves
+//! queries from the read models (waiting for a requested position when asked), and runs
+//! the relay and the projectors in the background when those roles are enabled.
+//!
+//! `Application::build` is used by the `collab` binary and by the tests alike.
 
+pub mod app;
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod observability;
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+pub use app::{Application, StartupError};
+pub use settings::{Roles, Settings};

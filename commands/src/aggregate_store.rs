@@ -164,6 +164,14 @@ impl AggregateStore {
         loop {
             attempt += 1;
             let loaded = self.load::<A>(id).await?;
+            let mut aggregate = loaded.aggregate;
+            let sink = EventSink::<A>::default();
+            // Decide first: a caller who may not act (or see) gets the domain's answer,
+            // not a version number.
+            aggregate
+                .handle(command.clone(), &(), &sink)
+                .await
+                .map_err(CommandError::Domain)?;
             if let Some(expected) = expected_version {
                 if expected != loaded.version {
                     return Err(CommandError::Conflict {
@@ -173,12 +181,6 @@ impl AggregateStore {
                     });
                 }
             }
-            let mut aggregate = loaded.aggregate;
-            let sink = EventSink::<A>::default();
-            aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Domain)?;
             let decided = sink.collect().await;
             if decided.is_empty() {
                 return Ok(Committed {
@@ -206,7 +208,12 @@ impl AggregateStore {
                 .collect();
             match self
                 .events
-                .append(stream, ExpectedVersion::Exact(loaded.version), &context, new_events)
+                .append(
+                    stream,
+                    ExpectedVersion::Exact(loaded.version),
+                    &context,
+                    new_events,
+                )
                 .await
             {
                 Ok(appended) => {

@@ -304,8 +304,9 @@ async fn insert_events(
     executor: impl PgExecutor<'_>,
     events: &[RecordedEvent],
 ) -> Result<(), sqlx::Error> {
-    let mut insert: QueryBuilder<Postgres> =
-        QueryBuilder::new(format!("INSERT INTO events ({EVENT_COLUMNS}, stream_category) "));
+    let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(format!(
+        "INSERT INTO events ({EVENT_COLUMNS}, stream_category) "
+    ));
     insert.push_values(events, |mut row, event| {
         row.push_bind(event.position)
             .push_bind(event.metadata.event_id.as_uuid())
@@ -333,9 +334,7 @@ fn unique_violation_is_conflict(
     expected: ExpectedVersion,
 ) -> StoreError {
     match &error {
-        sqlx::Error::Database(db)
-            if db.constraint() == Some("events_stream_version_key") =>
-        {
+        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key") => {
             StoreError::Conflict {
                 stream: stream.to_string(),
                 expected,

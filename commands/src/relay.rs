@@ -181,7 +181,11 @@ impl Relay {
         Some(listener)
     }
 
-    async fn wait_for_events(&self, listener: &mut Option<PgListener>, shutdown: &CancellationToken) {
+    async fn wait_for_events(
+        &self,
+        listener: &mut Option<PgListener>,
+        shutdown: &CancellationToken,
+    ) {
         let idle = tokio::time::sleep(self.config.idle_poll);
         match listener {
             Some(l) => {
@@ -212,7 +216,11 @@ impl Relay {
             Some(c) => c,
             None => {
                 let c = self.resume_point().await?;
-                debug!(published = c.published, sequence = c.stream_sequence, "relay resumes");
+                debug!(
+                    published = c.published,
+                    sequence = c.stream_sequence,
+                    "relay resumes"
+                );
                 *cursor = Some(c);
                 c
             }
@@ -252,7 +260,11 @@ impl Relay {
     }
 
     /// Pipelines the batch and waits for every ack; returns the stream's new last sequence.
-    async fn publish(&self, events: &[RecordedEvent], mut sequence: u64) -> Result<u64, RelayError> {
+    async fn publish(
+        &self,
+        events: &[RecordedEvent],
+        mut sequence: u64,
+    ) -> Result<u64, RelayError> {
         let mut acks = Vec::with_capacity(events.len());
         for event in events {
             let message = PublishMessage::build()
@@ -261,14 +273,22 @@ impl Relay {
                 .expected_last_sequence(sequence)
                 .header(POSITION_HEADER, event.position.to_string().as_str())
                 .header(EVENT_TYPE_HEADER, event.event_type.as_str())
-                .header(SCHEMA_VERSION_HEADER, event.schema_version.to_string().as_str())
+                .header(
+                    SCHEMA_VERSION_HEADER,
+                    event.schema_version.to_string().as_str(),
+                )
                 .header(STREAM_ID_HEADER, event.stream_id.to_string().as_str())
                 .header(
                     STREAM_VERSION_HEADER,
                     event.stream_version.to_string().as_str(),
                 );
             let subject = event_subject(&self.config.subject_prefix, event);
-            acks.push(self.js.send_publish(subject, message).await.map_err(nats_error)?);
+            acks.push(
+                self.js
+                    .send_publish(subject, message)
+                    .await
+                    .map_err(nats_error)?,
+            );
             sequence += 1;
         }
         let mut last = sequence;

@@ -313,7 +313,10 @@ mod tests {
 
     #[test]
     fn archived_documents_are_frozen_until_restored() {
-        let archived = vec![created(), DocumentEvent::DocumentArchived(DocumentArchived {})];
+        let archived = vec![
+            created(),
+            DocumentEvent::DocumentArchived(DocumentArchived {}),
+        ];
         Given::with(())
             .given(archived.clone())
             .when(DocumentCommand::RenameDocument {
@@ -356,7 +359,10 @@ mod tests {
     #[test]
     fn deleted_documents_are_gone() {
         Given::with(())
-            .given(vec![created(), DocumentEvent::DocumentDeleted(DocumentDeleted {})])
+            .given(vec![
+                created(),
+                DocumentEvent::DocumentDeleted(DocumentDeleted {}),
+            ])
             .when(DocumentCommand::MoveDocument {
                 by: acting("alice", WorkspaceRole::Owner),
                 folder: FolderPath::parse("/x").unwrap(),

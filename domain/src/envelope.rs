@@ -31,7 +31,10 @@ impl StreamCategory {
         match raw {
             "workspace" => Ok(StreamCategory::Workspace),
             "document" => Ok(StreamCategory::Document),
-            _ => Err(InvalidValue::new("stream_category", "is not a known category")),
+            _ => Err(InvalidValue::new(
+                "stream_category",
+                "is not a known category",
+            )),
         }
     }
 }
@@ -83,7 +86,10 @@ impl Actor {
         match raw.split_once(':') {
             Some(("user", id)) => UserId::parse(id).map(Actor::User),
             Some(("service", name)) if !name.is_empty() => Ok(Actor::Service(name.to_owned())),
-            _ => Err(InvalidValue::new("actor", "must be user:<id> or service:<name>")),
+            _ => Err(InvalidValue::new(
+                "actor",
+                "must be user:<id> or service:<name>",
+            )),
         }
     }
 }
@@ -355,7 +361,13 @@ pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
 pub fn events_stream_name(prefix: &str) -> String {
     let mut name: String = prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
         .collect();
     name.push_str("_EVENTS");
     name

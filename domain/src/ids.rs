@@ -12,7 +12,9 @@ use crate::values::InvalidValue;
 macro_rules! uuid_id {
     ($name:ident, $what:literal) => {
         #[doc = concat!("Identifier of a ", $what, ".")]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+        )]
         #[serde(transparent)]
         pub struct $name(Uuid);
 

@@ -41,7 +41,10 @@ impl WorkspaceRole {
             .into_iter()
             .find(|role| role.as_str() == raw)
             .ok_or_else(|| {
-                InvalidValue::new("role", "must be one of owner, admin, member, guest, auditor")
+                InvalidValue::new(
+                    "role",
+                    "must be one of owner, admin, member, guest, auditor",
+                )
             })
     }
 

@@ -40,7 +40,10 @@ impl Title {
             return Err(InvalidValue::new(field, "must be at most 200 characters"));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(InvalidValue::new(field, "must not contain control characters"));
+            return Err(InvalidValue::new(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Self(trimmed.to_owned()))
     }
@@ -107,7 +110,10 @@ impl FolderPath {
                 ));
             }
             if segment.chars().any(char::is_control) {
-                return Err(InvalidValue::new(FIELD, "must not contain control characters"));
+                return Err(InvalidValue::new(
+                    FIELD,
+                    "must not contain control characters",
+                ));
             }
         }
         Ok(Self(body.to_owned()))

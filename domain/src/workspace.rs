@@ -187,8 +187,7 @@ impl Workspace {
                 let current = self
                     .role_of(&user)
                     .ok_or_else(|| WorkspaceError::NotMember(user.clone()))?;
-                let touches_owner =
-                    current == WorkspaceRole::Owner || role == WorkspaceRole::Owner;
+                let touches_owner = current == WorkspaceRole::Owner || role == WorkspaceRole::Owner;
                 if touches_owner && by_role != WorkspaceRole::Owner {
                     return Err(WorkspaceError::Forbidden(
                         "only owners can grant or take the owner role",

@@ -1,1 +1,272 @@
-fn main() {}
+//! `collab`: the one binary. Reads settings, starts telemetry, and runs a subcommand.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use collab_api::app::{connect_postgres, migrate};
+use collab_api::auth::TokenVerifier;
+use collab_api::{Application, Roles, Settings};
+use collab_domain::UserId;
+use collab_projections::{projector_positions, rebuild, Projector};
+use indicatif::{ProgressBar, ProgressStyle};
+use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "collab",
+    version,
+    about = "Candlefish Collab: event-sourced real-time collaboration"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct GlobalArgs {
+    /// Postgres connection URL (the database is created if missing).
+    #[arg(
+        long,
+        env = "COLLAB_DATABASE_URL",
+        global = true,
+        default_value = "postgres://postgres@127.0.0.1:5432/collab",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// NATS server URL (JetStream must be enabled).
+    #[arg(
+        long,
+        env = "COLLAB_NATS_URL",
+        global = true,
+        default_value = "nats://127.0.0.1:4222"
+    )]
+    nats_url: String,
+    /// First token of every NATS subject; the events stream is <PREFIX>_EVENTS.
+    #[arg(
+        long,
+        env = "COLLAB_SUBJECT_PREFIX",
+        global = true,
+        default_value = "collab"
+    )]
+    subject_prefix: String,
+    /// HS256 secret for bearer tokens (needed by `serve` and `token mint`).
+    #[arg(long, env = "COLLAB_JWT_SECRET", global = true, hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Log format: json (default) or pretty.
+    #[arg(long, env = "COLLAB_LOG_FORMAT", global = true, default_value = "json")]
+    log_format: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (migrates first).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Development tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Read models.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address of the HTTP API.
+    #[arg(long, env = "COLLAB_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Roles to run: any of api, relay, projector (comma-separated), or all.
+    #[arg(long, env = "COLLAB_ROLES", default_value = "all")]
+    roles: String,
+    /// Longest a query waits for X-Collab-Min-Position, in milliseconds.
+    #[arg(long, env = "COLLAB_READ_WAIT_MS", default_value_t = 5000)]
+    read_wait_ms: u64,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "COLLAB_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Aggregate snapshot interval, in stream versions.
+    #[arg(long, env = "COLLAB_SNAPSHOT_EVERY", default_value_t = 50)]
+    snapshot_every: i64,
+    /// Postgres connections in the pool.
+    #[arg(long, env = "COLLAB_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    database_max_connections: u32,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Print a signed development token for a user.
+    Mint {
+        #[arg(long)]
+        user: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 24 * 3600)]
+        ttl: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Rebuild read models from the Postgres log (position 0 onwards).
+    Rebuild {
+        /// A projector name (workspaces, documents) or `all`.
+        name: String,
+    },
+    /// Show each projector's position and lag.
+    Status,
+}
+
+fn init_tracing(format: &str) {
+    let filter = EnvFilter::try_from_env("COLLAB_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,async_nats=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "pretty" {
+        builder.init();
+    } else {
+        builder.json().flatten_event(true).init();
+    }
+}
+
+impl GlobalArgs {
+    fn jwt_secret(&self) -> anyhow::Result<SecretString> {
+        match &self.jwt_secret {
+            Some(secret) if secret.len() >= 16 => Ok(secret.clone().into()),
+            Some(_) => anyhow::bail!("COLLAB_JWT_SECRET must be at least 16 characters"),
+            None => anyhow::bail!(
+                "COLLAB_JWT_SECRET is not set; set it to a random string of 16+ characters \
+                 (ops/dev/serve.sh sets a development one)"
+            ),
+        }
+    }
+
+    fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::local(
+            &self.database_url,
+            self.jwt_secret.as_deref().unwrap_or("unused-outside-serve"),
+        );
+        settings.nats_url = self.nats_url.clone();
+        settings.subject_prefix = self.subject_prefix.clone();
+        Ok(settings)
+    }
+}
+
+async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    let mut settings = global.settings()?;
+    settings.jwt_secret = global.jwt_secret()?;
+    settings.listen = args.listen;
+    settings.roles = Roles::parse(&args.roles).map_err(anyhow::Error::msg)?;
+    settings.read_wait = Duration::from_millis(args.read_wait_ms);
+    settings.max_body_bytes = args.max_body_bytes;
+    settings.snapshot_every = args.snapshot_every;
+    settings.database_max_connections = args.database_max_connections;
+    let app = Application::build(settings).await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    app.run_until_stopped(shutdown).await?;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("can install a SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("signal received; shutting down gracefully");
+    shutdown.cancel();
+}
+
+async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+    let projectors: Vec<Projector> = if name == "all" {
+        Projector::ALL.to_vec()
+    } else {
+        vec![Projector::parse(name).ok_or_else(|| {
+            anyhow::anyhow!("unknown projector '{name}' (expected workspaces, documents or all)")
+        })?]
+    };
+    let settings = global.settings()?;
+    let pool = migrate(&settings).await?;
+    for projector in projectors {
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{prefix:>10} [{bar:40}] {pos}/{len} events ({per_sec}, {eta})",
+            )
+            .expect("static template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix(projector.name());
+        let started = std::time::Instant::now();
+        let position = rebuild(&pool, projector, |done, head| {
+            bar.set_length(head as u64);
+            bar.set_position(done as u64);
+        })
+        .await?;
+        bar.finish_and_clear();
+        println!(
+            "{}: rebuilt to position {position} in {:.2?}",
+            projector.name(),
+            started.elapsed()
+        );
+    }
+    Ok(())
+}
+
+async fn projections_status(global: &GlobalArgs) -> anyhow::Result<()> {
+    let pool = connect_postgres(&global.settings()?).await?;
+    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(&pool)
+        .await?;
+    println!("log head: {head}");
+    for (projector, position) in projector_positions(&pool).await? {
+        println!(
+            "{:>10}: position {position}, lag {}",
+            projector.name(),
+            head - position
+        );
+    }
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Serve(args) => serve(&cli.global, args).await,
+        Command::Migrate => {
+            migrate(&cli.global.settings()?).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Token(TokenCommand::Mint { user, ttl }) => {
+            let user = UserId::parse(user.clone())?;
+            let verifier = TokenVerifier::hs256(&cli.global.jwt_secret()?);
+            println!("{}", verifier.mint(&user, Duration::from_secs(*ttl)));
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Rebuild { name }) => {
+            rebuild_projections(&cli.global, name).await
+        }
+        Command::Projections(ProjectionsCommand::Status) => projections_status(&cli.global).await,
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.global.log_format);
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

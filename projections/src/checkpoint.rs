@@ -11,7 +11,10 @@ pub const PROJECTION_CHANNEL: &str = "collab_projection";
 
 /// Locks the projector's checkpoint row for this transaction and returns it. Live
 /// projectors and rebuilds of the same projector thus never interleave.
-pub(crate) async fn lock(conn: &mut PgConnection, projector: Projector) -> Result<i64, sqlx::Error> {
+pub(crate) async fn lock(
+    conn: &mut PgConnection,
+    projector: Projector,
+) -> Result<i64, sqlx::Error> {
     sqlx::query(
         "INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
     )
@@ -29,11 +32,13 @@ pub(crate) async fn save(
     projector: Projector,
     position: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1")
-        .bind(projector.name())
-        .bind(position)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(projector.name())
+    .bind(position)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(PROJECTION_CHANNEL)
         .bind(format!("{}:{position}", projector.name()))
@@ -44,9 +49,10 @@ pub(crate) async fn save(
 
 /// Every projector's checkpoint (0 for one that has not run yet).
 pub async fn projector_positions(pool: &PgPool) -> Result<Vec<(Projector, i64)>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT name, position FROM projector_checkpoints")
-        .fetch_all(pool)
-        .await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT name, position FROM projector_checkpoints")
+            .fetch_all(pool)
+            .await?;
     Ok(Projector::ALL
         .into_iter()
         .map(|p| {

@@ -47,7 +47,11 @@ impl Projector {
         }
     }
 
-    async fn apply(self, conn: &mut PgConnection, event: &RecordedEvent) -> Result<(), ProjectionError> {
+    async fn apply(
+        self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
         let decoded = DomainEvent::decode(
             event.stream_id.category,
             &event.event_type,

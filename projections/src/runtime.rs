@@ -20,7 +20,13 @@ const BATCH: usize = 500;
 pub fn durable_name(subject_prefix: &str, projector: Projector) -> String {
     let prefix: String = subject_prefix
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     format!("{prefix}-projector-{}", projector.name())
 }
@@ -94,17 +100,21 @@ async fn consume(
             match WireEnvelope::decode(&message.payload) {
                 Ok(event) => events.push(event),
                 // The Postgres log fills whatever we cannot read here.
-                Err(e) => error!(projector = projector.name(), error = %e, "undecodable message skipped"),
+                Err(e) => {
+                    error!(projector = projector.name(), error = %e, "undecodable message skipped")
+                }
             }
         }
         let position = fold_batch(pool, projector, &events)
             .await
             .map_err(|e| e.to_string())?;
-        let last = messages.last().expect("ready_chunks yields non-empty batches");
+        let last = messages
+            .last()
+            .expect("ready_chunks yields non-empty batches");
         // AckPolicy::All: acknowledging the last message acknowledges the batch.
         last.ack().await.map_err(|e| e.to_string())?;
         if let Ok(info) = last.info() {
-            metrics::gauge!("collab_projector_lag_events", "projector" => projector.name())
+            metrics::gauge!("collab_projector_pending_messages", "projector" => projector.name())
                 .set(info.pending as f64);
         }
         metrics::gauge!("collab_projector_position", "projector" => projector.name())

@@ -60,11 +60,13 @@ pub(crate) async fn apply(
             .await?;
         }
         WorkspaceEvent::MemberRemoved(e) => {
-            sqlx::query("DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2")
-                .bind(workspace_id)
-                .bind(e.user_id.as_str())
-                .execute(&mut *conn)
-                .await?;
+            sqlx::query(
+                "DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2",
+            )
+            .bind(workspace_id)
+            .bind(e.user_id.as_str())
+            .execute(&mut *conn)
+            .await?;
         }
     }
     sqlx::query("UPDATE rm_workspaces SET updated_at = $2, version = $3 WHERE workspace_id = $1")

@@ -1,0 +1,252 @@
+//! Building and running the process: connect, migrate, start the enabled roles, serve.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use collab_commands::relay::ensure_events_stream;
+use collab_commands::{AggregateStore, EventStore, Relay, RelayConfig};
+use collab_projections::{run_projector, Projector};
+use secrecy::ExposeSecret;
+use sqlx::migrate::MigrateDatabase;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{PgPool, Postgres};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::auth::TokenVerifier;
+use crate::observability::metrics_handle;
+use crate::routes;
+use crate::settings::{validate_subject_prefix, Settings};
+use crate::state::AppState;
+
+/// Why the process could not start; each message says what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(
+        "cannot connect to Postgres at {url}: {cause}. Start Postgres or set COLLAB_DATABASE_URL."
+    )]
+    Postgres { url: String, cause: sqlx::Error },
+    #[error("cannot migrate the database at {url}: {cause}")]
+    Migrate {
+        url: String,
+        cause: sqlx::migrate::MigrateError,
+    },
+    #[error("cannot connect to NATS at {url}: {reason}. Start nats-server with JetStream (-js) or set COLLAB_NATS_URL.")]
+    Nats { url: String, reason: String },
+    #[error("cannot listen on {addr}: {cause}. Pick another address with COLLAB_LISTEN.")]
+    Listen {
+        addr: SocketAddr,
+        cause: std::io::Error,
+    },
+    #[error("invalid settings: {0}")]
+    Settings(String),
+}
+
+/// Hides the password of a connection URL for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Connects to Postgres (bounded wait, so an unreachable server is reported promptly).
+pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, StartupError> {
+    let url = settings.database_url.expose_secret();
+    PgPoolOptions::new()
+        .max_connections(settings.database_max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect(url)
+        .await
+        .map_err(|cause| StartupError::Postgres {
+            url: redact_url(url),
+            cause,
+        })
+}
+
+/// Connects to Postgres and applies pending migrations.
+/// Creates the database first if it does not exist yet.
+pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
+    let url = settings.database_url.expose_secret();
+    let exists = Postgres::database_exists(url)
+        .await
+        .map_err(|cause| StartupError::Postgres {
+            url: redact_url(url),
+            cause,
+        })?;
+    if !exists {
+        info!(url = redact_url(url), "creating database");
+        Postgres::create_database(url)
+            .await
+            .map_err(|cause| StartupError::Postgres {
+                url: redact_url(url),
+                cause,
+            })?;
+    }
+    let pool = connect_postgres(settings).await?;
+    collab_migrations::run(&pool)
+        .await
+        .map_err(|cause| StartupError::Migrate {
+            url: redact_url(settings.database_url.expose_secret()),
+            cause,
+        })?;
+    Ok(pool)
+}
+
+/// Connects to NATS and makes sure JetStream and the events stream are there.
+pub async fn connect_nats(
+    settings: &Settings,
+) -> Result<(async_nats::Client, async_nats::jetstream::Context), StartupError> {
+    let failed = |reason: String| StartupError::Nats {
+        url: settings.nats_url.clone(),
+        reason,
+    };
+    let client = async_nats::ConnectOptions::new()
+        .connection_timeout(Duration::from_secs(5))
+        .name("collab")
+        .connect(settings.nats_url.as_str())
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let js = async_nats::jetstream::new(client.clone());
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        ensure_events_stream(&js, &settings.subject_prefix),
+    )
+    .await
+    .map_err(|_| failed("JetStream did not answer (is it enabled with -js?)".into()))?
+    .map_err(failed)?;
+    Ok((client, js))
+}
+
+pub struct Application {
+    listener: Option<TcpListener>,
+    local_addr: Option<SocketAddr>,
+    settings: Settings,
+    state: AppState,
+    js: async_nats::jetstream::Context,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        validate_subject_prefix(&settings.subject_prefix).map_err(StartupError::Settings)?;
+        let pool = migrate(&settings).await?;
+        let (nats, js) = connect_nats(&settings).await?;
+        let (listener, local_addr) = if settings.roles.api {
+            let listener =
+                TcpListener::bind(settings.listen)
+                    .await
+                    .map_err(|cause| StartupError::Listen {
+                        addr: settings.listen,
+                        cause,
+                    })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|cause| StartupError::Listen {
+                    addr: settings.listen,
+                    cause,
+                })?;
+            (Some(listener), Some(addr))
+        } else {
+            (None, None)
+        };
+        let state = AppState {
+            aggregates: AggregateStore::new(EventStore::new(pool.clone()), settings.snapshot_every),
+            pool,
+            tokens: Arc::new(TokenVerifier::hs256(&settings.jwt_secret)),
+            nats,
+            metrics: metrics_handle(),
+            read_wait: settings.read_wait,
+            max_body_bytes: settings.max_body_bytes,
+        };
+        Ok(Self {
+            listener,
+            local_addr,
+            settings,
+            state,
+            js,
+        })
+    }
+
+    /// The address the API listens on (None when the api role is off).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops taking requests, lets the relay
+    /// publish what is committed, and returns once every role has stopped.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let background = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let roles = self.settings.roles;
+        if roles.relay {
+            let relay = Relay::new(
+                self.state.aggregates.events().clone(),
+                self.js.clone(),
+                RelayConfig::new(self.settings.subject_prefix.clone()),
+            );
+            tasks.spawn(relay.run(background.clone()));
+        }
+        if roles.projector {
+            for projector in Projector::ALL {
+                tasks.spawn(run_projector(
+                    self.state.pool.clone(),
+                    self.js.clone(),
+                    self.settings.subject_prefix.clone(),
+                    projector,
+                    background.clone(),
+                ));
+            }
+        }
+        info!(
+            addr = ?self.local_addr,
+            api = roles.api,
+            relay = roles.relay,
+            projector = roles.projector,
+            "collab is running"
+        );
+        let served = match self.listener {
+            Some(listener) => {
+                let app = routes::router(self.state.clone());
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+                    .await
+            }
+            None => {
+                shutdown.cancelled().await;
+                Ok(())
+            }
+        };
+        info!("shutting down: draining background roles");
+        background.cancel();
+        while tasks.join_next().await.is_some() {}
+        self.state.nats.flush().await.ok();
+        served
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://u:secret@host/db"),
+            "postgres://u:***@host/db"
+        );
+        assert_eq!(redact_url("postgres://u@host/db"), "postgres://u@host/db");
+    }
+}

@@ -1,0 +1,238 @@
+//! The one place errors become HTTP responses: `{ "code", "message", "details" }`.
+//! Every variant says its status; 5xx causes are logged here, once, and never returned.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use collab_commands::{CommandError, StoreError};
+use collab_domain::document::DocumentError;
+use collab_domain::workspace::WorkspaceError;
+use collab_domain::InvalidValue;
+use serde_json::{json, Value};
+
+use crate::auth::AuthError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the body is not JSON at all.
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    /// 422: JSON, but not the shape this route takes (unknown field, wrong type...).
+    #[error("request body does not match the expected shape: {0}")]
+    InvalidBody(String),
+    /// 422: a field has a value we refuse.
+    #[error("{0}")]
+    InvalidField(InvalidValue),
+    /// 400: a path or query parameter cannot be parsed.
+    #[error("invalid {name}: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    /// 415
+    #[error("expected a request with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 413
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    /// 401
+    #[error("{0}")]
+    Unauthenticated(AuthError),
+    /// 403
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: missing, or not visible to the caller (deliberately the same).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    /// 409
+    #[error("{message}")]
+    Conflict {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    /// 503 + Retry-After: the read model has not reached the requested position yet.
+    #[error("read model has not reached position {requested} yet")]
+    NotYetConsistent { requested: i64 },
+    /// 500: logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidParameter { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            ApiError::InvalidBody(_) | ApiError::InvalidField(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::NotYetConsistent { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidBody(_) => "invalid_body",
+            ApiError::InvalidField(_) => "invalid_field",
+            ApiError::InvalidParameter { .. } => "invalid_parameter",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::Unauthenticated(AuthError::Expired) => "token_expired",
+            ApiError::Unauthenticated(_) => "unauthenticated",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict { code, .. } => code,
+            ApiError::NotYetConsistent { .. } => "not_yet_consistent",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    fn details(&self) -> Value {
+        match self {
+            ApiError::InvalidField(invalid) => {
+                json!({ "field": invalid.field, "reason": invalid.reason })
+            }
+            ApiError::InvalidParameter { name, reason } => {
+                json!({ "parameter": name, "reason": reason })
+            }
+            ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
+            ApiError::Conflict { details, .. } => details.clone(),
+            ApiError::NotYetConsistent { requested } => {
+                json!({ "min_position": requested, "retry_after_seconds": 1 })
+            }
+            _ => json!({}),
+        }
+    }
+
+    pub fn internal(error: impl Into<anyhow::Error>) -> Self {
+        ApiError::Internal(error.into())
+    }
+
+    fn conflict(code: &'static str, message: impl ToString) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.to_string(),
+            details: json!({}),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let ApiError::Internal(error) = &self {
+            tracing::error!(error = format!("{error:#}"), "request failed");
+        }
+        let body = json!({
+            "code": self.code(),
+            "message": self.to_string(),
+            "details": self.details(),
+        });
+        let mut response = (status, Json(body)).into_response();
+        match &self {
+            ApiError::Unauthenticated(_) => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            ApiError::NotYetConsistent { .. } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+impl From<InvalidValue> for ApiError {
+    fn from(value: InvalidValue) -> Self {
+        ApiError::InvalidField(value)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(value: AuthError) -> Self {
+        ApiError::Unauthenticated(value)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(value: sqlx::Error) -> Self {
+        ApiError::internal(value)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(value: StoreError) -> Self {
+        match value {
+            StoreError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => ApiError::Conflict {
+                code: "version_conflict",
+                message: format!("{stream} changed concurrently; reload and retry"),
+                details: json!({ "expected": format!("{expected:?}"), "actual": actual }),
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<WorkspaceError> for ApiError {
+    fn from(value: WorkspaceError) -> Self {
+        match value {
+            WorkspaceError::NotFound => ApiError::NotFound("workspace"),
+            WorkspaceError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+            WorkspaceError::AlreadyExists => ApiError::conflict("workspace_exists", &value),
+            WorkspaceError::AlreadyMember(_) => ApiError::conflict("already_member", &value),
+            WorkspaceError::NotMember(_) => ApiError::NotFound("member"),
+            WorkspaceError::LastOwner => ApiError::conflict("last_owner", &value),
+        }
+    }
+}
+
+impl From<DocumentError> for ApiError {
+    fn from(value: DocumentError) -> Self {
+        match value {
+            DocumentError::NotFound => ApiError::NotFound("document"),
+            DocumentError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+            DocumentError::AlreadyExists => ApiError::conflict("document_exists", &value),
+            DocumentError::Archived => ApiError::conflict("document_archived", &value),
+            DocumentError::AlreadyArchived => ApiError::conflict("already_archived", &value),
+            DocumentError::NotArchived => ApiError::conflict("not_archived", &value),
+        }
+    }
+}
+
+impl<E> From<CommandError<E>> for ApiError
+where
+    E: std::error::Error + Into<ApiError>,
+{
+    fn from(value: CommandError<E>) -> Self {
+        match value {
+            CommandError::Domain(e) => e.into(),
+            CommandError::Conflict {
+                stream,
+                expected,
+                actual,
+            } => ApiError::Conflict {
+                code: "version_conflict",
+                message: format!(
+                    "{stream} is at version {actual}, not {expected}; reload and retry"
+                ),
+                details: json!({ "expected_version": expected, "current_version": actual }),
+            },
+            CommandError::Store(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! Extractors that turn requests into typed inputs, and their failures into our error body.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use collab_commands::CommandMeta;
+use collab_domain::{Actor, UserId};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::auth::TokenVerifier;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `axum::Json` with our error body: 400 for broken JSON, 422 for the wrong shape,
+/// 415 for a missing content type, 413 for an oversized body.
+pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+    AppState: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = AppState::from_ref(state).max_body_bytes;
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(value)) => Ok(ApiJson(value)),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::MalformedJson(e.body_text())),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::InvalidBody(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::UnsupportedMediaType),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(ApiError::PayloadTooLarge { limit })
+            }
+            Err(e) => Err(ApiError::MalformedJson(e.body_text())),
+        }
+    }
+}
+
+/// The authenticated user behind a request.
+pub struct Principal(pub UserId);
+
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    Arc<TokenVerifier>: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let tokens = Arc::<TokenVerifier>::from_ref(state);
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or(""));
+        Ok(Principal(tokens.verify_header(header)?))
+    }
+}
+
+impl Principal {
+    /// Command metadata for this user; the correlation id is the request's
+    /// `X-Request-Id` when it is a UUID, else a fresh one.
+    pub fn command_meta(&self, parts: &RequestMeta) -> CommandMeta {
+        CommandMeta {
+            actor: Actor::User(self.0.clone()),
+            correlation_id: parts.correlation_id,
+            causation_id: None,
+        }
+    }
+}
+
+/// Per-request facts commands need: correlation id, read position, expected version.
+pub struct RequestMeta {
+    pub correlation_id: Uuid,
+    /// `X-Collab-Min-Position` header or `min_position` query parameter.
+    pub min_position: Option<i64>,
+    /// `If-Match: "<version>"`: the stream version the client last saw.
+    pub if_match: Option<i64>,
+}
+
+pub const MIN_POSITION_HEADER: &str = "x-collab-min-position";
+pub const POSITION_HEADER: &str = "x-collab-position";
+
+fn parse_position(name: &'static str, raw: &str) -> Result<i64, ApiError> {
+    raw.trim()
+        .parse::<i64>()
+        .ok()
+        .filter(|p| *p >= 0)
+        .ok_or_else(|| ApiError::InvalidParameter {
+            name,
+            reason: "must be a non-negative integer".into(),
+        })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let header_text = |name: &'static str| -> Result<Option<&str>, ApiError> {
+            parts
+                .headers
+                .get(name)
+                .map(|v| {
+                    v.to_str().map_err(|_| ApiError::InvalidParameter {
+                        name,
+                        reason: "is not ASCII".into(),
+                    })
+                })
+                .transpose()
+        };
+        let mut min_position = header_text(MIN_POSITION_HEADER)?
+            .map(|raw| parse_position("X-Collab-Min-Position", raw))
+            .transpose()?;
+        if let Some(query) = parts.uri.query() {
+            for (key, value) in url_pairs(query) {
+                if key == "min_position" {
+                    let from_query = parse_position("min_position", &value)?;
+                    min_position = Some(min_position.map_or(from_query, |h| h.max(from_query)));
+                }
+            }
+        }
+        let if_match = header_text("if-match")?
+            .map(|raw| {
+                parse_position(
+                    "If-Match",
+                    raw.trim().trim_start_matches("W/").trim_matches('"'),
+                )
+            })
+            .transpose()?;
+        let correlation_id = header_text("x-request-id")?
+            .and_then(|raw| Uuid::parse_str(raw).ok())
+            .unwrap_or_else(Uuid::now_v7);
+        Ok(RequestMeta {
+            correlation_id,
+            min_position,
+            if_match,
+        })
+    }
+}
+
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    query.split('&').map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (k.to_owned(), v.to_owned())
+    })
+}

@@ -1,0 +1,399 @@
+//! Documents: `/v1/workspaces/{ws}/documents` (list, create) and `/v1/documents/{id}`
+//! (read, rename/move, delete, archive, restore).
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use collab_commands::Committed;
+use collab_domain::document::{ActingMember, Document, DocumentCommand};
+use collab_domain::workspace::Workspace;
+use collab_domain::{DocumentId, FolderPath, Title, UserId, WorkspaceId};
+use collab_projections::documents::{self as read_model, ArchivedFilter, DocumentView};
+use collab_projections::workspaces::role_of;
+use serde::{Deserialize, Serialize};
+
+use super::{command_response, path_id};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/workspaces/{workspace_id}/documents",
+            get(list_documents).post(create_document),
+        )
+        .route(
+            "/v1/documents/{document_id}",
+            get(get_document)
+                .patch(update_document)
+                .delete(delete_document),
+        )
+        .route(
+            "/v1/documents/{document_id}/archive",
+            post(archive_document),
+        )
+        .route(
+            "/v1/documents/{document_id}/restore",
+            post(restore_document),
+        )
+}
+
+const DEFAULT_PAGE: i64 = 50;
+const MAX_PAGE: i64 = 200;
+
+#[derive(Deserialize)]
+struct ListParams {
+    limit: Option<String>,
+    cursor: Option<String>,
+    archived: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DocumentPage {
+    documents: Vec<DocumentView>,
+    /// Pass as `cursor` for the next (older) page; absent on the last page.
+    next_cursor: Option<String>,
+}
+
+fn encode_cursor(position: i64) -> String {
+    URL_SAFE_NO_PAD.encode(format!("p{position}"))
+}
+
+fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix('p')?.parse().ok())
+        .ok_or_else(|| ApiError::InvalidParameter {
+            name: "cursor",
+            reason: "is not a cursor this API returned".into(),
+        })
+}
+
+async fn list_documents(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(workspace_id): Path<String>,
+    Query(params): Query<ListParams>,
+) -> Result<Json<DocumentPage>, ApiError> {
+    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let limit = match params.limit.as_deref() {
+        None => DEFAULT_PAGE,
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| ApiError::InvalidParameter {
+                name: "limit",
+                reason: format!("must be an integer from 1 to {MAX_PAGE}"),
+            })?,
+    };
+    let archived = match params.archived.as_deref() {
+        None | Some("exclude") => ArchivedFilter::Exclude,
+        Some("include") => ArchivedFilter::Include,
+        Some("only") => ArchivedFilter::Only,
+        Some(_) => {
+            return Err(ApiError::InvalidParameter {
+                name: "archived",
+                reason: "must be exclude, include or only".into(),
+            })
+        }
+    };
+    let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    state.reach(meta.min_position).await?;
+    if role_of(&state.pool, workspace_id, &principal.0)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("workspace"));
+    }
+    let mut documents =
+        read_model::list(&state.pool, workspace_id, archived, before, limit + 1).await?;
+    let next_cursor = if documents.len() as i64 > limit {
+        documents.truncate(limit as usize);
+        documents.last().map(|d| encode_cursor(d.created_position))
+    } else {
+        None
+    };
+    Ok(Json(DocumentPage {
+        documents,
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateDocumentBody {
+    title: String,
+    folder: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DocumentCreated {
+    id: DocumentId,
+    workspace_id: WorkspaceId,
+    title: String,
+    folder: String,
+    archived: bool,
+    created_by: UserId,
+    version: i64,
+}
+
+async fn create_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(workspace_id): Path<String>,
+    ApiJson(body): ApiJson<CreateDocumentBody>,
+) -> Result<Response, ApiError> {
+    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let title = Title::parse("title", &body.title)?;
+    let folder = match body.folder.as_deref() {
+        Some(raw) => FolderPath::parse(raw)?,
+        None => FolderPath::root(),
+    };
+    let workspace = state
+        .aggregates
+        .load::<Workspace>(workspace_id.as_uuid())
+        .await?;
+    let role = workspace
+        .aggregate
+        .role_of(&principal.0)
+        .ok_or(ApiError::NotFound("workspace"))?;
+    let id = DocumentId::new();
+    let command = DocumentCommand::CreateDocument {
+        by: ActingMember {
+            user: principal.0.clone(),
+            role,
+        },
+        id,
+        workspace_id,
+        title: title.clone(),
+        folder: folder.clone(),
+    };
+    let committed = state
+        .aggregates
+        .execute::<Document>(id.as_uuid(), command, &principal.command_meta(&meta), None)
+        .await?;
+    Ok(command_response(
+        StatusCode::CREATED,
+        committed.position,
+        DocumentCreated {
+            id,
+            workspace_id,
+            title: title.into(),
+            folder: folder.into(),
+            archived: false,
+            created_by: principal.0,
+            version: committed.version,
+        },
+    ))
+}
+
+async fn get_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+) -> Result<Json<DocumentView>, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    state.reach(meta.min_position).await?;
+    let document = read_model::get(&state.pool, document_id)
+        .await?
+        .ok_or(ApiError::NotFound("document"))?;
+    let workspace_id = WorkspaceId::from_uuid(document.workspace_id);
+    if role_of(&state.pool, workspace_id, &principal.0)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::NotFound("document"));
+    }
+    Ok(Json(document))
+}
+
+/// The caller as a member of the document's workspace, from the aggregates (consistent,
+/// not the read model). Unknown documents and non-members both get 404.
+async fn acting_member(
+    state: &AppState,
+    document_id: DocumentId,
+    user: &UserId,
+) -> Result<ActingMember, ApiError> {
+    let document = state
+        .aggregates
+        .load::<Document>(document_id.as_uuid())
+        .await?;
+    let workspace_id = document
+        .aggregate
+        .live_workspace()
+        .ok_or(ApiError::NotFound("document"))?;
+    let workspace = state
+        .aggregates
+        .load::<Workspace>(workspace_id.as_uuid())
+        .await?;
+    let role = workspace
+        .aggregate
+        .role_of(user)
+        .ok_or(ApiError::NotFound("document"))?;
+    Ok(ActingMember {
+        user: user.clone(),
+        role,
+    })
+}
+
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: DocumentId,
+    command: DocumentCommand,
+    expected_version: Option<i64>,
+) -> Result<Committed, ApiError> {
+    Ok(state
+        .aggregates
+        .execute::<Document>(
+            document_id.as_uuid(),
+            command,
+            &principal.command_meta(meta),
+            expected_version,
+        )
+        .await?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateDocumentBody {
+    title: Option<String>,
+    folder: Option<String>,
+}
+
+#[derive(Serialize)]
+struct DocumentChanged {
+    id: DocumentId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folder: Option<String>,
+    version: i64,
+}
+
+async fn update_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+    ApiJson(body): ApiJson<UpdateDocumentBody>,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let title = body
+        .title
+        .as_deref()
+        .map(|t| Title::parse("title", t))
+        .transpose()?;
+    let folder = body.folder.as_deref().map(FolderPath::parse).transpose()?;
+    if title.is_none() && folder.is_none() {
+        return Err(ApiError::InvalidBody(
+            "give at least one of `title` and `folder`".into(),
+        ));
+    }
+    let by = acting_member(&state, document_id, &principal.0).await?;
+    let mut expected = meta.if_match;
+    let mut committed = None;
+    if let Some(title) = title.clone() {
+        let command = DocumentCommand::RenameDocument {
+            by: by.clone(),
+            title,
+        };
+        let done = execute(&state, &principal, &meta, document_id, command, expected).await?;
+        // The second command must apply to what the first produced.
+        expected = expected.map(|_| done.version);
+        committed = Some(done);
+    }
+    if let Some(folder) = folder.clone() {
+        let command = DocumentCommand::MoveDocument { by, folder };
+        committed = Some(execute(&state, &principal, &meta, document_id, command, expected).await?);
+    }
+    let committed = committed.expect("at least one change was requested");
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        DocumentChanged {
+            id: document_id,
+            title: title.map(String::from),
+            folder: folder.map(String::from),
+            version: committed.version,
+        },
+    ))
+}
+
+async fn lifecycle(
+    state: AppState,
+    principal: Principal,
+    meta: RequestMeta,
+    document_id: String,
+    command: fn(ActingMember) -> DocumentCommand,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let by = acting_member(&state, document_id, &principal.0).await?;
+    let committed = execute(
+        &state,
+        &principal,
+        &meta,
+        document_id,
+        command(by),
+        meta.if_match,
+    )
+    .await?;
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        DocumentChanged {
+            id: document_id,
+            title: None,
+            folder: None,
+            version: committed.version,
+        },
+    ))
+}
+
+async fn delete_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+) -> Result<Response, ApiError> {
+    lifecycle(state, principal, meta, document_id, |by| {
+        DocumentCommand::DeleteDocument { by }
+    })
+    .await
+}
+
+async fn archive_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+) -> Result<Response, ApiError> {
+    lifecycle(state, principal, meta, document_id, |by| {
+        DocumentCommand::ArchiveDocument { by }
+    })
+    .await
+}
+
+async fn restore_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+) -> Result<Response, ApiError> {
+    lifecycle(state, principal, meta, document_id, |by| {
+        DocumentCommand::RestoreDocument { by }
+    })
+    .await
+}

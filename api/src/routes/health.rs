@@ -1,0 +1,83 @@
+//! Liveness, readiness and Prometheus metrics.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use collab_projections::projector_positions;
+use serde_json::json;
+
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// Ready when Postgres answers and the NATS connection is up.
+async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let postgres = tokio::time::timeout(
+        Duration::from_secs(2),
+        sqlx::query("SELECT 1").execute(&state.pool),
+    )
+    .await;
+    let postgres = match postgres {
+        Ok(Ok(_)) => "ok".to_owned(),
+        Ok(Err(e)) => format!("error: {e}"),
+        Err(_) => "error: timed out".to_owned(),
+    };
+    let nats = match state.nats.connection_state() {
+        async_nats::connection::State::Connected => "ok".to_owned(),
+        other => format!("error: {other:?}"),
+    };
+    let ready = postgres == "ok" && nats == "ok";
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(json!({
+            "status": if ready { "ready" } else { "not_ready" },
+            "checks": { "postgres": postgres, "nats": nats },
+        })),
+    )
+}
+
+/// Prometheus text format. Log-level gauges (head, relay and read-model lag) are read
+/// from Postgres at scrape time, so any role's process reports them.
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let head: Result<i64, _> = sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(&state.pool)
+        .await;
+    if let Ok(head) = head {
+        metrics::gauge!("collab_event_log_head_position").set(head as f64);
+        let relayed: Option<i64> =
+            sqlx::query_scalar("SELECT max(position) FROM relay_checkpoints")
+                .fetch_one(&state.pool)
+                .await
+                .ok()
+                .flatten();
+        metrics::gauge!("collab_relay_lag_events").set((head - relayed.unwrap_or(0)) as f64);
+        if let Ok(positions) = projector_positions(&state.pool).await {
+            for (projector, position) in positions {
+                metrics::gauge!("collab_projector_lag_events", "projector" => projector.name())
+                    .set((head - position) as f64);
+            }
+        }
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}

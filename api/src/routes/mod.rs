@@ -1,0 +1,63 @@
+//! One router per resource, merged here.
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{middleware, Json, Router};
+use serde::Serialize;
+use tower_http::trace::TraceLayer;
+
+use crate::error::ApiError;
+use crate::extract::POSITION_HEADER;
+use crate::observability::track_http;
+use crate::state::AppState;
+
+pub mod documents;
+pub mod health;
+pub mod members;
+pub mod workspaces;
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    Router::new()
+        .merge(workspaces::router())
+        .merge(members::router())
+        .merge(documents::router())
+        .merge(health::router())
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(track_http))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A command's answer: its body, with `position` (of the command's last event) both in
+/// the body and in the `X-Collab-Position` header, so any client can ask a later query
+/// to wait for it.
+#[derive(Serialize)]
+pub struct CommandResponse<T: Serialize> {
+    #[serde(flatten)]
+    pub body: T,
+    pub position: i64,
+}
+
+pub fn command_response<T: Serialize>(status: StatusCode, position: i64, body: T) -> Response {
+    let mut response = (status, Json(CommandResponse { body, position })).into_response();
+    response.headers_mut().insert(
+        POSITION_HEADER,
+        HeaderValue::from_str(&position.to_string()).expect("digits are a valid header value"),
+    );
+    response
+}
+
+/// Parses an id from the path, with a 400 that names it.
+pub fn path_id<T>(
+    name: &'static str,
+    raw: &str,
+    parse: impl Fn(&str) -> Result<T, collab_domain::InvalidValue>,
+) -> Result<T, ApiError> {
+    parse(raw).map_err(|_| ApiError::InvalidParameter {
+        name,
+        reason: "must be a UUID".into(),
+    })
+}

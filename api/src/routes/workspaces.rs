@@ -1,0 +1,136 @@
+//! `/v1/workspaces`: create, list, read, rename.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Json, Router};
+use collab_domain::workspace::{Workspace, WorkspaceCommand};
+use collab_domain::{Title, WorkspaceId, WorkspaceRole};
+use collab_projections::workspaces::{self as read_model, WorkspaceView};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::{command_response, path_id};
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/workspaces",
+            get(list_workspaces).post(create_workspace),
+        )
+        .route(
+            "/v1/workspaces/{workspace_id}",
+            get(get_workspace).patch(rename_workspace),
+        )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspaceBody {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct WorkspaceChanged {
+    id: WorkspaceId,
+    name: String,
+    version: i64,
+}
+
+async fn create_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    ApiJson(body): ApiJson<WorkspaceBody>,
+) -> Result<Response, ApiError> {
+    let name = Title::parse("name", &body.name)?;
+    let id = WorkspaceId::new();
+    let command = WorkspaceCommand::CreateWorkspace {
+        id,
+        name: name.clone(),
+        owner: principal.0.clone(),
+    };
+    let committed = state
+        .aggregates
+        .execute::<Workspace>(id.as_uuid(), command, &principal.command_meta(&meta), None)
+        .await?;
+    #[derive(Serialize)]
+    struct Created {
+        id: WorkspaceId,
+        name: String,
+        role: WorkspaceRole,
+        version: i64,
+    }
+    Ok(command_response(
+        StatusCode::CREATED,
+        committed.position,
+        Created {
+            id,
+            name: name.into(),
+            role: WorkspaceRole::Owner,
+            version: committed.version,
+        },
+    ))
+}
+
+async fn list_workspaces(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+) -> Result<Json<Value>, ApiError> {
+    state.reach(meta.min_position).await?;
+    let workspaces: Vec<WorkspaceView> =
+        read_model::list_for_user(&state.pool, &principal.0).await?;
+    Ok(Json(json!({ "workspaces": workspaces })))
+}
+
+async fn get_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(workspace_id): Path<String>,
+) -> Result<Json<WorkspaceView>, ApiError> {
+    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    state.reach(meta.min_position).await?;
+    read_model::get_for_user(&state.pool, workspace_id, &principal.0)
+        .await?
+        .map(Json)
+        .ok_or(ApiError::NotFound("workspace"))
+}
+
+async fn rename_workspace(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(workspace_id): Path<String>,
+    ApiJson(body): ApiJson<WorkspaceBody>,
+) -> Result<Response, ApiError> {
+    let id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let name = Title::parse("name", &body.name)?;
+    let command = WorkspaceCommand::RenameWorkspace {
+        by: principal.0.clone(),
+        name: name.clone(),
+    };
+    let committed = state
+        .aggregates
+        .execute::<Workspace>(
+            id.as_uuid(),
+            command,
+            &principal.command_meta(&meta),
+            meta.if_match,
+        )
+        .await?;
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        WorkspaceChanged {
+            id,
+            name: name.into(),
+            version: committed.version,
+        },
+    ))
+}

@@ -1,0 +1,134 @@
+//! Typed settings, loaded once by the binary (from flags and `COLLAB_*` variables) and
+//! built directly by tests.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Which parts of the system this process runs. All by default; split them to scale
+/// each on its own (any number of api processes; projectors share durable consumers;
+/// one relay is active at a time, the others stand by).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    pub api: bool,
+    pub relay: bool,
+    pub projector: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        api: true,
+        relay: true,
+        projector: true,
+    };
+
+    /// Parses a comma-separated list: `api`, `relay`, `projector`, or `all`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut roles = Roles {
+            api: false,
+            relay: false,
+            projector: false,
+        };
+        for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
+            match role {
+                "all" => roles = Roles::ALL,
+                "api" => roles.api = true,
+                "relay" => roles.relay = true,
+                "projector" => roles.projector = true,
+                other => {
+                    return Err(format!(
+                        "unknown role '{other}' (expected api, relay, projector or all)"
+                    ))
+                }
+            }
+        }
+        if roles
+            == (Roles {
+                api: false,
+                relay: false,
+                projector: false,
+            })
+        {
+            return Err("no role given (expected api, relay, projector or all)".into());
+        }
+        Ok(roles)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Where the HTTP API listens (port 0 picks a free port).
+    pub listen: SocketAddr,
+    pub database_url: SecretString,
+    pub database_max_connections: u32,
+    pub nats_url: String,
+    /// First token of every NATS subject and the name of the events stream
+    /// (`<PREFIX>_EVENTS`); lets several deployments (or tests) share one NATS.
+    pub subject_prefix: String,
+    /// HS256 secret that signs and verifies bearer tokens.
+    pub jwt_secret: SecretString,
+    pub roles: Roles,
+    /// Longest a query waits for `X-Collab-Min-Position` before answering 503.
+    pub read_wait: Duration,
+    /// An aggregate snapshot is written every this many stream versions.
+    pub snapshot_every: i64,
+    /// Largest accepted request body.
+    pub max_body_bytes: usize,
+}
+
+impl Settings {
+    /// Development defaults against the local Postgres and NATS.
+    pub fn local(database_url: &str, jwt_secret: &str) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.to_owned().into(),
+            database_max_connections: 16,
+            nats_url: "nats://127.0.0.1:4222".into(),
+            subject_prefix: "collab".into(),
+            jwt_secret: jwt_secret.to_owned().into(),
+            roles: Roles::ALL,
+            read_wait: Duration::from_secs(5),
+            snapshot_every: 50,
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Subject prefixes are NATS tokens: lowercase letters, digits, `-` and `_`.
+pub fn validate_subject_prefix(prefix: &str) -> Result<(), String> {
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+    {
+        return Err(format!(
+            "subject prefix '{prefix}' must be 1-64 characters of a-z, 0-9, '-' or '_'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse() {
+        assert_eq!(Roles::parse("all").unwrap(), Roles::ALL);
+        let relay_only = Roles::parse("relay").unwrap();
+        assert!(relay_only.relay && !relay_only.api && !relay_only.projector);
+        assert!(Roles::parse("api,gateway").is_err());
+        assert!(Roles::parse("").is_err());
+    }
+
+    #[test]
+    fn subject_prefixes_are_single_tokens() {
+        assert!(validate_subject_prefix("collab").is_ok());
+        assert!(validate_subject_prefix("t-1_x").is_ok());
+        assert!(validate_subject_prefix("a.b").is_err());
+        assert!(validate_subject_prefix("").is_err());
+        assert!(validate_subject_prefix("A").is_err());
+    }
+}
