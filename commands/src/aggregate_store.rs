@@ -86,7 +86,7 @@ pub struct AggregateStore {
 
 /// Internal retries when a concurrent command moved the stream and the client did not
 /// pin a version: the command is decided again on fresh state.
-const CONFLICT_RETRIES: usize = 3;
+const CONFLICT_RETRIES: usize = 10;
 
 impl AggregateStore {
     pub fn new(events: EventStore, snapshot_every: i64) -> Self {
@@ -232,6 +232,10 @@ impl AggregateStore {
                 Err(StoreError::Conflict { .. })
                     if expected_version.is_none() && attempt < CONFLICT_RETRIES =>
                 {
+                    // Jittered, growing pause so racing writers stop colliding.
+                    let jitter = u64::from(Uuid::new_v4().as_bytes()[0] % 4);
+                    tokio::time::sleep(std::time::Duration::from_millis(attempt as u64 + jitter))
+                        .await;
                     continue;
                 }
                 Err(error) => return Err(error.into()),

@@ -1,1 +1,434 @@
+//! Test harness shared by the integration and end-to-end suites: an isolated database and
+//! NATS subject prefix per test (removed again on drop, even when the test panics), the
+//! in-process application, the real `collab` binary, a nats-server of a test's own, and a
+//! bounded poll for eventual consistency.
 
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use collab_api::{Application, Settings};
+use collab_domain::envelope::events_stream_name;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub const TEST_SECRET: &str = "test-secret-0123456789abcdef";
+
+pub fn admin_database_url() -> String {
+    std::env::var("COLLAB_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn shared_nats_url() -> String {
+    std::env::var("COLLAB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
+}
+
+fn database_url_for(name: &str) -> String {
+    let admin = admin_database_url();
+    let base = admin
+        .rsplit_once('/')
+        .map_or(admin.as_str(), |(base, _)| base);
+    format!("{base}/{name}")
+}
+
+/// Polls `check` until it yields `Some`, at most `timeout`; panics naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+/// One test's private world: its own database (migrated) and its own subject prefix
+/// (hence its own JetStream stream and consumers). Both are removed on drop.
+pub struct TestEnv {
+    pub database_name: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub prefix: String,
+    pub nats_url: String,
+}
+
+impl TestEnv {
+    pub async fn new() -> Self {
+        Self::with_nats(shared_nats_url()).await
+    }
+
+    pub async fn with_nats(nats_url: String) -> Self {
+        let id = Uuid::new_v4().simple().to_string();
+        let database_name = format!("collab_test_{}", &id[..16]);
+        let mut admin = PgConnection::connect(&admin_database_url())
+            .await
+            .expect("Postgres for tests is reachable (see README)");
+        sqlx::query(&format!("CREATE DATABASE {database_name}"))
+            .execute(&mut admin)
+            .await
+            .expect("can create a test database");
+        admin.close().await.ok();
+        let database_url = database_url_for(&database_name);
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect(&database_url)
+            .await
+            .expect("test database is reachable");
+        collab_migrations::run(&pool)
+            .await
+            .expect("migrations apply");
+        Self {
+            database_name,
+            database_url,
+            pool,
+            prefix: format!("t{}", &id[16..28]),
+            nats_url,
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        let mut settings = Settings::local(&self.database_url, TEST_SECRET);
+        settings.nats_url = self.nats_url.clone();
+        settings.subject_prefix = self.prefix.clone();
+        settings.database_max_connections = 8;
+        settings
+    }
+
+    pub fn stream_name(&self) -> String {
+        events_stream_name(&self.prefix)
+    }
+
+    pub async fn jetstream(&self) -> async_nats::jetstream::Context {
+        let client = async_nats::connect(self.nats_url.as_str())
+            .await
+            .expect("NATS for tests is reachable (see README)");
+        async_nats::jetstream::new(client)
+    }
+
+    pub async fn count_events(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestEnv {
+    fn drop(&mut self) {
+        let database = self.database_name.clone();
+        let stream = self.stream_name();
+        let nats_url = self.nats_url.clone();
+        // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime for clean-up");
+            runtime.block_on(async move {
+                if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
+                    let _ =
+                        sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
+                }
+                let connect = async_nats::ConnectOptions::new()
+                    .connection_timeout(Duration::from_secs(2))
+                    .connect(nats_url.as_str());
+                if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
+                {
+                    let js = async_nats::jetstream::new(client);
+                    let _ = js.delete_stream(&stream).await;
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// The application, in process, on a free port, with an HTTP client.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    shutdown: CancellationToken,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    // Last: dropped after the app has been told to stop.
+    pub env: TestEnv,
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_in(TestEnv::new().await).await
+    }
+
+    pub async fn spawn_in(env: TestEnv) -> Self {
+        Self::spawn_with(env, |_| {}).await
+    }
+
+    pub async fn spawn_with(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = env.settings();
+        tweak(&mut settings);
+        let app = Application::build(settings)
+            .await
+            .expect("application builds");
+        let addr = app.local_addr().expect("api role is on");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
+        Self {
+            addr,
+            http: reqwest::Client::new(),
+            shutdown,
+            task: Some(task),
+            env,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn token(user: &str) -> String {
+        mint(user, 3600)
+    }
+
+    /// Sends a request as `user` (None: anonymous) and returns status, JSON body, headers.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(user) = user {
+            request = request.bearer_auth(Self::token(user));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Response::from(request.send().await.expect("request is sent")).await
+    }
+
+    pub async fn get(&self, path: &str, user: &str) -> Response {
+        self.call(Method::GET, path, Some(user), None).await
+    }
+
+    /// GET that first waits for the read models to reach `position`.
+    pub async fn get_at(&self, path: &str, user: &str, position: i64) -> Response {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(Self::token(user))
+            .header("X-Collab-Min-Position", position.to_string())
+            .send()
+            .await
+            .expect("request is sent");
+        Response::from(response).await
+    }
+
+    pub async fn post(&self, path: &str, user: &str, body: Value) -> Response {
+        self.call(Method::POST, path, Some(user), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, user: &str, body: Value) -> Response {
+        self.call(Method::PATCH, path, Some(user), Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str, user: &str) -> Response {
+        self.call(Method::DELETE, path, Some(user), None).await
+    }
+
+    /// Creates a workspace as `owner`; returns (id, position).
+    pub async fn create_workspace(&self, owner: &str, name: &str) -> (String, i64) {
+        let r = self
+            .post("/v1/workspaces", owner, serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        (r.body["id"].as_str().unwrap().to_owned(), r.position())
+    }
+
+    /// Stops the app gracefully (the relay drains) and waits for it.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+pub fn mint(user: &str, ttl_seconds: i64) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims = serde_json::json!({ "sub": user, "iat": now, "exp": now + ttl_seconds });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Response {
+    async fn from(response: reqwest::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Self {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// The command's position, checked to agree between body and header.
+    pub fn position(&self) -> i64 {
+        let from_body = self.body["position"].as_i64().expect("body has a position");
+        let from_header: i64 = self.headers["x-collab-position"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(from_body, from_header);
+        from_body
+    }
+}
+
+/// A nats-server owned by one test, to take it away and bring it back.
+pub struct OwnNats {
+    pub port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl OwnNats {
+    pub async fn start() -> Self {
+        let dir = std::env::temp_dir().join(format!("collab-nats-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut nats = Self {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        nats.resume().await;
+        nats
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    fn binary() -> String {
+        std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
+            [
+                "/usr/sbin/nats-server",
+                "/usr/bin/nats-server",
+                "/usr/local/bin/nats-server",
+            ]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or("nats-server")
+            .to_owned()
+        })
+    }
+
+    /// Starts (again) on the same port and store directory.
+    pub async fn resume(&mut self) {
+        let child = Command::new(Self::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server can be started (apt-get install nats-server)");
+        self.child = Some(child);
+        let port = self.port;
+        eventually(
+            "own nats-server to listen",
+            Duration::from_secs(10),
+            || async move {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnNats {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Path of the `collab` binary the end-to-end tests run (built by ops/dev/test.sh).
+pub fn collab_bin() -> PathBuf {
+    if let Ok(path) = std::env::var("COLLAB_BIN") {
+        return PathBuf::from(path);
+    }
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join("target/debug/collab");
+    if !path.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "collab-ops", "--bin", "collab"])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building the collab binary failed");
+    }
+    path
+}

@@ -1,0 +1,653 @@
+//! The HTTP API end to end (in process, real Postgres and NATS): every route, read-your-
+//! writes, authentication, visibility, roles, bad input and concurrency.
+
+use std::time::Duration;
+
+use collab_tests::{mint, TestApp};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn ids(listing: &Value, key: &str) -> Vec<String> {
+    listing[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workspaces_members_and_documents_through_their_whole_lifecycle() {
+    let app = TestApp::spawn().await;
+    let (ws, position) = app.create_workspace("alice", "  Acme  ").await;
+
+    let listing = app.get_at("/v1/workspaces", "alice", position).await;
+    assert_eq!(listing.status, 200);
+    assert_eq!(
+        listing.body["workspaces"][0]["name"], "Acme",
+        "names are trimmed"
+    );
+    assert_eq!(listing.body["workspaces"][0]["role"], "owner");
+
+    let renamed = app
+        .patch(
+            &format!("/v1/workspaces/{ws}"),
+            "alice",
+            json!({"name": "Acme Inc"}),
+        )
+        .await;
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    let added = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            json!({"user_id": "bob", "role": "member"}),
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.body);
+    let bobs = app.get_at("/v1/workspaces", "bob", added.position()).await;
+    assert_eq!(bobs.body["workspaces"][0]["name"], "Acme Inc");
+    assert_eq!(bobs.body["workspaces"][0]["role"], "member");
+    let members = app
+        .get(&format!("/v1/workspaces/{ws}/members"), "bob")
+        .await;
+    let roles: Vec<(String, String)> = members.body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["user_id"].as_str().unwrap().into(),
+                m["role"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        roles,
+        vec![
+            ("alice".into(), "owner".into()),
+            ("bob".into(), "member".into())
+        ]
+    );
+
+    // Documents: create, read, rename + move, archive, restore, delete.
+    let created = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "bob",
+            json!({"title": "Plan", "folder": "/q1/"}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let doc = created.body["id"].as_str().unwrap().to_owned();
+    let fetched = app
+        .get_at(&format!("/v1/documents/{doc}"), "alice", created.position())
+        .await;
+    assert_eq!(fetched.status, 200);
+    assert_eq!(fetched.body["folder"], "/q1");
+    assert_eq!(fetched.body["created_by"], "bob");
+    let updated = app
+        .patch(
+            &format!("/v1/documents/{doc}"),
+            "bob",
+            json!({"title": "Plan v2", "folder": "/q2"}),
+        )
+        .await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["version"], 3);
+    let archived = app
+        .post(&format!("/v1/documents/{doc}/archive"), "bob", json!({}))
+        .await;
+    assert_eq!(archived.status, 200);
+    let again = app
+        .post(&format!("/v1/documents/{doc}/archive"), "bob", json!({}))
+        .await;
+    assert_eq!(again.status, 409);
+    assert_eq!(again.body["code"], "already_archived");
+    let frozen = app
+        .patch(
+            &format!("/v1/documents/{doc}"),
+            "bob",
+            json!({"title": "x"}),
+        )
+        .await;
+    assert_eq!(frozen.status, 409);
+    let docs = |filter: &'static str| format!("/v1/workspaces/{ws}/documents{filter}");
+    let p = archived.position();
+    assert!(ids(&app.get_at(&docs(""), "bob", p).await.body, "documents").is_empty());
+    assert_eq!(
+        ids(
+            &app.get_at(&docs("?archived=only"), "bob", p).await.body,
+            "documents"
+        ),
+        vec![doc.clone()]
+    );
+    assert_eq!(
+        ids(
+            &app.get_at(&docs("?archived=include"), "bob", p).await.body,
+            "documents"
+        ),
+        vec![doc.clone()]
+    );
+    let restored = app
+        .post(&format!("/v1/documents/{doc}/restore"), "bob", json!({}))
+        .await;
+    assert_eq!(restored.status, 200);
+    let view = app
+        .get_at(&format!("/v1/documents/{doc}"), "bob", restored.position())
+        .await;
+    assert_eq!(
+        (view.body["title"].clone(), view.body["archived"].clone()),
+        (json!("Plan v2"), json!(false))
+    );
+
+    // Members delete only their own documents; owners any.
+    let alices = app
+        .post(&docs(""), "alice", json!({"title": "Alice's"}))
+        .await;
+    let alices = alices.body["id"].as_str().unwrap().to_owned();
+    let refused = app.delete(&format!("/v1/documents/{alices}"), "bob").await;
+    assert_eq!(refused.status, 403);
+    let deleted = app.delete(&format!("/v1/documents/{doc}"), "alice").await;
+    assert_eq!(deleted.status, 200);
+    let gone = app
+        .get_at(&format!("/v1/documents/{doc}"), "alice", deleted.position())
+        .await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(
+        app.post(&format!("/v1/documents/{doc}/restore"), "alice", json!({}))
+            .await
+            .status,
+        404
+    );
+
+    // Role changes and removal.
+    let promoted = app
+        .patch(
+            &format!("/v1/workspaces/{ws}/members/bob"),
+            "alice",
+            json!({"role": "admin"}),
+        )
+        .await;
+    assert_eq!(promoted.status, 200);
+    let left = app
+        .delete(&format!("/v1/workspaces/{ws}/members/bob"), "bob")
+        .await;
+    assert_eq!(left.status, 200, "anyone may leave");
+    let after = app.get_at("/v1/workspaces", "bob", left.position()).await;
+    assert!(after.body["workspaces"].as_array().unwrap().is_empty());
+    let last_owner = app
+        .delete(&format!("/v1/workspaces/{ws}/members/alice"), "alice")
+        .await;
+    assert_eq!(last_owner.status, 409);
+    assert_eq!(last_owner.body["code"], "last_owner");
+}
+
+#[tokio::test]
+async fn document_listings_page_newest_first() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let mut created = vec![];
+    let mut last = 0;
+    for n in 0..5 {
+        let r = app
+            .post(
+                &format!("/v1/workspaces/{ws}/documents"),
+                "alice",
+                json!({"title": format!("D{n}")}),
+            )
+            .await;
+        last = r.position();
+        created.push(r.body["id"].as_str().unwrap().to_owned());
+    }
+    created.reverse();
+    let mut seen = vec![];
+    let mut path = format!("/v1/workspaces/{ws}/documents?limit=2");
+    loop {
+        let page = app.get_at(&path, "alice", last).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        seen.extend(ids(&page.body, "documents"));
+        match page.body["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/v1/workspaces/{ws}/documents?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, created);
+    for bad in [
+        "?limit=0",
+        "?limit=201",
+        "?limit=x",
+        "?cursor=nope",
+        "?archived=maybe",
+    ] {
+        let r = app
+            .get(&format!("/v1/workspaces/{ws}/documents{bad}"), "alice")
+            .await;
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+        assert_eq!(r.body["code"], "invalid_parameter");
+    }
+}
+
+#[tokio::test]
+async fn requests_without_a_valid_token_are_refused() {
+    let app = TestApp::spawn().await;
+    let anonymous = app.call(Method::GET, "/v1/workspaces", None, None).await;
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.headers["www-authenticate"], "Bearer");
+    assert_eq!(anonymous.body["code"], "unauthenticated");
+    let send = |token: String| {
+        let request = app.http.get(app.url("/v1/workspaces")).bearer_auth(token);
+        async move { request.send().await.unwrap() }
+    };
+    let expired = send(mint("alice", -3600)).await;
+    assert_eq!(expired.status(), 401);
+    assert_eq!(
+        expired.json::<Value>().await.unwrap()["code"],
+        "token_expired"
+    );
+    assert_eq!(send("not.a.jwt".into()).await.status(), 401);
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "alice", "exp": 4_000_000_000u64}),
+        &jsonwebtoken::EncodingKey::from_secret(b"someone else's secret"),
+    )
+    .unwrap();
+    assert_eq!(send(forged).await.status(), 401);
+    // alg:none with a valid-looking payload.
+    let unsigned =
+        "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhbGljZSIsImV4cCI6NDAwMDAwMDAwMH0.";
+    assert_eq!(send(unsigned.into()).await.status(), 401);
+    let created = app
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            None,
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(created.status, 401);
+    assert_eq!(app.env.count_events().await, 0);
+}
+
+#[tokio::test]
+async fn outsiders_see_nothing_and_roles_limit_what_members_do() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let guest = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            json!({"user_id": "gus", "role": "guest"}),
+        )
+        .await;
+    let member = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            json!({"user_id": "bob", "role": "member"}),
+        )
+        .await;
+    assert_eq!(
+        (guest.status, member.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    let doc = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "alice",
+            json!({"title": "Secret"}),
+        )
+        .await;
+    let synced = app.get_at("/v1/workspaces", "alice", doc.position()).await;
+    let doc = doc.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(synced.status, 200);
+    let before = app.env.count_events().await;
+
+    // Mallory is not a member: every route answers 404, never the data.
+    for (method, path, body) in [
+        (Method::GET, format!("/v1/workspaces/{ws}"), None),
+        (
+            Method::PATCH,
+            format!("/v1/workspaces/{ws}"),
+            Some(json!({"name": "Pwned"})),
+        ),
+        (Method::GET, format!("/v1/workspaces/{ws}/members"), None),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/members"),
+            Some(json!({"user_id": "mallory", "role": "owner"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/workspaces/{ws}/members/bob"),
+            Some(json!({"role": "guest"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/workspaces/{ws}/members/bob"),
+            None,
+        ),
+        (Method::GET, format!("/v1/workspaces/{ws}/documents"), None),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/documents"),
+            Some(json!({"title": "x"})),
+        ),
+        (Method::GET, format!("/v1/documents/{doc}"), None),
+        (
+            Method::PATCH,
+            format!("/v1/documents/{doc}"),
+            Some(json!({"title": "x"})),
+        ),
+        (Method::DELETE, format!("/v1/documents/{doc}"), None),
+        (Method::POST, format!("/v1/documents/{doc}/archive"), None),
+        (Method::POST, format!("/v1/documents/{doc}/restore"), None),
+    ] {
+        let r = app.call(method.clone(), &path, Some("mallory"), body).await;
+        assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
+        assert_eq!(r.body["code"], "not_found");
+        assert!(!r.body.to_string().contains("Secret"));
+    }
+    assert!(
+        app.get("/v1/workspaces", "mallory").await.body["workspaces"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Guests read but do not write; members do not manage.
+    assert_eq!(
+        app.get(&format!("/v1/documents/{doc}"), "gus").await.status,
+        200
+    );
+    let r = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "gus",
+            json!({"title": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["code"], "forbidden");
+    assert_eq!(
+        app.patch(
+            &format!("/v1/documents/{doc}"),
+            "gus",
+            json!({"title": "x"})
+        )
+        .await
+        .status,
+        403
+    );
+    let r = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members"),
+            "bob",
+            json!({"user_id": "eve", "role": "guest"}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(
+        app.patch(
+            &format!("/v1/workspaces/{ws}"),
+            "bob",
+            json!({"name": "Mine"})
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        app.env.count_events().await,
+        before,
+        "refused commands store nothing"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let app = TestApp::spawn_with(collab_tests::TestEnv::new().await, |s| {
+        s.max_body_bytes = 4096
+    })
+    .await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let before = app.env.count_events().await;
+    let raw = |method: Method, path: String, content_type: &'static str, body: String| {
+        let request = app
+            .http
+            .request(method, app.url(&path))
+            .bearer_auth(TestApp::token("alice"))
+            .header("content-type", content_type)
+            .body(body);
+        async move {
+            let r = request.send().await.unwrap();
+            let status = r.status();
+            (status, r.json::<Value>().await.unwrap())
+        }
+    };
+    let cases: Vec<(Method, String, &str, String, StatusCode, &str)> = vec![
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            "{\"name\":".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            "[]".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            "{\"name\":\"x\",\"admin\":true}".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            "{\"name\":\"   \"}".into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            json!({"name": "n".repeat(201)}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "text/plain",
+            "{\"name\":\"x\"}".into(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces".into(),
+            "application/json",
+            json!({"name": "x".repeat(5000)}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/members"),
+            "application/json",
+            json!({"user_id": "bob", "role": "emperor"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/members"),
+            "application/json",
+            json!({"user_id": "", "role": "guest"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/documents"),
+            "application/json",
+            json!({"title": "x", "folder": "/a/../b"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_field",
+        ),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/documents"),
+            "application/json",
+            json!({"title": 7}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::POST,
+            "/v1/workspaces/not-a-uuid/documents".into(),
+            "application/json",
+            json!({"title": "x"}).to_string(),
+            StatusCode::BAD_REQUEST,
+            "invalid_parameter",
+        ),
+        (
+            Method::PATCH,
+            format!("/v1/documents/{ws}"),
+            "application/json",
+            json!({}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+        ),
+        (
+            Method::GET,
+            "/v1/nothing-here".into(),
+            "application/json",
+            String::new(),
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+    ];
+    for (method, path, content_type, body, status, code) in cases {
+        let (got, error) = raw(method.clone(), path.clone(), content_type, body).await;
+        assert_eq!(got, status, "{method} {path}: {error}");
+        assert_eq!(error["code"], code, "{method} {path}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(error.get("details").is_some());
+    }
+    let bad_position = app
+        .http
+        .get(app.url("/v1/workspaces"))
+        .bearer_auth(TestApp::token("alice"))
+        .header("X-Collab-Min-Position", "soon")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_position.status(), 400);
+    assert_eq!(app.env.count_events().await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn optimistic_concurrency_lets_exactly_one_of_two_racing_writers_win() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let patch = |name: &'static str| {
+        let request = app
+            .http
+            .patch(app.url(&format!("/v1/workspaces/{ws}")))
+            .bearer_auth(TestApp::token("alice"))
+            .header("If-Match", "\"2\"")
+            .json(&json!({ "name": name }));
+        async move { request.send().await.unwrap().status() }
+    };
+    let (a, b) = tokio::join!(patch("From A"), patch("From B"));
+    let mut statuses = [a.as_u16(), b.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 409]);
+    // A stale version is refused outright.
+    assert_eq!(patch("Late").await, StatusCode::CONFLICT);
+    // Without If-Match, concurrent commands are re-decided on fresh state and all land.
+    let path = format!("/v1/workspaces/{ws}");
+    let renames: Vec<_> = (0..6)
+        .map(|n| app.patch(&path, "alice", json!({"name": format!("N{n}")})))
+        .collect();
+    for r in futures::future::join_all(renames).await {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    assert_eq!(app.env.count_events().await, 2 + 1 + 6);
+}
+
+#[tokio::test]
+async fn reads_wait_for_a_requested_position_then_give_up_with_503() {
+    let app = TestApp::spawn_with(collab_tests::TestEnv::new().await, |s| {
+        s.read_wait = Duration::from_millis(300)
+    })
+    .await;
+    let (_, position) = app.create_workspace("alice", "Acme").await;
+    let query = format!("/v1/workspaces?min_position={position}");
+    let r = app.get(&query, "alice").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body["workspaces"].as_array().unwrap().len(),
+        1,
+        "the write is visible"
+    );
+    let r = app.get_at("/v1/workspaces", "alice", position + 1000).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.body["code"], "not_yet_consistent");
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::spawn().await;
+    let (_, position) = app.create_workspace("alice", "Acme").await;
+    assert_eq!(
+        app.get_at("/v1/workspaces", "alice", position).await.status,
+        200
+    );
+    let health = app.call(Method::GET, "/healthz", None, None).await;
+    assert_eq!(
+        (health.status, health.body["status"].clone()),
+        (StatusCode::OK, json!("ok"))
+    );
+    let ready = app.call(Method::GET, "/readyz", None, None).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(
+        ready.body["checks"],
+        json!({"postgres": "ok", "nats": "ok"})
+    );
+    let metrics = app
+        .http
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "collab_http_request_duration_seconds_bucket",
+        "collab_events_appended_total",
+        "collab_relay_lag_events",
+        "collab_projector_lag_events{projector=\"workspaces\"}",
+        "collab_projector_lag_events{projector=\"documents\"}",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}");
+    }
+    assert!(
+        metrics.contains("route=\"/v1/workspaces\""),
+        "routes are labelled by pattern"
+    );
+}

@@ -1,0 +1,205 @@
+//! The event store and aggregate store against the real Postgres: positions, versions,
+//! optimistic concurrency, the hash chain, immutability and snapshots.
+
+use collab_commands::event_store::AppendContext;
+use collab_commands::{
+    AggregateStore, CommandError, CommandMeta, EventStore, ExpectedVersion, NewEvent, StoreError,
+};
+use collab_domain::workspace::{Workspace, WorkspaceCommand};
+use collab_domain::{Actor, StreamCategory, StreamId, Title, UserId, WorkspaceId};
+use collab_tests::TestEnv;
+use uuid::Uuid;
+
+fn alice() -> UserId {
+    UserId::parse("alice").unwrap()
+}
+
+fn meta() -> CommandMeta {
+    CommandMeta {
+        actor: Actor::User(alice()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    }
+}
+
+fn rename(name: &str) -> WorkspaceCommand {
+    WorkspaceCommand::RenameWorkspace {
+        by: alice(),
+        name: Title::parse("name", name).unwrap(),
+    }
+}
+
+async fn create_workspace(store: &AggregateStore) -> WorkspaceId {
+    let id = WorkspaceId::new();
+    store
+        .execute::<Workspace>(
+            id.as_uuid(),
+            WorkspaceCommand::CreateWorkspace {
+                id,
+                name: Title::parse("name", "Acme").unwrap(),
+                owner: alice(),
+            },
+            &meta(),
+            None,
+        )
+        .await
+        .unwrap();
+    id
+}
+
+#[tokio::test]
+async fn appends_get_gap_free_positions_versions_and_a_verifiable_hash_chain() {
+    let env = TestEnv::new().await;
+    let store = AggregateStore::new(EventStore::new(env.pool.clone()), 50);
+    let a = create_workspace(&store).await;
+    let b = create_workspace(&store).await;
+    for n in 0..3 {
+        store
+            .execute::<Workspace>(a.as_uuid(), rename(&format!("A{n}")), &meta(), None)
+            .await
+            .unwrap();
+        store
+            .execute::<Workspace>(b.as_uuid(), rename(&format!("B{n}")), &meta(), None)
+            .await
+            .unwrap();
+    }
+    let events = store.events().read_all(0, 100).await.unwrap();
+    assert_eq!(events.len(), 10);
+    for (index, event) in events.iter().enumerate() {
+        assert_eq!(event.position, index as i64 + 1);
+    }
+    let stream = StreamId::new(StreamCategory::Workspace, a.as_uuid());
+    let chain = store.events().read_stream(stream, 0).await.unwrap();
+    assert_eq!(
+        chain.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+    let mut prev = None;
+    for event in &chain {
+        assert_eq!(event.prev_hash, prev);
+        assert_eq!(
+            event.expected_hash(prev.as_ref()),
+            event.hash,
+            "hash chain verifies"
+        );
+        prev = Some(event.hash);
+    }
+    // Tampering is detectable: the stored hash no longer matches the content.
+    let mut tampered = chain[2].clone();
+    tampered.payload.push(0);
+    assert_ne!(tampered.expected_hash(Some(&chain[1].hash)), tampered.hash);
+}
+
+#[tokio::test]
+async fn the_log_refuses_updates_and_deletes() {
+    let env = TestEnv::new().await;
+    let store = AggregateStore::new(EventStore::new(env.pool.clone()), 50);
+    create_workspace(&store).await;
+    let update = sqlx::query("UPDATE events SET actor = 'user:mallory'")
+        .execute(&env.pool)
+        .await;
+    assert!(update.unwrap_err().to_string().contains("append-only"));
+    let delete = sqlx::query("DELETE FROM events").execute(&env.pool).await;
+    assert!(delete.is_err());
+    assert_eq!(env.count_events().await, 2);
+}
+
+#[tokio::test]
+async fn stale_expected_versions_conflict_and_change_nothing() {
+    let env = TestEnv::new().await;
+    let events = EventStore::new(env.pool.clone());
+    let stream = StreamId::new(StreamCategory::Document, Uuid::now_v7());
+    let context = AppendContext {
+        workspace_id: WorkspaceId::new(),
+        actor: Actor::User(alice()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    };
+    let new = || NewEvent {
+        event_type: "DocumentArchived".into(),
+        schema_version: 1,
+        payload: vec![],
+    };
+    events
+        .append(stream, ExpectedVersion::NoStream, &context, vec![new()])
+        .await
+        .unwrap();
+    let conflict = events
+        .append(stream, ExpectedVersion::NoStream, &context, vec![new()])
+        .await;
+    assert!(matches!(
+        conflict,
+        Err(StoreError::Conflict { actual: 1, .. })
+    ));
+    let stale = events
+        .append(
+            stream,
+            ExpectedVersion::Exact(0),
+            &context,
+            vec![new(), new()],
+        )
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })));
+    // The failed appends left no trace, not even a hole in the positions.
+    events
+        .append(stream, ExpectedVersion::Exact(1), &context, vec![new()])
+        .await
+        .unwrap();
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(positions, vec![1, 2]);
+
+    // Through the aggregate store: a pinned version that is stale is a conflict.
+    let store = AggregateStore::new(events, 50);
+    let workspace = create_workspace(&store).await;
+    let refused = store
+        .execute::<Workspace>(workspace.as_uuid(), rename("Pinned"), &meta(), Some(1))
+        .await;
+    assert!(matches!(
+        refused,
+        Err(CommandError::Conflict {
+            expected: 1,
+            actual: 2,
+            ..
+        })
+    ));
+    let accepted = store
+        .execute::<Workspace>(workspace.as_uuid(), rename("Pinned"), &meta(), Some(2))
+        .await
+        .unwrap();
+    assert_eq!(accepted.version, 3);
+}
+
+#[tokio::test]
+async fn long_streams_load_from_a_snapshot_and_survive_a_broken_one() {
+    let env = TestEnv::new().await;
+    let store = AggregateStore::new(EventStore::new(env.pool.clone()), 10);
+    let id = create_workspace(&store).await;
+    for n in 0..25 {
+        store
+            .execute::<Workspace>(id.as_uuid(), rename(&format!("Name {n}")), &meta(), None)
+            .await
+            .unwrap();
+    }
+    let (snapshot_version,): (i64,) =
+        sqlx::query_as("SELECT stream_version FROM aggregate_snapshots WHERE stream_id = $1")
+            .bind(format!("workspace-{id}"))
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(snapshot_version, 20, "a snapshot every 10 versions");
+    let loaded = store.load::<Workspace>(id.as_uuid()).await.unwrap();
+    assert_eq!(loaded.version, 27);
+    assert_eq!(loaded.aggregate.name(), "Name 24");
+
+    // A snapshot is only an optimisation: garbage in it falls back to the full stream.
+    sqlx::query("UPDATE aggregate_snapshots SET state = '\\x00ff'::bytea")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let reloaded = store.load::<Workspace>(id.as_uuid()).await.unwrap();
+    assert_eq!(reloaded.aggregate, loaded.aggregate);
+    assert_eq!(reloaded.version, 27);
+}

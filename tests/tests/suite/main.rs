@@ -1,0 +1,8 @@
+//! Integration and end-to-end tests: real Postgres, real NATS JetStream, the real
+//! application (in process) and the real `collab` binary. One binary for the crate.
+
+mod api;
+mod binary;
+mod event_store;
+mod projections;
+mod relay;
