@@ -293,6 +293,33 @@ impl WireEnvelope {
     }
 }
 
+/// NATS subject of an event: `<prefix>.events.<workspace>.<category>.<stream uuid>`, so
+/// consumers filter by tenant, by kind of aggregate or by one aggregate with wildcards.
+pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
+    format!(
+        "{prefix}.events.{}.{}.{}",
+        event.metadata.workspace_id,
+        event.stream_id.category.as_str(),
+        event.stream_id.id
+    )
+}
+
+/// The JetStream stream holding every event published under `prefix`.
+pub fn events_stream_name(prefix: &str) -> String {
+    let mut name: String = prefix
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    name.push_str("_EVENTS");
+    name
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -344,31 +371,4 @@ mod tests {
         assert_eq!(StreamId::parse(&id.to_string()).unwrap(), id);
         assert!(StreamId::parse("nope-123").is_err());
     }
-}
-
-/// NATS subject of an event: `<prefix>.events.<workspace>.<category>.<stream uuid>`, so
-/// consumers filter by tenant, by kind of aggregate or by one aggregate with wildcards.
-pub fn event_subject(prefix: &str, event: &RecordedEvent) -> String {
-    format!(
-        "{prefix}.events.{}.{}.{}",
-        event.metadata.workspace_id,
-        event.stream_id.category.as_str(),
-        event.stream_id.id
-    )
-}
-
-/// The JetStream stream holding every event published under `prefix`.
-pub fn events_stream_name(prefix: &str) -> String {
-    let mut name: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    name.push_str("_EVENTS");
-    name
 }
