@@ -17,6 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::auth::TokenVerifier;
+use crate::live::protocol::close;
+use crate::live::{Live, LiveTasks};
 use crate::observability::metrics_handle;
 use crate::routes;
 use crate::settings::{validate_subject_prefix, Settings};
@@ -128,6 +130,7 @@ pub async fn connect_nats(
 }
 
 pub struct Application {
+    live_tasks: LiveTasks,
     listener: Option<TcpListener>,
     local_addr: Option<SocketAddr>,
     settings: Settings,
@@ -158,8 +161,17 @@ impl Application {
         } else {
             (None, None)
         };
+        let events = EventStore::new(pool.clone());
+        let (live, live_tasks) = Live::start(
+            events.clone(),
+            pool.clone(),
+            nats.clone(),
+            &settings.subject_prefix,
+            settings.live.clone(),
+        );
         let state = AppState {
-            aggregates: AggregateStore::new(EventStore::new(pool.clone()), settings.snapshot_every),
+            live,
+            aggregates: AggregateStore::new(events, settings.snapshot_every),
             pool,
             tokens: Arc::new(TokenVerifier::hs256(&settings.jwt_secret)),
             nats,
@@ -168,6 +180,7 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
         };
         Ok(Self {
+            live_tasks,
             listener,
             local_addr,
             settings,
@@ -217,6 +230,13 @@ impl Application {
             projector = roles.projector,
             "collab is running"
         );
+        // Upgraded sockets are not connections axum waits for: close them ourselves.
+        let rooms = self.state.live.rooms.clone();
+        let closer = shutdown.clone();
+        tokio::spawn(async move {
+            closer.cancelled().await;
+            rooms.close_all(close::RESTARTING, "server is restarting; reconnect");
+        });
         let served = match self.listener {
             Some(listener) => {
                 let app = routes::router(self.state.clone());
@@ -229,7 +249,15 @@ impl Application {
                 Ok(())
             }
         };
-        info!("shutting down: draining background roles");
+        info!("shutting down: saving queued edits, then draining background roles");
+        self.state
+            .live
+            .rooms
+            .close_all(close::RESTARTING, "server is restarting; reconnect");
+        self.live_tasks.stop.cancel();
+        for handle in self.live_tasks.handles {
+            let _ = handle.await;
+        }
         background.cancel();
         while tasks.join_next().await.is_some() {}
         self.state.nats.flush().await.ok();

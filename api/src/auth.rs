@@ -13,6 +13,16 @@ struct Claims {
     sub: String,
     exp: u64,
     iat: u64,
+    /// Marks a connection read-only (until document permissions land).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    read_only: bool,
+}
+
+/// What a verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    pub user: UserId,
+    pub read_only: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -50,12 +60,19 @@ impl TokenVerifier {
     }
 
     pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        self.verify_token(token).map(|t| t.user)
+    }
+
+    pub fn verify_token(&self, token: &str) -> Result<VerifiedToken, AuthError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
                 _ => AuthError::Invalid,
             })?;
-        UserId::parse(data.claims.sub).map_err(|_| AuthError::Invalid)
+        Ok(VerifiedToken {
+            user: UserId::parse(data.claims.sub).map_err(|_| AuthError::Invalid)?,
+            read_only: data.claims.read_only,
+        })
     }
 
     /// Verifies an `Authorization` header value.
@@ -71,11 +88,17 @@ impl TokenVerifier {
     }
 
     pub fn mint(&self, user: &UserId, ttl: Duration) -> String {
+        self.mint_with(user, ttl, false)
+    }
+
+    /// A token whose sockets are read-only when `read_only`.
+    pub fn mint_with(&self, user: &UserId, ttl: Duration, read_only: bool) -> String {
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.to_string(),
             iat: now,
             exp: now + ttl.as_secs(),
+            read_only,
         };
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail")

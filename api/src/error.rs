@@ -29,6 +29,12 @@ pub enum ApiError {
     /// 415
     #[error("expected a request with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 415, naming the expected type.
+    #[error("expected a request with Content-Type: {0}")]
+    UnsupportedMediaTypeNamed(&'static str),
+    /// 422: bytes that are not a Yjs update.
+    #[error("body is not a valid Yjs v1 update: {0}")]
+    InvalidUpdate(String),
     /// 413
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
@@ -65,7 +71,10 @@ impl ApiError {
             ApiError::InvalidBody(_) | ApiError::InvalidField(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeNamed(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            ApiError::InvalidUpdate(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -82,7 +91,10 @@ impl ApiError {
             ApiError::InvalidBody(_) => "invalid_body",
             ApiError::InvalidField(_) => "invalid_field",
             ApiError::InvalidParameter { .. } => "invalid_parameter",
-            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeNamed(_) => {
+                "unsupported_media_type"
+            }
+            ApiError::InvalidUpdate(_) => "invalid_update",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::Unauthenticated(AuthError::Expired) => "token_expired",
             ApiError::Unauthenticated(_) => "unauthenticated",

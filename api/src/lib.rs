@@ -9,6 +9,7 @@ pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod live;
 pub mod observability;
 pub mod routes;
 pub mod settings;

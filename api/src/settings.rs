@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::live::LiveConfig;
+
 /// Which parts of the system this process runs. All by default; split them to scale
 /// each on its own (any number of api processes; projectors share durable consumers;
 /// one relay is active at a time, the others stand by).
@@ -75,6 +77,8 @@ pub struct Settings {
     pub snapshot_every: i64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Live editing: limits, snapshots, presence.
+    pub live: LiveConfig,
 }
 
 impl Settings {
@@ -91,6 +95,7 @@ impl Settings {
             read_wait: Duration::from_secs(5),
             snapshot_every: 50,
             max_body_bytes: 1024 * 1024,
+            live: LiveConfig::default(),
         }
     }
 }

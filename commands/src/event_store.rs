@@ -6,6 +6,8 @@
 //! rolled-back append rolls its increment back too. A reader that has seen position N
 //! has therefore seen every position below N — the relay and projectors rely on it.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use collab_domain::envelope::{chain_hash, now_micros};
 use collab_domain::{Actor, EventId, EventMetadata, RecordedEvent, StreamId, WorkspaceId};
@@ -32,6 +34,15 @@ pub struct NewEvent {
     pub event_type: String,
     pub schema_version: i32,
     pub payload: Vec<u8>,
+}
+
+/// One request of a group commit.
+#[derive(Debug, Clone)]
+pub struct BatchAppend {
+    pub stream: StreamId,
+    pub expected: ExpectedVersion,
+    pub context: AppendContext,
+    pub events: Vec<NewEvent>,
 }
 
 /// Who and why, for every event of one append.
@@ -155,11 +166,32 @@ impl EventStore {
         context: &AppendContext,
         events: Vec<NewEvent>,
     ) -> Result<Appended, StoreError> {
-        if events.is_empty() {
-            return Ok(Appended { events: vec![] });
+        let mut appended = self
+            .append_batch(vec![BatchAppend {
+                stream,
+                expected,
+                context: context.clone(),
+                events,
+            }])
+            .await?;
+        Ok(appended.pop().expect("one result per request"))
+    }
+
+    /// Group commit: appends several requests (any streams) in one transaction, in order.
+    /// Either all commit or none does (a conflict on one fails the batch).
+    #[instrument(skip_all, fields(requests = requests.len()), err(level = "debug"))]
+    pub async fn append_batch(
+        &self,
+        requests: Vec<BatchAppend>,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let count: i64 = requests.iter().map(|r| r.events.len() as i64).sum();
+        if count == 0 {
+            return Ok(requests
+                .iter()
+                .map(|_| Appended { events: vec![] })
+                .collect());
         }
         let mut tx = self.pool.begin().await?;
-        let count = events.len() as i64;
         // Taking this row lock first is what orders positions by commit.
         let head: i64 = sqlx::query_scalar(
             "UPDATE event_log_head SET position = position + $1 RETURNING position",
@@ -167,58 +199,71 @@ impl EventStore {
         .bind(count)
         .fetch_one(&mut *tx)
         .await?;
-        let (version, mut prev_hash) = stream_head(&mut *tx, &stream).await?;
-        let conflict = match expected {
-            ExpectedVersion::NoStream => version != 0,
-            ExpectedVersion::Exact(expected) => version != expected,
-            ExpectedVersion::Any => false,
-        };
-        if conflict {
-            return Err(StoreError::Conflict {
-                stream: stream.to_string(),
-                expected,
-                actual: version,
-            });
-        }
+        let mut heads = stream_heads(&mut *tx, &requests).await?;
 
         let recorded_at = now_micros();
-        let mut recorded = Vec::with_capacity(events.len());
-        for (index, event) in events.into_iter().enumerate() {
-            let metadata = EventMetadata {
-                event_id: EventId::new(),
-                workspace_id: context.workspace_id,
-                actor: context.actor.clone(),
-                correlation_id: context.correlation_id,
-                causation_id: context.causation_id,
-                recorded_at,
+        let mut position = head - count;
+        let mut results = Vec::with_capacity(requests.len());
+        for request in requests {
+            let (version, prev_hash) = heads
+                .get_mut(&request.stream)
+                .expect("every stream of the batch has a head");
+            let conflict = match request.expected {
+                ExpectedVersion::NoStream => *version != 0,
+                ExpectedVersion::Exact(expected) => *version != expected,
+                ExpectedVersion::Any => false,
             };
-            let stream_version = version + 1 + index as i64;
-            let hash = chain_hash(
-                prev_hash.as_ref(),
-                &stream,
-                stream_version,
-                &event.event_type,
-                event.schema_version,
-                &event.payload,
-                &metadata,
-            );
-            recorded.push(RecordedEvent {
-                position: head - count + 1 + index as i64,
-                stream_id: stream,
-                stream_version,
-                event_type: event.event_type,
-                schema_version: event.schema_version,
-                payload: event.payload,
-                metadata,
-                prev_hash,
-                hash,
-            });
-            prev_hash = Some(hash);
+            if conflict {
+                return Err(StoreError::Conflict {
+                    stream: request.stream.to_string(),
+                    expected: request.expected,
+                    actual: *version,
+                });
+            }
+            let mut recorded = Vec::with_capacity(request.events.len());
+            for event in request.events {
+                let metadata = EventMetadata {
+                    event_id: EventId::new(),
+                    workspace_id: request.context.workspace_id,
+                    actor: request.context.actor.clone(),
+                    correlation_id: request.context.correlation_id,
+                    causation_id: request.context.causation_id,
+                    recorded_at,
+                };
+                *version += 1;
+                position += 1;
+                let hash = chain_hash(
+                    prev_hash.as_ref(),
+                    &request.stream,
+                    *version,
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                    &metadata,
+                );
+                recorded.push(RecordedEvent {
+                    position,
+                    stream_id: request.stream,
+                    stream_version: *version,
+                    event_type: event.event_type,
+                    schema_version: event.schema_version,
+                    payload: event.payload,
+                    metadata,
+                    prev_hash: *prev_hash,
+                    hash,
+                });
+                *prev_hash = Some(hash);
+            }
+            results.push(Appended { events: recorded });
         }
 
-        insert_events(&mut *tx, &recorded)
-            .await
-            .map_err(|e| unique_violation_is_conflict(e, &stream, expected))?;
+        // Bind parameters are limited to 65535 per statement: insert in chunks.
+        let all: Vec<&RecordedEvent> = results.iter().flat_map(|a| a.events.iter()).collect();
+        for chunk in all.chunks(2000) {
+            insert_events(&mut *tx, chunk)
+                .await
+                .map_err(unique_violation_is_conflict)?;
+        }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(EVENTS_CHANNEL)
             .bind(head.to_string())
@@ -226,7 +271,7 @@ impl EventStore {
             .await?;
         tx.commit().await?;
         metrics::counter!("collab_events_appended_total").increment(count as u64);
-        Ok(Appended { events: recorded })
+        Ok(results)
     }
 
     /// A stream's events after `after_version`, in version order.
@@ -283,26 +328,37 @@ pub async fn read_all(
     rows_to_events(rows)
 }
 
-async fn stream_head(
+/// The current version and last hash of every stream in the batch (one index probe each).
+async fn stream_heads(
     executor: impl PgExecutor<'_>,
-    stream: &StreamId,
-) -> Result<(i64, Option<[u8; 32]>), StoreError> {
-    let row: Option<(i64, Vec<u8>)> = sqlx::query_as(
-        "SELECT stream_version, hash FROM events WHERE stream_id = $1 \
-         ORDER BY stream_version DESC LIMIT 1",
+    requests: &[BatchAppend],
+) -> Result<HashMap<StreamId, (i64, Option<[u8; 32]>)>, StoreError> {
+    let mut streams: Vec<StreamId> = requests.iter().map(|r| r.stream).collect();
+    streams.sort_by_key(|s| s.to_string());
+    streams.dedup();
+    let names: Vec<String> = streams.iter().map(StreamId::to_string).collect();
+    let rows: Vec<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
+        "SELECT s.id, e.stream_version, e.hash FROM unnest($1::text[]) AS s(id) \
+         LEFT JOIN LATERAL (SELECT stream_version, hash FROM events WHERE stream_id = s.id \
+                            ORDER BY stream_version DESC LIMIT 1) e ON true",
     )
-    .bind(stream.to_string())
-    .fetch_optional(executor)
+    .bind(&names)
+    .fetch_all(executor)
     .await?;
-    match row {
-        None => Ok((0, None)),
-        Some((version, hash)) => Ok((version, Some(to_hash(hash)?))),
+    let mut heads = HashMap::with_capacity(rows.len());
+    for (name, version, hash) in rows {
+        let stream = StreamId::parse(&name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        heads.insert(
+            stream,
+            (version.unwrap_or(0), hash.map(to_hash).transpose()?),
+        );
     }
+    Ok(heads)
 }
 
 async fn insert_events(
     executor: impl PgExecutor<'_>,
-    events: &[RecordedEvent],
+    events: &[&RecordedEvent],
 ) -> Result<(), sqlx::Error> {
     let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(format!(
         "INSERT INTO events ({EVENT_COLUMNS}, stream_category) "
@@ -328,16 +384,12 @@ async fn insert_events(
     Ok(())
 }
 
-fn unique_violation_is_conflict(
-    error: sqlx::Error,
-    stream: &StreamId,
-    expected: ExpectedVersion,
-) -> StoreError {
+fn unique_violation_is_conflict(error: sqlx::Error) -> StoreError {
     match &error {
         sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key") => {
             StoreError::Conflict {
-                stream: stream.to_string(),
-                expected,
+                stream: "(concurrent append)".into(),
+                expected: ExpectedVersion::Any,
                 actual: -1,
             }
         }

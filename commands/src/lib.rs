@@ -8,5 +8,7 @@ pub mod event_store;
 pub mod relay;
 
 pub use aggregate_store::{AggregateStore, CommandError, CommandMeta, Committed};
-pub use event_store::{Appended, EventStore, ExpectedVersion, NewEvent, StoreError};
+pub use event_store::{
+    AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
+};
 pub use relay::{Relay, RelayConfig};

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::content::ContentEvent;
 use crate::document::DocumentEvent;
 use crate::envelope::StreamCategory;
 use crate::workspace::WorkspaceEvent;
@@ -92,6 +93,7 @@ pub(crate) use event_enum;
 pub enum DomainEvent {
     Workspace(WorkspaceEvent),
     Document(DocumentEvent),
+    Content(ContentEvent),
 }
 
 impl DomainEvent {
@@ -108,6 +110,9 @@ impl DomainEvent {
             }
             StreamCategory::Document => {
                 DocumentEvent::decode(event_type, schema_version, payload).map(Self::Document)
+            }
+            StreamCategory::Content => {
+                ContentEvent::decode(event_type, schema_version, payload).map(Self::Content)
             }
         }
     }
@@ -126,4 +131,5 @@ pub const CATALOGUE: &[(StreamCategory, &str, i32)] = &[
     (StreamCategory::Document, "DocumentArchived", 1),
     (StreamCategory::Document, "DocumentRestored", 1),
     (StreamCategory::Document, "DocumentDeleted", 1),
+    (StreamCategory::Content, "DocumentEdited", 1),
 ];

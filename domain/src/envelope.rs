@@ -17,6 +17,8 @@ use crate::values::InvalidValue;
 pub enum StreamCategory {
     Workspace,
     Document,
+    /// A document's content: its CRDT updates, one stream per document (same uuid).
+    Content,
 }
 
 impl StreamCategory {
@@ -24,6 +26,7 @@ impl StreamCategory {
         match self {
             StreamCategory::Workspace => "workspace",
             StreamCategory::Document => "document",
+            StreamCategory::Content => "content",
         }
     }
 
@@ -31,6 +34,7 @@ impl StreamCategory {
         match raw {
             "workspace" => Ok(StreamCategory::Workspace),
             "document" => Ok(StreamCategory::Document),
+            "content" => Ok(StreamCategory::Content),
             _ => Err(InvalidValue::new(
                 "stream_category",
                 "is not a known category",

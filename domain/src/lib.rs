@@ -8,6 +8,7 @@
 
 pub mod aggregate;
 pub mod catalogue;
+pub mod content;
 pub mod document;
 pub mod envelope;
 pub mod ids;

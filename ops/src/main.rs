@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::TokenVerifier;
+use collab_api::live::LiveConfig;
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_projections::{projector_positions, rebuild, Projector};
@@ -97,6 +98,30 @@ struct ServeArgs {
     /// Postgres connections in the pool.
     #[arg(long, env = "COLLAB_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
     database_max_connections: u32,
+    /// Largest accepted Yjs update, in bytes (larger: socket closed with 1009).
+    #[arg(long, env = "COLLAB_MAX_UPDATE_BYTES", default_value_t = 1024 * 1024)]
+    max_update_bytes: usize,
+    /// Largest document (snapshot + updates since), in bytes.
+    #[arg(long, env = "COLLAB_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    max_document_bytes: usize,
+    /// A content snapshot every this many updates of a document...
+    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_EVERY", default_value_t = 1000)]
+    content_snapshot_every: i64,
+    /// ...or after this many milliseconds without updates.
+    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_QUIET_MS", default_value_t = 5000)]
+    content_snapshot_quiet_ms: u64,
+    /// Content snapshots up to this size stay in Postgres; larger go to the blob store.
+    #[arg(long, env = "COLLAB_SNAPSHOT_INLINE_MAX_BYTES", default_value_t = 256 * 1024)]
+    snapshot_inline_max_bytes: usize,
+    /// Directory of the local-disk blob store.
+    #[arg(long, env = "COLLAB_BLOB_DIR", default_value = "data/blobs")]
+    blob_dir: std::path::PathBuf,
+    /// Awareness states not renewed for this many seconds are removed.
+    #[arg(long, env = "COLLAB_AWARENESS_TIMEOUT_SECS", default_value_t = 30)]
+    awareness_timeout_secs: u64,
+    /// Presence log retention, in hours.
+    #[arg(long, env = "COLLAB_PRESENCE_RETENTION_HOURS", default_value_t = 168)]
+    presence_retention_hours: u64,
 }
 
 #[derive(Subcommand)]
@@ -108,6 +133,9 @@ enum TokenCommand {
         /// Lifetime in seconds.
         #[arg(long, default_value_t = 24 * 3600)]
         ttl: u64,
+        /// Sync sockets opened with this token are read-only.
+        #[arg(long)]
+        read_only: bool,
     },
 }
 
@@ -167,6 +195,16 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     settings.max_body_bytes = args.max_body_bytes;
     settings.snapshot_every = args.snapshot_every;
     settings.database_max_connections = args.database_max_connections;
+    settings.live = LiveConfig {
+        max_update_bytes: args.max_update_bytes,
+        max_document_bytes: args.max_document_bytes,
+        snapshot_every: args.content_snapshot_every.max(1),
+        snapshot_quiet: Duration::from_millis(args.content_snapshot_quiet_ms),
+        snapshot_inline_max_bytes: args.snapshot_inline_max_bytes,
+        blob_dir: args.blob_dir.clone(),
+        awareness_timeout: Duration::from_secs(args.awareness_timeout_secs),
+        presence_retention: Duration::from_secs(args.presence_retention_hours * 3600),
+    };
     let app = Application::build(settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -245,10 +283,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Token(TokenCommand::Mint { user, ttl }) => {
+        Command::Token(TokenCommand::Mint {
+            user,
+            ttl,
+            read_only,
+        }) => {
             let user = UserId::parse(user.clone())?;
             let verifier = TokenVerifier::hs256(&cli.global.jwt_secret()?);
-            println!("{}", verifier.mint(&user, Duration::from_secs(*ttl)));
+            println!(
+                "{}",
+                verifier.mint_with(&user, Duration::from_secs(*ttl), *read_only)
+            );
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Rebuild { name }) => {

@@ -65,7 +65,10 @@ impl Projector {
             (Projector::Documents, DomainEvent::Document(e)) => {
                 documents::apply(conn, event, e).await?
             }
-            (Projector::Workspaces, DomainEvent::Document(_))
+            // Content updates change no read model here; presence and search read them
+            // elsewhere.
+            (_, DomainEvent::Content(_))
+            | (Projector::Workspaces, DomainEvent::Document(_))
             | (Projector::Documents, DomainEvent::Workspace(_)) => {}
         }
         Ok(())

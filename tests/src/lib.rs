@@ -432,3 +432,280 @@ pub fn collab_bin() -> PathBuf {
     }
     path
 }
+
+/// A stock Yjs client (npm `yjs` + `y-websocket`) in a Node process, driven over stdio
+/// (see tests/node/client.mjs).
+pub struct NodeClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl NodeClient {
+    pub async fn start() -> Self {
+        use tokio::io::AsyncBufReadExt;
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+        assert!(
+            dir.join("node_modules/y-websocket").exists(),
+            "run `npm ci --prefix tests/node` first (ops/dev/test.sh does)"
+        );
+        let mut child = tokio::process::Command::new("node")
+            .arg("client.mjs")
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// Sends one command; returns its reply (panics when the client reports an error).
+    pub async fn call(&mut self, command: Value) -> Value {
+        let reply = self.try_call(command.clone()).await;
+        assert_eq!(
+            reply["ok"], true,
+            "node client failed {command}: {}",
+            reply["error"]
+        );
+        reply
+    }
+
+    pub async fn try_call(&mut self, command: Value) -> Value {
+        use tokio::io::AsyncWriteExt;
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+        let next = tokio::time::timeout(Duration::from_secs(300), self.lines.next_line())
+            .await
+            .expect("node client answers")
+            .unwrap()
+            .expect("node client is alive");
+        serde_json::from_str(&next).unwrap()
+    }
+
+    /// Connects to `/v1/sync/<document>` and waits for the first sync.
+    pub async fn open(base_ws: &str, document: &str, token: &str) -> Self {
+        let mut client = Self::start().await;
+        client
+            .call(serde_json::json!({"op": "connect", "url": format!("{base_ws}/v1/sync"), "doc": document, "token": token}))
+            .await;
+        client.call(serde_json::json!({"op": "synced"})).await;
+        client
+    }
+
+    pub async fn text(&mut self) -> String {
+        self.call(serde_json::json!({"op": "text"})).await["text"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    pub async fn insert(&mut self, index: Option<usize>, text: &str) {
+        self.call(serde_json::json!({"op": "insert", "index": index, "text": text}))
+            .await;
+    }
+
+    pub async fn wait_text(&mut self, text: &str) {
+        self.call(serde_json::json!({"op": "waitText", "text": text, "timeoutMs": 30000}))
+            .await;
+    }
+
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The real `collab` binary, serving on a port of its own.
+pub struct CollabProcess {
+    pub port: u16,
+    child: Option<Child>,
+    envs: Vec<(String, String)>,
+}
+
+impl CollabProcess {
+    /// Starts `collab serve` for `env` with extra `COLLAB_*` settings; waits until ready.
+    pub async fn start(env: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        let mut envs: Vec<(String, String)> = vec![
+            ("COLLAB_DATABASE_URL".into(), env.database_url.clone()),
+            ("COLLAB_NATS_URL".into(), env.nats_url.clone()),
+            ("COLLAB_SUBJECT_PREFIX".into(), env.prefix.clone()),
+            ("COLLAB_JWT_SECRET".into(), TEST_SECRET.into()),
+            ("COLLAB_LOG".into(), "warn".into()),
+            (
+                "COLLAB_BLOB_DIR".into(),
+                std::env::temp_dir()
+                    .join(format!("collab-blobs-{}", env.database_name))
+                    .display()
+                    .to_string(),
+            ),
+        ];
+        for (k, v) in extra {
+            envs.push(((*k).into(), (*v).into()));
+        }
+        let mut process = Self {
+            port: free_port(),
+            child: None,
+            envs,
+        };
+        process.restart().await;
+        process
+    }
+
+    pub fn http(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn ws(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    /// (Re)starts the process on the same port with the same settings.
+    pub async fn restart(&mut self) {
+        let child = Command::new(collab_bin())
+            .args(["serve", "--listen", &format!("127.0.0.1:{}", self.port)])
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("collab starts");
+        self.child = Some(child);
+        let url = format!("{}/readyz", self.http());
+        eventually("collab to be ready", Duration::from_secs(30), || {
+            let url = url.clone();
+            async move {
+                let response = reqwest::get(&url).await.ok()?;
+                (response.status() == 200).then_some(())
+            }
+        })
+        .await;
+    }
+
+    /// SIGKILL: no shutdown, no flushing.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub async fn terminate(&mut self) -> bool {
+        let Some(mut child) = self.child.take() else {
+            return true;
+        };
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        tokio::task::spawn_blocking(move || child.wait().map(|s| s.success()).unwrap_or(false))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+impl Drop for CollabProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// HTTP helpers against a running process (as opposed to the in-process `TestApp`).
+pub struct Http {
+    pub base: String,
+    pub client: reqwest::Client,
+}
+
+impl Http {
+    pub fn new(base: String) -> Self {
+        Self {
+            base,
+            client: reqwest::Client::new(),
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        user: &str,
+        body: Option<Value>,
+    ) -> Response {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(mint(user, 3600));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Response::from(request.send().await.expect("request is sent")).await
+    }
+
+    /// Creates a workspace owned by `owner` with one document; returns (workspace, document).
+    pub async fn workspace_with_document(&self, owner: &str) -> (String, String) {
+        let ws = self
+            .call(
+                Method::POST,
+                "/v1/workspaces",
+                owner,
+                Some(serde_json::json!({"name": "Live"})),
+            )
+            .await;
+        assert_eq!(ws.status, StatusCode::CREATED, "{}", ws.body);
+        let ws = ws.body["id"].as_str().unwrap().to_owned();
+        let doc = self
+            .call(
+                Method::POST,
+                &format!("/v1/workspaces/{ws}/documents"),
+                owner,
+                Some(serde_json::json!({"title": "Notes"})),
+            )
+            .await;
+        assert_eq!(doc.status, StatusCode::CREATED, "{}", doc.body);
+        (ws, doc.body["id"].as_str().unwrap().to_owned())
+    }
+
+    /// The document's text as the server holds it.
+    pub async fn content_text(&self, document: &str, user: &str) -> String {
+        let response = self
+            .client
+            .get(format!(
+                "{}/v1/documents/{document}/content?format=text",
+                self.base
+            ))
+            .bearer_auth(mint(user, 3600))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.text().await.unwrap()
+    }
+}
+
+/// Number of `DocumentEdited` events of a document.
+pub async fn edit_count(pool: &PgPool, document: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM events WHERE stream_id = $1")
+        .bind(format!("content-{document}"))
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// A token whose sync sockets are read-only.
+pub fn mint_read_only(user: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let claims =
+        serde_json::json!({ "sub": user, "iat": now, "exp": now + 3600, "read_only": true });
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(TEST_SECRET.as_bytes()),
+    )
+    .unwrap()
+}

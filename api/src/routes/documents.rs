@@ -218,29 +218,12 @@ async fn get_document(
     Ok(Json(document))
 }
 
-/// The caller as a member of the document's workspace, from the aggregates (consistent,
-/// not the read model). Unknown documents and non-members both get 404.
 async fn acting_member(
     state: &AppState,
     document_id: DocumentId,
     user: &UserId,
 ) -> Result<ActingMember, ApiError> {
-    let document = state
-        .aggregates
-        .load::<Document>(document_id.as_uuid())
-        .await?;
-    let workspace_id = document
-        .aggregate
-        .live_workspace()
-        .ok_or(ApiError::NotFound("document"))?;
-    let workspace = state
-        .aggregates
-        .load::<Workspace>(workspace_id.as_uuid())
-        .await?;
-    let role = workspace
-        .aggregate
-        .role_of(user)
-        .ok_or(ApiError::NotFound("document"))?;
+    let (_, role) = state.document_role(document_id, user).await?;
     Ok(ActingMember {
         user: user.clone(),
         role,

@@ -12,9 +12,11 @@ use crate::extract::POSITION_HEADER;
 use crate::observability::track_http;
 use crate::state::AppState;
 
+pub mod content;
 pub mod documents;
 pub mod health;
 pub mod members;
+pub mod sync;
 pub mod workspaces;
 
 pub fn router(state: AppState) -> Router {
@@ -23,6 +25,8 @@ pub fn router(state: AppState) -> Router {
         .merge(workspaces::router())
         .merge(members::router())
         .merge(documents::router())
+        .merge(content::router())
+        .merge(sync::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limit))

@@ -4,5 +4,6 @@
 mod api;
 mod binary;
 mod event_store;
+mod live;
 mod projections;
 mod relay;

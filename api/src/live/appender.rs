@@ -1,0 +1,167 @@
+//! Group commit for document edits: whatever arrives while a commit is in flight is
+//! appended by the next one, in one transaction. After commit each update is applied to
+//! its room (which sends it to the peers — so peers only ever see durable updates) and
+//! published to the other instances.
+
+use std::sync::Arc;
+
+use collab_commands::{AppendContext, BatchAppend, EventStore, ExpectedVersion, NewEvent};
+use collab_domain::catalogue::EventCodec;
+use collab_domain::content::{ContentEvent, DocumentEdited};
+use collab_domain::{Actor, StreamCategory, StreamId};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+use uuid::Uuid;
+
+use super::fanout::Fanout;
+use super::protocol::close;
+use super::room::{Room, SessionId};
+
+/// Most updates committed in one transaction.
+const MAX_BATCH: usize = 2000;
+
+/// Where an edit landed: (content-stream version, global position).
+pub type EditResult = Result<(i64, i64), String>;
+
+pub struct EditRequest {
+    pub room: Arc<Room>,
+    pub actor: Actor,
+    pub correlation_id: Uuid,
+    pub client_id: u64,
+    pub update: Vec<u8>,
+    pub origin: Option<SessionId>,
+    pub done: Option<oneshot::Sender<EditResult>>,
+}
+
+#[derive(Clone)]
+pub struct Appender {
+    tx: mpsc::Sender<EditRequest>,
+}
+
+impl Appender {
+    pub fn start(
+        store: EventStore,
+        fanout: Fanout,
+        shutdown: CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(16_384);
+        let handle = tokio::spawn(run(store, fanout, rx, shutdown));
+        (Self { tx }, handle)
+    }
+
+    /// Queues an edit; waits only for queue space (backpressure), not for the commit.
+    pub async fn submit(&self, request: EditRequest) -> Result<(), String> {
+        self.tx
+            .send(request)
+            .await
+            .map_err(|_| "the server is shutting down".to_owned())
+    }
+}
+
+async fn run(
+    store: EventStore,
+    fanout: Fanout,
+    mut rx: mpsc::Receiver<EditRequest>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            request = rx.recv() => request,
+            // Stop taking new edits, but commit what is queued (below).
+            _ = shutdown.cancelled() => break,
+        };
+        let Some(first) = first else { return };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        commit(&store, &fanout, batch).await;
+    }
+    rx.close();
+    let mut rest = vec![];
+    while let Ok(request) = rx.try_recv() {
+        rest.push(request);
+    }
+    if !rest.is_empty() {
+        info!(edits = rest.len(), "flushing queued edits before shutdown");
+        while !rest.is_empty() {
+            let chunk: Vec<EditRequest> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
+            commit(&store, &fanout, chunk).await;
+        }
+    }
+}
+
+async fn commit(store: &EventStore, fanout: &Fanout, batch: Vec<EditRequest>) {
+    let requests = batch
+        .iter()
+        .map(|edit| {
+            let event = ContentEvent::DocumentEdited(DocumentEdited {
+                client_id: edit.client_id,
+                update: edit.update.clone(),
+            });
+            BatchAppend {
+                stream: StreamId::new(StreamCategory::Content, edit.room.document_id.as_uuid()),
+                expected: ExpectedVersion::Any,
+                context: AppendContext {
+                    workspace_id: edit.room.workspace_id,
+                    actor: edit.actor.clone(),
+                    correlation_id: edit.correlation_id,
+                    causation_id: None,
+                },
+                events: vec![NewEvent {
+                    event_type: event.event_type().to_owned(),
+                    schema_version: event.schema_version(),
+                    payload: event.encode(),
+                }],
+            }
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let result = store.append_batch(requests).await;
+    metrics::histogram!("collab_edit_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("collab_edit_batch_size").record(batch.len() as f64);
+    match result {
+        Ok(appended) => {
+            for (edit, appended) in batch.into_iter().zip(appended) {
+                let event = &appended.events[0];
+                edit.room.apply_committed(
+                    event.stream_version,
+                    event.position,
+                    &edit.update,
+                    edit.origin,
+                );
+                fanout
+                    .publish_update(
+                        &edit.room,
+                        event.stream_version,
+                        event.position,
+                        &edit.update,
+                    )
+                    .await;
+                if let Some(done) = edit.done {
+                    let _ = done.send(Ok((event.stream_version, event.position)));
+                }
+            }
+        }
+        Err(failure) => {
+            error!(error = %failure, edits = batch.len(), "cannot persist edits");
+            for edit in batch {
+                // The sender believes it has this update; the reconnect makes it send it again.
+                if let Some(session) = edit.origin {
+                    edit.room.close_session(
+                        session,
+                        close::INTERNAL,
+                        "could not save your edit; reconnecting",
+                    );
+                }
+                if let Some(done) = edit.done {
+                    let _ = done.send(Err(failure.to_string()));
+                }
+            }
+        }
+    }
+}

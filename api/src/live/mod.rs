@@ -1,0 +1,128 @@
+//! Live collaborative editing: the y-websocket endpoint, document rooms, group commit of
+//! edits, fan-out between instances, presence, and content snapshots.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use collab_commands::EventStore;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+pub mod appender;
+pub mod blob_store;
+pub mod content;
+pub mod fanout;
+pub mod presence;
+pub mod protocol;
+pub mod room;
+pub mod rooms;
+pub mod session;
+
+use appender::Appender;
+use blob_store::LocalDiskStore;
+use fanout::Fanout;
+use presence::PresenceConfig;
+use rooms::{RoomDeps, Rooms};
+
+#[derive(Debug, Clone)]
+pub struct LiveConfig {
+    /// Largest accepted Yjs update (per protocol message).
+    pub max_update_bytes: usize,
+    /// Largest document (last snapshot + updates since).
+    pub max_document_bytes: usize,
+    /// A content snapshot every this many updates...
+    pub snapshot_every: i64,
+    /// ...or after this long without updates.
+    pub snapshot_quiet: Duration,
+    /// Snapshots up to this size stay in Postgres; larger ones go to the blob store.
+    pub snapshot_inline_max_bytes: usize,
+    /// Where the local-disk blob store keeps its files.
+    pub blob_dir: PathBuf,
+    /// Awareness states not renewed for this long are removed.
+    pub awareness_timeout: Duration,
+    /// How long presence changes are kept (Postgres log and JetStream).
+    pub presence_retention: Duration,
+}
+
+impl Default for LiveConfig {
+    fn default() -> Self {
+        Self {
+            max_update_bytes: 1024 * 1024,
+            max_document_bytes: 64 * 1024 * 1024,
+            snapshot_every: 1000,
+            snapshot_quiet: Duration::from_secs(5),
+            snapshot_inline_max_bytes: 256 * 1024,
+            blob_dir: PathBuf::from("data/blobs"),
+            awareness_timeout: Duration::from_secs(30),
+            presence_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// Handles on the live-editing machinery. Cheap to clone.
+#[derive(Clone)]
+pub struct Live {
+    pub rooms: Rooms,
+    pub appender: Appender,
+    pub fanout: Fanout,
+    pub config: Arc<LiveConfig>,
+    pub instance_id: Uuid,
+}
+
+/// Background tasks of the live machinery, stopped (and flushed) by cancelling `stop`.
+pub struct LiveTasks {
+    pub stop: CancellationToken,
+    pub handles: Vec<JoinHandle<()>>,
+}
+
+impl Live {
+    pub fn start(
+        store: EventStore,
+        pool: PgPool,
+        nats: async_nats::Client,
+        subject_prefix: &str,
+        config: LiveConfig,
+    ) -> (Self, LiveTasks) {
+        let instance_id = Uuid::now_v7();
+        let stop = CancellationToken::new();
+        let fanout = Fanout::new(nats.clone(), subject_prefix.to_owned(), instance_id);
+        let (appender, appender_task) =
+            Appender::start(store.clone(), fanout.clone(), stop.clone());
+        let (presence, presence_task) = presence::start(
+            pool.clone(),
+            async_nats::jetstream::new(nats),
+            PresenceConfig {
+                subject_prefix: subject_prefix.to_owned(),
+                instance_id,
+                retention: config.presence_retention,
+            },
+            stop.clone(),
+        );
+        let config = Arc::new(config);
+        let rooms = Rooms::new(RoomDeps {
+            store,
+            pool,
+            fanout: fanout.clone(),
+            presence,
+            blobs: Arc::new(LocalDiskStore::new(config.blob_dir.clone())),
+            config: config.clone(),
+            instance_id,
+        });
+        (
+            Self {
+                rooms,
+                appender,
+                fanout,
+                config,
+                instance_id,
+            },
+            LiveTasks {
+                stop,
+                handles: vec![appender_task, presence_task],
+            },
+        )
+    }
+}

@@ -1,0 +1,560 @@
+//! A live document on this instance: the merged Yjs state of everything durable, the
+//! connected sessions, and the awareness (presence) states.
+//!
+//! Updates are applied strictly in content-stream version order, whatever path they come
+//! by (this instance's group commit, another instance over NATS, or a catch-up read of
+//! the log): a version at or below `applied_version` was seen already (so an update
+//! delivered twice is applied once), one beyond the next is held until the gap is filled.
+//! The state lives behind a std `Mutex` and is never held across an `.await` (yrs
+//! transactions are not `Send`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use collab_domain::{DocumentId, UserId, WorkspaceId};
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use yrs::sync::awareness::AwarenessUpdateEntry;
+use yrs::sync::AwarenessUpdate;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use super::presence::{PresenceChange, PresenceKind, PresenceSink};
+use super::protocol;
+
+pub type SessionId = Uuid;
+
+/// What a session's writer sends: a frame, or a close.
+#[derive(Debug)]
+pub enum Outbound {
+    Frame(Bytes),
+    Close(u16, String),
+}
+
+/// A connected socket, as the room knows it.
+pub struct SessionEntry {
+    pub tx: mpsc::Sender<Outbound>,
+    pub user: UserId,
+    pub read_only: bool,
+    /// Cancelled when the room drops the session (too slow, or the room closes).
+    pub kick: CancellationToken,
+    /// Awareness client ids this session has announced.
+    clients: HashSet<u64>,
+}
+
+impl SessionEntry {
+    pub fn new(tx: mpsc::Sender<Outbound>, user: UserId, read_only: bool) -> Self {
+        Self {
+            tx,
+            user,
+            read_only,
+            kick: CancellationToken::new(),
+            clients: HashSet::new(),
+        }
+    }
+}
+
+struct AwarenessEntry {
+    clock: u32,
+    json: Arc<str>,
+    last_seen: Instant,
+    /// The local session that owns it; None for states relayed from other instances.
+    session: Option<SessionId>,
+}
+
+const NULL_STATE: &str = "null";
+
+/// Where the last snapshot stands, and what has happened since.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotMark {
+    pub version: i64,
+    pub size_bytes: usize,
+}
+
+struct RoomState {
+    doc: Doc,
+    applied_version: i64,
+    applied_position: i64,
+    pending: BTreeMap<i64, (i64, Vec<u8>, Option<SessionId>)>,
+    sessions: HashMap<SessionId, SessionEntry>,
+    awareness: HashMap<u64, AwarenessEntry>,
+    snapshot: SnapshotMark,
+    tail_bytes: usize,
+    last_applied_at: Instant,
+    /// Awareness clients whose change is waiting for the presence coalescing window.
+    presence_dirty: HashSet<u64>,
+    presence_emitted_at: HashMap<u64, Instant>,
+}
+
+pub struct Room {
+    pub document_id: DocumentId,
+    pub workspace_id: WorkspaceId,
+    state: Mutex<RoomState>,
+    presence: PresenceSink,
+    /// Signalled when an update arrived ahead of a missing one.
+    pub gap: Notify,
+    /// Cancelled when the room is unloaded.
+    pub stop: CancellationToken,
+}
+
+/// At most this many presence "changed" events per awareness client per second, roughly.
+const PRESENCE_WINDOW: Duration = Duration::from_millis(500);
+
+/// The outcome of offering the room a committed update.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    pub updates: usize,
+    pub waiting_for_gap: bool,
+}
+
+impl Room {
+    pub fn new(
+        document_id: DocumentId,
+        workspace_id: WorkspaceId,
+        doc: Doc,
+        version: i64,
+        position: i64,
+        snapshot: SnapshotMark,
+        tail_bytes: usize,
+        presence: PresenceSink,
+    ) -> Self {
+        Self {
+            document_id,
+            workspace_id,
+            state: Mutex::new(RoomState {
+                doc,
+                applied_version: version,
+                applied_position: position,
+                pending: BTreeMap::new(),
+                sessions: HashMap::new(),
+                awareness: HashMap::new(),
+                snapshot,
+                tail_bytes,
+                last_applied_at: Instant::now(),
+                presence_dirty: HashSet::new(),
+                presence_emitted_at: HashMap::new(),
+            }),
+            presence,
+            gap: Notify::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        // A panic while holding the lock leaves yrs state we cannot trust less than a
+        // poisoned flag; the state itself is only ever mutated by whole transactions.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn presence_change(
+        &self,
+        kind: PresenceKind,
+        session: SessionId,
+        entry: &SessionEntry,
+        client_id: Option<u64>,
+        state: Option<Arc<str>>,
+    ) {
+        self.presence.emit(PresenceChange {
+            kind,
+            document_id: self.document_id,
+            workspace_id: self.workspace_id,
+            session_id: session,
+            user_id: entry.user.clone(),
+            client_id,
+            state,
+            read_only: entry.read_only,
+            at: chrono::Utc::now(),
+        });
+    }
+
+    /// Adds a session; returns the greeting: sync step 1 (our state vector), then the
+    /// awareness states we hold, as separate frames.
+    pub fn join(&self, session: SessionId, entry: SessionEntry) -> Vec<Bytes> {
+        let mut state = self.lock();
+        let mut greeting = vec![protocol::sync_step1(state.doc.transact().state_vector())];
+        if let Some(update) = full_awareness(&state) {
+            greeting.push(protocol::awareness(update));
+        }
+        self.presence_change(PresenceKind::Joined, session, &entry, None, None);
+        state.sessions.insert(session, entry);
+        metrics::gauge!("collab_live_sessions").increment(1.0);
+        greeting
+    }
+
+    /// Removes a session and its awareness states (announced to everyone else as removed).
+    /// Returns the awareness removal, encoded, for other instances.
+    pub fn leave(&self, session: SessionId) -> Option<Vec<u8>> {
+        let mut state = self.lock();
+        let entry = state.sessions.remove(&session)?;
+        metrics::gauge!("collab_live_sessions").decrement(1.0);
+        self.presence_change(PresenceKind::Left, session, &entry, None, None);
+        let clients: Vec<u64> = entry.clients.iter().copied().collect();
+        let removal = remove_awareness(&mut state, &clients)?;
+        let encoded = removal.encode_v1();
+        broadcast(&mut state, protocol::awareness(removal), None);
+        Some(encoded)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    pub fn is_read_only(&self, session: SessionId) -> bool {
+        self.lock()
+            .sessions
+            .get(&session)
+            .is_none_or(|s| s.read_only)
+    }
+
+    /// Answer to a client's sync step 1: what it lacks, as sync step 2.
+    pub fn sync_step2_for(&self, remote: &StateVector) -> Bytes {
+        let state = self.lock();
+        let diff = state.doc.transact().encode_diff_v1(remote);
+        protocol::sync_step2(diff)
+    }
+
+    pub fn awareness_frame(&self) -> Option<Bytes> {
+        full_awareness(&self.lock()).map(protocol::awareness)
+    }
+
+    /// Size of the document as stored: last snapshot plus the updates since.
+    pub fn stored_bytes(&self) -> usize {
+        let state = self.lock();
+        state.snapshot.size_bytes + state.tail_bytes
+    }
+
+    pub fn applied(&self) -> (i64, i64) {
+        let state = self.lock();
+        (state.applied_version, state.applied_position)
+    }
+
+    pub fn has_gap(&self) -> bool {
+        !self.lock().pending.is_empty()
+    }
+
+    /// Offers a durable update (content-stream `version`, global `position`). Applies it
+    /// and whatever it unblocks, in version order, and sends each to every session but
+    /// the one it came from.
+    pub fn apply_committed(
+        &self,
+        version: i64,
+        position: i64,
+        update: &[u8],
+        origin: Option<SessionId>,
+    ) -> Applied {
+        let mut state = self.lock();
+        if version <= state.applied_version {
+            return Applied {
+                updates: 0,
+                waiting_for_gap: !state.pending.is_empty(),
+            };
+        }
+        state
+            .pending
+            .insert(version, (position, update.to_vec(), origin));
+        let mut applied = 0;
+        loop {
+            let next = state.applied_version + 1;
+            let Some((position, bytes, origin)) = state.pending.remove(&next) else {
+                break;
+            };
+            match Update::decode_v1(&bytes) {
+                Ok(decoded) => {
+                    if let Err(error) = state.doc.transact_mut().apply_update(decoded) {
+                        tracing::error!(document.id = %self.document_id, version = next, %error, "stored update does not apply");
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(document.id = %self.document_id, version = next, %error, "stored update does not decode")
+                }
+            }
+            state.applied_version = next;
+            state.applied_position = position;
+            state.tail_bytes += bytes.len();
+            state.last_applied_at = Instant::now();
+            broadcast(&mut state, protocol::sync_update(&bytes), origin);
+            applied += 1;
+        }
+        let waiting = !state.pending.is_empty();
+        drop(state);
+        if waiting {
+            self.gap.notify_one();
+        }
+        Applied {
+            updates: applied,
+            waiting_for_gap: waiting,
+        }
+    }
+
+    /// Applies an awareness update from a local session (or, with `None`, from another
+    /// instance), relays it to the other local sessions, and records presence changes.
+    pub fn apply_awareness(&self, from: Option<SessionId>, update: &AwarenessUpdate) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let mut relayed = HashMap::new();
+        for (client, entry) in &update.clients {
+            let client = client.get() as u64;
+            let removed = entry.json.as_ref() == NULL_STATE;
+            let (newer, changed) = match state.awareness.get(&client) {
+                None => (!removed, true),
+                Some(known) => (
+                    known.clock < entry.clock
+                        || (known.clock == entry.clock
+                            && removed
+                            && known.json.as_ref() != NULL_STATE),
+                    known.json != entry.json,
+                ),
+            };
+            if let Some(known) = state.awareness.get_mut(&client) {
+                // Any message from the client renews its state, changed or not.
+                known.last_seen = now;
+            }
+            if !newer {
+                continue;
+            }
+            state.awareness.insert(
+                client,
+                AwarenessEntry {
+                    clock: entry.clock,
+                    json: entry.json.clone(),
+                    last_seen: now,
+                    session: from,
+                },
+            );
+            if let Some(session) = from {
+                if let Some(s) = state.sessions.get_mut(&session) {
+                    s.clients.insert(client);
+                }
+            }
+            relayed.insert(client, entry.clone());
+            if changed && from.is_some() {
+                self.note_presence_change(&mut state, client, now);
+            }
+        }
+        if relayed.is_empty() {
+            return;
+        }
+        let frame = protocol::awareness(to_update(relayed));
+        broadcast(&mut state, frame, from);
+    }
+
+    fn note_presence_change(&self, state: &mut RoomState, client: u64, now: Instant) {
+        let recent = state
+            .presence_emitted_at
+            .get(&client)
+            .is_some_and(|at| now.duration_since(*at) < PRESENCE_WINDOW);
+        if recent {
+            state.presence_dirty.insert(client);
+        } else {
+            self.emit_awareness_presence(state, client, PresenceKind::Changed);
+            state.presence_emitted_at.insert(client, now);
+        }
+    }
+
+    fn emit_awareness_presence(&self, state: &RoomState, client: u64, kind: PresenceKind) {
+        let Some(entry) = state.awareness.get(&client) else {
+            return;
+        };
+        let Some(session) = entry.session else { return };
+        if let Some(owner) = state.sessions.get(&session) {
+            let json = (entry.json.as_ref() != NULL_STATE).then(|| entry.json.clone());
+            self.presence_change(kind, session, owner, Some(client), json);
+        }
+    }
+
+    /// Emits the presence changes held back by the coalescing window.
+    pub fn flush_presence(&self) {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let due: Vec<u64> = state
+            .presence_dirty
+            .iter()
+            .copied()
+            .filter(|c| {
+                state
+                    .presence_emitted_at
+                    .get(c)
+                    .is_none_or(|at| now.duration_since(*at) >= PRESENCE_WINDOW)
+            })
+            .collect();
+        for client in due {
+            state.presence_dirty.remove(&client);
+            self.emit_awareness_presence(&state, client, PresenceKind::Changed);
+            state.presence_emitted_at.insert(client, now);
+        }
+    }
+
+    /// Removes awareness states not renewed within `timeout`, tells the local sessions,
+    /// and returns the removal (encoded) for other instances.
+    pub fn expire_awareness(&self, timeout: Duration) -> Option<Vec<u8>> {
+        let mut state = self.lock();
+        let now = Instant::now();
+        let stale: Vec<u64> = state
+            .awareness
+            .iter()
+            .filter(|(_, e)| {
+                e.json.as_ref() != NULL_STATE && now.duration_since(e.last_seen) > timeout
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        if stale.is_empty() {
+            return None;
+        }
+        for client in &stale {
+            self.emit_awareness_presence(&state, *client, PresenceKind::TimedOut);
+        }
+        let removal = remove_awareness(&mut state, &stale)?;
+        let encoded = removal.encode_v1();
+        broadcast(&mut state, protocol::awareness(removal), None);
+        Some(encoded)
+    }
+
+    /// Whether a snapshot is due: `every` updates since the last one, or some updates and
+    /// `quiet` time without any.
+    pub fn snapshot_due(&self, every: i64, quiet: Duration) -> bool {
+        let state = self.lock();
+        let behind = state.applied_version - state.snapshot.version;
+        behind >= every || (behind > 0 && state.last_applied_at.elapsed() >= quiet)
+    }
+
+    /// The merged state now: (version, position, state vector, state as one update).
+    pub fn encode_snapshot(&self) -> (i64, i64, Vec<u8>, Vec<u8>) {
+        let state = self.lock();
+        let txn = state.doc.transact();
+        (
+            state.applied_version,
+            state.applied_position,
+            txn.state_vector().encode_v1(),
+            txn.encode_state_as_update_v1(&StateVector::default()),
+        )
+    }
+
+    pub fn snapshot_taken(&self, mark: SnapshotMark) {
+        let mut state = self.lock();
+        if mark.version > state.snapshot.version {
+            state.snapshot = mark;
+            // Only what arrived after the snapshot remains in the tail; approximate it.
+            state.tail_bytes = if state.applied_version == mark.version {
+                0
+            } else {
+                state.tail_bytes / 2
+            };
+        }
+    }
+
+    pub fn snapshot_mark(&self) -> SnapshotMark {
+        self.lock().snapshot
+    }
+
+    /// Runs `f` on the document (read-only).
+    pub fn read<T>(&self, f: impl FnOnce(&Doc) -> T) -> T {
+        f(&self.lock().doc)
+    }
+
+    /// Sends `frame` to every session but `except`.
+    pub fn broadcast(&self, frame: Bytes, except: Option<SessionId>) {
+        broadcast(&mut self.lock(), frame, except);
+    }
+
+    /// Closes every session (unload, shutdown, persistence failure).
+    pub fn close_all(&self, code: u16, reason: &str) {
+        let state = self.lock();
+        for session in state.sessions.values() {
+            let _ = session
+                .tx
+                .try_send(Outbound::Close(code, reason.to_owned()));
+            session.kick.cancel();
+        }
+    }
+
+    /// Closes one session.
+    pub fn close_session(&self, session: SessionId, code: u16, reason: &str) {
+        if let Some(entry) = self.lock().sessions.get(&session) {
+            let _ = entry.tx.try_send(Outbound::Close(code, reason.to_owned()));
+            entry.kick.cancel();
+        }
+    }
+
+    /// Users connected now: (session, user, read_only).
+    pub fn sessions(&self) -> Vec<(SessionId, UserId, bool)> {
+        self.lock()
+            .sessions
+            .iter()
+            .map(|(id, s)| (*id, s.user.clone(), s.read_only))
+            .collect()
+    }
+}
+
+fn to_update(entries: HashMap<u64, AwarenessUpdateEntry>) -> AwarenessUpdate {
+    AwarenessUpdate {
+        clients: entries
+            .into_iter()
+            .map(|(client, entry)| (yrs::block::ClientID::new(client), entry))
+            .collect(),
+    }
+}
+
+fn full_awareness(state: &RoomState) -> Option<AwarenessUpdate> {
+    let live: HashMap<u64, AwarenessUpdateEntry> = state
+        .awareness
+        .iter()
+        .filter(|(_, e)| e.json.as_ref() != NULL_STATE)
+        .map(|(c, e)| {
+            (
+                *c,
+                AwarenessUpdateEntry {
+                    clock: e.clock,
+                    json: e.json.clone(),
+                },
+            )
+        })
+        .collect();
+    (!live.is_empty()).then(|| to_update(live))
+}
+
+/// Marks `clients` removed (clock + 1, null state: what y-protocols does) and returns the
+/// update announcing it.
+fn remove_awareness(state: &mut RoomState, clients: &[u64]) -> Option<AwarenessUpdate> {
+    let mut removal = HashMap::new();
+    for client in clients {
+        if let Some(entry) = state.awareness.get_mut(client) {
+            if entry.json.as_ref() == NULL_STATE {
+                continue;
+            }
+            entry.clock += 1;
+            entry.json = NULL_STATE.into();
+            removal.insert(
+                *client,
+                AwarenessUpdateEntry {
+                    clock: entry.clock,
+                    json: entry.json.clone(),
+                },
+            );
+        }
+    }
+    (!removal.is_empty()).then(|| to_update(removal))
+}
+
+/// Queues `frame` for every session but `except`. A session whose queue is full is too
+/// slow to keep up: it is dropped (and resynchronises when it reconnects).
+fn broadcast(state: &mut RoomState, frame: Bytes, except: Option<SessionId>) {
+    let mut slow = vec![];
+    for (id, session) in &state.sessions {
+        if Some(*id) == except {
+            continue;
+        }
+        if session.tx.try_send(Outbound::Frame(frame.clone())).is_err() {
+            slow.push(*id);
+        }
+    }
+    for id in slow {
+        if let Some(session) = state.sessions.get(&id) {
+            metrics::counter!("collab_live_sessions_dropped_total").increment(1);
+            session.kick.cancel();
+        }
+    }
+}

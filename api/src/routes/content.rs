@@ -1,0 +1,203 @@
+//! Server-side content of a live document: read it as text, JSON or binary Yjs state,
+//! apply a binary update (integrations), and see who is present.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use collab_domain::{Actor, DocumentId};
+use serde_json::json;
+use tokio::sync::oneshot;
+use yrs::updates::decoder::Decode;
+use yrs::{ReadTxn, StateVector, Transact, Update};
+
+use super::{command_response, path_id};
+use crate::error::ApiError;
+use crate::extract::{Principal, RequestMeta};
+use crate::live::appender::EditRequest;
+use crate::live::content;
+use crate::live::presence;
+use crate::live::rooms::RoomGuard;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/documents/{document_id}/content", get(get_content))
+        .route("/v1/documents/{document_id}/state", get(get_state))
+        .route(
+            "/v1/documents/{document_id}/updates",
+            axum::routing::post(post_update),
+        )
+        .route("/v1/documents/{document_id}/presence", get(get_presence))
+}
+
+async fn open_room(
+    state: &AppState,
+    document: &str,
+    principal: &Principal,
+) -> Result<(RoomGuard, collab_domain::WorkspaceRole), ApiError> {
+    let document = path_id("document_id", document, DocumentId::parse)?;
+    let (workspace, role) = state.document_role(document, &principal.0).await?;
+    let guard = state
+        .live
+        .rooms
+        .acquire(document, workspace)
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((guard, role))
+}
+
+async fn get_content(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(document): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let format = params.get("format").map(String::as_str).unwrap_or("text");
+    if !matches!(format, "text" | "json") {
+        return Err(ApiError::InvalidParameter {
+            name: "format",
+            reason: "must be text or json".into(),
+        });
+    }
+    let (guard, _) = open_room(&state, &document, &principal).await?;
+    let (version, position) = guard.room.applied();
+    let headers = [
+        ("x-collab-content-version", version.to_string()),
+        ("x-collab-position", position.to_string()),
+    ];
+    Ok(match format {
+        "json" => {
+            let roots = guard.room.read(content::to_json);
+            (headers, Json(roots)).into_response()
+        }
+        _ => {
+            let root = params.get("root").map(String::as_str);
+            let text = guard.room.read(|doc| content::to_text(doc, root));
+            (
+                headers,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response()
+        }
+    })
+}
+
+async fn get_state(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(document): Path<String>,
+) -> Result<Response, ApiError> {
+    let (guard, _) = open_room(&state, &document, &principal).await?;
+    let (version, position) = guard.room.applied();
+    let bytes = guard.room.read(|doc| {
+        doc.transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (
+                header::HeaderName::from_static("x-collab-content-version"),
+                version.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-collab-position"),
+                position.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn post_update(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream");
+    if !content_type.starts_with("application/octet-stream") {
+        return Err(ApiError::UnsupportedMediaTypeNamed(
+            "application/octet-stream",
+        ));
+    }
+    let (guard, role) = open_room(&state, &document, &principal).await?;
+    if !role.edits_documents() {
+        return Err(ApiError::Forbidden(
+            "guests and auditors cannot change documents".into(),
+        ));
+    }
+    let limits = &state.live.config;
+    if body.len() > limits.max_update_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: limits.max_update_bytes,
+        });
+    }
+    // yrs updates are not Send: keep the decoded form out of the awaits below.
+    let empty = Update::decode_v1(&body)
+        .map_err(|e| ApiError::InvalidUpdate(e.to_string()))?
+        .is_empty();
+    if guard.room.stored_bytes() + body.len() > limits.max_document_bytes {
+        return Err(ApiError::PayloadTooLarge {
+            limit: limits.max_document_bytes,
+        });
+    }
+    if empty {
+        let (version, position) = guard.room.applied();
+        return Ok(command_response(
+            StatusCode::OK,
+            position,
+            json!({ "document_id": guard.room.document_id, "version": version }),
+        ));
+    }
+    let (done, landed) = oneshot::channel();
+    state
+        .live
+        .appender
+        .submit(EditRequest {
+            room: guard.room.clone(),
+            actor: Actor::User(principal.0.clone()),
+            correlation_id: meta.correlation_id,
+            client_id: 0,
+            update: body.to_vec(),
+            origin: None,
+            done: Some(done),
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let (version, position) = landed
+        .await
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("edit was dropped")))?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    Ok(command_response(
+        StatusCode::OK,
+        position,
+        json!({ "document_id": guard.room.document_id, "version": version }),
+    ))
+}
+
+async fn get_presence(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(document): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let document = path_id("document_id", &document, DocumentId::parse)?;
+    state.document_role(document, &principal.0).await?;
+    let sessions = presence::present(&state.pool, document).await?;
+    let mut users: Vec<&str> = sessions.iter().map(|s| s.user_id.as_str()).collect();
+    users.sort();
+    users.dedup();
+    Ok(Json(json!({ "users": users, "sessions": sessions })))
+}

@@ -1,0 +1,91 @@
+//! `GET /v1/sync/{document_id}?token=JWT`: the y-websocket endpoint. Stock clients work
+//! unchanged: `new WebsocketProvider("ws://HOST/v1/sync", documentId, ydoc, { params: {
+//! token } })`. Refusals are close frames with a code and a reason a person can read.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State, WebSocketUpgrade};
+use axum::http::{header, HeaderMap};
+use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
+use collab_domain::DocumentId;
+
+use crate::auth::AuthError;
+use crate::error::ApiError;
+use crate::live::protocol::close;
+use crate::live::session::{self, token_from, Admission};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/sync/{document_id}", get(sync_socket))
+}
+
+async fn sync_socket(
+    State(state): State<AppState>,
+    Path(document): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let limit = state.live.config.max_update_bytes;
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    upgrade
+        // Oversized updates get a readable close (1009) from us; only frames far past the
+        // limit are cut off by the WebSocket layer itself.
+        .max_message_size(limit * 2 + 64 * 1024)
+        .max_frame_size(limit * 2 + 64 * 1024)
+        .on_upgrade(move |socket| async move {
+            match admit(&state, &document, &params, authorization.as_deref()).await {
+                Ok(admission) => session::run(state.live.clone(), admission, socket).await,
+                Err((code, reason)) => {
+                    metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
+                        .increment(1);
+                    session::refuse(socket, code, &reason).await
+                }
+            }
+        })
+}
+
+/// Authenticates and authorises before the socket joins a room.
+async fn admit(
+    state: &AppState,
+    document: &str,
+    params: &HashMap<String, String>,
+    authorization: Option<&str>,
+) -> Result<Admission, (u16, String)> {
+    let token = token_from(params, authorization).ok_or((
+        close::UNAUTHENTICATED,
+        "missing token: pass ?token=<JWT>".to_owned(),
+    ))?;
+    let verified = state.tokens.verify_token(&token).map_err(|e| {
+        let reason = match e {
+            AuthError::Expired => "token has expired",
+            _ => "token is invalid",
+        };
+        (close::UNAUTHENTICATED, reason.to_owned())
+    })?;
+    let not_found = || (close::NOT_FOUND, "document not found".to_owned());
+    let document = DocumentId::parse(document).map_err(|_| not_found())?;
+    let (workspace, role) = match state.document_role(document, &verified.user).await {
+        Ok(found) => found,
+        Err(ApiError::NotFound(_)) => return Err(not_found()),
+        Err(error) => {
+            tracing::error!(%error, "cannot check document access");
+            return Err((
+                close::INTERNAL,
+                "could not check access; try again".to_owned(),
+            ));
+        }
+    };
+    Ok(Admission {
+        user: verified.user,
+        document,
+        workspace,
+        role,
+        read_only: verified.read_only || !role.edits_documents(),
+    })
+}

@@ -1,0 +1,140 @@
+// A stock Yjs client (yjs + y-websocket's WebsocketProvider), driven by the Rust tests
+// over stdin/stdout: one JSON command per line in, one JSON reply per line out.
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import WebSocket from 'ws'
+import { createInterface } from 'node:readline'
+import { readFileSync } from 'node:fs'
+import { gunzipSync } from 'node:zlib'
+
+let doc = null
+let provider = null
+const closes = []
+const denied = []
+
+const reply = (value) => process.stdout.write(JSON.stringify(value) + '\n')
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+async function until (what, predicate, timeoutMs = 20000) {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await sleep(5)
+  }
+}
+
+const commands = {
+  connect ({ url, doc: name, token, root = 'text', connect = true }) {
+    doc = new Y.Doc()
+    provider = new WebsocketProvider(url, name, doc, {
+      WebSocketPolyfill: WebSocket,
+      params: token ? { token } : {},
+      connect,
+      disableBc: true,
+      maxBackoffTime: 500
+    })
+    provider.on('connection-close', (event) => {
+      if (event) closes.push({ code: event.code, reason: event.reason?.toString() ?? '' })
+    })
+    provider.on('status', (event) => { provider.lastStatus = event.status })
+    // y-websocket logs permission-denied; record it for the tests.
+    const original = console.warn
+    console.warn = (...args) => { denied.push(args.join(' ')); original.apply(console, args) }
+    doc.getText(root)
+    return { clientId: doc.clientID }
+  },
+  async synced ({ timeoutMs }) {
+    await until('sync', () => provider.synced, timeoutMs)
+    return { synced: true }
+  },
+  insert ({ root = 'text', index, text }) {
+    const ytext = doc.getText(root)
+    ytext.insert(index ?? ytext.length, text)
+    return { length: ytext.length }
+  },
+  text ({ root = 'text' }) {
+    return { text: doc.getText(root).toString() }
+  },
+  async waitText ({ root = 'text', text, timeoutMs }) {
+    await until(`text ${JSON.stringify(text).slice(0, 80)}`, () => doc.getText(root).toString() === text, timeoutMs)
+    return { text }
+  },
+  async waitLength ({ root = 'text', length, timeoutMs }) {
+    await until(`length ${length}`, () => doc.getText(root).length === length, timeoutMs)
+    return { length }
+  },
+  awareness ({ state }) {
+    provider.awareness.setLocalState(state)
+    return { clientId: doc.clientID }
+  },
+  peers () {
+    const states = []
+    provider.awareness.getStates().forEach((state, clientId) => {
+      if (clientId !== doc.clientID) states.push({ clientId, state })
+    })
+    return { states }
+  },
+  closes () {
+    return { closes, denied, status: provider?.lastStatus ?? null, connected: provider?.wsconnected ?? false }
+  },
+  disconnect () {
+    provider.disconnect()
+    return {}
+  },
+  reconnect () {
+    provider.connect()
+    return {}
+  },
+  // Replays an editing trace: one Yjs transaction (and so one update message) per trace
+  // transaction. Positions count code points; JavaScript strings count UTF-16 units.
+  async replay ({ path, root = 'text', limit }) {
+    const trace = JSON.parse(gunzipSync(readFileSync(path)).toString('utf8'))
+    const ytext = doc.getText(root)
+    let txns = trace.txns
+    if (limit) txns = txns.slice(0, limit)
+    const started = Date.now()
+    let count = 0
+    const ascii = /^[\x00-\x7f]*$/.test(trace.endContent)
+    for (const txn of txns) {
+      doc.transact(() => {
+        for (const [pos, del, ins] of txn.patches) {
+          let at = pos
+          if (!ascii) {
+            const current = ytext.toString()
+            at = [...current].slice(0, pos).join('').length
+            const deleted = [...current.slice(at)].slice(0, del).join('').length
+            if (deleted > 0) ytext.delete(at, deleted)
+          } else if (del > 0) {
+            ytext.delete(at, del)
+          }
+          if (ins.length > 0) ytext.insert(at, ins)
+        }
+      })
+      count++
+      // Let the socket drain now and then, as a person typing would.
+      if (count % 2000 === 0) await sleep(0)
+    }
+    const expected = limit ? ytext.toString() : trace.endContent
+    return { count, ms: Date.now() - started, text: ytext.toString(), expected, matches: ytext.toString() === expected }
+  },
+  async bufferedDrain ({ timeoutMs }) {
+    await until('socket to drain', () => !provider.ws || provider.ws.bufferedAmount === 0, timeoutMs)
+    return {}
+  },
+  exit () {
+    setTimeout(() => process.exit(0), 10)
+    return {}
+  }
+}
+
+const lines = createInterface({ input: process.stdin })
+for await (const line of lines) {
+  const command = JSON.parse(line)
+  try {
+    const result = await commands[command.op](command)
+    reply({ ok: true, ...result })
+  } catch (error) {
+    reply({ ok: false, error: String(error?.stack ?? error) })
+  }
+}
+process.exit(0)
