@@ -31,14 +31,22 @@ pub struct Admission {
     pub read_only: bool,
 }
 
+/// A close frame; the reason is cut to the 123 bytes WebSocket allows (on a character
+/// boundary), or the frame could not be sent at all.
+fn close_frame(code: u16, reason: &str) -> WsMessage {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    WsMessage::Close(Some(CloseFrame {
+        code,
+        reason: Utf8Bytes::from(reason[..end].to_owned()),
+    }))
+}
+
 /// Sends a close frame with `code` and `reason` and ends the socket.
 pub async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
-    let _ = socket
-        .send(WsMessage::Close(Some(CloseFrame {
-            code,
-            reason: Utf8Bytes::from(reason.to_owned()),
-        })))
-        .await;
+    let _ = socket.send(close_frame(code, reason)).await;
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(_)) = socket.next().await {}
     })
@@ -99,12 +107,7 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
                         }
                     }
                     Outbound::Close(code, reason) => {
-                        let _ = sink
-                            .send(WsMessage::Close(Some(CloseFrame {
-                                code,
-                                reason: Utf8Bytes::from(reason),
-                            })))
-                            .await;
+                        let _ = sink.send(close_frame(code, &reason)).await;
                         return;
                     }
                 }

@@ -76,3 +76,372 @@ async fn stock_clients_converge_late_joiners_catch_up_and_read_only_edits_are_no
         "the viewer is told its edits are refused: {seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_mid_editing_loses_nothing_clients_reconnect_and_converge() {
+    let env = TestEnv::new().await;
+    let mut server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let mut a = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    let mut b = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    for n in 0..100 {
+        a.insert(None, &format!("{n},")).await;
+    }
+    // Kill while edits are still streaming in.
+    server.kill();
+    for n in 100..120 {
+        a.insert(None, &format!("{n},")).await;
+    }
+    server.restart().await;
+    for n in 120..150 {
+        b.insert(Some(0), &format!("[{n}]")).await;
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let (ta, tb) = (a.text().await, b.text().await);
+        if ta == tb && ta.contains("119,") && ta.contains("[149]") {
+            break ta;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replicas did not converge: {ta:?} vs {tb:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    for n in 0..120 {
+        assert!(text.contains(&format!("{n},")), "edit {n} survived");
+    }
+    eventually(
+        "the server to hold everything",
+        Duration::from_secs(15),
+        || {
+            let (http, doc, text) = (&http, &doc, &text);
+            async move { (http.content_text(doc, "alice").await == *text).then_some(()) }
+        },
+    )
+    .await;
+    let mut fresh = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    fresh.wait_text(&text).await;
+}
+
+fn trace_path() -> Option<std::path::PathBuf> {
+    let shared = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/traces/automerge-paper.json.gz");
+    shared.exists().then_some(shared)
+}
+
+/// Writes a small generated trace in the shared format (for machines without ../shared).
+fn generated_trace() -> std::path::PathBuf {
+    use std::io::Write;
+    let mut text: Vec<char> = vec![];
+    let mut txns = vec![];
+    let mut seed: u64 = 42;
+    for n in 0..3000 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let position = (seed >> 33) as usize % (text.len() + 1);
+        let patch = if n % 7 == 6 && position < text.len() {
+            text.remove(position);
+            json!([position, 1, ""])
+        } else {
+            let c = ['a', 'b', 'é', ' ', '文', '\n'][(seed >> 20) as usize % 6];
+            text.insert(position, c);
+            json!([position, 0, c.to_string()])
+        };
+        txns.push(json!({"time": "", "patches": [patch]}));
+    }
+    let trace =
+        json!({"startContent": "", "endContent": text.iter().collect::<String>(), "txns": txns});
+    let path = std::env::temp_dir().join(format!("collab-trace-{}.json.gz", uuid::Uuid::new_v4()));
+    let file = std::fs::File::create(&path).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    gz.write_all(trace.to_string().as_bytes()).unwrap();
+    gz.finish().unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_editing_trace_through_a_stock_client_gives_exactly_its_final_text() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let path = trace_path().unwrap_or_else(generated_trace);
+    let mut writer = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    let replay = writer
+        .call(json!({"op": "replay", "path": path.display().to_string()}))
+        .await;
+    assert_eq!(
+        replay["matches"], true,
+        "the client's own replay is correct"
+    );
+    let expected = replay["expected"].as_str().unwrap().to_owned();
+    let sent = replay["count"].as_i64().unwrap();
+    writer
+        .call(json!({"op": "bufferedDrain", "timeoutMs": 120000}))
+        .await;
+    eventually(
+        "every update to be durable",
+        Duration::from_secs(240),
+        || {
+            let pool = &env.pool;
+            let doc = &doc;
+            async move { (edit_count(pool, doc).await == sent).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(http.content_text(&doc, "alice").await, expected);
+    let mut reader = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    reader
+        .call(json!({"op": "waitText", "text": expected, "timeoutMs": 60000}))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_on_two_instances_converge_through_nats() {
+    let env = TestEnv::new().await;
+    let one = CollabProcess::start(&env, &[]).await;
+    let two = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(one.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let mut a = NodeClient::open(&one.ws(), &doc, &mint("alice", 3600)).await;
+    let mut b = NodeClient::open(&two.ws(), &doc, &mint("alice", 3600)).await;
+    for n in 0..30 {
+        a.insert(Some(0), &format!("<{n}>")).await;
+        b.insert(None, &format!("({n})")).await;
+    }
+    let total: usize = (0..30)
+        .map(|n| format!("<{n}>").len() + format!("({n})").len())
+        .sum();
+    a.call(json!({"op": "waitLength", "length": total, "timeoutMs": 30000}))
+        .await;
+    b.call(json!({"op": "waitLength", "length": total, "timeoutMs": 30000}))
+        .await;
+    let text = a.text().await;
+    assert_eq!(b.text().await, text);
+    // Both instances hold the same state, and the log holds each update once.
+    assert_eq!(
+        Http::new(two.http()).content_text(&doc, "alice").await,
+        text
+    );
+    assert_eq!(edit_count(&env.pool, &doc).await, 60);
+}
+
+async fn raw_socket(
+    base_ws: &str,
+    path: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (socket, _) = tokio_tungstenite::connect_async(format!("{base_ws}{path}"))
+        .await
+        .expect("the upgrade succeeds");
+    socket
+}
+
+/// Reads until the server closes; returns (code, reason).
+async fn close_of(
+    socket: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> (u16, String) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let read = async {
+        while let Some(message) = socket.next().await {
+            match message {
+                Ok(Message::Close(Some(frame))) => {
+                    return (u16::from(frame.code), frame.reason.to_string())
+                }
+                Ok(Message::Close(None)) | Err(_) => return (0, String::new()),
+                Ok(_) => {}
+            }
+        }
+        (0, String::new())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("the server closes the socket")
+}
+
+fn update_frame(update: &[u8]) -> Vec<u8> {
+    // messageSync, messageYjsUpdate, varUint length, bytes (lengths < 128 here)
+    let mut frame = vec![0, 2];
+    let mut length = update.len();
+    loop {
+        let byte = (length & 0x7f) as u8;
+        length >>= 7;
+        if length == 0 {
+            frame.push(byte);
+            break;
+        }
+        frame.push(byte | 0x80);
+    }
+    frame.extend_from_slice(update);
+    frame
+}
+
+fn text_update(text: &str) -> Vec<u8> {
+    use yrs::{ReadTxn, Text, Transact};
+    let doc = yrs::Doc::new();
+    let root = doc.get_or_insert_text("text");
+    root.insert(&mut doc.transact_mut(), 0, text);
+    let update = doc
+        .transact()
+        .encode_state_as_update_v1(&yrs::StateVector::default());
+    update
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sockets_are_refused_with_a_reason_and_store_nothing() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[("COLLAB_MAX_UPDATE_BYTES", "2000")]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let token = mint("alice", 3600);
+
+    let mut anonymous = raw_socket(&server.ws(), &format!("/v1/sync/{doc}")).await;
+    let (code, reason) = close_of(&mut anonymous).await;
+    assert_eq!(code, 4401, "{reason}");
+    assert!(reason.contains("token"));
+    let mut forged = raw_socket(&server.ws(), &format!("/v1/sync/{doc}?token=abc.def.ghi")).await;
+    assert_eq!(close_of(&mut forged).await.0, 4401);
+    let mut expired = raw_socket(
+        &server.ws(),
+        &format!("/v1/sync/{doc}?token={}", mint("alice", -3600)),
+    )
+    .await;
+    assert_eq!(
+        close_of(&mut expired).await,
+        (4401, "token has expired".into())
+    );
+    let mut unknown = raw_socket(
+        &server.ws(),
+        &format!("/v1/sync/{}?token={token}", uuid::Uuid::now_v7()),
+    )
+    .await;
+    assert_eq!(
+        close_of(&mut unknown).await,
+        (4404, "document not found".into())
+    );
+    let mut outsider = raw_socket(
+        &server.ws(),
+        &format!("/v1/sync/{doc}?token={}", mint("mallory", 3600)),
+    )
+    .await;
+    assert_eq!(
+        close_of(&mut outsider).await.0,
+        4404,
+        "no access looks like no document"
+    );
+
+    let path = format!("/v1/sync/{doc}?token={token}");
+    let mut garbage = raw_socket(&server.ws(), &path).await;
+    garbage
+        .send(Message::Binary(
+            update_frame(&[0xff, 0xff, 0xff, 0x01, 0x07]).into(),
+        ))
+        .await
+        .unwrap();
+    let (code, reason) = close_of(&mut garbage).await;
+    assert_eq!(code, 1007, "{reason}");
+    let mut oversized = raw_socket(&server.ws(), &path).await;
+    let big = text_update(&"x".repeat(5000));
+    let mut frame = vec![0, 2];
+    frame.extend_from_slice(&[0x80 | (big.len() & 0x7f) as u8, (big.len() >> 7) as u8]);
+    frame.extend_from_slice(&big);
+    oversized.send(Message::Binary(frame.into())).await.unwrap();
+    let (code, reason) = close_of(&mut oversized).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("2000"), "{reason}");
+    let mut text_frames = raw_socket(&server.ws(), &path).await;
+    text_frames
+        .send(Message::Text("hello".into()))
+        .await
+        .unwrap();
+    assert_eq!(close_of(&mut text_frames).await.0, 1003);
+    assert_eq!(edit_count(&env.pool, &doc).await, 0, "nothing was stored");
+
+    // Several messages in one inbound frame are all handled; a good update is stored.
+    let mut good = raw_socket(&server.ws(), &path).await;
+    let mut frame = update_frame(&text_update("hi"));
+    frame.extend_from_slice(&[3]); // query awareness, in the same frame
+    good.send(Message::Binary(frame.into())).await.unwrap();
+    eventually(
+        "the good update to be stored",
+        Duration::from_secs(10),
+        || {
+            let (pool, doc) = (&env.pool, &doc);
+            async move { (edit_count(pool, doc).await == 1).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(http.content_text(&doc, "alice").await, "hi");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opening_and_closing_a_thousand_documents_leaves_no_room_behind() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (ws, _) = http.workspace_with_document("alice").await;
+    let mut documents = vec![];
+    for n in 0..1000 {
+        let created = http
+            .call(
+                reqwest::Method::POST,
+                &format!("/v1/workspaces/{ws}/documents"),
+                "alice",
+                Some(json!({"title": format!("D{n}")})),
+            )
+            .await;
+        documents.push(created.body["id"].as_str().unwrap().to_owned());
+    }
+    let token = mint("alice", 3600);
+    let base = server.ws();
+    let opened = futures::stream::iter(documents)
+        .map(|doc| {
+            let (base, token) = (base.clone(), token.clone());
+            async move {
+                let mut socket = raw_socket(&base, &format!("/v1/sync/{doc}?token={token}")).await;
+                // The greeting (sync step 1) proves the room was loaded.
+                let first = socket.next().await.unwrap().unwrap();
+                assert!(matches!(first, Message::Binary(ref b) if b[0] == 0 && b[1] == 0));
+                socket.send(Message::Close(None)).await.unwrap();
+                while socket.next().await.is_some() {}
+            }
+        })
+        .buffer_unordered(50)
+        .count()
+        .await;
+    assert_eq!(opened, 1000);
+    let rooms = |metrics: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("collab_live_rooms "))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+    };
+    eventually("every room to unload", Duration::from_secs(30), || {
+        let url = format!("{}/metrics", server.http());
+        async move {
+            let metrics = reqwest::get(url).await.ok()?.text().await.ok()?;
+            (rooms(&metrics)? == 0.0).then_some(())
+        }
+    })
+    .await;
+    let loads: f64 = reqwest::get(format!("{}/metrics", server.http()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("collab_room_load_seconds_count"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    assert!(loads >= 1000.0, "each document was loaded ({loads})");
+}
