@@ -4,6 +4,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
+# End-to-end tests drive stock Yjs clients (npm yjs + y-websocket) under Node.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test: installing Node.js" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
+fi
+npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 # End-to-end tests start this binary.
 cargo build --locked -p collab-ops --bin collab
 export COLLAB_BIN="$PWD/target/debug/collab"

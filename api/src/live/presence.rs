@@ -274,3 +274,10 @@ pub async fn present(
     .fetch_all(pool)
     .await
 }
+
+impl PresenceSink {
+    /// A sink over a channel of the caller's (unit tests).
+    pub fn for_tests(tx: mpsc::Sender<PresenceChange>) -> Self {
+        Self { tx }
+    }
+}

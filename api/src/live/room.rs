@@ -104,6 +104,17 @@ pub struct Room {
 /// At most this many presence "changed" events per awareness client per second, roughly.
 const PRESENCE_WINDOW: Duration = Duration::from_millis(500);
 
+/// A document as loaded from its snapshot and the events after it.
+pub struct Loaded {
+    pub doc: Doc,
+    /// Content-stream version and global position of the last update folded in.
+    pub version: i64,
+    pub position: i64,
+    pub snapshot: SnapshotMark,
+    /// Bytes of the updates read after the snapshot.
+    pub tail_bytes: usize,
+}
+
 /// The outcome of offering the room a committed update.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Applied {
@@ -115,25 +126,21 @@ impl Room {
     pub fn new(
         document_id: DocumentId,
         workspace_id: WorkspaceId,
-        doc: Doc,
-        version: i64,
-        position: i64,
-        snapshot: SnapshotMark,
-        tail_bytes: usize,
+        loaded: Loaded,
         presence: PresenceSink,
     ) -> Self {
         Self {
             document_id,
             workspace_id,
             state: Mutex::new(RoomState {
-                doc,
-                applied_version: version,
-                applied_position: position,
+                doc: loaded.doc,
+                applied_version: loaded.version,
+                applied_position: loaded.position,
                 pending: BTreeMap::new(),
                 sessions: HashMap::new(),
                 awareness: HashMap::new(),
-                snapshot,
-                tail_bytes,
+                snapshot: loaded.snapshot,
+                tail_bytes: loaded.tail_bytes,
                 last_applied_at: Instant::now(),
                 presence_dirty: HashSet::new(),
                 presence_emitted_at: HashMap::new(),
@@ -297,7 +304,7 @@ impl Room {
         let now = Instant::now();
         let mut relayed = HashMap::new();
         for (client, entry) in &update.clients {
-            let client = client.get() as u64;
+            let client = client.get();
             let removed = entry.json.as_ref() == NULL_STATE;
             let (newer, changed) = match state.awareness.get(&client) {
                 None => (!removed, true),
@@ -556,5 +563,116 @@ fn broadcast(state: &mut RoomState, frame: Bytes, except: Option<SessionId>) {
             metrics::counter!("collab_live_sessions_dropped_total").increment(1);
             session.kick.cancel();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use yrs::{GetString, Text};
+
+    fn room() -> (Room, mpsc::Receiver<Outbound>) {
+        let (presence, _) = mpsc::channel(16);
+        let room = Room::new(
+            DocumentId::new(),
+            WorkspaceId::new(),
+            Loaded {
+                doc: Doc::new(),
+                version: 0,
+                position: 0,
+                snapshot: SnapshotMark {
+                    version: 0,
+                    size_bytes: 0,
+                },
+                tail_bytes: 0,
+            },
+            PresenceSink::for_tests(presence),
+        );
+        let (tx, rx) = mpsc::channel(64);
+        room.join(
+            Uuid::now_v7(),
+            SessionEntry::new(tx, UserId::parse("u").unwrap(), false),
+        );
+        (room, rx)
+    }
+
+    fn edit(text: &str, at: u32, doc: &Doc) -> Vec<u8> {
+        let root = doc.get_or_insert_text("text");
+        let before = doc.transact().state_vector();
+        root.insert(&mut doc.transact_mut(), at, text);
+        let update = doc.transact().encode_diff_v1(&before);
+        update
+    }
+
+    fn text(room: &Room) -> String {
+        room.read(|doc| {
+            let root = doc.get_or_insert_text("text");
+            let text = root.get_string(&doc.transact());
+            text
+        })
+    }
+
+    #[test]
+    fn updates_apply_once_in_version_order_whatever_the_arrival_order() {
+        let (room, mut rx) = room();
+        let source = Doc::new();
+        let first = edit("a", 0, &source);
+        let second = edit("b", 1, &source);
+        let third = edit("c", 2, &source);
+        assert_eq!(room.apply_committed(1, 10, &first, None).updates, 1);
+        // Delivered twice (own commit and fan-out): applied once, sent once.
+        assert_eq!(room.apply_committed(1, 10, &first, None).updates, 0);
+        // Version 3 before 2: held until the gap is filled.
+        let held = room.apply_committed(3, 30, &third, None);
+        assert_eq!(
+            held,
+            Applied {
+                updates: 0,
+                waiting_for_gap: true
+            }
+        );
+        assert!(room.has_gap());
+        let filled = room.apply_committed(2, 20, &second, None);
+        assert_eq!(
+            filled,
+            Applied {
+                updates: 2,
+                waiting_for_gap: false
+            }
+        );
+        assert_eq!(text(&room), "abc");
+        assert_eq!(room.applied(), (3, 30));
+        // three updates, each its own frame (the greeting is returned by join)
+        let mut frames = 0;
+        while rx.try_recv().is_ok() {
+            frames += 1;
+        }
+        assert_eq!(frames, 3);
+    }
+
+    #[test]
+    fn a_snapshot_is_due_after_enough_updates_and_covers_the_state() {
+        let (room, _rx) = room();
+        let source = Doc::new();
+        for (n, c) in ["x", "y", "z"].iter().enumerate() {
+            let update = edit(c, n as u32, &source);
+            room.apply_committed(n as i64 + 1, n as i64 + 1, &update, None);
+        }
+        assert!(room.snapshot_due(3, Duration::from_secs(60)));
+        assert!(!room.snapshot_due(4, Duration::from_secs(60)));
+        let (version, _, _, state) = room.encode_snapshot();
+        assert_eq!(version, 3);
+        let replica = Doc::new();
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(&state).unwrap())
+            .unwrap();
+        let root = replica.get_or_insert_text("text");
+        assert_eq!(root.get_string(&replica.transact()), "xyz");
+        room.snapshot_taken(SnapshotMark {
+            version: 3,
+            size_bytes: state.len(),
+        });
+        assert!(!room.snapshot_due(1, Duration::ZERO));
     }
 }

@@ -21,7 +21,7 @@ use yrs::{Doc, Transact, Update};
 use super::blob_store::BlobStore;
 use super::fanout::{Fanout, LiveMessage};
 use super::presence::{self, PresenceSink};
-use super::room::{Room, SnapshotMark};
+use super::room::{Loaded, Room, SnapshotMark};
 use super::LiveConfig;
 
 /// What loading and running rooms needs.
@@ -258,11 +258,13 @@ async fn load(
     let room = Arc::new(Room::new(
         document,
         workspace,
-        doc,
-        version,
-        position,
-        mark,
-        tail_bytes,
+        Loaded {
+            doc,
+            version,
+            position,
+            snapshot: mark,
+            tail_bytes,
+        },
         deps.presence.clone(),
     ));
     metrics::histogram!("collab_room_load_seconds").record(started.elapsed().as_secs_f64());
@@ -349,7 +351,7 @@ async fn room_task(
             _ = tick.tick() => {
                 ticks += 1;
                 room.flush_presence();
-                if ticks % 10 == 0 {
+                if ticks.is_multiple_of(10) {
                     if let Some(removal) = room.expire_awareness(config.awareness_timeout) {
                         deps.fanout.publish_awareness(&room, removal).await;
                     }
@@ -358,7 +360,7 @@ async fn room_task(
                         catch_up(&room, &deps).await;
                     }
                 }
-                if ticks % 30 == 0 {
+                if ticks.is_multiple_of(30) {
                     presence::heartbeat(&deps.pool, deps.instance_id, room.document_id).await;
                 }
                 if room.snapshot_due(config.snapshot_every, config.snapshot_quiet) {

@@ -232,7 +232,7 @@ impl Session {
             let client_id = decoded
                 .state_vector()
                 .iter()
-                .map(|(client, _)| client.get() as u64)
+                .map(|(client, _)| client.get())
                 .next()
                 .unwrap_or(0);
             (decoded.is_empty(), client_id)
