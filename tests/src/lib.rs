@@ -134,6 +134,9 @@ impl Drop for TestEnv {
         let stream = self.stream_name();
         let nats_url = self.nats_url.clone();
         // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
+        let _ = std::fs::remove_dir_all(
+            std::env::temp_dir().join(format!("collab-blobs-{}", self.database_name)),
+        );
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
