@@ -1,0 +1,396 @@
+//! `collab-bench`: the load generator. Speaks the y-websocket protocol to any server that
+//! does (collab, y-sweet, the reference y-websocket server), and measures:
+//!
+//! * `fanout`: D documents × C clients, each sending R updates/s for S seconds —
+//!   send→peer latency percentiles, deliveries vs expected;
+//! * `ingest`: a trace (../shared/traces format) sent keystroke by keystroke over one
+//!   connection — time until the server holds the final text;
+//! * `cold-load`: time for a fresh client to receive a whole document.
+//!
+//! Results are printed as one JSON object per scenario (for ops/bench scripts).
+
+use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, Subcommand};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+use yrs::updates::decoder::Decode;
+use yrs::updates::encoder::Encode;
+use yrs::{Doc, GetString, OffsetKind, Options, StateVector, Text, Transact, Update};
+
+#[derive(Parser)]
+#[command(
+    name = "collab-bench",
+    about = "Load generator for y-websocket servers"
+)]
+struct Cli {
+    /// WebSocket base: documents are at <url>/<document>.
+    #[arg(long, default_value = "ws://127.0.0.1:7700/v1/sync")]
+    url: String,
+    /// Query string appended to every socket URL (e.g. token=...).
+    #[arg(long, default_value = "")]
+    query: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// D documents × C clients, R updates/s each, for S seconds.
+    Fanout {
+        /// Document names (comma-separated); their number is D.
+        #[arg(long, value_delimiter = ',')]
+        docs: Vec<String>,
+        #[arg(long, default_value_t = 10)]
+        clients: usize,
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Send a trace keystroke by keystroke; wait until a second client sees the final text.
+    Ingest {
+        #[arg(long)]
+        doc: String,
+        #[arg(long)]
+        trace: std::path::PathBuf,
+        /// Root text type name.
+        #[arg(long, default_value = "text")]
+        root: String,
+    },
+    /// Fresh clients fetch the whole document, one after another.
+    ColdLoad {
+        #[arg(long)]
+        doc: String,
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        #[arg(long, default_value = "text")]
+        root: String,
+    },
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+fn socket_url(cli: &Cli, doc: &str) -> String {
+    if cli.query.is_empty() {
+        format!("{}/{doc}", cli.url)
+    } else {
+        format!("{}/{doc}?{}", cli.url, cli.query)
+    }
+}
+
+async fn connect(url: &str) -> Socket {
+    let (socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    socket
+}
+
+fn write_var(buf: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            buf.push(byte);
+            return;
+        }
+        buf.push(byte | 0x80);
+    }
+}
+
+fn read_var(buf: &[u8], at: &mut usize) -> Option<usize> {
+    let mut n = 0usize;
+    let mut shift = 0;
+    loop {
+        let byte = *buf.get(*at)?;
+        *at += 1;
+        n |= ((byte & 0x7f) as usize) << shift;
+        if byte & 0x80 == 0 {
+            return Some(n);
+        }
+        shift += 7;
+    }
+}
+
+fn sync_frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![0, kind];
+    write_var(&mut frame, payload.len());
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// For a sync message (0, kind, payload), its kind and payload.
+fn parse_sync(frame: &[u8]) -> Option<(u8, &[u8])> {
+    if frame.first() != Some(&0) {
+        return None;
+    }
+    let kind = *frame.get(1)?;
+    let mut at = 2;
+    let len = read_var(frame, &mut at)?;
+    Some((kind, frame.get(at..at + len)?))
+}
+
+fn key(bytes: &[u8]) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    bytes.hash(&mut hasher);
+    hasher.finish()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank]
+}
+
+async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: u64) -> Value {
+    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut tasks = vec![];
+    let start_at = Instant::now() + Duration::from_secs(2);
+    let stop_at = start_at + Duration::from_secs(seconds);
+    for doc in docs {
+        for client in 0..clients {
+            let url = socket_url(cli, doc);
+            let (sent_at, latencies, sent) = (sent_at.clone(), latencies.clone(), sent.clone());
+            tasks.push(tokio::spawn(async move {
+                let socket = connect(&url).await;
+                let (mut sink, mut stream) = socket.split();
+                let reader_sent_at = sent_at.clone();
+                let reader = tokio::spawn(async move {
+                    let sent_at = reader_sent_at;
+                    while let Some(Ok(message)) = stream.next().await {
+                        let received = Instant::now();
+                        let Message::Binary(frame) = message else {
+                            continue;
+                        };
+                        if let Some((2, update)) = parse_sync(&frame) {
+                            if let Some(at) = sent_at.lock().unwrap().get(&key(update)) {
+                                latencies
+                                    .lock()
+                                    .unwrap()
+                                    .push(received.duration_since(*at).as_secs_f64() * 1000.0);
+                            }
+                        }
+                    }
+                });
+                let doc = Doc::new();
+                let text = doc.get_or_insert_text("text");
+                let period = Duration::from_secs_f64(1.0 / rate);
+                // Spread clients over the period so they do not all send at once.
+                let offset = period.mul_f64((client as f64) / (clients as f64));
+                tokio::time::sleep_until((start_at + offset).into()).await;
+                let mut ticker = tokio::time::interval(period);
+                let mut n = 0u64;
+                while Instant::now() < stop_at {
+                    ticker.tick().await;
+                    // What a Yjs client sends: the transaction's own changes.
+                    let update = {
+                        let mut txn = doc.transact_mut();
+                        let len = text.len(&txn);
+                        text.insert(&mut txn, len, "x");
+                        txn.encode_update_v1()
+                    };
+                    sent_at.lock().unwrap().insert(key(&update), Instant::now());
+                    if sink
+                        .send(Message::Binary(sync_frame(2, &update).into()))
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                    n += 1;
+                }
+                sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                let _ = sink.send(Message::Close(None)).await;
+                reader.abort();
+            }));
+        }
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut all = latencies.lock().unwrap().clone();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+    let expected = sent * (clients as u64 - 1);
+    json!({
+        "scenario": "fanout",
+        "documents": docs.len(),
+        "clients_per_document": clients,
+        "rate_per_client": rate,
+        "seconds": seconds,
+        "updates_sent": sent,
+        "deliveries_expected": expected,
+        "deliveries": all.len(),
+        "latency_ms": {
+            "p50": percentile(&all, 50.0),
+            "p95": percentile(&all, 95.0),
+            "p99": percentile(&all, 99.0),
+            "max": all.last().copied().unwrap_or(f64::NAN),
+        }
+    })
+}
+
+fn load_trace(path: &std::path::Path) -> Value {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("trace exists"))
+        .read_to_string(&mut text)
+        .expect("trace is gzipped JSON");
+    serde_json::from_str(&text).expect("trace is JSON")
+}
+
+/// A document whose text offsets count UTF-16 units: trace positions count code points,
+/// which agree for every character outside the astral planes (checked).
+fn trace_doc() -> Doc {
+    Doc::with_options(Options {
+        offset_kind: OffsetKind::Utf16,
+        ..Options::default()
+    })
+}
+
+/// Receives a whole document over a fresh socket: returns (milliseconds, text).
+async fn fetch_document(url: &str, root: &str) -> (f64, String) {
+    let started = Instant::now();
+    let mut socket = connect(url).await;
+    socket
+        .send(Message::Binary(
+            sync_frame(0, &StateVector::default().encode_v1()).into(),
+        ))
+        .await
+        .unwrap();
+    while let Some(Ok(message)) = socket.next().await {
+        let Message::Binary(frame) = message else {
+            continue;
+        };
+        if let Some((1, update)) = parse_sync(&frame) {
+            let doc = Doc::new();
+            let text = doc.get_or_insert_text(root);
+            doc.transact_mut()
+                .apply_update(Update::decode_v1(update).expect("server sends a valid update"))
+                .unwrap();
+            let elapsed = started.elapsed().as_secs_f64() * 1000.0;
+            let content = text.get_string(&doc.transact());
+            let _ = socket.send(Message::Close(None)).await;
+            return (elapsed, content);
+        }
+    }
+    panic!("the server closed before sending the document");
+}
+
+async fn ingest(cli: &Cli, doc_name: &str, trace_path: &std::path::Path, root: &str) -> Value {
+    let trace = load_trace(trace_path);
+    let end = trace["endContent"].as_str().unwrap().to_owned();
+    assert!(
+        end.chars().all(|c| (c as u32) < 0x10000),
+        "astral characters: positions would need code-point conversion"
+    );
+    let doc = trace_doc();
+    let text = doc.get_or_insert_text(root);
+    let url = socket_url(cli, doc_name);
+    let mut socket = connect(&url).await;
+    let txns = trace["txns"].as_array().unwrap();
+    let started = Instant::now();
+    let mut batch = Vec::with_capacity(256);
+    for txn in txns {
+        // One Yjs transaction per trace transaction; send its own changes, as Yjs does.
+        let update = {
+            let mut t = doc.transact_mut();
+            for patch in txn["patches"].as_array().unwrap() {
+                let position = patch[0].as_u64().unwrap() as u32;
+                let deleted = patch[1].as_u64().unwrap() as u32;
+                let inserted = patch[2].as_str().unwrap();
+                if deleted > 0 {
+                    text.remove_range(&mut t, position, deleted);
+                }
+                if !inserted.is_empty() {
+                    text.insert(&mut t, position, inserted);
+                }
+            }
+            t.encode_update_v1()
+        };
+        batch.push(Message::Binary(sync_frame(2, &update).into()));
+        if batch.len() == 256 {
+            let mut items = futures::stream::iter(batch.drain(..).map(Ok));
+            socket.send_all(&mut items).await.unwrap();
+        }
+    }
+    let mut items = futures::stream::iter(batch.drain(..).map(Ok));
+    socket.send_all(&mut items).await.unwrap();
+    let sent_in = started.elapsed();
+    assert_eq!(
+        text.get_string(&doc.transact()),
+        end,
+        "local replay matches the trace"
+    );
+    // Done when a second client receives exactly the final text.
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let (complete, cold_ms) = loop {
+        let (ms, content) = fetch_document(&url, root).await;
+        if content == end {
+            break (started.elapsed(), ms);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server never reached the final text"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let _ = socket.send(Message::Close(None)).await;
+    json!({
+        "scenario": "ingest",
+        "updates": txns.len(),
+        "final_chars": end.chars().count(),
+        "send_seconds": sent_in.as_secs_f64(),
+        "complete_seconds": complete.as_secs_f64(),
+        "updates_per_second": txns.len() as f64 / complete.as_secs_f64(),
+        "warm_load_ms": cold_ms,
+        "correct": true,
+    })
+}
+
+async fn cold_load(cli: &Cli, doc: &str, repeat: usize, root: &str) -> Value {
+    let url = socket_url(cli, doc);
+    let mut times = vec![];
+    let mut chars = 0;
+    for _ in 0..repeat {
+        // Give the server time to unload the room after the previous client left.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (ms, text) = fetch_document(&url, root).await;
+        chars = text.chars().count();
+        times.push(ms);
+    }
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({
+        "scenario": "cold_load",
+        "chars": chars,
+        "runs_ms": times,
+        "median_ms": percentile(&sorted, 50.0),
+    })
+}
+
+#[tokio::main]
+async fn main() {
+    let cli = Cli::parse();
+    let result = match &cli.scenario {
+        Scenario::Fanout {
+            docs,
+            clients,
+            rate,
+            seconds,
+        } => fanout(&cli, docs, *clients, *rate, *seconds).await,
+        Scenario::Ingest { doc, trace, root } => ingest(&cli, doc, trace, root).await,
+        Scenario::ColdLoad { doc, repeat, root } => cold_load(&cli, doc, *repeat, root).await,
+    };
+    println!("{result}");
+}
