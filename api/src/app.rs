@@ -161,9 +161,10 @@ impl Application {
         } else {
             (None, None)
         };
-        let events = EventStore::new(pool.clone());
+        let aggregates =
+            AggregateStore::new(EventStore::new(pool.clone()), settings.snapshot_every);
         let (live, live_tasks) = Live::start(
-            events.clone(),
+            aggregates.clone(),
             pool.clone(),
             nats.clone(),
             &settings.subject_prefix,
@@ -171,7 +172,7 @@ impl Application {
         );
         let state = AppState {
             live,
-            aggregates: AggregateStore::new(events, settings.snapshot_every),
+            aggregates,
             pool,
             tokens: Arc::new(TokenVerifier::hs256(&settings.jwt_secret)),
             nats,

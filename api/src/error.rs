@@ -222,6 +222,8 @@ impl From<DocumentError> for ApiError {
             DocumentError::Archived => ApiError::conflict("document_archived", &value),
             DocumentError::AlreadyArchived => ApiError::conflict("already_archived", &value),
             DocumentError::NotArchived => ApiError::conflict("not_archived", &value),
+            DocumentError::NotShared(_) => ApiError::NotFound("share"),
+            DocumentError::LinkNotFound => ApiError::NotFound("link"),
         }
     }
 }

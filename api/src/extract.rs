@@ -11,6 +11,7 @@ use collab_domain::{Actor, UserId};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use crate::access::LinkKey;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -81,6 +82,8 @@ pub struct RequestMeta {
     pub min_position: Option<i64>,
     /// `If-Match: "<version>"`: the stream version the client last saw.
     pub if_match: Option<i64>,
+    /// A share link (`X-Collab-Link` header or `link` query parameter).
+    pub link: Option<LinkKey>,
 }
 
 pub const MIN_POSITION_HEADER: &str = "x-collab-min-position";
@@ -113,6 +116,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 })
                 .transpose()
         };
+        let mut link_text = header_text("x-collab-link")?.map(str::to_owned);
         let mut min_position = header_text(MIN_POSITION_HEADER)?
             .map(|raw| parse_position("X-Collab-Min-Position", raw))
             .transpose()?;
@@ -121,6 +125,9 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
                 if key == "min_position" {
                     let from_query = parse_position("min_position", &value)?;
                     min_position = Some(min_position.map_or(from_query, |h| h.max(from_query)));
+                }
+                if key == "link" {
+                    link_text = Some(value);
                 }
             }
         }
@@ -135,10 +142,19 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestMeta {
         let correlation_id = header_text("x-request-id")?
             .and_then(|raw| Uuid::parse_str(raw).ok())
             .unwrap_or_else(Uuid::now_v7);
+        let link = link_text
+            .map(|raw| {
+                LinkKey::parse(&raw).ok_or(ApiError::InvalidParameter {
+                    name: "link",
+                    reason: "is not a share link token".into(),
+                })
+            })
+            .transpose()?;
         Ok(RequestMeta {
             correlation_id,
             min_position,
             if_match,
+            link,
         })
     }
 }

@@ -5,6 +5,7 @@
 //!
 //! `Application::build` is used by the `collab` binary and by the tests alike.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod error;

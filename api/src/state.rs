@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use collab_commands::AggregateStore;
-use collab_domain::document::Document;
-use collab_domain::workspace::Workspace;
-use collab_domain::{DocumentId, UserId, WorkspaceId, WorkspaceRole};
+use collab_domain::{DocumentId, UserId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
+use crate::access::{self, DocumentAccess, LinkKey};
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::live::Live;
@@ -34,26 +33,17 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
 }
 
 impl AppState {
-    /// The caller's role in a live document's workspace, from the aggregates (consistent,
-    /// not the read model). Unknown documents and non-members both get 404.
-    pub async fn document_role(
+    /// What `user` (holding `link`, if any) may do with a live document, from the
+    /// aggregates. Unknown documents and no access both get 404.
+    pub async fn document_access(
         &self,
         document: DocumentId,
         user: &UserId,
-    ) -> Result<(WorkspaceId, WorkspaceRole), ApiError> {
-        let loaded = self.aggregates.load::<Document>(document.as_uuid()).await?;
-        let workspace = loaded
-            .aggregate
-            .live_workspace()
-            .ok_or(ApiError::NotFound("document"))?;
-        let role = self
-            .aggregates
-            .load::<Workspace>(workspace.as_uuid())
+        link: Option<&LinkKey>,
+    ) -> Result<DocumentAccess, ApiError> {
+        access::resolve(&self.aggregates, document, user, link)
             .await?
-            .aggregate
-            .role_of(user)
-            .ok_or(ApiError::NotFound("document"))?;
-        Ok((workspace, role))
+            .ok_or(ApiError::NotFound("document"))
     }
 
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.

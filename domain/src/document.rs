@@ -9,15 +9,32 @@ use crate::aggregate::EventSourced;
 use crate::catalogue::event_enum;
 use crate::envelope::StreamCategory;
 use crate::ids::{DocumentId, UserId, WorkspaceId};
-use crate::role::WorkspaceRole;
+use crate::role::{DocumentRole, WorkspaceRole};
 use crate::values::{FolderPath, Title};
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
-/// Who is acting, with their role in the document's workspace (resolved by the caller
-/// from the workspace aggregate, so the decision is made on consistent state).
+/// Who creates a document, with their role in the workspace (resolved by the caller from
+/// the workspace aggregate, so the decision is made on consistent state).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ActingMember {
     pub user: UserId,
     pub role: WorkspaceRole,
+}
+
+/// Who acts on an existing document, with their effective role on it (see `access`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acting {
+    pub user: UserId,
+    pub role: DocumentRole,
+}
+
+/// A share link as the document knows it. Only the hash of its secret is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShareLink {
+    pub role: DocumentRole,
+    pub secret_hash: [u8; 32],
+    pub expires_at_micros: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,21 +47,41 @@ pub enum DocumentCommand {
         folder: FolderPath,
     },
     RenameDocument {
-        by: ActingMember,
+        by: Acting,
         title: Title,
     },
     MoveDocument {
-        by: ActingMember,
+        by: Acting,
         folder: FolderPath,
     },
     ArchiveDocument {
-        by: ActingMember,
+        by: Acting,
     },
     RestoreDocument {
-        by: ActingMember,
+        by: Acting,
     },
     DeleteDocument {
-        by: ActingMember,
+        by: Acting,
+    },
+    ShareDocument {
+        by: Acting,
+        user: UserId,
+        role: DocumentRole,
+    },
+    UnshareDocument {
+        by: Acting,
+        user: UserId,
+    },
+    CreateShareLink {
+        by: Acting,
+        link_id: Uuid,
+        role: DocumentRole,
+        secret_hash: [u8; 32],
+        expires_at_micros: Option<i64>,
+    },
+    RevokeShareLink {
+        by: Acting,
+        link_id: Uuid,
     },
 }
 
@@ -76,6 +113,31 @@ pub struct DocumentRestored {}
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DocumentDeleted {}
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocumentShared {
+    pub user_id: UserId,
+    pub role: DocumentRole,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DocumentUnshared {
+    pub user_id: UserId,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareLinkCreated {
+    pub link_id: Uuid,
+    pub role: DocumentRole,
+    /// SHA-256 of the link's secret; the secret itself is shown once and never stored.
+    pub secret_hash: [u8; 32],
+    pub expires_at_micros: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShareLinkRevoked {
+    pub link_id: Uuid,
+}
+
 event_enum!(
     /// Events of a document stream.
     DocumentEvent {
@@ -85,6 +147,10 @@ event_enum!(
         DocumentArchived = 1,
         DocumentRestored = 1,
         DocumentDeleted = 1,
+        DocumentShared = 1,
+        DocumentUnshared = 1,
+        ShareLinkCreated = 1,
+        ShareLinkRevoked = 1,
     }
 );
 
@@ -102,6 +168,10 @@ pub enum DocumentError {
     AlreadyArchived,
     #[error("document is not archived")]
     NotArchived,
+    #[error("{0} has no share on this document")]
+    NotShared(UserId),
+    #[error("share link not found")]
+    LinkNotFound,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -113,6 +183,8 @@ pub struct Document {
     created_by: Option<UserId>,
     archived: bool,
     deleted: bool,
+    shares: BTreeMap<UserId, DocumentRole>,
+    links: BTreeMap<Uuid, ShareLink>,
 }
 
 impl Document {
@@ -137,14 +209,52 @@ impl Document {
         }
     }
 
-    fn require_editor(by: &ActingMember) -> Result<(), DocumentError> {
-        if by.role.edits_documents() {
+    pub fn created_by(&self) -> Option<&UserId> {
+        self.created_by.as_ref()
+    }
+
+    pub fn shared_role(&self, user: &UserId) -> Option<DocumentRole> {
+        self.shares.get(user).copied()
+    }
+
+    pub fn shares(&self) -> &BTreeMap<UserId, DocumentRole> {
+        &self.shares
+    }
+
+    pub fn links(&self) -> &BTreeMap<Uuid, ShareLink> {
+        &self.links
+    }
+
+    /// The role a share link grants, if `secret_hash` matches a live, unexpired link.
+    pub fn link_role(
+        &self,
+        link_id: Uuid,
+        secret_hash: &[u8; 32],
+        now_micros: i64,
+    ) -> Option<DocumentRole> {
+        let link = self.links.get(&link_id)?;
+        let expired = link.expires_at_micros.is_some_and(|at| at <= now_micros);
+        (!expired && &link.secret_hash == secret_hash).then_some(link.role)
+    }
+
+    fn require(by: &Acting, needed: DocumentRole, why: &'static str) -> Result<(), DocumentError> {
+        if by.role >= needed {
             Ok(())
         } else {
-            Err(DocumentError::Forbidden(
-                "guests and auditors cannot change documents",
-            ))
+            Err(DocumentError::Forbidden(why))
         }
+    }
+
+    fn require_editor(by: &Acting) -> Result<(), DocumentError> {
+        Self::require(
+            by,
+            DocumentRole::Editor,
+            "only editors and owners change documents",
+        )
+    }
+
+    fn require_owner(by: &Acting) -> Result<(), DocumentError> {
+        Self::require(by, DocumentRole::Owner, "only document owners do that")
     }
 
     fn decide(&self, command: DocumentCommand) -> Result<Vec<DocumentEvent>, DocumentError> {
@@ -157,7 +267,11 @@ impl Document {
             folder,
         } = command
         {
-            Self::require_editor(&by)?;
+            if !by.role.edits_documents() {
+                return Err(DocumentError::Forbidden(
+                    "guests and auditors cannot create documents",
+                ));
+            }
             if self.id.is_some() {
                 return Err(DocumentError::AlreadyExists);
             }
@@ -211,14 +325,52 @@ impl Document {
                 Ok(vec![E::DocumentRestored(DocumentRestored {})])
             }
             DocumentCommand::DeleteDocument { by } => {
-                Self::require_editor(&by)?;
-                // Members delete only their own documents; owners and admins any.
-                if !by.role.manages_workspace() && self.created_by.as_ref() != Some(&by.user) {
-                    return Err(DocumentError::Forbidden(
-                        "members can delete only documents they created",
-                    ));
-                }
+                Self::require_owner(&by)?;
                 Ok(vec![E::DocumentDeleted(DocumentDeleted {})])
+            }
+            DocumentCommand::ShareDocument { by, user, role } => {
+                Self::require_owner(&by)?;
+                if self.shares.get(&user) == Some(&role) {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::DocumentShared(DocumentShared {
+                    user_id: user,
+                    role,
+                })])
+            }
+            DocumentCommand::UnshareDocument { by, user } => {
+                Self::require_owner(&by)?;
+                if !self.shares.contains_key(&user) {
+                    return Err(DocumentError::NotShared(user));
+                }
+                Ok(vec![E::DocumentUnshared(DocumentUnshared {
+                    user_id: user,
+                })])
+            }
+            DocumentCommand::CreateShareLink {
+                by,
+                link_id,
+                role,
+                secret_hash,
+                expires_at_micros,
+            } => {
+                Self::require_owner(&by)?;
+                if self.links.contains_key(&link_id) {
+                    return Err(DocumentError::AlreadyExists);
+                }
+                Ok(vec![E::ShareLinkCreated(ShareLinkCreated {
+                    link_id,
+                    role,
+                    secret_hash,
+                    expires_at_micros,
+                })])
+            }
+            DocumentCommand::RevokeShareLink { by, link_id } => {
+                Self::require_owner(&by)?;
+                if !self.links.contains_key(&link_id) {
+                    return Err(DocumentError::LinkNotFound);
+                }
+                Ok(vec![E::ShareLinkRevoked(ShareLinkRevoked { link_id })])
             }
         }
     }
@@ -257,13 +409,32 @@ impl Aggregate for Document {
             DocumentEvent::DocumentArchived(_) => self.archived = true,
             DocumentEvent::DocumentRestored(_) => self.archived = false,
             DocumentEvent::DocumentDeleted(_) => self.deleted = true,
+            DocumentEvent::DocumentShared(e) => {
+                self.shares.insert(e.user_id, e.role);
+            }
+            DocumentEvent::DocumentUnshared(e) => {
+                self.shares.remove(&e.user_id);
+            }
+            DocumentEvent::ShareLinkCreated(e) => {
+                self.links.insert(
+                    e.link_id,
+                    ShareLink {
+                        role: e.role,
+                        secret_hash: e.secret_hash,
+                        expires_at_micros: e.expires_at_micros,
+                    },
+                );
+            }
+            DocumentEvent::ShareLinkRevoked(e) => {
+                self.links.remove(&e.link_id);
+            }
         }
     }
 }
 
 impl EventSourced for Document {
     const CATEGORY: StreamCategory = StreamCategory::Document;
-    const SNAPSHOT_VERSION: i32 = 1;
+    const SNAPSHOT_VERSION: i32 = 2;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.workspace_id
@@ -278,8 +449,8 @@ mod tests {
 
     type Given = TestFramework<Document>;
 
-    fn acting(name: &str, role: WorkspaceRole) -> ActingMember {
-        ActingMember {
+    fn acting(name: &str, role: DocumentRole) -> Acting {
+        Acting {
             user: UserId::parse(name).unwrap(),
             role,
         }
@@ -300,14 +471,17 @@ mod tests {
         Given::with(())
             .given_no_previous_events()
             .when(DocumentCommand::CreateDocument {
-                by: acting("gus", WorkspaceRole::Guest),
+                by: ActingMember {
+                    user: UserId::parse("gus").unwrap(),
+                    role: WorkspaceRole::Guest,
+                },
                 id: DocumentId::new(),
                 workspace_id: WorkspaceId::new(),
                 title: Title::parse("title", "x").unwrap(),
                 folder: FolderPath::root(),
             })
             .then_expect_error(DocumentError::Forbidden(
-                "guests and auditors cannot change documents",
+                "guests and auditors cannot create documents",
             ));
     }
 
@@ -320,40 +494,111 @@ mod tests {
         Given::with(())
             .given(archived.clone())
             .when(DocumentCommand::RenameDocument {
-                by: acting("alice", WorkspaceRole::Member),
+                by: acting("alice", DocumentRole::Editor),
                 title: Title::parse("title", "New").unwrap(),
             })
             .then_expect_error(DocumentError::Archived);
         Given::with(())
             .given(archived.clone())
             .when(DocumentCommand::ArchiveDocument {
-                by: acting("alice", WorkspaceRole::Member),
+                by: acting("alice", DocumentRole::Editor),
             })
             .then_expect_error(DocumentError::AlreadyArchived);
         Given::with(())
             .given(archived)
             .when(DocumentCommand::RestoreDocument {
-                by: acting("alice", WorkspaceRole::Member),
+                by: acting("alice", DocumentRole::Editor),
             })
             .then_expect_events(vec![DocumentEvent::DocumentRestored(DocumentRestored {})]);
     }
 
     #[test]
-    fn members_delete_only_their_own_documents() {
+    fn viewers_and_commenters_change_nothing_and_only_owners_delete_or_share() {
+        for role in [DocumentRole::Viewer, DocumentRole::Commenter] {
+            Given::with(())
+                .given(vec![created()])
+                .when(DocumentCommand::RenameDocument {
+                    by: acting("bob", role),
+                    title: Title::parse("title", "x").unwrap(),
+                })
+                .then_expect_error(DocumentError::Forbidden(
+                    "only editors and owners change documents",
+                ));
+        }
         Given::with(())
             .given(vec![created()])
             .when(DocumentCommand::DeleteDocument {
-                by: acting("bob", WorkspaceRole::Member),
+                by: acting("bob", DocumentRole::Editor),
             })
-            .then_expect_error(DocumentError::Forbidden(
-                "members can delete only documents they created",
-            ));
+            .then_expect_error(DocumentError::Forbidden("only document owners do that"));
+        Given::with(())
+            .given(vec![created()])
+            .when(DocumentCommand::ShareDocument {
+                by: acting("bob", DocumentRole::Editor),
+                user: UserId::parse("eve").unwrap(),
+                role: DocumentRole::Viewer,
+            })
+            .then_expect_error(DocumentError::Forbidden("only document owners do that"));
         Given::with(())
             .given(vec![created()])
             .when(DocumentCommand::DeleteDocument {
-                by: acting("carol", WorkspaceRole::Admin),
+                by: acting("carol", DocumentRole::Owner),
             })
             .then_expect_events(vec![DocumentEvent::DocumentDeleted(DocumentDeleted {})]);
+    }
+
+    #[test]
+    fn shares_and_links_grant_and_revoke() {
+        let eve = UserId::parse("eve").unwrap();
+        let link_id = Uuid::now_v7();
+        let shared = vec![
+            created(),
+            DocumentEvent::DocumentShared(DocumentShared {
+                user_id: eve.clone(),
+                role: DocumentRole::Commenter,
+            }),
+            DocumentEvent::ShareLinkCreated(ShareLinkCreated {
+                link_id,
+                role: DocumentRole::Viewer,
+                secret_hash: [7; 32],
+                expires_at_micros: Some(1_000),
+            }),
+        ];
+        let mut document = Document::default();
+        for event in shared.clone() {
+            document.apply(event);
+        }
+        assert_eq!(document.shared_role(&eve), Some(DocumentRole::Commenter));
+        assert_eq!(
+            document.link_role(link_id, &[7; 32], 999),
+            Some(DocumentRole::Viewer)
+        );
+        assert_eq!(
+            document.link_role(link_id, &[7; 32], 1_000),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            document.link_role(link_id, &[8; 32], 999),
+            None,
+            "wrong secret"
+        );
+        Given::with(())
+            .given(shared.clone())
+            .when(DocumentCommand::UnshareDocument {
+                by: acting("alice", DocumentRole::Owner),
+                user: eve.clone(),
+            })
+            .then_expect_events(vec![DocumentEvent::DocumentUnshared(DocumentUnshared {
+                user_id: eve,
+            })]);
+        Given::with(())
+            .given(shared)
+            .when(DocumentCommand::RevokeShareLink {
+                by: acting("alice", DocumentRole::Owner),
+                link_id: Uuid::now_v7(),
+            })
+            .then_expect_error(DocumentError::LinkNotFound);
     }
 
     #[test]
@@ -364,7 +609,7 @@ mod tests {
                 DocumentEvent::DocumentDeleted(DocumentDeleted {}),
             ])
             .when(DocumentCommand::MoveDocument {
-                by: acting("alice", WorkspaceRole::Owner),
+                by: acting("alice", DocumentRole::Owner),
                 folder: FolderPath::parse("/x").unwrap(),
             })
             .then_expect_error(DocumentError::NotFound);

@@ -6,6 +6,7 @@
 //! Nothing here does I/O. `commands` persists what these aggregates decide, the relay
 //! publishes the envelopes, `projections` folds them into read models.
 
+pub mod access;
 pub mod aggregate;
 pub mod catalogue;
 pub mod content;
@@ -20,5 +21,5 @@ pub use aggregate::EventSourced;
 pub use catalogue::{DomainEvent, EventCodec, UnknownEvent};
 pub use envelope::{Actor, EventMetadata, RecordedEvent, StreamCategory, StreamId, WireEnvelope};
 pub use ids::{DocumentId, EventId, UserId, WorkspaceId};
-pub use role::WorkspaceRole;
+pub use role::{DocumentRole, WorkspaceRole};
 pub use values::{FolderPath, InvalidValue, Title};

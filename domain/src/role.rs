@@ -80,3 +80,64 @@ impl fmt::Display for WorkspaceRole {
         f.write_str(self.as_str())
     }
 }
+
+/// What someone may do with one document. Ordered: viewer < commenter < editor < owner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum DocumentRole {
+    Viewer,
+    Commenter,
+    Editor,
+    Owner,
+}
+
+impl DocumentRole {
+    pub const ALL: [DocumentRole; 4] = [
+        DocumentRole::Viewer,
+        DocumentRole::Commenter,
+        DocumentRole::Editor,
+        DocumentRole::Owner,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentRole::Viewer => "viewer",
+            DocumentRole::Commenter => "commenter",
+            DocumentRole::Editor => "editor",
+            DocumentRole::Owner => "owner",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::ALL
+            .into_iter()
+            .find(|role| role.as_str() == raw)
+            .ok_or_else(|| {
+                InvalidValue::new("role", "must be one of owner, editor, commenter, viewer")
+            })
+    }
+
+    /// Editors and owners change content and metadata; viewers and commenters only read it.
+    pub fn edits(self) -> bool {
+        self >= DocumentRole::Editor
+    }
+}
+
+impl TryFrom<String> for DocumentRole {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DocumentRole> for String {
+    fn from(value: DocumentRole) -> Self {
+        value.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for DocumentRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

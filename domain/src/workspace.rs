@@ -10,7 +10,7 @@ use crate::aggregate::EventSourced;
 use crate::catalogue::event_enum;
 use crate::envelope::StreamCategory;
 use crate::ids::{UserId, WorkspaceId};
-use crate::role::WorkspaceRole;
+use crate::role::{DocumentRole, WorkspaceRole};
 use crate::values::Title;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,11 @@ pub enum WorkspaceCommand {
     RemoveMember {
         by: UserId,
         user: UserId,
+    },
+    /// The role members get on documents not shared with them (`None`: no access).
+    SetDefaultDocumentRole {
+        by: UserId,
+        role: Option<DocumentRole>,
     },
 }
 
@@ -69,6 +74,11 @@ pub struct MemberRemoved {
     pub user_id: UserId,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DefaultDocumentRoleChanged {
+    pub role: Option<DocumentRole>,
+}
+
 event_enum!(
     /// Events of a workspace stream.
     WorkspaceEvent {
@@ -77,6 +87,7 @@ event_enum!(
         MemberAdded = 1,
         MemberRoleChanged = 1,
         MemberRemoved = 1,
+        DefaultDocumentRoleChanged = 1,
     }
 );
 
@@ -97,11 +108,23 @@ pub enum WorkspaceError {
     LastOwner,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Workspace {
     id: Option<WorkspaceId>,
     name: String,
     members: BTreeMap<UserId, WorkspaceRole>,
+    default_document_role: Option<DocumentRole>,
+}
+
+impl Default for Workspace {
+    fn default() -> Self {
+        Self {
+            id: None,
+            name: String::new(),
+            members: BTreeMap::new(),
+            default_document_role: Some(DocumentRole::Editor),
+        }
+    }
 }
 
 impl Workspace {
@@ -111,6 +134,10 @@ impl Workspace {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn default_document_role(&self) -> Option<DocumentRole> {
+        self.default_document_role
     }
 
     pub fn role_of(&self, user: &UserId) -> Option<WorkspaceRole> {
@@ -204,6 +231,15 @@ impl Workspace {
                     role,
                 })])
             }
+            WorkspaceCommand::SetDefaultDocumentRole { by, role } => {
+                self.require_manager(&by)?;
+                if role == self.default_document_role {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::DefaultDocumentRoleChanged(
+                    DefaultDocumentRoleChanged { role },
+                )])
+            }
             WorkspaceCommand::RemoveMember { by, user } => {
                 // Anyone may leave; removing someone else takes a manager.
                 let by_role = if by == user {
@@ -263,13 +299,16 @@ impl Aggregate for Workspace {
             WorkspaceEvent::MemberRemoved(e) => {
                 self.members.remove(&e.user_id);
             }
+            WorkspaceEvent::DefaultDocumentRoleChanged(e) => {
+                self.default_document_role = e.role;
+            }
         }
     }
 }
 
 impl EventSourced for Workspace {
     const CATEGORY: StreamCategory = StreamCategory::Workspace;
-    const SNAPSHOT_VERSION: i32 = 1;
+    const SNAPSHOT_VERSION: i32 = 2;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.id

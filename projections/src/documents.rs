@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use collab_domain::document::DocumentEvent;
-use collab_domain::{DocumentId, RecordedEvent, WorkspaceId};
+use collab_domain::{DocumentId, DocumentRole, RecordedEvent, UserId, WorkspaceId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
@@ -71,7 +71,33 @@ pub(crate) async fn apply(
                 .bind(document_id)
                 .execute(&mut *conn)
                 .await?;
+            sqlx::query("DELETE FROM rm_document_shares WHERE document_id = $1")
+                .bind(document_id)
+                .execute(&mut *conn)
+                .await?;
         }
+        DocumentEvent::DocumentShared(e) => {
+            sqlx::query(
+                "INSERT INTO rm_document_shares (document_id, workspace_id, user_id, role) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (document_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+            )
+            .bind(document_id)
+            .bind(event.metadata.workspace_id.as_uuid())
+            .bind(e.user_id.as_str())
+            .bind(e.role.as_str())
+            .execute(&mut *conn)
+            .await?;
+        }
+        DocumentEvent::DocumentUnshared(e) => {
+            sqlx::query("DELETE FROM rm_document_shares WHERE document_id = $1 AND user_id = $2")
+                .bind(document_id)
+                .bind(e.user_id.as_str())
+                .execute(&mut *conn)
+                .await?;
+        }
+        // Links are checked against the aggregate (consistent); no read model needs them.
+        DocumentEvent::ShareLinkCreated(_) | DocumentEvent::ShareLinkRevoked(_) => {}
     }
     Ok(())
 }
@@ -114,28 +140,56 @@ pub enum ArchivedFilter {
     Only,
 }
 
-/// A page of a workspace's documents, newest first, strictly older than `before` (a
-/// creation position from the previous page).
-#[instrument(skip(executor), fields(workspace.id = %workspace))]
+/// `user`'s explicit share on a document, per the read model.
+pub async fn shared_role(
+    executor: impl PgExecutor<'_>,
+    document: DocumentId,
+    user: &UserId,
+) -> Result<Option<DocumentRole>, sqlx::Error> {
+    let role: Option<String> = sqlx::query_scalar(
+        "SELECT role FROM rm_document_shares WHERE document_id = $1 AND user_id = $2",
+    )
+    .bind(document.as_uuid())
+    .bind(user.as_str())
+    .fetch_optional(executor)
+    .await?;
+    Ok(role.and_then(|r| DocumentRole::parse(&r).ok()))
+}
+
+/// A page of the workspace's documents that `user` may see, newest first, strictly older
+/// than `before` (a creation position from the previous page). The visibility rule is
+/// `collab_domain::access::document_role`, expressed in SQL.
+#[instrument(skip(executor), fields(workspace.id = %workspace, user.id = %user))]
 pub async fn list(
     executor: impl PgExecutor<'_>,
     workspace: WorkspaceId,
+    user: &UserId,
     archived: ArchivedFilter,
     before: Option<i64>,
     limit: i64,
 ) -> Result<Vec<DocumentView>, sqlx::Error> {
     let archived_clause = match archived {
-        ArchivedFilter::Exclude => "AND NOT archived",
+        ArchivedFilter::Exclude => "AND NOT d.archived",
         ArchivedFilter::Include => "",
-        ArchivedFilter::Only => "AND archived",
+        ArchivedFilter::Only => "AND d.archived",
     };
     sqlx::query_as(&format!(
-        "{DOCUMENT_VIEW} WHERE workspace_id = $1 AND created_position < $2 {archived_clause} \
-         ORDER BY created_position DESC LIMIT $3"
+        "SELECT d.document_id AS id, d.workspace_id, d.title, d.folder, d.archived, d.created_by, \
+                d.created_at, d.updated_at, d.version, d.created_position \
+         FROM rm_documents d \
+         JOIN rm_workspaces w ON w.workspace_id = d.workspace_id \
+         LEFT JOIN rm_workspace_members m ON m.workspace_id = d.workspace_id AND m.user_id = $4 \
+         WHERE d.workspace_id = $1 AND d.created_position < $2 {archived_clause} \
+           AND (m.role IN ('owner', 'admin', 'auditor') \
+                OR (m.role = 'member' AND (d.created_by = $4 OR w.default_document_role IS NOT NULL)) \
+                OR EXISTS (SELECT 1 FROM rm_document_shares s \
+                           WHERE s.document_id = d.document_id AND s.user_id = $4)) \
+         ORDER BY d.created_position DESC LIMIT $3"
     ))
     .bind(workspace.as_uuid())
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
+    .bind(user.as_str())
     .fetch_all(executor)
     .await
 }

@@ -21,7 +21,8 @@ pub enum ProjectionError {
 pub enum Projector {
     /// `rm_workspaces`, `rm_workspace_members`: a user's workspaces and their members.
     Workspaces,
-    /// `rm_documents`: documents of a workspace and document metadata.
+    /// `rm_documents`, `rm_document_shares`: documents of a workspace, their metadata and
+    /// explicit shares.
     Documents,
 }
 
@@ -43,7 +44,7 @@ impl Projector {
     pub fn tables(self) -> &'static [&'static str] {
         match self {
             Projector::Workspaces => &["rm_workspace_members", "rm_workspaces"],
-            Projector::Documents => &["rm_documents"],
+            Projector::Documents => &["rm_document_shares", "rm_documents"],
         }
     }
 

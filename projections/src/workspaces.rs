@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use collab_domain::workspace::WorkspaceEvent;
-use collab_domain::{RecordedEvent, UserId, WorkspaceId, WorkspaceRole};
+use collab_domain::{DocumentRole, RecordedEvent, UserId, WorkspaceId, WorkspaceRole};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
@@ -59,6 +59,15 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await?;
         }
+        WorkspaceEvent::DefaultDocumentRoleChanged(e) => {
+            sqlx::query(
+                "UPDATE rm_workspaces SET default_document_role = $2 WHERE workspace_id = $1",
+            )
+            .bind(workspace_id)
+            .bind(e.role.map(|r| r.as_str()))
+            .execute(&mut *conn)
+            .await?;
+        }
         WorkspaceEvent::MemberRemoved(e) => {
             sqlx::query(
                 "DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2",
@@ -89,6 +98,8 @@ pub struct WorkspaceView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
+    /// The role members get on documents not shared with them (null: none).
+    pub default_document_role: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
@@ -99,7 +110,7 @@ pub struct MemberView {
 }
 
 const WORKSPACE_VIEW: &str = "SELECT w.workspace_id AS id, w.name, m.role, w.created_by, \
-     w.created_at, w.updated_at, w.version \
+     w.created_at, w.updated_at, w.version, w.default_document_role \
      FROM rm_workspaces w JOIN rm_workspace_members m ON m.workspace_id = w.workspace_id";
 
 /// The workspaces `user` belongs to, oldest first.
@@ -131,6 +142,31 @@ pub async fn get_for_user(
     .bind(workspace.as_uuid())
     .fetch_optional(executor)
     .await
+}
+
+/// What document access depends on at the workspace level, per the read model:
+/// (`user`'s role, the default document role for members).
+pub async fn access_facts(
+    executor: impl PgExecutor<'_>,
+    workspace: WorkspaceId,
+    user: &UserId,
+) -> Result<(Option<WorkspaceRole>, Option<DocumentRole>), sqlx::Error> {
+    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT m.role, w.default_document_role FROM rm_workspaces w \
+         LEFT JOIN rm_workspace_members m ON m.workspace_id = w.workspace_id AND m.user_id = $2 \
+         WHERE w.workspace_id = $1",
+    )
+    .bind(workspace.as_uuid())
+    .bind(user.as_str())
+    .fetch_optional(executor)
+    .await?;
+    Ok(match row {
+        Some((role, default)) => (
+            role.and_then(|r| WorkspaceRole::parse(&r).ok()),
+            default.and_then(|r| DocumentRole::parse(&r).ok()),
+        ),
+        None => (None, None),
+    })
 }
 
 /// `user`'s role in `workspace`, per the read model.

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use collab_commands::EventStore;
+use collab_commands::AggregateStore;
+use collab_domain::{DocumentId, WorkspaceId};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +18,7 @@ pub mod content;
 pub mod fanout;
 pub mod presence;
 pub mod protocol;
+pub mod revalidate;
 pub mod room;
 pub mod rooms;
 pub mod session;
@@ -66,6 +68,9 @@ impl Default for LiveConfig {
 #[derive(Clone)]
 pub struct Live {
     pub rooms: Rooms,
+    pub aggregates: AggregateStore,
+    nats: async_nats::Client,
+    subject_prefix: String,
     pub appender: Appender,
     pub fanout: Fanout,
     pub config: Arc<LiveConfig>,
@@ -80,12 +85,13 @@ pub struct LiveTasks {
 
 impl Live {
     pub fn start(
-        store: EventStore,
+        aggregates: AggregateStore,
         pool: PgPool,
         nats: async_nats::Client,
         subject_prefix: &str,
         config: LiveConfig,
     ) -> (Self, LiveTasks) {
+        let store = aggregates.events().clone();
         let instance_id = Uuid::now_v7();
         let stop = CancellationToken::new();
         let fanout = Fanout::new(nats.clone(), subject_prefix.to_owned(), instance_id);
@@ -93,7 +99,7 @@ impl Live {
             Appender::start(store.clone(), fanout.clone(), stop.clone());
         let (presence, presence_task) = presence::start(
             pool.clone(),
-            async_nats::jetstream::new(nats),
+            async_nats::jetstream::new(nats.clone()),
             PresenceConfig {
                 subject_prefix: subject_prefix.to_owned(),
                 instance_id,
@@ -111,9 +117,20 @@ impl Live {
             config: config.clone(),
             instance_id,
         });
+        let listener = tokio::spawn(revalidate::listen(
+            nats.clone(),
+            subject_prefix.to_owned(),
+            instance_id,
+            rooms.clone(),
+            aggregates.clone(),
+            stop.clone(),
+        ));
         (
             Self {
                 rooms,
+                aggregates,
+                nats,
+                subject_prefix: subject_prefix.to_owned(),
                 appender,
                 fanout,
                 config,
@@ -121,8 +138,33 @@ impl Live {
             },
             LiveTasks {
                 stop,
-                handles: vec![appender_task, presence_task],
+                handles: vec![appender_task, presence_task, listener],
             },
         )
+    }
+}
+
+impl Live {
+    /// Re-checks live sockets after a permission-affecting command committed: here at once,
+    /// and on the other instances through NATS.
+    pub async fn access_changed(
+        &self,
+        workspace: Option<WorkspaceId>,
+        document: Option<DocumentId>,
+    ) {
+        let change = revalidate::AccessChanged {
+            instance: self.instance_id,
+            workspace,
+            document,
+        };
+        revalidate::revalidate(&self.rooms, &self.aggregates, change).await;
+        let payload = postcard::to_allocvec(&change).expect("access changes encode");
+        if let Err(error) = self
+            .nats
+            .publish(revalidate::subject(&self.subject_prefix), payload.into())
+            .await
+        {
+            tracing::warn!(%error, "cannot announce an access change to other instances");
+        }
     }
 }

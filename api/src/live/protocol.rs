@@ -44,6 +44,7 @@ pub mod close {
     pub const RESTARTING: u16 = 1012;
     pub const TRY_AGAIN: u16 = 1013;
     pub const UNAUTHENTICATED: u16 = 4401;
+    pub const FORBIDDEN: u16 = 4403;
     pub const NOT_FOUND: u16 = 4404;
 }
 

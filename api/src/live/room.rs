@@ -25,8 +25,19 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::presence::{PresenceChange, PresenceKind, PresenceSink};
 use super::protocol;
+use crate::access::LinkKey;
 
 pub type SessionId = Uuid;
+
+/// A session as an access re-check sees it.
+#[derive(Debug, Clone)]
+pub struct ConnectedSession {
+    pub id: SessionId,
+    pub user: UserId,
+    pub read_only: bool,
+    pub read_only_token: bool,
+    pub link: Option<LinkKey>,
+}
 
 /// What a session's writer sends: a frame, or a close.
 #[derive(Debug)]
@@ -44,6 +55,10 @@ pub struct SessionEntry {
     pub kick: CancellationToken,
     /// Awareness client ids this session has announced.
     clients: HashSet<u64>,
+    /// The share link it was admitted with, and whether its token is read-only: what an
+    /// access re-check needs.
+    pub link: Option<LinkKey>,
+    pub read_only_token: bool,
 }
 
 impl SessionEntry {
@@ -54,6 +69,8 @@ impl SessionEntry {
             read_only,
             kick: CancellationToken::new(),
             clients: HashSet::new(),
+            link: None,
+            read_only_token: false,
         }
     }
 }
@@ -486,12 +503,18 @@ impl Room {
         }
     }
 
-    /// Users connected now: (session, user, read_only).
-    pub fn sessions(&self) -> Vec<(SessionId, UserId, bool)> {
+    /// Who is connected now, with what access re-checks need.
+    pub fn sessions(&self) -> Vec<ConnectedSession> {
         self.lock()
             .sessions
             .iter()
-            .map(|(id, s)| (*id, s.user.clone(), s.read_only))
+            .map(|(id, s)| ConnectedSession {
+                id: *id,
+                user: s.user.clone(),
+                read_only: s.read_only,
+                read_only_token: s.read_only_token,
+                link: s.link,
+            })
             .collect()
     }
 }

@@ -144,7 +144,7 @@ impl Rooms {
         }
     }
 
-    fn loaded_rooms(&self) -> Vec<Arc<Room>> {
+    pub fn loaded_rooms(&self) -> Vec<Arc<Room>> {
         self.slots()
             .values()
             .filter_map(|slot| slot.cell.get().cloned())

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
-use collab_domain::{Actor, DocumentId, UserId, WorkspaceRole};
+use collab_domain::{Actor, DocumentId, UserId};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info_span, Instrument};
@@ -20,14 +20,18 @@ use super::appender::EditRequest;
 use super::protocol::{self, close};
 use super::room::{Outbound, Room, SessionEntry, SessionId};
 use super::Live;
+use crate::access::LinkKey;
 
 /// Who may connect, decided before the socket joins a room.
 pub struct Admission {
     pub user: UserId,
     pub document: DocumentId,
     pub workspace: collab_domain::WorkspaceId,
-    pub role: WorkspaceRole,
-    /// From the token (`read_only` claim) or the role (guests, auditors).
+    /// The share link the socket was opened with, if any (re-checked on access changes).
+    pub link: Option<LinkKey>,
+    /// The token itself is marked read-only.
+    pub read_only_token: bool,
+    /// From the token (`read_only` claim) or the document role (viewers, commenters).
     pub read_only: bool,
 }
 
@@ -89,7 +93,9 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
     async move {
         let room = guard.room.clone();
         let (tx, mut rx) = mpsc::channel::<Outbound>(4096);
-        let entry = SessionEntry::new(tx.clone(), admission.user.clone(), admission.read_only);
+        let mut entry = SessionEntry::new(tx.clone(), admission.user.clone(), admission.read_only);
+        entry.link = admission.link;
+        entry.read_only_token = admission.read_only_token;
         let kick = entry.kick.clone();
         let (mut sink, mut stream) = socket.split();
         let greeting = room.join(id, entry);

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use collab_domain::{Actor, DocumentId};
+use collab_domain::{Actor, DocumentId, DocumentRole};
 use serde_json::json;
 use tokio::sync::oneshot;
 use yrs::updates::decoder::Decode;
@@ -39,21 +39,25 @@ async fn open_room(
     state: &AppState,
     document: &str,
     principal: &Principal,
-) -> Result<(RoomGuard, collab_domain::WorkspaceRole), ApiError> {
+    meta: &RequestMeta,
+) -> Result<(RoomGuard, DocumentRole), ApiError> {
     let document = path_id("document_id", document, DocumentId::parse)?;
-    let (workspace, role) = state.document_role(document, &principal.0).await?;
+    let access = state
+        .document_access(document, &principal.0, meta.link.as_ref())
+        .await?;
     let guard = state
         .live
         .rooms
-        .acquire(document, workspace)
+        .acquire(document, access.workspace)
         .await
         .map_err(ApiError::internal)?;
-    Ok((guard, role))
+    Ok((guard, access.role))
 }
 
 async fn get_content(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     Path(document): Path<String>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
@@ -64,7 +68,7 @@ async fn get_content(
             reason: "must be text or json".into(),
         });
     }
-    let (guard, _) = open_room(&state, &document, &principal).await?;
+    let (guard, _) = open_room(&state, &document, &principal, &meta).await?;
     let (version, position) = guard.room.applied();
     let headers = [
         ("x-collab-content-version", version.to_string()),
@@ -91,9 +95,10 @@ async fn get_content(
 async fn get_state(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     Path(document): Path<String>,
 ) -> Result<Response, ApiError> {
-    let (guard, _) = open_room(&state, &document, &principal).await?;
+    let (guard, _) = open_room(&state, &document, &principal, &meta).await?;
     let (version, position) = guard.room.applied();
     let bytes = guard.room.read(|doc| {
         doc.transact()
@@ -133,10 +138,10 @@ async fn post_update(
             "application/octet-stream",
         ));
     }
-    let (guard, role) = open_room(&state, &document, &principal).await?;
-    if !role.edits_documents() {
+    let (guard, role) = open_room(&state, &document, &principal, &meta).await?;
+    if !role.edits() {
         return Err(ApiError::Forbidden(
-            "guests and auditors cannot change documents".into(),
+            "viewers and commenters cannot change content".into(),
         ));
     }
     let limits = &state.live.config;
@@ -191,10 +196,13 @@ async fn post_update(
 async fn get_presence(
     State(state): State<AppState>,
     principal: Principal,
+    meta: RequestMeta,
     Path(document): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let document = path_id("document_id", &document, DocumentId::parse)?;
-    state.document_role(document, &principal.0).await?;
+    state
+        .document_access(document, &principal.0, meta.link.as_ref())
+        .await?;
     let sessions = presence::present(&state.pool, document).await?;
     let mut users: Vec<&str> = sessions.iter().map(|s| s.user_id.as_str()).collect();
     users.sort();

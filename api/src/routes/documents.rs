@@ -9,11 +9,12 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use collab_commands::Committed;
-use collab_domain::document::{ActingMember, Document, DocumentCommand};
+use collab_domain::access::{document_role, AccessFacts};
+use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
-use collab_domain::{DocumentId, FolderPath, Title, UserId, WorkspaceId};
+use collab_domain::{DocumentId, DocumentRole, FolderPath, Title, UserId, WorkspaceId};
 use collab_projections::documents::{self as read_model, ArchivedFilter, DocumentView};
-use collab_projections::workspaces::role_of;
+use collab_projections::workspaces::{access_facts, role_of};
 use serde::{Deserialize, Serialize};
 
 use super::{command_response, path_id};
@@ -114,8 +115,15 @@ async fn list_documents(
     {
         return Err(ApiError::NotFound("workspace"));
     }
-    let mut documents =
-        read_model::list(&state.pool, workspace_id, archived, before, limit + 1).await?;
+    let mut documents = read_model::list(
+        &state.pool,
+        workspace_id,
+        &principal.0,
+        archived,
+        before,
+        limit + 1,
+    )
+    .await?;
     let next_cursor = if documents.len() as i64 > limit {
         documents.truncate(limit as usize);
         documents.last().map(|d| encode_cursor(d.created_position))
@@ -197,36 +205,54 @@ async fn create_document(
     ))
 }
 
+#[derive(Serialize)]
+struct DocumentWithRole {
+    #[serde(flatten)]
+    document: DocumentView,
+    /// The caller's role on this document.
+    role: DocumentRole,
+}
+
 async fn get_document(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
     Path(document_id): Path<String>,
-) -> Result<Json<DocumentView>, ApiError> {
+) -> Result<Json<DocumentWithRole>, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     state.reach(meta.min_position).await?;
     let document = read_model::get(&state.pool, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;
     let workspace_id = WorkspaceId::from_uuid(document.workspace_id);
-    if role_of(&state.pool, workspace_id, &principal.0)
-        .await?
-        .is_none()
-    {
-        return Err(ApiError::NotFound("document"));
-    }
-    Ok(Json(document))
+    let (workspace_role, default_member_role) =
+        access_facts(&state.pool, workspace_id, &principal.0).await?;
+    let shared_role = read_model::shared_role(&state.pool, document_id, &principal.0).await?;
+    let created_by = UserId::parse(document.created_by.clone()).ok();
+    let role = document_role(AccessFacts {
+        user: &principal.0,
+        workspace_role,
+        default_member_role,
+        created_by: created_by.as_ref(),
+        shared_role,
+    })
+    .ok_or(ApiError::NotFound("document"))?;
+    Ok(Json(DocumentWithRole { document, role }))
 }
 
-async fn acting_member(
+/// The caller with their effective role on the document (from the aggregates).
+pub(super) async fn acting(
     state: &AppState,
     document_id: DocumentId,
     user: &UserId,
-) -> Result<ActingMember, ApiError> {
-    let (_, role) = state.document_role(document_id, user).await?;
-    Ok(ActingMember {
+    meta: &RequestMeta,
+) -> Result<Acting, ApiError> {
+    let access = state
+        .document_access(document_id, user, meta.link.as_ref())
+        .await?;
+    Ok(Acting {
         user: user.clone(),
-        role,
+        role: access.role,
     })
 }
 
@@ -285,7 +311,7 @@ async fn update_document(
             "give at least one of `title` and `folder`".into(),
         ));
     }
-    let by = acting_member(&state, document_id, &principal.0).await?;
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
     let mut expected = meta.if_match;
     let mut committed = None;
     if let Some(title) = title.clone() {
@@ -320,10 +346,10 @@ async fn lifecycle(
     principal: Principal,
     meta: RequestMeta,
     document_id: String,
-    command: fn(ActingMember) -> DocumentCommand,
+    command: fn(Acting) -> DocumentCommand,
 ) -> Result<Response, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
-    let by = acting_member(&state, document_id, &principal.0).await?;
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
     let committed = execute(
         &state,
         &principal,
@@ -351,10 +377,15 @@ async fn delete_document(
     meta: RequestMeta,
     Path(document_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    lifecycle(state, principal, meta, document_id, |by| {
+    let id = DocumentId::parse(&document_id).ok();
+    let live = state.live.clone();
+    let response = lifecycle(state, principal, meta, document_id, |by| {
         DocumentCommand::DeleteDocument { by }
     })
-    .await
+    .await?;
+    // A deleted document has no readers left: close its sockets everywhere.
+    live.access_changed(None, id).await;
+    Ok(response)
 }
 
 async fn archive_document(

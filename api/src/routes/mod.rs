@@ -16,6 +16,7 @@ pub mod content;
 pub mod documents;
 pub mod health;
 pub mod members;
+pub mod permissions;
 pub mod sync;
 pub mod workspaces;
 
@@ -26,6 +27,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(documents::router())
         .merge(content::router())
+        .merge(permissions::router())
         .merge(sync::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::Router;
 use collab_domain::DocumentId;
 
+use crate::access::LinkKey;
 use crate::auth::AuthError;
 use crate::error::ApiError;
 use crate::live::protocol::close;
@@ -70,7 +71,14 @@ async fn admit(
     })?;
     let not_found = || (close::NOT_FOUND, "document not found".to_owned());
     let document = DocumentId::parse(document).map_err(|_| not_found())?;
-    let (workspace, role) = match state.document_role(document, &verified.user).await {
+    let link = match params.get("link") {
+        Some(raw) => Some(LinkKey::parse(raw).ok_or_else(not_found)?),
+        None => None,
+    };
+    let access = match state
+        .document_access(document, &verified.user, link.as_ref())
+        .await
+    {
         Ok(found) => found,
         Err(ApiError::NotFound(_)) => return Err(not_found()),
         Err(error) => {
@@ -84,8 +92,9 @@ async fn admit(
     Ok(Admission {
         user: verified.user,
         document,
-        workspace,
-        role,
-        read_only: verified.read_only || !role.edits_documents(),
+        workspace: access.workspace,
+        link,
+        read_only_token: verified.read_only,
+        read_only: verified.read_only || !access.role.edits(),
     })
 }

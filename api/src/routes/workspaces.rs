@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use collab_domain::workspace::{Workspace, WorkspaceCommand};
-use collab_domain::{Title, WorkspaceId, WorkspaceRole};
+use collab_domain::{DocumentRole, Title, WorkspaceId, WorkspaceRole};
 use collab_projections::workspaces::{self as read_model, WorkspaceView};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -34,11 +34,12 @@ struct WorkspaceBody {
     name: String,
 }
 
-#[derive(Serialize)]
-struct WorkspaceChanged {
-    id: WorkspaceId,
-    name: String,
-    version: i64,
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkspacePatch {
+    name: Option<String>,
+    /// `viewer`, `commenter`, `editor`, `owner`, or `none`.
+    default_document_role: Option<String>,
 }
 
 async fn create_workspace(
@@ -107,29 +108,72 @@ async fn rename_workspace(
     principal: Principal,
     meta: RequestMeta,
     Path(workspace_id): Path<String>,
-    ApiJson(body): ApiJson<WorkspaceBody>,
+    ApiJson(body): ApiJson<WorkspacePatch>,
 ) -> Result<Response, ApiError> {
     let id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
-    let name = Title::parse("name", &body.name)?;
-    let command = WorkspaceCommand::RenameWorkspace {
-        by: principal.0.clone(),
-        name: name.clone(),
-    };
-    let committed = state
-        .aggregates
-        .execute::<Workspace>(
-            id.as_uuid(),
-            command,
-            &principal.command_meta(&meta),
-            meta.if_match,
-        )
-        .await?;
+    let name = body
+        .name
+        .as_deref()
+        .map(|n| Title::parse("name", n))
+        .transpose()?;
+    let default_role = body
+        .default_document_role
+        .as_deref()
+        .map(|raw| match raw {
+            "none" => Ok(None),
+            other => DocumentRole::parse(other).map(Some),
+        })
+        .transpose()?;
+    if name.is_none() && default_role.is_none() {
+        return Err(ApiError::InvalidBody(
+            "give at least one of `name` and `default_document_role`".into(),
+        ));
+    }
+    let meta_for_commands = principal.command_meta(&meta);
+    let mut expected = meta.if_match;
+    let mut committed = None;
+    if let Some(name) = name.clone() {
+        let command = WorkspaceCommand::RenameWorkspace {
+            by: principal.0.clone(),
+            name,
+        };
+        let done = state
+            .aggregates
+            .execute::<Workspace>(id.as_uuid(), command, &meta_for_commands, expected)
+            .await?;
+        expected = expected.map(|_| done.version);
+        committed = Some(done);
+    }
+    if let Some(role) = default_role {
+        let command = WorkspaceCommand::SetDefaultDocumentRole {
+            by: principal.0.clone(),
+            role,
+        };
+        committed = Some(
+            state
+                .aggregates
+                .execute::<Workspace>(id.as_uuid(), command, &meta_for_commands, expected)
+                .await?,
+        );
+        state.live.access_changed(Some(id), None).await;
+    }
+    let committed = committed.expect("at least one change was requested");
+    #[derive(Serialize)]
+    struct Changed {
+        id: WorkspaceId,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        default_document_role: Option<Option<DocumentRole>>,
+        version: i64,
+    }
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        WorkspaceChanged {
+        Changed {
             id,
-            name: name.into(),
+            name: name.map(String::from),
+            default_document_role: default_role,
             version: committed.version,
         },
     ))

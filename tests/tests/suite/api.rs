@@ -355,10 +355,27 @@ async fn outsiders_see_nothing_and_roles_limit_what_members_do() {
             .is_empty()
     );
 
-    // Guests read but do not write; members do not manage.
+    // Guests see only what is shared with them, and viewers do not write.
     assert_eq!(
         app.get(&format!("/v1/documents/{doc}"), "gus").await.status,
-        200
+        404
+    );
+    let shared = app
+        .call(
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/user:gus"),
+            Some("alice"),
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    let before = app.env.count_events().await;
+    let seen = app
+        .get_at(&format!("/v1/documents/{doc}"), "gus", shared.position())
+        .await;
+    assert_eq!(
+        (seen.status, seen.body["role"].clone()),
+        (StatusCode::OK, json!("viewer"))
     );
     let r = app
         .post(

@@ -229,7 +229,7 @@ async fn clients_on_two_instances_converge_through_nats() {
     assert_eq!(edit_count(&env.pool, &doc).await, 60);
 }
 
-async fn raw_socket(
+pub(crate) async fn raw_socket(
     base_ws: &str,
     path: &str,
 ) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
@@ -240,7 +240,7 @@ async fn raw_socket(
 }
 
 /// Reads until the server closes; returns (code, reason).
-async fn close_of(
+pub(crate) async fn close_of(
     socket: &mut tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
@@ -264,7 +264,7 @@ async fn close_of(
         .expect("the server closes the socket")
 }
 
-fn update_frame(update: &[u8]) -> Vec<u8> {
+pub(crate) fn update_frame(update: &[u8]) -> Vec<u8> {
     // messageSync, messageYjsUpdate, varUint length, bytes (lengths < 128 here)
     let mut frame = vec![0, 2];
     let mut length = update.len();
@@ -281,7 +281,7 @@ fn update_frame(update: &[u8]) -> Vec<u8> {
     frame
 }
 
-fn text_update(text: &str) -> Vec<u8> {
+pub(crate) fn text_update(text: &str) -> Vec<u8> {
     use yrs::{ReadTxn, Text, Transact};
     let doc = yrs::Doc::new();
     let root = doc.get_or_insert_text("text");
@@ -518,13 +518,25 @@ async fn content_can_be_read_and_updated_over_http_and_live_sessions_see_it() {
         )
         .await;
     assert_eq!(guest.status, 201);
-    assert_eq!(
-        post("gus", text_update("guest"), "application/octet-stream")
-            .await
-            .unwrap()
-            .status(),
-        403
-    );
+    let status = post("gus", text_update("guest"), "application/octet-stream")
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404, "guests see only what is shared with them");
+    let shared = http
+        .call(
+            reqwest::Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/gus"),
+            "alice",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(shared.status, 200, "{}", shared.body);
+    let status = post("gus", text_update("guest"), "application/octet-stream")
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403, "viewers do not write");
     assert_eq!(
         post("mallory", text_update("x"), "application/octet-stream")
             .await

@@ -1,0 +1,281 @@
+//! Sharing: `/v1/documents/{id}/permissions` and `/v1/documents/{id}/links`. Every change
+//! is an event, and live sockets that lose access are closed.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use collab_domain::document::{Document, DocumentCommand};
+use collab_domain::{DocumentId, DocumentRole, UserId};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::documents::acting;
+use super::{command_response, path_id};
+use crate::access::LinkKey;
+use crate::error::ApiError;
+use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/v1/documents/{document_id}/permissions",
+            get(list_permissions),
+        )
+        .route(
+            "/v1/documents/{document_id}/permissions/{principal}",
+            put(share_document).delete(unshare_document),
+        )
+        .route("/v1/documents/{document_id}/links", post(create_link))
+        .route(
+            "/v1/documents/{document_id}/links/{link_id}",
+            delete(revoke_link),
+        )
+}
+
+/// `user:<id>` or a bare user id.
+fn parse_principal(raw: &str) -> Result<UserId, ApiError> {
+    let id = raw.strip_prefix("user:").unwrap_or(raw);
+    UserId::parse(id).map_err(|_| ApiError::InvalidParameter {
+        name: "principal",
+        reason: "must be user:<id> or a user id".into(),
+    })
+}
+
+#[derive(Serialize)]
+struct Share {
+    principal: String,
+    role: DocumentRole,
+}
+
+#[derive(Serialize)]
+struct Link {
+    id: Uuid,
+    role: DocumentRole,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct Permissions {
+    /// The caller's own role.
+    role: DocumentRole,
+    /// The workspace's default role for members (null: none).
+    default_member_role: Option<DocumentRole>,
+    shares: Vec<Share>,
+    links: Vec<Link>,
+}
+
+async fn list_permissions(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+) -> Result<Json<Permissions>, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let access = state
+        .document_access(document_id, &principal.0, meta.link.as_ref())
+        .await?;
+    let document = state
+        .aggregates
+        .load::<Document>(document_id.as_uuid())
+        .await?
+        .aggregate;
+    let workspace = state
+        .aggregates
+        .load::<collab_domain::workspace::Workspace>(access.workspace.as_uuid())
+        .await?
+        .aggregate;
+    // Only owners see the links (they grant access to whoever holds them).
+    let links = if access.role == DocumentRole::Owner {
+        document
+            .links()
+            .iter()
+            .map(|(id, link)| Link {
+                id: *id,
+                role: link.role,
+                expires_at: link
+                    .expires_at_micros
+                    .and_then(DateTime::<Utc>::from_timestamp_micros),
+            })
+            .collect()
+    } else {
+        vec![]
+    };
+    Ok(Json(Permissions {
+        role: access.role,
+        default_member_role: workspace.default_document_role(),
+        shares: document
+            .shares()
+            .iter()
+            .map(|(user, role)| Share {
+                principal: format!("user:{user}"),
+                role: *role,
+            })
+            .collect(),
+        links,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShareBody {
+    role: String,
+}
+
+async fn execute(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: DocumentId,
+    command: DocumentCommand,
+) -> Result<collab_commands::Committed, ApiError> {
+    let committed = state
+        .aggregates
+        .execute::<Document>(
+            document_id.as_uuid(),
+            command,
+            &principal.command_meta(meta),
+            meta.if_match,
+        )
+        .await?;
+    // Sockets that just lost access (or write access) are closed, on every instance.
+    state.live.access_changed(None, Some(document_id)).await;
+    Ok(committed)
+}
+
+async fn share_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path((document_id, target)): Path<(String, String)>,
+    ApiJson(body): ApiJson<ShareBody>,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let user = parse_principal(&target)?;
+    let role = DocumentRole::parse(&body.role)?;
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let command = DocumentCommand::ShareDocument {
+        by,
+        user: user.clone(),
+        role,
+    };
+    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        Share {
+            principal: format!("user:{user}"),
+            role,
+        },
+    ))
+}
+
+async fn unshare_document(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path((document_id, target)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let user = parse_principal(&target)?;
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let command = DocumentCommand::UnshareDocument {
+        by,
+        user: user.clone(),
+    };
+    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        serde_json::json!({ "principal": format!("user:{user}") }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkBody {
+    role: String,
+    /// Lifetime in seconds; none: until revoked.
+    expires_in_seconds: Option<i64>,
+}
+
+async fn create_link(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document_id): Path<String>,
+    ApiJson(body): ApiJson<LinkBody>,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let role = DocumentRole::parse(&body.role)?;
+    if role == DocumentRole::Owner {
+        return Err(ApiError::InvalidField(collab_domain::InvalidValue::new(
+            "role",
+            "links grant viewer, commenter or editor",
+        )));
+    }
+    let expires_at = match body.expires_in_seconds {
+        Some(seconds) if seconds <= 0 => {
+            return Err(ApiError::InvalidField(collab_domain::InvalidValue::new(
+                "expires_in_seconds",
+                "must be positive",
+            )))
+        }
+        Some(seconds) => {
+            Some(Utc::now() + chrono::Duration::seconds(seconds.min(10 * 365 * 86_400)))
+        }
+        None => None,
+    };
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let (key, token) = LinkKey::generate();
+    let command = DocumentCommand::CreateShareLink {
+        by,
+        link_id: key.link_id,
+        role,
+        secret_hash: key.secret_hash,
+        expires_at_micros: expires_at.map(|at| at.timestamp_micros()),
+    };
+    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    #[derive(Serialize)]
+    struct Created {
+        id: Uuid,
+        role: DocumentRole,
+        expires_at: Option<DateTime<Utc>>,
+        /// Shown once: pass it as `?link=` (sockets, content) or `X-Collab-Link`.
+        token: String,
+    }
+    Ok(command_response(
+        StatusCode::CREATED,
+        committed.position,
+        Created {
+            id: key.link_id,
+            role,
+            expires_at,
+            token,
+        },
+    ))
+}
+
+async fn revoke_link(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path((document_id, link_id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let link_id = Uuid::parse_str(&link_id).map_err(|_| ApiError::InvalidParameter {
+        name: "link_id",
+        reason: "must be a UUID".into(),
+    })?;
+    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let command = DocumentCommand::RevokeShareLink { by, link_id };
+    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    Ok(command_response(
+        StatusCode::OK,
+        committed.position,
+        serde_json::json!({ "id": link_id }),
+    ))
+}

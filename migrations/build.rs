@@ -1,0 +1,4 @@
+// `sqlx::migrate!` embeds the files at compile time; rebuild when one is added.
+fn main() {
+    println!("cargo:rerun-if-changed=sql");
+}
