@@ -7,3 +7,4 @@ mod event_store;
 mod live;
 mod projections;
 mod relay;
+mod sharing;
