@@ -174,7 +174,7 @@ impl Application {
             live,
             aggregates,
             pool,
-            tokens: Arc::new(TokenVerifier::hs256(&settings.jwt_secret)),
+            tokens: Arc::new(TokenVerifier::new(&settings.auth)),
             nats,
             metrics: metrics_handle(),
             read_wait: settings.read_wait,

@@ -1,17 +1,24 @@
-//! Bearer tokens: HS256 JWTs signed with the configured secret. (A fuller identity
-//! layer — JWKS, RS256/ES256, service accounts — is its own issue.)
+//! Bearer tokens: JWTs verified with HS256 (development: a shared secret) and/or RS256 /
+//! ES256 through a JWKS URL (Auth0 or any OIDC issuer), with issuer, audience, exp/nbf and
+//! a small leeway. The accepted algorithms come from configuration, never from the token:
+//! a token whose header names another algorithm is refused before any key is looked at.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use collab_domain::UserId;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use tokio::sync::{Mutex, RwLock};
+use tracing::warn;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Claims {
     sub: String,
     exp: u64,
+    #[serde(default)]
     iat: u64,
     /// Marks a connection read-only (until document permissions land).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -37,38 +44,209 @@ pub enum AuthError {
     Invalid,
 }
 
-/// Verifies (and, for development, mints) tokens. Only HS256 is accepted: the algorithm
-/// comes from our configuration, never from the token's header.
+/// How tokens are verified.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// HS256 secret (development, tests, `collab token mint`).
+    pub hs256_secret: Option<SecretString>,
+    /// Where the issuer publishes its signing keys (RS256/ES256).
+    pub jwks_url: Option<String>,
+    /// Algorithms accepted; anything else is refused.
+    pub algorithms: Vec<Algorithm>,
+    /// Required `iss`, when set.
+    pub issuer: Option<String>,
+    /// Required `aud`, when set.
+    pub audience: Option<String>,
+    pub leeway_seconds: u64,
+}
+
+impl AuthSettings {
+    pub fn hs256(secret: &str) -> Self {
+        Self {
+            hs256_secret: Some(secret.to_owned().into()),
+            jwks_url: None,
+            algorithms: vec![Algorithm::HS256],
+            issuer: None,
+            audience: None,
+            leeway_seconds: 30,
+        }
+    }
+}
+
+/// Parses `HS256,RS256,ES256`-style lists.
+pub fn parse_algorithms(raw: &str) -> Result<Vec<Algorithm>, String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+        .map(|a| match a {
+            "HS256" => Ok(Algorithm::HS256),
+            "RS256" => Ok(Algorithm::RS256),
+            "ES256" => Ok(Algorithm::ES256),
+            other => Err(format!(
+                "unsupported JWT algorithm '{other}' (HS256, RS256, ES256)"
+            )),
+        })
+        .collect()
+}
+
+/// Signing keys fetched from a JWKS URL: cached, refreshed every few minutes, and
+/// re-fetched (at most once a second) when a token names an unknown key id — key rotation.
+struct JwksCache {
+    url: String,
+    http: reqwest::Client,
+    keys: RwLock<(HashMap<String, Jwk>, Option<Instant>)>,
+    refresh: Mutex<()>,
+}
+
+const JWKS_TTL: Duration = Duration::from_secs(300);
+const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(1);
+
+impl JwksCache {
+    async fn fetch(&self) -> Result<HashMap<String, Jwk>, String> {
+        let set: JwkSet = self
+            .http
+            .get(&self.url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .error_for_status()
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(set
+            .keys
+            .into_iter()
+            .filter_map(|key| Some((key.common.key_id.clone()?, key)))
+            .collect())
+    }
+
+    async fn key(&self, kid: &str) -> Option<Jwk> {
+        {
+            let cache = self.keys.read().await;
+            let fresh = cache.1.is_some_and(|at| at.elapsed() < JWKS_TTL);
+            if let (true, Some(key)) = (fresh, cache.0.get(kid)) {
+                return Some(key.clone());
+            }
+        }
+        let _one_at_a_time = self.refresh.lock().await;
+        {
+            let cache = self.keys.read().await;
+            let recent = cache.1.is_some_and(|at| at.elapsed() < JWKS_MISS_COOLDOWN);
+            if recent
+                || (cache.1.is_some_and(|at| at.elapsed() < JWKS_TTL) && cache.0.contains_key(kid))
+            {
+                return cache.0.get(kid).cloned();
+            }
+        }
+        match self.fetch().await {
+            Ok(keys) => {
+                let mut cache = self.keys.write().await;
+                *cache = (keys, Some(Instant::now()));
+                cache.0.get(kid).cloned()
+            }
+            Err(error) => {
+                warn!(url = %self.url, %error, "cannot fetch JWKS; keeping the cached keys");
+                let mut cache = self.keys.write().await;
+                // Back off: count this attempt as a fetch, keep what we had.
+                cache.1 = Some(Instant::now() - JWKS_TTL + JWKS_MISS_COOLDOWN);
+                cache.0.get(kid).cloned()
+            }
+        }
+    }
+}
+
 pub struct TokenVerifier {
-    decoding: DecodingKey,
-    encoding: EncodingKey,
-    validation: Validation,
+    hs: Option<(DecodingKey, EncodingKey)>,
+    jwks: Option<JwksCache>,
+    algorithms: Vec<Algorithm>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: u64,
 }
 
 impl TokenVerifier {
-    pub fn hs256(secret: &SecretString) -> Self {
-        let bytes = secret.expose_secret().as_bytes();
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 30;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        validation.validate_aud = false;
+    pub fn new(settings: &AuthSettings) -> Self {
         Self {
-            decoding: DecodingKey::from_secret(bytes),
-            encoding: EncodingKey::from_secret(bytes),
-            validation,
+            hs: settings.hs256_secret.as_ref().map(|secret| {
+                let bytes = secret.expose_secret().as_bytes();
+                (
+                    DecodingKey::from_secret(bytes),
+                    EncodingKey::from_secret(bytes),
+                )
+            }),
+            jwks: settings.jwks_url.as_ref().map(|url| JwksCache {
+                url: url.clone(),
+                http: reqwest::Client::new(),
+                keys: RwLock::new((HashMap::new(), None)),
+                refresh: Mutex::new(()),
+            }),
+            algorithms: settings.algorithms.clone(),
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            leeway: settings.leeway_seconds,
         }
     }
 
-    pub fn verify(&self, token: &str) -> Result<UserId, AuthError> {
-        self.verify_token(token).map(|t| t.user)
+    pub fn hs256(secret: &SecretString) -> Self {
+        Self::new(&AuthSettings {
+            hs256_secret: Some(secret.clone()),
+            ..AuthSettings::hs256("")
+        })
     }
 
-    pub fn verify_token(&self, token: &str) -> Result<VerifiedToken, AuthError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            })?;
+    pub async fn verify(&self, token: &str) -> Result<UserId, AuthError> {
+        self.verify_token(token).await.map(|t| t.user)
+    }
+
+    pub async fn verify_token(&self, token: &str) -> Result<VerifiedToken, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid)?;
+        // The configuration decides what is acceptable; the header only says which of those.
+        if !self.algorithms.contains(&header.alg) {
+            return Err(AuthError::Invalid);
+        }
+        let key =
+            match header.alg {
+                Algorithm::HS256 => self.hs.as_ref().ok_or(AuthError::Invalid)?.0.clone(),
+                Algorithm::RS256 | Algorithm::ES256 => {
+                    let jwks = self.jwks.as_ref().ok_or(AuthError::Invalid)?;
+                    let kid = header.kid.as_deref().ok_or(AuthError::Invalid)?;
+                    let jwk = jwks.key(kid).await.ok_or(AuthError::Invalid)?;
+                    if jwk.common.key_algorithm.is_some_and(|declared| {
+                        format!("{declared:?}") != format!("{:?}", header.alg)
+                    }) {
+                        return Err(AuthError::Invalid);
+                    }
+                    DecodingKey::from_jwk(&jwk).map_err(|_| AuthError::Invalid)?
+                }
+                _ => return Err(AuthError::Invalid),
+            };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "sub"];
+        match &self.issuer {
+            Some(issuer) => {
+                validation.set_issuer(&[issuer]);
+                required.push("iss");
+            }
+            None => validation.iss = None,
+        }
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
+        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|e| match e
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+            _ => AuthError::Invalid,
+        })?;
         Ok(VerifiedToken {
             user: UserId::parse(data.claims.sub).map_err(|_| AuthError::Invalid)?,
             read_only: data.claims.read_only,
@@ -76,7 +254,7 @@ impl TokenVerifier {
     }
 
     /// Verifies an `Authorization` header value.
-    pub fn verify_header(&self, header: Option<&str>) -> Result<UserId, AuthError> {
+    pub async fn verify_header(&self, header: Option<&str>) -> Result<VerifiedToken, AuthError> {
         let header = header.ok_or(AuthError::Missing)?;
         let token = header
             .strip_prefix("Bearer ")
@@ -84,15 +262,16 @@ impl TokenVerifier {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Malformed)?;
-        self.verify(token)
+        self.verify_token(token).await
     }
 
-    pub fn mint(&self, user: &UserId, ttl: Duration) -> String {
+    pub fn mint(&self, user: &UserId, ttl: Duration) -> Option<String> {
         self.mint_with(user, ttl, false)
     }
 
-    /// A token whose sockets are read-only when `read_only`.
-    pub fn mint_with(&self, user: &UserId, ttl: Duration, read_only: bool) -> String {
+    /// An HS256 token (when a secret is configured); `read_only` marks its sockets.
+    pub fn mint_with(&self, user: &UserId, ttl: Duration, read_only: bool) -> Option<String> {
+        let (_, encoding) = self.hs.as_ref()?;
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
             sub: user.to_string(),
@@ -100,8 +279,10 @@ impl TokenVerifier {
             exp: now + ttl.as_secs(),
             read_only,
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .expect("HS256 signing cannot fail")
+        Some(
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding)
+                .expect("HS256 signing cannot fail"),
+        )
     }
 }
 
@@ -113,25 +294,42 @@ mod tests {
         TokenVerifier::hs256(&SecretString::from(secret.to_owned()))
     }
 
-    #[test]
-    fn minted_tokens_verify_and_others_do_not() {
+    #[tokio::test]
+    async fn minted_tokens_verify_and_others_do_not() {
         let alice = UserId::parse("alice").unwrap();
-        let token = verifier("s1").mint(&alice, Duration::from_secs(60));
-        assert_eq!(verifier("s1").verify(&token).unwrap(), alice);
-        assert_eq!(verifier("s2").verify(&token), Err(AuthError::Invalid));
-        assert_eq!(verifier("s1").verify("garbage"), Err(AuthError::Invalid));
+        let token = verifier("s1")
+            .mint(&alice, Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(verifier("s1").verify(&token).await.unwrap(), alice);
+        assert_eq!(verifier("s2").verify(&token).await, Err(AuthError::Invalid));
         assert_eq!(
-            verifier("s1").verify_header(Some("Basic abc")),
+            verifier("s1").verify("garbage").await,
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            verifier("s1").verify_header(Some("Basic abc")).await,
             Err(AuthError::Malformed)
         );
-        assert_eq!(verifier("s1").verify_header(None), Err(AuthError::Missing));
+        assert_eq!(
+            verifier("s1").verify_header(None).await,
+            Err(AuthError::Missing)
+        );
     }
 
-    #[test]
-    fn unsigned_tokens_are_refused() {
+    #[tokio::test]
+    async fn unsigned_tokens_are_refused() {
         // {"alg":"none"} . {"sub":"alice","exp":9999999999,"iat":0} . (no signature)
         let token = "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.\
                      eyJzdWIiOiJhbGljZSIsImV4cCI6OTk5OTk5OTk5OSwiaWF0IjowfQ.";
-        assert_eq!(verifier("s1").verify(token), Err(AuthError::Invalid));
+        assert_eq!(verifier("s1").verify(token).await, Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn algorithm_lists_parse() {
+        assert_eq!(
+            parse_algorithms("HS256, RS256").unwrap(),
+            vec![Algorithm::HS256, Algorithm::RS256]
+        );
+        assert!(parse_algorithms("none").is_err());
     }
 }

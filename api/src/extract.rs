@@ -59,7 +59,7 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
-        Ok(Principal(tokens.verify_header(header)?))
+        Ok(Principal(tokens.verify_header(header).await?.user))
     }
 }
 

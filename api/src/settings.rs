@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::auth::AuthSettings;
+
 use crate::live::LiveConfig;
 
 /// Which parts of the system this process runs. All by default; split them to scale
@@ -68,8 +70,8 @@ pub struct Settings {
     /// First token of every NATS subject and the name of the events stream
     /// (`<PREFIX>_EVENTS`); lets several deployments (or tests) share one NATS.
     pub subject_prefix: String,
-    /// HS256 secret that signs and verifies bearer tokens.
-    pub jwt_secret: SecretString,
+    /// How bearer tokens are verified (HS256 secret and/or JWKS).
+    pub auth: AuthSettings,
     pub roles: Roles,
     /// Longest a query waits for `X-Collab-Min-Position` before answering 503.
     pub read_wait: Duration,
@@ -90,7 +92,7 @@ impl Settings {
             database_max_connections: 16,
             nats_url: "nats://127.0.0.1:4222".into(),
             subject_prefix: "collab".into(),
-            jwt_secret: jwt_secret.to_owned().into(),
+            auth: AuthSettings::hs256(jwt_secret),
             roles: Roles::ALL,
             read_wait: Duration::from_secs(5),
             snapshot_every: 50,

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use collab_api::app::{connect_postgres, migrate};
-use collab_api::auth::TokenVerifier;
+use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
 use collab_api::live::LiveConfig;
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_projections::{projector_positions, rebuild, Projector};
 use indicatif::{ProgressBar, ProgressStyle};
+use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -56,9 +57,31 @@ struct GlobalArgs {
         default_value = "collab"
     )]
     subject_prefix: String,
-    /// HS256 secret for bearer tokens (needed by `serve` and `token mint`).
+    /// HS256 secret for bearer tokens (development; needed by `token mint`).
     #[arg(long, env = "COLLAB_JWT_SECRET", global = true, hide_env_values = true)]
     jwt_secret: Option<String>,
+    /// JWKS URL of the identity provider (RS256/ES256 tokens), e.g. Auth0's
+    /// https://TENANT/.well-known/jwks.json.
+    #[arg(long, env = "COLLAB_JWKS_URL", global = true)]
+    jwks_url: Option<String>,
+    /// Accepted JWT algorithms, comma-separated (default: HS256 with a secret, plus
+    /// RS256,ES256 with a JWKS URL).
+    #[arg(long, env = "COLLAB_JWT_ALGORITHMS", global = true)]
+    jwt_algorithms: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "COLLAB_JWT_ISSUER", global = true)]
+    jwt_issuer: Option<String>,
+    /// Required `aud` claim.
+    #[arg(long, env = "COLLAB_JWT_AUDIENCE", global = true)]
+    jwt_audience: Option<String>,
+    /// Clock leeway for exp/nbf, in seconds.
+    #[arg(
+        long,
+        env = "COLLAB_JWT_LEEWAY_SECS",
+        global = true,
+        default_value_t = 30
+    )]
+    jwt_leeway_secs: u64,
     /// Log format: json (default) or pretty.
     #[arg(long, env = "COLLAB_LOG_FORMAT", global = true, default_value = "json")]
     log_format: String,
@@ -175,6 +198,42 @@ impl GlobalArgs {
         }
     }
 
+    /// Token verification: an HS256 secret, a JWKS URL, or both.
+    fn auth(&self) -> anyhow::Result<AuthSettings> {
+        let secret = match &self.jwt_secret {
+            Some(_) => Some(self.jwt_secret()?),
+            None => None,
+        };
+        if secret.is_none() && self.jwks_url.is_none() {
+            anyhow::bail!(
+                "no way to verify tokens: set COLLAB_JWT_SECRET (development, HS256) or \
+                 COLLAB_JWKS_URL (RS256/ES256 from your identity provider); \
+                 ops/dev/serve.sh sets a development secret"
+            );
+        }
+        let algorithms = match &self.jwt_algorithms {
+            Some(raw) => parse_algorithms(raw).map_err(anyhow::Error::msg)?,
+            None => {
+                let mut list = vec![];
+                if secret.is_some() {
+                    list.push(Algorithm::HS256);
+                }
+                if self.jwks_url.is_some() {
+                    list.extend([Algorithm::RS256, Algorithm::ES256]);
+                }
+                list
+            }
+        };
+        Ok(AuthSettings {
+            hs256_secret: secret,
+            jwks_url: self.jwks_url.clone(),
+            algorithms,
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            leeway_seconds: self.jwt_leeway_secs,
+        })
+    }
+
     fn settings(&self) -> anyhow::Result<Settings> {
         let mut settings = Settings::local(
             &self.database_url,
@@ -188,7 +247,7 @@ impl GlobalArgs {
 
 async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     let mut settings = global.settings()?;
-    settings.jwt_secret = global.jwt_secret()?;
+    settings.auth = global.auth()?;
     settings.listen = args.listen;
     settings.roles = Roles::parse(&args.roles).map_err(anyhow::Error::msg)?;
     settings.read_wait = Duration::from_millis(args.read_wait_ms);
@@ -290,10 +349,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }) => {
             let user = UserId::parse(user.clone())?;
             let verifier = TokenVerifier::hs256(&cli.global.jwt_secret()?);
-            println!(
-                "{}",
-                verifier.mint_with(&user, Duration::from_secs(*ttl), *read_only)
-            );
+            let token = verifier
+                .mint_with(&user, Duration::from_secs(*ttl), *read_only)
+                .expect("an HS256 secret is configured");
+            println!("{token}");
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Rebuild { name }) => {

@@ -62,7 +62,7 @@ async fn admit(
         close::UNAUTHENTICATED,
         "missing token: pass ?token=<JWT>".to_owned(),
     ))?;
-    let verified = state.tokens.verify_token(&token).map_err(|e| {
+    let verified = state.tokens.verify_token(&token).await.map_err(|e| {
         let reason = match e {
             AuthError::Expired => "token has expired",
             _ => "token is invalid",

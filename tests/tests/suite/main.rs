@@ -7,4 +7,5 @@ mod event_store;
 mod live;
 mod projections;
 mod relay;
+mod security;
 mod sharing;

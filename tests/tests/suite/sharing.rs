@@ -16,7 +16,12 @@ async fn setup() -> (TestEnv, CollabProcess, Http, String, String) {
     let (ws, doc) = http.workspace_with_document("alice").await;
     for (user, role) in [("bob", "member"), ("gus", "guest"), ("aud", "auditor")] {
         let r = http
-            .call(Method::POST, &format!("/v1/workspaces/{ws}/members"), "alice", Some(json!({"user_id": user, "role": role})))
+            .call(
+                Method::POST,
+                &format!("/v1/workspaces/{ws}/members"),
+                "alice",
+                Some(json!({"user_id": user, "role": role})),
+            )
             .await;
         assert_eq!(r.status, 201);
     }
@@ -29,43 +34,98 @@ async fn the_role_model_decides_who_sees_and_changes_what() {
     let role_of = |user: &'static str| {
         let (http, doc) = (&http, &doc);
         async move {
-            let r = http.call(Method::GET, &format!("/v1/documents/{doc}/permissions"), user, None).await;
-            (r.status.as_u16(), r.body["role"].as_str().unwrap_or("").to_owned())
+            let r = http
+                .call(
+                    Method::GET,
+                    &format!("/v1/documents/{doc}/permissions"),
+                    user,
+                    None,
+                )
+                .await;
+            (
+                r.status.as_u16(),
+                r.body["role"].as_str().unwrap_or("").to_owned(),
+            )
         }
     };
     assert_eq!(role_of("alice").await, (200, "owner".into()));
-    assert_eq!(role_of("bob").await, (200, "editor".into()), "members get the default role");
+    assert_eq!(
+        role_of("bob").await,
+        (200, "editor".into()),
+        "members get the default role"
+    );
     assert_eq!(role_of("aud").await, (200, "viewer".into()));
     assert_eq!(role_of("gus").await.0, 404);
     assert_eq!(role_of("mallory").await.0, 404);
 
     // No default access: members see only their own and shared documents.
     let r = http
-        .call(Method::PATCH, &format!("/v1/workspaces/{ws}"), "alice", Some(json!({"default_document_role": "none"})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/workspaces/{ws}"),
+            "alice",
+            Some(json!({"default_document_role": "none"})),
+        )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(role_of("bob").await.0, 404);
     let r = http
-        .call(Method::PATCH, &format!("/v1/workspaces/{ws}"), "bob", Some(json!({"default_document_role": "editor"})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/workspaces/{ws}"),
+            "bob",
+            Some(json!({"default_document_role": "editor"})),
+        )
         .await;
     assert_eq!(r.status, 403, "members do not manage the workspace");
     let shared = http
-        .call(Method::PUT, &format!("/v1/documents/{doc}/permissions/user:bob"), "alice", Some(json!({"role": "commenter"})))
+        .call(
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/user:bob"),
+            "alice",
+            Some(json!({"role": "commenter"})),
+        )
         .await;
     assert_eq!(shared.status, 200, "{}", shared.body);
     let shared_gus = http
-        .call(Method::PUT, &format!("/v1/documents/{doc}/permissions/gus"), "alice", Some(json!({"role": "editor"})))
+        .call(
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/gus"),
+            "alice",
+            Some(json!({"role": "editor"})),
+        )
         .await;
     assert_eq!(role_of("bob").await, (200, "commenter".into()));
     assert_eq!(role_of("gus").await, (200, "editor".into()));
-    let r = http.call(Method::PATCH, &format!("/v1/documents/{doc}"), "bob", Some(json!({"title": "x"}))).await;
+    let r = http
+        .call(
+            Method::PATCH,
+            &format!("/v1/documents/{doc}"),
+            "bob",
+            Some(json!({"title": "x"})),
+        )
+        .await;
     assert_eq!(r.status, 403, "commenters do not edit");
-    let r = http.call(Method::PATCH, &format!("/v1/documents/{doc}"), "gus", Some(json!({"title": "By gus"}))).await;
+    let r = http
+        .call(
+            Method::PATCH,
+            &format!("/v1/documents/{doc}"),
+            "gus",
+            Some(json!({"title": "By gus"})),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    let r = http.call(Method::DELETE, &format!("/v1/documents/{doc}"), "gus", None).await;
+    let r = http
+        .call(Method::DELETE, &format!("/v1/documents/{doc}"), "gus", None)
+        .await;
     assert_eq!(r.status, 403, "only owners delete");
     let r = http
-        .call(Method::PUT, &format!("/v1/documents/{doc}/permissions/eve"), "gus", Some(json!({"role": "viewer"})))
+        .call(
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/eve"),
+            "gus",
+            Some(json!({"role": "viewer"})),
+        )
         .await;
     assert_eq!(r.status, 403, "only owners share");
 
@@ -81,9 +141,20 @@ async fn the_role_model_decides_who_sees_and_changes_what() {
             .await
             .unwrap();
         let body: serde_json::Value = r.json().await.unwrap();
-        assert_eq!(body["documents"].as_array().unwrap().len(), count, "{user}: {body}");
+        assert_eq!(
+            body["documents"].as_array().unwrap().len(),
+            count,
+            "{user}: {body}"
+        );
     }
-    let unshared = http.call(Method::DELETE, &format!("/v1/documents/{doc}/permissions/user:bob"), "alice", None).await;
+    let unshared = http
+        .call(
+            Method::DELETE,
+            &format!("/v1/documents/{doc}/permissions/user:bob"),
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(unshared.status, 200);
     let r = http
         .client
@@ -93,8 +164,18 @@ async fn the_role_model_decides_who_sees_and_changes_what() {
         .send()
         .await
         .unwrap();
-    assert!(r.json::<serde_json::Value>().await.unwrap()["documents"].as_array().unwrap().is_empty());
-    let again = http.call(Method::DELETE, &format!("/v1/documents/{doc}/permissions/user:bob"), "alice", None).await;
+    assert!(r.json::<serde_json::Value>().await.unwrap()["documents"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    let again = http
+        .call(
+            Method::DELETE,
+            &format!("/v1/documents/{doc}/permissions/user:bob"),
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(again.status, 404);
 
     // Every permission change is an event.
@@ -104,14 +185,27 @@ async fn the_role_model_decides_who_sees_and_changes_what() {
     .fetch_all(&env.pool)
     .await
     .unwrap();
-    assert_eq!(types, vec!["DefaultDocumentRoleChanged", "DocumentShared", "DocumentShared", "DocumentUnshared"]);
+    assert_eq!(
+        types,
+        vec![
+            "DefaultDocumentRoleChanged",
+            "DocumentShared",
+            "DocumentShared",
+            "DocumentUnshared"
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn share_links_grant_their_role_until_revoked_or_expired() {
     let (_env, server, http, _ws, doc) = setup().await;
     let created = http
-        .call(Method::POST, &format!("/v1/documents/{doc}/links"), "alice", Some(json!({"role": "viewer"})))
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/links"),
+            "alice",
+            Some(json!({"role": "viewer"})),
+        )
         .await;
     assert_eq!(created.status, 201, "{}", created.body);
     let token = created.body["token"].as_str().unwrap().to_owned();
@@ -128,34 +222,74 @@ async fn share_links_grant_their_role_until_revoked_or_expired() {
     };
     assert_eq!(content(None).await, 404, "eve has no access of her own");
     assert_eq!(content(Some(&token)).await, 200);
-    assert_eq!(content(Some(&format!("{}x", &token[..token.len() - 1]))).await, 404, "a wrong secret grants nothing");
+    assert_eq!(
+        content(Some(&format!("{}x", &token[..token.len() - 1]))).await,
+        404,
+        "a wrong secret grants nothing"
+    );
     assert_eq!(content(Some("not-a-link")).await, 400);
     // The link's holder may not write, nor see the links.
-    let perms = http.call(Method::GET, &format!("/v1/documents/{doc}/permissions?link={token}"), "eve", None).await;
+    let perms = http
+        .call(
+            Method::GET,
+            &format!("/v1/documents/{doc}/permissions?link={token}"),
+            "eve",
+            None,
+        )
+        .await;
     assert_eq!(perms.body["role"], "viewer");
     assert_eq!(perms.body["links"], json!([]));
-    let owner_view = http.call(Method::GET, &format!("/v1/documents/{doc}/permissions"), "alice", None).await;
+    let owner_view = http
+        .call(
+            Method::GET,
+            &format!("/v1/documents/{doc}/permissions"),
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(owner_view.body["links"][0]["id"], link_id.as_str());
-    assert!(!owner_view.body.to_string().contains(&token), "the secret is never shown again");
+    assert!(
+        !owner_view.body.to_string().contains(&token),
+        "the secret is never shown again"
+    );
 
     // A socket opened with the link is read-only; revoking the link closes it.
-    let mut socket = raw_socket(&server.ws(), &format!("/v1/sync/{doc}?token={}&link={token}", mint("eve", 3600))).await;
+    let mut socket = raw_socket(
+        &server.ws(),
+        &format!("/v1/sync/{doc}?token={}&link={token}", mint("eve", 3600)),
+    )
+    .await;
     {
         use futures::StreamExt;
         let greeting = socket.next().await.unwrap().unwrap();
         assert!(greeting.is_binary());
     }
     let revoked_at = Instant::now();
-    let revoked = http.call(Method::DELETE, &format!("/v1/documents/{doc}/links/{link_id}"), "alice", None).await;
+    let revoked = http
+        .call(
+            Method::DELETE,
+            &format!("/v1/documents/{doc}/links/{link_id}"),
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(revoked.status, 200);
     let (code, reason) = close_of(&mut socket).await;
     assert_eq!(code, 4403, "{reason}");
-    assert!(revoked_at.elapsed() < Duration::from_secs(1), "closed within a second");
+    assert!(
+        revoked_at.elapsed() < Duration::from_secs(1),
+        "closed within a second"
+    );
     assert_eq!(content(Some(&token)).await, 404);
 
     // An expiring link stops working by itself.
     let short = http
-        .call(Method::POST, &format!("/v1/documents/{doc}/links"), "alice", Some(json!({"role": "editor", "expires_in_seconds": 1})))
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/links"),
+            "alice",
+            Some(json!({"role": "editor", "expires_in_seconds": 1})),
+        )
         .await;
     let short = short.body["token"].as_str().unwrap().to_owned();
     assert_eq!(content(Some(&short)).await, 200);
@@ -165,7 +299,12 @@ async fn share_links_grant_their_role_until_revoked_or_expired() {
     })
     .await;
     let owner_link = http
-        .call(Method::POST, &format!("/v1/documents/{doc}/links"), "alice", Some(json!({"role": "owner"})))
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/links"),
+            "alice",
+            Some(json!({"role": "owner"})),
+        )
         .await;
     assert_eq!(owner_link.status, 422);
 }
@@ -183,17 +322,33 @@ async fn revoking_access_closes_live_sockets_within_a_second_on_every_instance()
         assert!(there.next().await.unwrap().unwrap().is_binary());
     }
     let started = Instant::now();
-    let removed = http.call(Method::DELETE, &format!("/v1/workspaces/{ws}/members/bob"), "alice", None).await;
+    let removed = http
+        .call(
+            Method::DELETE,
+            &format!("/v1/workspaces/{ws}/members/bob"),
+            "alice",
+            None,
+        )
+        .await;
     assert_eq!(removed.status, 200);
     let (code, reason) = close_of(&mut here).await;
     assert_eq!(code, 4403, "{reason}");
     let (code, _) = close_of(&mut there).await;
     assert_eq!(code, 4403, "the other instance closes its socket too");
-    assert!(started.elapsed() < Duration::from_secs(1), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A downgrade to viewer closes a writing socket too (it reconnects read-only).
     let r = http
-        .call(Method::POST, &format!("/v1/workspaces/{ws}/members"), "alice", Some(json!({"user_id": "bob", "role": "member"})))
+        .call(
+            Method::POST,
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            Some(json!({"user_id": "bob", "role": "member"})),
+        )
         .await;
     assert_eq!(r.status, 201);
     let mut writer = raw_socket(&server.ws(), &path).await;
@@ -202,7 +357,12 @@ async fn revoking_access_closes_live_sockets_within_a_second_on_every_instance()
         assert!(writer.next().await.unwrap().unwrap().is_binary());
     }
     let r = http
-        .call(Method::PATCH, &format!("/v1/workspaces/{ws}"), "alice", Some(json!({"default_document_role": "viewer"})))
+        .call(
+            Method::PATCH,
+            &format!("/v1/workspaces/{ws}"),
+            "alice",
+            Some(json!({"default_document_role": "viewer"})),
+        )
         .await;
     assert_eq!(r.status, 200);
     let (code, reason) = close_of(&mut writer).await;

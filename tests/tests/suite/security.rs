@@ -1,0 +1,262 @@
+//! The security suite: tokens from an OIDC-style issuer (RS256/ES256 through a JWKS this
+//! test serves over loopback), and every way a token can be wrong.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use collab_api::auth::AuthSettings;
+use collab_tests::{eventually, TestApp, TestEnv, TEST_SECRET};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const ISSUER: &str = "https://issuer.test/";
+const AUDIENCE: &str = "collab";
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// Serves whatever JWKS document is in `current` on a loopback port.
+async fn jwks_server(current: Arc<Mutex<Vec<u8>>>) -> String {
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            let body = current.lock().unwrap().clone();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+fn claims(user: &str, ttl: i64) -> Value {
+    let now = chrono::Utc::now().timestamp();
+    json!({ "sub": user, "iat": now, "exp": now + ttl, "iss": ISSUER, "aud": AUDIENCE })
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, key: &EncodingKey, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+async fn status_with(app: &TestApp, token: &str) -> (StatusCode, Value) {
+    let r = app
+        .http
+        .get(app.url("/v1/workspaces"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_from_a_jwks_issuer_are_verified_and_every_forgery_is_refused() {
+    let document = Arc::new(Mutex::new(fixture("jwks.json")));
+    let url = jwks_server(document.clone()).await;
+    let app = TestApp::spawn_with(TestEnv::new().await, |s| {
+        s.auth = AuthSettings {
+            hs256_secret: Some(TEST_SECRET.to_owned().into()),
+            jwks_url: Some(url),
+            algorithms: vec![Algorithm::HS256, Algorithm::RS256, Algorithm::ES256],
+            issuer: Some(ISSUER.into()),
+            audience: Some(AUDIENCE.into()),
+            leeway_seconds: 5,
+        }
+    })
+    .await;
+    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa-private.pem")).unwrap();
+    let ec = EncodingKey::from_ec_pem(&fixture("ec-private.pem")).unwrap();
+    let other_rsa = EncodingKey::from_rsa_pem(&fixture("rsa-other-private.pem")).unwrap();
+    let hs = EncodingKey::from_secret(TEST_SECRET.as_bytes());
+
+    // Good tokens: RS256 and ES256 from the issuer, HS256 with the development secret.
+    let good = claims("alice", 300);
+    assert_eq!(
+        status_with(&app, &sign(Algorithm::RS256, Some("rsa-1"), &rsa, &good))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_with(&app, &sign(Algorithm::ES256, Some("ec-1"), &ec, &good))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        status_with(&app, &sign(Algorithm::HS256, None, &hs, &good))
+            .await
+            .0,
+        200
+    );
+
+    let refused = [
+        ("alg none", {
+            let header = base64url(br#"{"alg":"none","typ":"JWT"}"#);
+            format!("{header}.{}.", base64url(good.to_string().as_bytes()))
+        }),
+        (
+            "wrong key for the kid",
+            sign(Algorithm::RS256, Some("rsa-1"), &other_rsa, &good),
+        ),
+        (
+            "unknown kid",
+            sign(Algorithm::RS256, Some("nope"), &rsa, &good),
+        ),
+        ("no kid", sign(Algorithm::RS256, None, &rsa, &good)),
+        (
+            "ES key named as RS",
+            sign(Algorithm::ES256, Some("rsa-1"), &ec, &good),
+        ),
+        (
+            "HS256 keyed with the RSA public key",
+            sign(
+                Algorithm::HS256,
+                Some("rsa-1"),
+                &EncodingKey::from_secret(&fixture("rsa-public.pem")),
+                &good,
+            ),
+        ),
+        (
+            "expired",
+            sign(
+                Algorithm::RS256,
+                Some("rsa-1"),
+                &rsa,
+                &claims("alice", -3600),
+            ),
+        ),
+        ("wrong audience", {
+            let mut c = good.clone();
+            c["aud"] = json!("someone-else");
+            sign(Algorithm::RS256, Some("rsa-1"), &rsa, &c)
+        }),
+        ("wrong issuer", {
+            let mut c = good.clone();
+            c["iss"] = json!("https://evil.test/");
+            sign(Algorithm::RS256, Some("rsa-1"), &rsa, &c)
+        }),
+        ("no audience", {
+            let mut c = good.clone();
+            c.as_object_mut().unwrap().remove("aud");
+            sign(Algorithm::RS256, Some("rsa-1"), &rsa, &c)
+        }),
+        ("not yet valid", {
+            let mut c = good.clone();
+            c["nbf"] = json!(chrono::Utc::now().timestamp() + 3600);
+            sign(Algorithm::RS256, Some("rsa-1"), &rsa, &c)
+        }),
+        (
+            "HS384 (not configured)",
+            sign(Algorithm::HS384, None, &hs, &good),
+        ),
+        ("tampered payload", {
+            let token = sign(Algorithm::RS256, Some("rsa-1"), &rsa, &good);
+            let parts: Vec<&str> = token.split('.').collect();
+            let mut forged = good.clone();
+            forged["sub"] = json!("mallory");
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                base64url(forged.to_string().as_bytes()),
+                parts[2]
+            )
+        }),
+    ];
+    for (what, token) in refused {
+        let (status, body) = status_with(&app, &token).await;
+        assert_eq!(status, 401, "{what}: {body}");
+    }
+    assert_eq!(
+        status_with(
+            &app,
+            &sign(
+                Algorithm::RS256,
+                Some("rsa-1"),
+                &rsa,
+                &claims("alice", -3600)
+            )
+        )
+        .await
+        .1["code"],
+        "token_expired"
+    );
+
+    // Key rotation: the issuer publishes a new key; tokens signed with it work once the
+    // cache notices the unknown kid (no restart).
+    *document.lock().unwrap() = fixture("jwks-rotated.json");
+    let rotated = sign(Algorithm::RS256, Some("rsa-2"), &other_rsa, &good);
+    eventually(
+        "the rotated key to be picked up",
+        Duration::from_secs(10),
+        || {
+            let (app, rotated) = (&app, &rotated);
+            async move { (status_with(app, rotated).await.0 == 200).then_some(()) }
+        },
+    )
+    .await;
+    assert_eq!(
+        app.env.count_events().await,
+        0,
+        "nothing was stored along the way"
+    );
+}
+
+#[tokio::test]
+async fn with_only_jwks_configured_hs256_tokens_are_refused_outright() {
+    let document = Arc::new(Mutex::new(fixture("jwks.json")));
+    let url = jwks_server(document).await;
+    let app = TestApp::spawn_with(TestEnv::new().await, |s| {
+        s.auth = AuthSettings {
+            hs256_secret: None,
+            jwks_url: Some(url),
+            algorithms: vec![Algorithm::RS256],
+            issuer: None,
+            audience: None,
+            leeway_seconds: 5,
+        }
+    })
+    .await;
+    // Even the right shared secret is useless: HS256 is not an accepted algorithm.
+    assert_eq!(status_with(&app, &TestApp::token("alice")).await.0, 401);
+    let rsa = EncodingKey::from_rsa_pem(&fixture("rsa-private.pem")).unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let token = sign(
+        Algorithm::RS256,
+        Some("rsa-1"),
+        &rsa,
+        &json!({"sub": "alice", "exp": now + 60}),
+    );
+    assert_eq!(status_with(&app, &token).await.0, 200);
+    let es = EncodingKey::from_ec_pem(&fixture("ec-private.pem")).unwrap();
+    let token = sign(
+        Algorithm::ES256,
+        Some("ec-1"),
+        &es,
+        &json!({"sub": "alice", "exp": now + 60}),
+    );
+    assert_eq!(
+        status_with(&app, &token).await.0,
+        401,
+        "ES256 is not configured here"
+    );
+}
+
+fn base64url(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
