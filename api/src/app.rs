@@ -20,6 +20,7 @@ use crate::auth::TokenVerifier;
 use crate::live::protocol::close;
 use crate::live::{Live, LiveTasks};
 use crate::observability::metrics_handle;
+use crate::rate_limit::RateLimits;
 use crate::routes;
 use crate::settings::{validate_subject_prefix, Settings};
 use crate::state::AppState;
@@ -161,6 +162,7 @@ impl Application {
         } else {
             (None, None)
         };
+        let limits = Arc::new(RateLimits::new(&settings.rate_limits));
         let aggregates =
             AggregateStore::new(EventStore::new(pool.clone()), settings.snapshot_every);
         let (live, live_tasks) = Live::start(
@@ -169,9 +171,11 @@ impl Application {
             nats.clone(),
             &settings.subject_prefix,
             settings.live.clone(),
+            limits.clone(),
         );
         let state = AppState {
             live,
+            limits,
             aggregates,
             pool,
             tokens: Arc::new(TokenVerifier::new(&settings.auth)),
@@ -231,6 +235,17 @@ impl Application {
             projector = roles.projector,
             "collab is running"
         );
+        let limits = self.state.limits.clone();
+        let forget = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    _ = every.tick() => limits.forget_idle(),
+                    _ = forget.cancelled() => return,
+                }
+            }
+        });
         // Upgraded sockets are not connections axum waits for: close them ourselves.
         let rooms = self.state.live.rooms.clone();
         let closer = shutdown.clone();

@@ -57,6 +57,12 @@ pub enum ApiError {
     /// 503 + Retry-After: the read model has not reached the requested position yet.
     #[error("read model has not reached position {requested} yet")]
     NotYetConsistent { requested: i64 },
+    /// 429 + Retry-After.
+    #[error("too many requests for this {scope}; retry in {retry_after_seconds} s")]
+    RateLimited {
+        scope: &'static str,
+        retry_after_seconds: u64,
+    },
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -81,6 +87,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::NotYetConsistent { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -102,6 +109,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict { code, .. } => code,
             ApiError::NotYetConsistent { .. } => "not_yet_consistent",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -116,6 +124,10 @@ impl ApiError {
             }
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
             ApiError::Conflict { details, .. } => details.clone(),
+            ApiError::RateLimited {
+                scope,
+                retry_after_seconds,
+            } => json!({ "scope": scope, "retry_after_seconds": retry_after_seconds }),
             ApiError::NotYetConsistent { requested } => {
                 json!({ "min_position": requested, "retry_after_seconds": 1 })
             }
@@ -158,6 +170,16 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::RateLimited {
+                retry_after_seconds,
+                ..
+            } => {
+                response.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_str(&retry_after_seconds.to_string())
+                        .expect("digits are a valid header value"),
+                );
             }
             _ => {}
         }

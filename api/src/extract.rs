@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::access::LinkKey;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
+use crate::rate_limit::RateLimits;
 use crate::state::AppState;
 
 /// `axum::Json` with our error body: 400 for broken JSON, 422 for the wrong shape,
@@ -50,6 +51,7 @@ impl<S> FromRequestParts<S> for Principal
 where
     S: Send + Sync,
     Arc<TokenVerifier>: FromRef<S>,
+    Arc<RateLimits>: FromRef<S>,
 {
     type Rejection = ApiError;
 
@@ -59,7 +61,19 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
-        Ok(Principal(tokens.verify_header(header).await?.user))
+        let user = tokens.verify_header(header).await?.user;
+        Arc::<RateLimits>::from_ref(state).check_user(&user)?;
+        // Workspace-scoped routes count against the workspace too.
+        if let Some(workspace) = parts
+            .uri
+            .path()
+            .strip_prefix("/v1/workspaces/")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|id| collab_domain::WorkspaceId::parse(id).ok())
+        {
+            Arc::<RateLimits>::from_ref(state).check_workspace(workspace)?;
+        }
+        Ok(Principal(user))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod error;
 pub mod extract;
 pub mod live;
 pub mod observability;
+pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod state;

@@ -7,6 +7,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 use crate::auth::AuthSettings;
+use crate::rate_limit::RateLimitSettings;
 
 use crate::live::LiveConfig;
 
@@ -81,6 +82,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Live editing: limits, snapshots, presence.
     pub live: LiveConfig,
+    pub rate_limits: RateLimitSettings,
 }
 
 impl Settings {
@@ -98,6 +100,7 @@ impl Settings {
             snapshot_every: 50,
             max_body_bytes: 1024 * 1024,
             live: LiveConfig::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }

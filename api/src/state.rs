@@ -13,6 +13,7 @@ use crate::access::{self, DocumentAccess, LinkKey};
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::live::Live;
+use crate::rate_limit::RateLimits;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -24,6 +25,13 @@ pub struct AppState {
     pub read_wait: Duration,
     pub max_body_bytes: usize,
     pub live: Live,
+    pub limits: Arc<RateLimits>,
+}
+
+impl FromRef<AppState> for Arc<RateLimits> {
+    fn from_ref(state: &AppState) -> Self {
+        state.limits.clone()
+    }
 }
 
 impl FromRef<AppState> for Arc<TokenVerifier> {
@@ -41,9 +49,11 @@ impl AppState {
         user: &UserId,
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
-        access::resolve(&self.aggregates, document, user, link)
+        let access = access::resolve(&self.aggregates, document, user, link)
             .await?
-            .ok_or(ApiError::NotFound("document"))
+            .ok_or(ApiError::NotFound("document"))?;
+        self.limits.check_workspace(access.workspace)?;
+        Ok(access)
     }
 
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.

@@ -23,6 +23,8 @@ export COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}"
 export COLLAB_SUBJECT_PREFIX="$PREFIX"
 export COLLAB_JWT_SECRET="bench-secret-0123456789"
 export COLLAB_LOG=warn
+# The benchmark drives the server far past the default per-user and per-socket limits.
+export COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0
 export COLLAB_BLOB_DIR="$OUT/blobs"
 
 target/release/collab serve --listen "127.0.0.1:${PORT}" 2>"$OUT/server.log" &

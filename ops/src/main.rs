@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
 use collab_api::live::LiveConfig;
+use collab_api::rate_limit::{Limit, RateLimitSettings};
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_projections::{projector_positions, rebuild, Projector};
@@ -142,6 +143,30 @@ struct ServeArgs {
     /// Awareness states not renewed for this many seconds are removed.
     #[arg(long, env = "COLLAB_AWARENESS_TIMEOUT_SECS", default_value_t = 30)]
     awareness_timeout_secs: u64,
+    /// HTTP requests per second per user (0: unlimited) and burst.
+    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_PER_SECOND", default_value_t = 50)]
+    rate_limit_user_per_second: u32,
+    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_BURST", default_value_t = 200)]
+    rate_limit_user_burst: u32,
+    /// HTTP requests per second per workspace (0: unlimited) and burst.
+    #[arg(
+        long,
+        env = "COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND",
+        default_value_t = 500
+    )]
+    rate_limit_workspace_per_second: u32,
+    #[arg(
+        long,
+        env = "COLLAB_RATE_LIMIT_WORKSPACE_BURST",
+        default_value_t = 2000
+    )]
+    rate_limit_workspace_burst: u32,
+    /// Sync messages per second per socket (0: unlimited) and burst; beyond it a socket
+    /// is read more slowly.
+    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_PER_SECOND", default_value_t = 500)]
+    socket_messages_per_second: u32,
+    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_BURST", default_value_t = 5000)]
+    socket_messages_burst: u32,
     /// Presence log retention, in hours.
     #[arg(long, env = "COLLAB_PRESENCE_RETENTION_HOURS", default_value_t = 168)]
     presence_retention_hours: u64,
@@ -254,6 +279,20 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     settings.max_body_bytes = args.max_body_bytes;
     settings.snapshot_every = args.snapshot_every;
     settings.database_max_connections = args.database_max_connections;
+    settings.rate_limits = RateLimitSettings {
+        per_user: Limit {
+            per_second: args.rate_limit_user_per_second,
+            burst: args.rate_limit_user_burst,
+        },
+        per_workspace: Limit {
+            per_second: args.rate_limit_workspace_per_second,
+            burst: args.rate_limit_workspace_burst,
+        },
+        socket_messages: Limit {
+            per_second: args.socket_messages_per_second,
+            burst: args.socket_messages_burst,
+        },
+    };
     settings.live = LiveConfig {
         max_update_bytes: args.max_update_bytes,
         max_document_bytes: args.max_document_bytes,

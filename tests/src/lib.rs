@@ -106,6 +106,8 @@ impl TestEnv {
         settings.nats_url = self.nats_url.clone();
         settings.subject_prefix = self.prefix.clone();
         settings.database_max_connections = 8;
+        // Tests that are not about rate limits must not trip over them.
+        settings.rate_limits = collab_api::rate_limit::RateLimitSettings::unlimited();
         settings
     }
 
@@ -542,6 +544,9 @@ impl CollabProcess {
             ("COLLAB_SUBJECT_PREFIX".into(), env.prefix.clone()),
             ("COLLAB_JWT_SECRET".into(), TEST_SECRET.into()),
             ("COLLAB_LOG".into(), "warn".into()),
+            ("COLLAB_RATE_LIMIT_USER_PER_SECOND".into(), "0".into()),
+            ("COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND".into(), "0".into()),
+            ("COLLAB_SOCKET_MESSAGES_PER_SECOND".into(), "0".into()),
             (
                 "COLLAB_BLOB_DIR".into(),
                 std::env::temp_dir()

@@ -12,6 +12,8 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::rate_limit::RateLimits;
+
 pub mod appender;
 pub mod blob_store;
 pub mod content;
@@ -75,6 +77,7 @@ pub struct Live {
     pub fanout: Fanout,
     pub config: Arc<LiveConfig>,
     pub instance_id: Uuid,
+    pub limits: Arc<RateLimits>,
 }
 
 /// Background tasks of the live machinery, stopped (and flushed) by cancelling `stop`.
@@ -90,6 +93,7 @@ impl Live {
         nats: async_nats::Client,
         subject_prefix: &str,
         config: LiveConfig,
+        limits: Arc<RateLimits>,
     ) -> (Self, LiveTasks) {
         let store = aggregates.events().clone();
         let instance_id = Uuid::now_v7();
@@ -135,6 +139,7 @@ impl Live {
                 fanout,
                 config,
                 instance_id,
+                limits,
             },
             LiveTasks {
                 stop,

@@ -128,7 +128,12 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
             tx: tx.clone(),
             denied_sent: false,
         };
+        let limiter = live.limits.socket_limiter();
         let verdict: Verdict = loop {
+            if let Some(limiter) = &limiter {
+                // Over its rate, a socket is read more slowly: backpressure, nothing lost.
+                limiter.until_ready().await;
+            }
             let message = tokio::select! {
                 message = stream.next() => message,
                 _ = kick.cancelled() => break Err((close::TRY_AGAIN, "connection could not keep up; reconnect".into())),

@@ -260,3 +260,52 @@ fn base64url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[tokio::test]
+async fn rate_limits_answer_429_with_retry_after_per_user_and_per_workspace() {
+    use collab_api::rate_limit::{Limit, RateLimitSettings};
+    let app = TestApp::spawn_with(TestEnv::new().await, |s| {
+        s.rate_limits = RateLimitSettings {
+            per_user: Limit {
+                per_second: 1,
+                burst: 5,
+            },
+            per_workspace: Limit {
+                per_second: 1,
+                burst: 8,
+            },
+            ..RateLimitSettings::unlimited()
+        }
+    })
+    .await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let mut statuses = vec![];
+    for _ in 0..6 {
+        statuses.push(app.get("/v1/workspaces", "alice").await);
+    }
+    let limited = statuses.last().unwrap();
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_eq!(limited.body["code"], "rate_limited");
+    assert_eq!(limited.body["details"]["scope"], "user");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(retry >= 1);
+    assert_eq!(
+        app.get("/v1/workspaces", "bob").await.status,
+        200,
+        "limits are per user"
+    );
+
+    // Many users on one workspace: the workspace's own limit applies.
+    let mut last = StatusCode::OK;
+    for n in 0..12 {
+        last = app
+            .get(&format!("/v1/workspaces/{ws}"), &format!("user{n}"))
+            .await
+            .status;
+    }
+    assert_eq!(last, 429);
+}
