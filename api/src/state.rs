@@ -56,6 +56,32 @@ impl AppState {
         Ok(access)
     }
 
+    /// A read-only transaction on the read models as `collab_reader`, scoped by row-level
+    /// security to `user` and the workspaces they belong to (see migration 0005).
+    pub async fn reader(
+        &self,
+        user: &UserId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL ROLE collab_reader")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT set_config('collab.user_id', $1, true)")
+            .bind(user.as_str())
+            .execute(&mut *tx)
+            .await?;
+        // Visible through the user_id policy alone, before the workspaces are known.
+        sqlx::query(
+            "SELECT set_config('collab.workspaces', \
+             (SELECT coalesce(string_agg(workspace_id::text, ','), '') \
+              FROM rm_workspace_members WHERE user_id = $1), true)",
+        )
+        .bind(user.as_str())
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.
     pub async fn reach(&self, min: Option<i64>) -> Result<(), ApiError> {
         let Some(min) = min else { return Ok(()) };

@@ -261,7 +261,7 @@ pub struct PresentSession {
 }
 
 pub async fn present(
-    pool: &PgPool,
+    executor: impl sqlx::PgExecutor<'_>,
     document: DocumentId,
 ) -> Result<Vec<PresentSession>, sqlx::Error> {
     sqlx::query_as(
@@ -271,7 +271,7 @@ pub async fn present(
     )
     .bind(document.as_uuid())
     .bind(PRESENCE_STALE_AFTER.as_secs_f64())
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
 }
 

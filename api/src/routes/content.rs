@@ -203,7 +203,8 @@ async fn get_presence(
     state
         .document_access(document, &principal.0, meta.link.as_ref())
         .await?;
-    let sessions = presence::present(&state.pool, document).await?;
+    let mut reader = state.reader(&principal.0).await?;
+    let sessions = presence::present(&mut *reader, document).await?;
     let mut users: Vec<&str> = sessions.iter().map(|s| s.user_id.as_str()).collect();
     users.sort();
     users.dedup();

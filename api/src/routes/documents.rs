@@ -109,14 +109,15 @@ async fn list_documents(
     };
     let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
     state.reach(meta.min_position).await?;
-    if role_of(&state.pool, workspace_id, &principal.0)
+    let mut reader = state.reader(&principal.0).await?;
+    if role_of(&mut *reader, workspace_id, &principal.0)
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound("workspace"));
     }
     let mut documents = read_model::list(
-        &state.pool,
+        &mut *reader,
         workspace_id,
         &principal.0,
         archived,
@@ -221,13 +222,14 @@ async fn get_document(
 ) -> Result<Json<DocumentWithRole>, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     state.reach(meta.min_position).await?;
-    let document = read_model::get(&state.pool, document_id)
+    let mut reader = state.reader(&principal.0).await?;
+    let document = read_model::get(&mut *reader, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;
     let workspace_id = WorkspaceId::from_uuid(document.workspace_id);
     let (workspace_role, default_member_role) =
-        access_facts(&state.pool, workspace_id, &principal.0).await?;
-    let shared_role = read_model::shared_role(&state.pool, document_id, &principal.0).await?;
+        access_facts(&mut *reader, workspace_id, &principal.0).await?;
+    let shared_role = read_model::shared_role(&mut *reader, document_id, &principal.0).await?;
     let created_by = UserId::parse(document.created_by.clone()).ok();
     let role = document_role(AccessFacts {
         user: &principal.0,

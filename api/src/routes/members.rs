@@ -58,13 +58,14 @@ async fn list_members(
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    if read_model::role_of(&state.pool, workspace_id, &principal.0)
+    let mut reader = state.reader(&principal.0).await?;
+    if read_model::role_of(&mut *reader, workspace_id, &principal.0)
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound("workspace"));
     }
-    let members = read_model::members(&state.pool, workspace_id).await?;
+    let members = read_model::members(&mut *reader, workspace_id).await?;
     Ok(Json(json!({ "members": members })))
 }
 

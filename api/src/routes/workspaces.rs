@@ -85,7 +85,7 @@ async fn list_workspaces(
 ) -> Result<Json<Value>, ApiError> {
     state.reach(meta.min_position).await?;
     let workspaces: Vec<WorkspaceView> =
-        read_model::list_for_user(&state.pool, &principal.0).await?;
+        read_model::list_for_user(&mut *state.reader(&principal.0).await?, &principal.0).await?;
     Ok(Json(json!({ "workspaces": workspaces })))
 }
 
@@ -97,7 +97,8 @@ async fn get_workspace(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    read_model::get_for_user(&state.pool, workspace_id, &principal.0)
+    let mut reader = state.reader(&principal.0).await?;
+    read_model::get_for_user(&mut *reader, workspace_id, &principal.0)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("workspace"))

@@ -309,3 +309,96 @@ async fn rate_limits_answer_429_with_retry_after_per_user_and_per_workspace() {
     }
     assert_eq!(last, 429);
 }
+
+#[tokio::test]
+async fn row_level_security_hides_every_read_model_row_without_the_tenant_setting() {
+    let app = TestApp::spawn().await;
+    let (alice_ws, _) = app.create_workspace("alice", "Alice's").await;
+    let (_, _) = app.create_workspace("bob", "Bob's").await;
+    let doc = app
+        .post(
+            &format!("/v1/workspaces/{alice_ws}/documents"),
+            "alice",
+            json!({"title": "A"}),
+        )
+        .await;
+    assert_eq!(
+        app.get_at("/v1/workspaces", "alice", doc.position())
+            .await
+            .status,
+        200
+    );
+    let pool = &app.env.pool;
+
+    // Every read-model table carries workspace_id and has RLS enabled.
+    let tables: Vec<(String, bool, bool)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, \
+                EXISTS (SELECT 1 FROM information_schema.columns i \
+                        WHERE i.table_name = c.relname AND i.column_name = 'workspace_id') \
+         FROM pg_class c WHERE c.relkind = 'r' AND (c.relname LIKE 'rm\\_%' OR c.relname = 'presence_now') \
+         ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(tables.len(), 5, "{tables:?}");
+    for (table, rls, tenant_column) in &tables {
+        assert!(
+            *rls && *tenant_column,
+            "{table}: rls {rls}, workspace_id {tenant_column}"
+        );
+    }
+
+    let count_as = |user: Option<&'static str>, table: &'static str| async move {
+        let mut tx = pool.begin().await.unwrap();
+        sqlx::query("SET LOCAL ROLE collab_reader")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        if let Some(user) = user {
+            sqlx::query("SELECT set_config('collab.user_id', $1, true)")
+                .bind(user)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query(
+                "SELECT set_config('collab.workspaces', (SELECT string_agg(workspace_id::text, ',') \
+                 FROM rm_workspace_members WHERE user_id = $1), true)",
+            )
+            .bind(user)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        n
+    };
+    let all: i64 = sqlx::query_scalar("SELECT count(*) FROM rm_workspaces")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    assert_eq!(all, 2);
+    for table in ["rm_workspaces", "rm_workspace_members", "rm_documents"] {
+        assert_eq!(
+            count_as(None, table).await,
+            0,
+            "{table} without the setting"
+        );
+    }
+    assert_eq!(count_as(Some("alice"), "rm_workspaces").await, 1);
+    assert_eq!(count_as(Some("alice"), "rm_documents").await, 1);
+    assert_eq!(count_as(Some("bob"), "rm_documents").await, 0);
+    // The reader role cannot write, whatever the setting.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL ROLE collab_reader")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    assert!(sqlx::query("DELETE FROM rm_documents")
+        .execute(&mut *tx)
+        .await
+        .is_err());
+}
