@@ -6,7 +6,7 @@ use collab_commands::{AggregateStore, StoreError};
 use collab_domain::access::{document_role, AccessFacts};
 use collab_domain::document::Document;
 use collab_domain::workspace::Workspace;
-use collab_domain::{DocumentId, DocumentRole, UserId, WorkspaceId, WorkspaceRole};
+use collab_domain::{DocumentId, DocumentRole, Scope, UserId, WorkspaceId, WorkspaceRole};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
@@ -45,6 +45,106 @@ impl LinkKey {
     }
 }
 
+/// A service account's API key as presented: `cfk_<workspace>_<account>_<secret>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiKey {
+    pub workspace: WorkspaceId,
+    pub account: Uuid,
+    pub secret_hash: [u8; 32],
+}
+
+const KEY_PREFIX: &str = "cfk_";
+
+impl ApiKey {
+    pub fn looks_like(token: &str) -> bool {
+        token.starts_with(KEY_PREFIX)
+    }
+
+    pub fn parse(token: &str) -> Option<Self> {
+        let mut parts = token.strip_prefix(KEY_PREFIX)?.splitn(3, '_');
+        let workspace = WorkspaceId::from_uuid(Uuid::parse_str(parts.next()?).ok()?);
+        let account = Uuid::parse_str(parts.next()?).ok()?;
+        let secret = parts.next()?;
+        if secret.len() < 32 {
+            return None;
+        }
+        Some(Self {
+            workspace,
+            account,
+            secret_hash: Sha256::digest(secret.as_bytes()).into(),
+        })
+    }
+
+    /// A new key for a new account: the key (to check) and the token to show once.
+    pub fn generate(workspace: WorkspaceId) -> (Self, String) {
+        let account = Uuid::now_v7();
+        let secret = format!("{}{}", Uuid::new_v4().simple(), Uuid::new_v4().simple());
+        let key = Self {
+            workspace,
+            account,
+            secret_hash: Sha256::digest(secret.as_bytes()).into(),
+        };
+        let token = format!(
+            "{KEY_PREFIX}{}_{}_{secret}",
+            workspace.as_uuid().simple(),
+            account.simple()
+        );
+        (key, token)
+    }
+}
+
+/// An authenticated service account: which workspace, which account, what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    pub workspace: WorkspaceId,
+    pub account: Uuid,
+    pub scopes: Vec<Scope>,
+}
+
+impl ServiceIdentity {
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    /// The identity it acts under inside the domain (`created_by`, shares...).
+    pub fn user_id(&self) -> UserId {
+        UserId::parse(format!("service:{}", self.account.simple()))
+            .expect("service ids are valid user ids")
+    }
+
+    /// Its role on the documents of its own workspace.
+    pub fn document_role(&self, workspace: WorkspaceId) -> Option<DocumentRole> {
+        if workspace != self.workspace {
+            None
+        } else if self.has(Scope::DocumentsWrite) {
+            Some(DocumentRole::Editor)
+        } else if self.has(Scope::DocumentsRead) {
+            Some(DocumentRole::Viewer)
+        } else {
+            None
+        }
+    }
+}
+
+/// Checks an API key against its workspace (consistent: a revoked key fails at once).
+pub async fn verify_api_key(
+    aggregates: &AggregateStore,
+    key: &ApiKey,
+) -> Result<Option<ServiceIdentity>, StoreError> {
+    let workspace = aggregates
+        .load::<Workspace>(key.workspace.as_uuid())
+        .await?
+        .aggregate;
+    Ok(workspace
+        .service_account(key.account)
+        .filter(|account| account.key_hash == key.secret_hash)
+        .map(|account| ServiceIdentity {
+            workspace: key.workspace,
+            account: key.account,
+            scopes: account.scopes.clone(),
+        }))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DocumentAccess {
     pub workspace: WorkspaceId,
@@ -59,6 +159,7 @@ pub async fn resolve(
     document: DocumentId,
     user: &UserId,
     link: Option<&LinkKey>,
+    service: Option<&ServiceIdentity>,
 ) -> Result<Option<DocumentAccess>, StoreError> {
     let document = aggregates
         .load::<Document>(document.as_uuid())
@@ -86,11 +187,15 @@ pub async fn resolve(
             Utc::now().timestamp_micros(),
         )
     });
-    Ok(from_user.max(from_link).map(|role| DocumentAccess {
-        workspace: workspace_id,
-        role,
-        workspace_role,
-    }))
+    let from_service = service.and_then(|s| s.document_role(workspace_id));
+    Ok(from_user
+        .max(from_link)
+        .max(from_service)
+        .map(|role| DocumentAccess {
+            workspace: workspace_id,
+            role,
+            workspace_role,
+        }))
 }
 
 #[cfg(test)]

@@ -231,6 +231,7 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::AlreadyMember(_) => ApiError::conflict("already_member", &value),
             WorkspaceError::NotMember(_) => ApiError::NotFound("member"),
             WorkspaceError::LastOwner => ApiError::conflict("last_owner", &value),
+            WorkspaceError::ServiceAccountNotFound => ApiError::NotFound("service account"),
         }
     }
 }

@@ -11,7 +11,8 @@ use collab_domain::{Actor, UserId};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::access::LinkKey;
+use crate::access::{self, ApiKey, LinkKey, ServiceIdentity};
+use crate::auth::AuthError;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimits;
@@ -44,14 +45,19 @@ where
     }
 }
 
-/// The authenticated user behind a request.
-pub struct Principal(pub UserId);
+/// Who is behind a request: a user (JWT), or a service account (API key) acting under
+/// the id `service:<account>`.
+pub struct Principal {
+    pub id: UserId,
+    pub service: Option<ServiceIdentity>,
+}
 
 impl<S> FromRequestParts<S> for Principal
 where
     S: Send + Sync,
     Arc<TokenVerifier>: FromRef<S>,
     Arc<RateLimits>: FromRef<S>,
+    AppState: FromRef<S>,
 {
     type Rejection = ApiError;
 
@@ -61,7 +67,16 @@ where
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
-        let user = tokens.verify_header(header).await?.user;
+        let bearer = header
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim);
+        let (user, service) = match bearer {
+            Some(key) if ApiKey::looks_like(key) => {
+                let service = authenticate_key(&AppState::from_ref(state), key).await?;
+                (service.user_id(), Some(service))
+            }
+            _ => (tokens.verify_header(header).await?.user, None),
+        };
         Arc::<RateLimits>::from_ref(state).check_user(&user)?;
         // Workspace-scoped routes count against the workspace too.
         if let Some(workspace) = parts
@@ -73,16 +88,32 @@ where
         {
             Arc::<RateLimits>::from_ref(state).check_workspace(workspace)?;
         }
-        Ok(Principal(user))
+        Ok(Principal { id: user, service })
     }
 }
 
+/// Verifies a service account's API key (401 when unknown, revoked or wrong).
+pub async fn authenticate_key(state: &AppState, key: &str) -> Result<ServiceIdentity, ApiError> {
+    let parsed = ApiKey::parse(key).ok_or(ApiError::Unauthenticated(AuthError::Invalid))?;
+    access::verify_api_key(&state.aggregates, &parsed)
+        .await?
+        .ok_or(ApiError::Unauthenticated(AuthError::Invalid))
+}
+
 impl Principal {
-    /// Command metadata for this user; the correlation id is the request's
+    /// The actor recorded on events: `user:<id>` or `service:account-<id>`.
+    pub fn actor(&self) -> Actor {
+        match &self.service {
+            Some(service) => Actor::Service(format!("account-{}", service.account)),
+            None => Actor::User(self.id.clone()),
+        }
+    }
+
+    /// Command metadata for this principal; the correlation id is the request's
     /// `X-Request-Id` when it is a UUID, else a fresh one.
     pub fn command_meta(&self, parts: &RequestMeta) -> CommandMeta {
         CommandMeta {
-            actor: Actor::User(self.0.clone()),
+            actor: self.actor(),
             correlation_id: parts.correlation_id,
             causation_id: None,
         }

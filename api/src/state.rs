@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use collab_commands::AggregateStore;
-use collab_domain::{DocumentId, UserId};
+use collab_domain::{DocumentId, Scope};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
 use crate::access::{self, DocumentAccess, LinkKey};
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
+use crate::extract::Principal;
 use crate::live::Live;
 use crate::rate_limit::RateLimits;
 
@@ -46,12 +47,18 @@ impl AppState {
     pub async fn document_access(
         &self,
         document: DocumentId,
-        user: &UserId,
+        principal: &Principal,
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
-        let access = access::resolve(&self.aggregates, document, user, link)
-            .await?
-            .ok_or(ApiError::NotFound("document"))?;
+        let access = access::resolve(
+            &self.aggregates,
+            document,
+            &principal.id,
+            link,
+            principal.service.as_ref(),
+        )
+        .await?
+        .ok_or(ApiError::NotFound("document"))?;
         self.limits.check_workspace(access.workspace)?;
         Ok(access)
     }
@@ -60,8 +67,9 @@ impl AppState {
     /// security to `user` and the workspaces they belong to (see migration 0005).
     pub async fn reader(
         &self,
-        user: &UserId,
+        principal: &Principal,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let user = &principal.id;
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL ROLE collab_reader")
             .execute(&mut *tx)
@@ -70,15 +78,30 @@ impl AppState {
             .bind(user.as_str())
             .execute(&mut *tx)
             .await?;
-        // Visible through the user_id policy alone, before the workspaces are known.
-        sqlx::query(
-            "SELECT set_config('collab.workspaces', \
-             (SELECT coalesce(string_agg(workspace_id::text, ','), '') \
-              FROM rm_workspace_members WHERE user_id = $1), true)",
-        )
-        .bind(user.as_str())
-        .execute(&mut *tx)
-        .await?;
+        match principal
+            .service
+            .as_ref()
+            .filter(|s| s.has(Scope::DocumentsRead) || s.has(Scope::DocumentsWrite))
+        {
+            // A service account reads its own workspace.
+            Some(service) => {
+                sqlx::query("SELECT set_config('collab.workspaces', $1, true)")
+                    .bind(service.workspace.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Visible through the user_id policy alone, before the workspaces are known.
+            None => {
+                sqlx::query(
+                    "SELECT set_config('collab.workspaces', \
+                     (SELECT coalesce(string_agg(workspace_id::text, ','), '') \
+                      FROM rm_workspace_members WHERE user_id = $1), true)",
+                )
+                .bind(user.as_str())
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
         Ok(tx)
     }
 

@@ -126,6 +126,8 @@ pub const CATALOGUE: &[(StreamCategory, &str, i32)] = &[
     (StreamCategory::Workspace, "MemberRoleChanged", 1),
     (StreamCategory::Workspace, "MemberRemoved", 1),
     (StreamCategory::Workspace, "DefaultDocumentRoleChanged", 1),
+    (StreamCategory::Workspace, "ServiceAccountCreated", 1),
+    (StreamCategory::Workspace, "ServiceAccountRevoked", 1),
     (StreamCategory::Document, "DocumentCreated", 1),
     (StreamCategory::Document, "DocumentRenamed", 1),
     (StreamCategory::Document, "DocumentMoved", 1),

@@ -21,5 +21,5 @@ pub use aggregate::EventSourced;
 pub use catalogue::{DomainEvent, EventCodec, UnknownEvent};
 pub use envelope::{Actor, EventMetadata, RecordedEvent, StreamCategory, StreamId, WireEnvelope};
 pub use ids::{DocumentId, EventId, UserId, WorkspaceId};
-pub use role::{DocumentRole, WorkspaceRole};
+pub use role::{DocumentRole, Scope, WorkspaceRole};
 pub use values::{FolderPath, InvalidValue, Title};

@@ -141,3 +141,60 @@ impl fmt::Display for DocumentRole {
         f.write_str(self.as_str())
     }
 }
+
+/// What a service account's API key may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum Scope {
+    /// Read the workspace's documents (list, metadata, content, state; read-only sockets).
+    DocumentsRead,
+    /// Change the workspace's documents (create, edit content and metadata).
+    DocumentsWrite,
+    /// Replay and tail events (for analytics consumers).
+    EventsRead,
+    /// Read history and verify hash chains (for auditors).
+    AuditRead,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::DocumentsRead,
+        Scope::DocumentsWrite,
+        Scope::EventsRead,
+        Scope::AuditRead,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::DocumentsRead => "documents:read",
+            Scope::DocumentsWrite => "documents:write",
+            Scope::EventsRead => "events:read",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        Self::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == raw)
+            .ok_or_else(|| {
+                InvalidValue::new(
+                    "scopes",
+                    "each must be documents:read, documents:write, events:read or audit:read",
+                )
+            })
+    }
+}
+
+impl TryFrom<String> for Scope {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<Scope> for String {
+    fn from(value: Scope) -> Self {
+        value.as_str().to_owned()
+    }
+}

@@ -10,8 +10,9 @@ use crate::aggregate::EventSourced;
 use crate::catalogue::event_enum;
 use crate::envelope::StreamCategory;
 use crate::ids::{UserId, WorkspaceId};
-use crate::role::{DocumentRole, WorkspaceRole};
+use crate::role::{DocumentRole, Scope, WorkspaceRole};
 use crate::values::Title;
+use uuid::Uuid;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum WorkspaceCommand {
@@ -42,6 +43,17 @@ pub enum WorkspaceCommand {
     SetDefaultDocumentRole {
         by: UserId,
         role: Option<DocumentRole>,
+    },
+    CreateServiceAccount {
+        by: UserId,
+        account_id: Uuid,
+        name: Title,
+        scopes: Vec<Scope>,
+        key_hash: [u8; 32],
+    },
+    RevokeServiceAccount {
+        by: UserId,
+        account_id: Uuid,
     },
 }
 
@@ -79,6 +91,28 @@ pub struct DefaultDocumentRoleChanged {
     pub role: Option<DocumentRole>,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceAccountCreated {
+    pub account_id: Uuid,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// SHA-256 of the key's secret; the key itself is shown once and never stored.
+    pub key_hash: [u8; 32],
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceAccountRevoked {
+    pub account_id: Uuid,
+}
+
+/// A live service account of the workspace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceAccount {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    pub key_hash: [u8; 32],
+}
+
 event_enum!(
     /// Events of a workspace stream.
     WorkspaceEvent {
@@ -88,6 +122,8 @@ event_enum!(
         MemberRoleChanged = 1,
         MemberRemoved = 1,
         DefaultDocumentRoleChanged = 1,
+        ServiceAccountCreated = 1,
+        ServiceAccountRevoked = 1,
     }
 );
 
@@ -106,6 +142,8 @@ pub enum WorkspaceError {
     NotMember(UserId),
     #[error("a workspace must keep at least one owner")]
     LastOwner,
+    #[error("service account not found")]
+    ServiceAccountNotFound,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -114,6 +152,7 @@ pub struct Workspace {
     name: String,
     members: BTreeMap<UserId, WorkspaceRole>,
     default_document_role: Option<DocumentRole>,
+    service_accounts: BTreeMap<Uuid, ServiceAccount>,
 }
 
 impl Default for Workspace {
@@ -123,6 +162,7 @@ impl Default for Workspace {
             name: String::new(),
             members: BTreeMap::new(),
             default_document_role: Some(DocumentRole::Editor),
+            service_accounts: BTreeMap::new(),
         }
     }
 }
@@ -134,6 +174,14 @@ impl Workspace {
 
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    pub fn service_account(&self, id: Uuid) -> Option<&ServiceAccount> {
+        self.service_accounts.get(&id)
+    }
+
+    pub fn service_accounts(&self) -> &BTreeMap<Uuid, ServiceAccount> {
+        &self.service_accounts
     }
 
     pub fn default_document_role(&self) -> Option<DocumentRole> {
@@ -240,6 +288,36 @@ impl Workspace {
                     DefaultDocumentRoleChanged { role },
                 )])
             }
+            WorkspaceCommand::CreateServiceAccount {
+                by,
+                account_id,
+                name,
+                scopes,
+                key_hash,
+            } => {
+                self.require_manager(&by)?;
+                if self.service_accounts.contains_key(&account_id) {
+                    return Err(WorkspaceError::AlreadyExists);
+                }
+                let mut scopes = scopes;
+                scopes.sort();
+                scopes.dedup();
+                Ok(vec![E::ServiceAccountCreated(ServiceAccountCreated {
+                    account_id,
+                    name: name.into(),
+                    scopes,
+                    key_hash,
+                })])
+            }
+            WorkspaceCommand::RevokeServiceAccount { by, account_id } => {
+                self.require_manager(&by)?;
+                if !self.service_accounts.contains_key(&account_id) {
+                    return Err(WorkspaceError::ServiceAccountNotFound);
+                }
+                Ok(vec![E::ServiceAccountRevoked(ServiceAccountRevoked {
+                    account_id,
+                })])
+            }
             WorkspaceCommand::RemoveMember { by, user } => {
                 // Anyone may leave; removing someone else takes a manager.
                 let by_role = if by == user {
@@ -302,13 +380,26 @@ impl Aggregate for Workspace {
             WorkspaceEvent::DefaultDocumentRoleChanged(e) => {
                 self.default_document_role = e.role;
             }
+            WorkspaceEvent::ServiceAccountCreated(e) => {
+                self.service_accounts.insert(
+                    e.account_id,
+                    ServiceAccount {
+                        name: e.name,
+                        scopes: e.scopes,
+                        key_hash: e.key_hash,
+                    },
+                );
+            }
+            WorkspaceEvent::ServiceAccountRevoked(e) => {
+                self.service_accounts.remove(&e.account_id);
+            }
         }
     }
 }
 
 impl EventSourced for Workspace {
     const CATEGORY: StreamCategory = StreamCategory::Workspace;
-    const SNAPSHOT_VERSION: i32 = 2;
+    const SNAPSHOT_VERSION: i32 = 3;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.id

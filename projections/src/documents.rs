@@ -164,6 +164,7 @@ pub async fn list(
     executor: impl PgExecutor<'_>,
     workspace: WorkspaceId,
     user: &UserId,
+    sees_all: bool,
     archived: ArchivedFilter,
     before: Option<i64>,
     limit: i64,
@@ -180,7 +181,7 @@ pub async fn list(
          JOIN rm_workspaces w ON w.workspace_id = d.workspace_id \
          LEFT JOIN rm_workspace_members m ON m.workspace_id = d.workspace_id AND m.user_id = $4 \
          WHERE d.workspace_id = $1 AND d.created_position < $2 {archived_clause} \
-           AND (m.role IN ('owner', 'admin', 'auditor') \
+           AND ($5 OR m.role IN ('owner', 'admin', 'auditor') \
                 OR (m.role = 'member' AND (d.created_by = $4 OR w.default_document_role IS NOT NULL)) \
                 OR EXISTS (SELECT 1 FROM rm_document_shares s \
                            WHERE s.document_id = d.document_id AND s.user_id = $4)) \
@@ -190,6 +191,7 @@ pub async fn list(
     .bind(before.unwrap_or(i64::MAX))
     .bind(limit)
     .bind(user.as_str())
+    .bind(sees_all)
     .fetch_all(executor)
     .await
 }

@@ -68,6 +68,8 @@ pub(crate) async fn apply(
             .execute(&mut *conn)
             .await?;
         }
+        // Service accounts are checked against the aggregate; no read model needs them.
+        WorkspaceEvent::ServiceAccountCreated(_) | WorkspaceEvent::ServiceAccountRevoked(_) => {}
         WorkspaceEvent::MemberRemoved(e) => {
             sqlx::query(
                 "DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2",

@@ -40,11 +40,39 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
         .collect();
     for room in affected {
         for session in room.sessions() {
+            // A service account's scopes are re-read (and a revoked one has none).
+            let service = match &session.service {
+                Some(service) => match aggregates
+                    .load::<collab_domain::workspace::Workspace>(service.workspace.as_uuid())
+                    .await
+                {
+                    Ok(loaded) => match loaded.aggregate.service_account(service.account) {
+                        Some(account) => Some(access::ServiceIdentity {
+                            scopes: account.scopes.clone(),
+                            ..service.clone()
+                        }),
+                        None => {
+                            room.close_session(
+                                session.id,
+                                close::FORBIDDEN,
+                                "this API key was revoked",
+                            );
+                            continue;
+                        }
+                    },
+                    Err(error) => {
+                        warn!(%error, "cannot re-check a service account");
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let resolved = access::resolve(
                 aggregates,
                 room.document_id,
                 &session.user,
                 session.link.as_ref(),
+                service.as_ref(),
             )
             .await;
             let verdict = match resolved {

@@ -25,7 +25,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::presence::{PresenceChange, PresenceKind, PresenceSink};
 use super::protocol;
-use crate::access::LinkKey;
+use crate::access::{LinkKey, ServiceIdentity};
 
 pub type SessionId = Uuid;
 
@@ -37,6 +37,7 @@ pub struct ConnectedSession {
     pub read_only: bool,
     pub read_only_token: bool,
     pub link: Option<LinkKey>,
+    pub service: Option<ServiceIdentity>,
 }
 
 /// What a session's writer sends: a frame, or a close.
@@ -59,6 +60,7 @@ pub struct SessionEntry {
     /// access re-check needs.
     pub link: Option<LinkKey>,
     pub read_only_token: bool,
+    pub service: Option<ServiceIdentity>,
 }
 
 impl SessionEntry {
@@ -71,6 +73,7 @@ impl SessionEntry {
             clients: HashSet::new(),
             link: None,
             read_only_token: false,
+            service: None,
         }
     }
 }
@@ -514,6 +517,7 @@ impl Room {
                 read_only: s.read_only,
                 read_only_token: s.read_only_token,
                 link: s.link,
+                service: s.service.clone(),
             })
             .collect()
     }

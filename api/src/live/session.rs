@@ -20,11 +20,13 @@ use super::appender::EditRequest;
 use super::protocol::{self, close};
 use super::room::{Outbound, Room, SessionEntry, SessionId};
 use super::Live;
-use crate::access::LinkKey;
+use crate::access::{LinkKey, ServiceIdentity};
 
 /// Who may connect, decided before the socket joins a room.
 pub struct Admission {
     pub user: UserId,
+    /// Set when the socket authenticated with a service account's API key.
+    pub service: Option<ServiceIdentity>,
     pub document: DocumentId,
     pub workspace: collab_domain::WorkspaceId,
     /// The share link the socket was opened with, if any (re-checked on access changes).
@@ -64,7 +66,7 @@ struct Session {
     id: SessionId,
     live: Live,
     room: Arc<Room>,
-    user: UserId,
+    actor: Actor,
     read_only: bool,
     tx: mpsc::Sender<Outbound>,
     denied_sent: bool,
@@ -96,6 +98,7 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         let mut entry = SessionEntry::new(tx.clone(), admission.user.clone(), admission.read_only);
         entry.link = admission.link;
         entry.read_only_token = admission.read_only_token;
+        entry.service = admission.service.clone();
         let kick = entry.kick.clone();
         let (mut sink, mut stream) = socket.split();
         let greeting = room.join(id, entry);
@@ -119,11 +122,15 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
                 }
             }
         });
+        let actor = match &admission.service {
+            Some(service) => Actor::Service(format!("account-{}", service.account)),
+            None => Actor::User(admission.user.clone()),
+        };
         let mut session = Session {
             id,
             live: live.clone(),
             room: room.clone(),
-            user: admission.user,
+            actor,
             read_only: admission.read_only,
             tx: tx.clone(),
             denied_sent: false,
@@ -275,7 +282,7 @@ impl Session {
             .appender
             .submit(EditRequest {
                 room: self.room.clone(),
-                actor: Actor::User(self.user.clone()),
+                actor: self.actor.clone(),
                 correlation_id: self.id,
                 client_id,
                 update,

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use collab_domain::{Actor, DocumentId, DocumentRole};
+use collab_domain::{DocumentId, DocumentRole};
 use serde_json::json;
 use tokio::sync::oneshot;
 use yrs::updates::decoder::Decode;
@@ -43,7 +43,7 @@ async fn open_room(
 ) -> Result<(RoomGuard, DocumentRole), ApiError> {
     let document = path_id("document_id", document, DocumentId::parse)?;
     let access = state
-        .document_access(document, &principal.0, meta.link.as_ref())
+        .document_access(document, principal, meta.link.as_ref())
         .await?;
     let guard = state
         .live
@@ -173,7 +173,7 @@ async fn post_update(
         .appender
         .submit(EditRequest {
             room: guard.room.clone(),
-            actor: Actor::User(principal.0.clone()),
+            actor: principal.actor(),
             correlation_id: meta.correlation_id,
             client_id: 0,
             update: body.to_vec(),
@@ -201,9 +201,9 @@ async fn get_presence(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let document = path_id("document_id", &document, DocumentId::parse)?;
     state
-        .document_access(document, &principal.0, meta.link.as_ref())
+        .document_access(document, &principal, meta.link.as_ref())
         .await?;
-    let mut reader = state.reader(&principal.0).await?;
+    let mut reader = state.reader(&principal).await?;
     let sessions = presence::present(&mut *reader, document).await?;
     let mut users: Vec<&str> = sessions.iter().map(|s| s.user_id.as_str()).collect();
     users.sort();

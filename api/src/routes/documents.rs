@@ -12,7 +12,9 @@ use collab_commands::Committed;
 use collab_domain::access::{document_role, AccessFacts};
 use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
-use collab_domain::{DocumentId, DocumentRole, FolderPath, Title, UserId, WorkspaceId};
+use collab_domain::{
+    DocumentId, DocumentRole, FolderPath, Title, UserId, WorkspaceId, WorkspaceRole,
+};
 use collab_projections::documents::{self as read_model, ArchivedFilter, DocumentView};
 use collab_projections::workspaces::{access_facts, role_of};
 use serde::{Deserialize, Serialize};
@@ -109,17 +111,24 @@ async fn list_documents(
     };
     let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal.0).await?;
-    if role_of(&mut *reader, workspace_id, &principal.0)
-        .await?
-        .is_none()
+    let mut reader = state.reader(&principal).await?;
+    // A service account with a documents scope sees all of its workspace's documents.
+    let sees_all = principal
+        .service
+        .as_ref()
+        .is_some_and(|s| s.document_role(workspace_id).is_some());
+    if !sees_all
+        && role_of(&mut *reader, workspace_id, &principal.id)
+            .await?
+            .is_none()
     {
         return Err(ApiError::NotFound("workspace"));
     }
     let mut documents = read_model::list(
         &mut *reader,
         workspace_id,
-        &principal.0,
+        &principal.id,
+        sees_all,
         archived,
         before,
         limit + 1,
@@ -172,14 +181,24 @@ async fn create_document(
         .aggregates
         .load::<Workspace>(workspace_id.as_uuid())
         .await?;
-    let role = workspace
-        .aggregate
-        .role_of(&principal.0)
-        .ok_or(ApiError::NotFound("workspace"))?;
+    let role = match &principal.service {
+        // Service accounts create documents with documents:write, like a member.
+        Some(service) if service.document_role(workspace_id).is_some() => {
+            if service.has(collab_domain::Scope::DocumentsWrite) {
+                WorkspaceRole::Member
+            } else {
+                WorkspaceRole::Guest
+            }
+        }
+        _ => workspace
+            .aggregate
+            .role_of(&principal.id)
+            .ok_or(ApiError::NotFound("workspace"))?,
+    };
     let id = DocumentId::new();
     let command = DocumentCommand::CreateDocument {
         by: ActingMember {
-            user: principal.0.clone(),
+            user: principal.id.clone(),
             role,
         },
         id,
@@ -200,7 +219,7 @@ async fn create_document(
             title: title.into(),
             folder: folder.into(),
             archived: false,
-            created_by: principal.0,
+            created_by: principal.id,
             version: committed.version,
         },
     ))
@@ -222,17 +241,17 @@ async fn get_document(
 ) -> Result<Json<DocumentWithRole>, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal.0).await?;
+    let mut reader = state.reader(&principal).await?;
     let document = read_model::get(&mut *reader, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;
     let workspace_id = WorkspaceId::from_uuid(document.workspace_id);
     let (workspace_role, default_member_role) =
-        access_facts(&mut *reader, workspace_id, &principal.0).await?;
-    let shared_role = read_model::shared_role(&mut *reader, document_id, &principal.0).await?;
+        access_facts(&mut *reader, workspace_id, &principal.id).await?;
+    let shared_role = read_model::shared_role(&mut *reader, document_id, &principal.id).await?;
     let created_by = UserId::parse(document.created_by.clone()).ok();
     let role = document_role(AccessFacts {
-        user: &principal.0,
+        user: &principal.id,
         workspace_role,
         default_member_role,
         created_by: created_by.as_ref(),
@@ -246,14 +265,14 @@ async fn get_document(
 pub(super) async fn acting(
     state: &AppState,
     document_id: DocumentId,
-    user: &UserId,
+    principal: &Principal,
     meta: &RequestMeta,
 ) -> Result<Acting, ApiError> {
     let access = state
-        .document_access(document_id, user, meta.link.as_ref())
+        .document_access(document_id, principal, meta.link.as_ref())
         .await?;
     Ok(Acting {
-        user: user.clone(),
+        user: principal.id.clone(),
         role: access.role,
     })
 }
@@ -313,7 +332,7 @@ async fn update_document(
             "give at least one of `title` and `folder`".into(),
         ));
     }
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let mut expected = meta.if_match;
     let mut committed = None;
     if let Some(title) = title.clone() {
@@ -351,7 +370,7 @@ async fn lifecycle(
     command: fn(Acting) -> DocumentCommand,
 ) -> Result<Response, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let committed = execute(
         &state,
         &principal,

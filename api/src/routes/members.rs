@@ -58,8 +58,8 @@ async fn list_members(
 ) -> Result<Json<Value>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal.0).await?;
-    if read_model::role_of(&mut *reader, workspace_id, &principal.0)
+    let mut reader = state.reader(&principal).await?;
+    if read_model::role_of(&mut *reader, workspace_id, &principal.id)
         .await?
         .is_none()
     {
@@ -98,7 +98,7 @@ async fn add_member(
     let user = UserId::parse(body.user_id)?;
     let role = WorkspaceRole::parse(&body.role)?;
     let command = WorkspaceCommand::AddMember {
-        by: principal.0.clone(),
+        by: principal.id.clone(),
         user: user.clone(),
         role,
     };
@@ -126,7 +126,7 @@ async fn change_member_role(
     let user = UserId::parse(user_id)?;
     let role = WorkspaceRole::parse(&body.role)?;
     let command = WorkspaceCommand::ChangeMemberRole {
-        by: principal.0.clone(),
+        by: principal.id.clone(),
         user: user.clone(),
         role,
     };
@@ -153,7 +153,7 @@ async fn remove_member(
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     let user = UserId::parse(user_id)?;
     let command = WorkspaceCommand::RemoveMember {
-        by: principal.0.clone(),
+        by: principal.id.clone(),
         user: user.clone(),
     };
     let committed = execute(&state, &principal, &meta, workspace_id, command).await?;

@@ -17,6 +17,7 @@ pub mod documents;
 pub mod health;
 pub mod members;
 pub mod permissions;
+pub mod service_accounts;
 pub mod sync;
 pub mod workspaces;
 
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
         .merge(documents::router())
         .merge(content::router())
         .merge(permissions::router())
+        .merge(service_accounts::router())
         .merge(sync::router())
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })

@@ -76,7 +76,7 @@ async fn list_permissions(
 ) -> Result<Json<Permissions>, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     let access = state
-        .document_access(document_id, &principal.0, meta.link.as_ref())
+        .document_access(document_id, &principal, meta.link.as_ref())
         .await?;
     let document = state
         .aggregates
@@ -156,7 +156,7 @@ async fn share_document(
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     let user = parse_principal(&target)?;
     let role = DocumentRole::parse(&body.role)?;
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let command = DocumentCommand::ShareDocument {
         by,
         user: user.clone(),
@@ -181,7 +181,7 @@ async fn unshare_document(
 ) -> Result<Response, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     let user = parse_principal(&target)?;
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let command = DocumentCommand::UnshareDocument {
         by,
         user: user.clone(),
@@ -229,7 +229,7 @@ async fn create_link(
         }
         None => None,
     };
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let (key, token) = LinkKey::generate();
     let command = DocumentCommand::CreateShareLink {
         by,
@@ -270,7 +270,7 @@ async fn revoke_link(
         name: "link_id",
         reason: "must be a UUID".into(),
     })?;
-    let by = acting(&state, document_id, &principal.0, &meta).await?;
+    let by = acting(&state, document_id, &principal, &meta).await?;
     let command = DocumentCommand::RevokeShareLink { by, link_id };
     let committed = execute(&state, &principal, &meta, document_id, command).await?;
     Ok(command_response(

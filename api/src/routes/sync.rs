@@ -11,9 +11,10 @@ use axum::routing::get;
 use axum::Router;
 use collab_domain::DocumentId;
 
-use crate::access::LinkKey;
+use crate::access::{ApiKey, LinkKey};
 use crate::auth::AuthError;
 use crate::error::ApiError;
+use crate::extract::{authenticate_key, Principal};
 use crate::live::protocol::close;
 use crate::live::session::{self, token_from, Admission};
 use crate::state::AppState;
@@ -62,13 +63,34 @@ async fn admit(
         close::UNAUTHENTICATED,
         "missing token: pass ?token=<JWT>".to_owned(),
     ))?;
-    let verified = state.tokens.verify_token(&token).await.map_err(|e| {
-        let reason = match e {
-            AuthError::Expired => "token has expired",
-            _ => "token is invalid",
-        };
-        (close::UNAUTHENTICATED, reason.to_owned())
-    })?;
+    let principal = if ApiKey::looks_like(&token) {
+        let service = authenticate_key(state, &token)
+            .await
+            .map_err(|_| (close::UNAUTHENTICATED, "API key is invalid".to_owned()))?;
+        (
+            Principal {
+                id: service.user_id(),
+                service: Some(service),
+            },
+            false,
+        )
+    } else {
+        let verified = state.tokens.verify_token(&token).await.map_err(|e| {
+            let reason = match e {
+                AuthError::Expired => "token has expired",
+                _ => "token is invalid",
+            };
+            (close::UNAUTHENTICATED, reason.to_owned())
+        })?;
+        (
+            Principal {
+                id: verified.user,
+                service: None,
+            },
+            verified.read_only,
+        )
+    };
+    let (principal, read_only_token) = principal;
     let not_found = || (close::NOT_FOUND, "document not found".to_owned());
     let document = DocumentId::parse(document).map_err(|_| not_found())?;
     let link = match params.get("link") {
@@ -76,7 +98,7 @@ async fn admit(
         None => None,
     };
     let access = match state
-        .document_access(document, &verified.user, link.as_ref())
+        .document_access(document, &principal, link.as_ref())
         .await
     {
         Ok(found) => found,
@@ -90,11 +112,12 @@ async fn admit(
         }
     };
     Ok(Admission {
-        user: verified.user,
+        user: principal.id,
+        service: principal.service,
         document,
         workspace: access.workspace,
         link,
-        read_only_token: verified.read_only,
-        read_only: verified.read_only || !access.role.edits(),
+        read_only_token,
+        read_only: read_only_token || !access.role.edits(),
     })
 }

@@ -48,12 +48,17 @@ async fn create_workspace(
     meta: RequestMeta,
     ApiJson(body): ApiJson<WorkspaceBody>,
 ) -> Result<Response, ApiError> {
+    if principal.service.is_some() {
+        return Err(ApiError::Forbidden(
+            "service accounts cannot create workspaces".into(),
+        ));
+    }
     let name = Title::parse("name", &body.name)?;
     let id = WorkspaceId::new();
     let command = WorkspaceCommand::CreateWorkspace {
         id,
         name: name.clone(),
-        owner: principal.0.clone(),
+        owner: principal.id.clone(),
     };
     let committed = state
         .aggregates
@@ -85,7 +90,7 @@ async fn list_workspaces(
 ) -> Result<Json<Value>, ApiError> {
     state.reach(meta.min_position).await?;
     let workspaces: Vec<WorkspaceView> =
-        read_model::list_for_user(&mut *state.reader(&principal.0).await?, &principal.0).await?;
+        read_model::list_for_user(&mut *state.reader(&principal).await?, &principal.id).await?;
     Ok(Json(json!({ "workspaces": workspaces })))
 }
 
@@ -97,8 +102,8 @@ async fn get_workspace(
 ) -> Result<Json<WorkspaceView>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal.0).await?;
-    read_model::get_for_user(&mut *reader, workspace_id, &principal.0)
+    let mut reader = state.reader(&principal).await?;
+    read_model::get_for_user(&mut *reader, workspace_id, &principal.id)
         .await?
         .map(Json)
         .ok_or(ApiError::NotFound("workspace"))
@@ -135,7 +140,7 @@ async fn rename_workspace(
     let mut committed = None;
     if let Some(name) = name.clone() {
         let command = WorkspaceCommand::RenameWorkspace {
-            by: principal.0.clone(),
+            by: principal.id.clone(),
             name,
         };
         let done = state
@@ -147,7 +152,7 @@ async fn rename_workspace(
     }
     if let Some(role) = default_role {
         let command = WorkspaceCommand::SetDefaultDocumentRole {
-            by: principal.0.clone(),
+            by: principal.id.clone(),
             role,
         };
         committed = Some(

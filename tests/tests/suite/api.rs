@@ -355,6 +355,12 @@ async fn outsiders_see_nothing_and_roles_limit_what_members_do() {
             .is_empty()
     );
 
+    assert_eq!(
+        app.env.count_events().await,
+        before,
+        "outsiders changed nothing"
+    );
+
     // Guests see only what is shared with them, and viewers do not write.
     assert_eq!(
         app.get(&format!("/v1/documents/{doc}"), "gus").await.status,

@@ -369,3 +369,181 @@ async fn revoking_access_closes_live_sockets_within_a_second_on_every_instance()
     assert_eq!(code, 4403);
     assert!(reason.contains("read-only"), "{reason}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_accounts_act_within_their_scopes_until_revoked() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let (env, server, http, ws, doc) = setup().await;
+    let create = |user: &'static str, name: &'static str, scopes: serde_json::Value| {
+        let (http, ws) = (&http, &ws);
+        async move {
+            http.call(
+                Method::POST,
+                &format!("/v1/workspaces/{ws}/service-accounts"),
+                user,
+                Some(json!({"name": name, "scopes": scopes})),
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        create("bob", "x", json!(["documents:read"])).await.status,
+        403
+    );
+    assert_eq!(
+        create("alice", "x", json!(["documents:admin"]))
+            .await
+            .status,
+        422
+    );
+    assert_eq!(create("alice", "x", json!([])).await.status, 422);
+    let reader = create("alice", "Search indexer", json!(["documents:read"])).await;
+    assert_eq!(reader.status, 201, "{}", reader.body);
+    let reader_key = reader.body["key"].as_str().unwrap().to_owned();
+    let writer = create(
+        "alice",
+        "Importer",
+        json!(["documents:write", "documents:read"]),
+    )
+    .await;
+    let writer_key = writer.body["key"].as_str().unwrap().to_owned();
+    let writer_id = writer.body["id"].as_str().unwrap().to_owned();
+    let listed = http
+        .call(
+            Method::GET,
+            &format!("/v1/workspaces/{ws}/service-accounts"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(listed.body["service_accounts"].as_array().unwrap().len(), 2);
+    assert!(
+        !listed.body.to_string().contains(&reader_key),
+        "keys are shown once"
+    );
+
+    let with_key = |key: &str, method: Method, path: String| {
+        http.client
+            .request(method, format!("{}{path}", http.base))
+            .bearer_auth(key.to_owned())
+    };
+    let listing = with_key(
+        &reader_key,
+        Method::GET,
+        format!(
+            "/v1/workspaces/{ws}/documents?min_position={}",
+            writer.position()
+        ),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(listing.status(), 200);
+    let body: serde_json::Value = listing.json().await.unwrap();
+    assert_eq!(body["documents"][0]["id"], doc.as_str());
+    let read = with_key(
+        &reader_key,
+        Method::GET,
+        format!("/v1/documents/{doc}/content"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(read.status(), 200);
+    let update = crate::live::text_update("from the importer");
+    let refused = with_key(
+        &reader_key,
+        Method::POST,
+        format!("/v1/documents/{doc}/updates"),
+    )
+    .header("content-type", "application/octet-stream")
+    .body(update.clone())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(refused.status(), 403, "documents:read does not write");
+    let workspace = with_key(&reader_key, Method::POST, "/v1/workspaces".into())
+        .json(&json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(workspace.status(), 403);
+    let forged = format!("{}0", &reader_key[..reader_key.len() - 1]);
+    assert_eq!(
+        with_key(&forged, Method::GET, format!("/v1/documents/{doc}/content"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let written = with_key(
+        &writer_key,
+        Method::POST,
+        format!("/v1/documents/{doc}/updates"),
+    )
+    .header("content-type", "application/octet-stream")
+    .body(update)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(written.status(), 200);
+    let actor: String =
+        sqlx::query_scalar("SELECT actor FROM events WHERE event_type = 'DocumentEdited'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, format!("service:account-{writer_id}"));
+    let secret = writer_key.rsplit('_').next().unwrap().as_bytes().to_vec();
+    let leaked: i64 = sqlx::query_scalar("SELECT count(*) FROM events WHERE position(sha256($1) IN payload) > 0 OR position($1 IN payload) > 0")
+        .bind(&secret)
+        .fetch_one(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        leaked, 1,
+        "the log holds the key's hash (once), never the key"
+    );
+
+    // Sockets: the reader's are read-only; revoking the writer closes its socket.
+    let mut reader_socket =
+        crate::live::raw_socket(&server.ws(), &format!("/v1/sync/{doc}?token={reader_key}")).await;
+    reader_socket
+        .send(Message::Binary(
+            crate::live::update_frame(&crate::live::text_update("nope")).into(),
+        ))
+        .await
+        .unwrap();
+    let mut writer_socket =
+        crate::live::raw_socket(&server.ws(), &format!("/v1/sync/{doc}?token={writer_key}")).await;
+    {
+        use futures::StreamExt;
+        assert!(writer_socket.next().await.unwrap().unwrap().is_binary());
+    }
+    let revoked = http
+        .call(
+            Method::DELETE,
+            &format!("/v1/workspaces/{ws}/service-accounts/{writer_id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200);
+    assert_eq!(crate::live::close_of(&mut writer_socket).await.0, 4403);
+    let after = with_key(
+        &writer_key,
+        Method::GET,
+        format!("/v1/documents/{doc}/content"),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(after.status(), 401);
+    assert_eq!(
+        collab_tests::edit_count(&env.pool, &doc).await,
+        1,
+        "the read-only socket stored nothing"
+    );
+}
