@@ -342,6 +342,44 @@ async fn outsiders_see_nothing_and_roles_limit_what_members_do() {
         (Method::DELETE, format!("/v1/documents/{doc}"), None),
         (Method::POST, format!("/v1/documents/{doc}/archive"), None),
         (Method::POST, format!("/v1/documents/{doc}/restore"), None),
+        (
+            Method::GET,
+            format!("/v1/documents/{doc}/permissions"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/v1/documents/{doc}/permissions/user:mallory"),
+            Some(json!({"role": "owner"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/documents/{doc}/permissions/user:bob"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/documents/{doc}/links"),
+            Some(json!({"role": "editor"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/documents/{doc}/links/{}", uuid::Uuid::now_v7()),
+            None,
+        ),
+        (Method::GET, format!("/v1/documents/{doc}/content"), None),
+        (Method::GET, format!("/v1/documents/{doc}/state"), None),
+        (Method::GET, format!("/v1/documents/{doc}/presence"), None),
+        (
+            Method::GET,
+            format!("/v1/workspaces/{ws}/service-accounts"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/v1/workspaces/{ws}/service-accounts"),
+            Some(json!({"name": "x", "scopes": ["documents:write"]})),
+        ),
     ] {
         let r = app.call(method.clone(), &path, Some("mallory"), body).await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.body);
