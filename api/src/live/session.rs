@@ -248,7 +248,7 @@ impl Session {
                 )
             })?;
             let client_id = decoded
-                .state_vector()
+                .state_vector_lower()
                 .iter()
                 .map(|(client, _)| client.get())
                 .next()

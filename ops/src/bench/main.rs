@@ -10,7 +10,6 @@
 //! Results are printed as one JSON object per scenario (for ops/bench scripts).
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,12 +28,17 @@ use yrs::{Doc, GetString, OffsetKind, Options, StateVector, Text, Transact, Upda
     about = "Load generator for y-websocket servers"
 )]
 struct Cli {
-    /// WebSocket base: documents are at <url>/<document>.
+    /// WebSocket base: documents are at <url>/<document>, or where `{doc}` stands in it.
     #[arg(long, default_value = "ws://127.0.0.1:7700/v1/sync")]
     url: String,
     /// Query string appended to every socket URL (e.g. token=...).
     #[arg(long, default_value = "")]
     query: String,
+    /// Wire protocol: `y-websocket` (collab, y-sweet, the reference server; the document
+    /// is in the URL) or `hocuspocus` (every message prefixed with the document name, after
+    /// an auth message; the URL is the server's).
+    #[arg(long, default_value = "y-websocket")]
+    protocol: String,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -78,10 +82,60 @@ type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 fn socket_url(cli: &Cli, doc: &str) -> String {
-    if cli.query.is_empty() {
-        format!("{}/{doc}", cli.url)
+    let base = if cli.url.contains("{doc}") {
+        cli.url.replace("{doc}", doc)
+    } else if cli.protocol == "hocuspocus" {
+        cli.url.clone()
     } else {
-        format!("{}/{doc}?{}", cli.url, cli.query)
+        format!("{}/{doc}", cli.url)
+    };
+    if cli.query.is_empty() {
+        base
+    } else {
+        format!("{base}?{}", cli.query)
+    }
+}
+
+/// How frames are framed: plain y-websocket, or Hocuspocus' document-prefixed messages.
+#[derive(Clone)]
+struct Wire {
+    /// For Hocuspocus: the lib0 varString of the document name, prefixed to every message.
+    prefix: Option<Vec<u8>>,
+}
+
+impl Wire {
+    fn new(cli: &Cli, doc: &str) -> Self {
+        Self {
+            prefix: (cli.protocol == "hocuspocus").then(|| {
+                let mut prefix = vec![];
+                write_var(&mut prefix, doc.len());
+                prefix.extend_from_slice(doc.as_bytes());
+                prefix
+            }),
+        }
+    }
+
+    fn sync(&self, kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut frame = self.prefix.clone().unwrap_or_default();
+        frame.extend_from_slice(&sync_frame(kind, payload));
+        frame
+    }
+
+    /// The frame without its document prefix.
+    fn strip<'a>(&self, frame: &'a [u8]) -> Option<&'a [u8]> {
+        match &self.prefix {
+            None => Some(frame),
+            Some(prefix) => frame.strip_prefix(prefix.as_slice()),
+        }
+    }
+
+    /// Hocuspocus needs an auth message (token "") before anything else.
+    async fn hello(&self, socket: &mut Socket) {
+        if let Some(prefix) = &self.prefix {
+            let mut frame = prefix.clone();
+            frame.extend_from_slice(&[2, 0, 0]);
+            socket.send(Message::Binary(frame.into())).await.unwrap();
+        }
     }
 }
 
@@ -136,10 +190,17 @@ fn parse_sync(frame: &[u8]) -> Option<(u8, &[u8])> {
     Some((kind, frame.get(at..at + len)?))
 }
 
-fn key(bytes: &[u8]) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    bytes.hash(&mut hasher);
-    hasher.finish()
+/// What identifies an update whatever bytes a server re-encodes it into: the (client id,
+/// first clock) pairs of what it inserts. A sender's own updates are recognised by client id.
+fn update_keys(update: &[u8]) -> Vec<(u64, u32)> {
+    Update::decode_v1(update)
+        .map(|u| {
+            u.state_vector_lower()
+                .iter()
+                .map(|(client, clock)| (client.get(), *clock))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -151,7 +212,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: u64) -> Value {
-    let sent_at: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+    let sent_at: Arc<Mutex<HashMap<(u64, u32), Instant>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = vec![];
@@ -160,11 +221,23 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
     for doc in docs {
         for client in 0..clients {
             let url = socket_url(cli, doc);
+            let wire = Wire::new(cli, doc);
             let (sent_at, latencies, sent) = (sent_at.clone(), latencies.clone(), sent.clone());
             tasks.push(tokio::spawn(async move {
-                let socket = connect(&url).await;
+                let mut socket = connect(&url).await;
+                wire.hello(&mut socket).await;
+                // Ask for the document, as real clients do (some servers wait for it).
+                socket
+                    .send(Message::Binary(
+                        wire.sync(0, &StateVector::default().encode_v1()).into(),
+                    ))
+                    .await
+                    .unwrap();
                 let (mut sink, mut stream) = socket.split();
                 let reader_sent_at = sent_at.clone();
+                let reader_wire = wire.clone();
+                let doc = js_like_doc();
+                let own_client = doc.client_id().get();
                 let reader = tokio::spawn(async move {
                     let sent_at = reader_sent_at;
                     while let Some(Ok(message)) = stream.next().await {
@@ -172,17 +245,25 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
                         let Message::Binary(frame) = message else {
                             continue;
                         };
-                        if let Some((2, update)) = parse_sync(&frame) {
-                            if let Some(at) = sent_at.lock().unwrap().get(&key(update)) {
-                                latencies
-                                    .lock()
-                                    .unwrap()
-                                    .push(received.duration_since(*at).as_secs_f64() * 1000.0);
+                        let Some(frame) = reader_wire.strip(&frame) else {
+                            continue;
+                        };
+                        if let Some((2, update)) = parse_sync(frame) {
+                            for key in update_keys(update) {
+                                // Some servers echo an update to its sender: not a delivery.
+                                if key.0 == own_client {
+                                    continue;
+                                }
+                                if let Some(at) = sent_at.lock().unwrap().get(&key) {
+                                    latencies
+                                        .lock()
+                                        .unwrap()
+                                        .push(received.duration_since(*at).as_secs_f64() * 1000.0);
+                                }
                             }
                         }
                     }
                 });
-                let doc = Doc::new();
                 let text = doc.get_or_insert_text("text");
                 let period = Duration::from_secs_f64(1.0 / rate);
                 // Spread clients over the period so they do not all send at once.
@@ -199,9 +280,12 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
                         text.insert(&mut txn, len, "x");
                         txn.encode_update_v1()
                     };
-                    sent_at.lock().unwrap().insert(key(&update), Instant::now());
+                    let now = Instant::now();
+                    for key in update_keys(&update) {
+                        sent_at.lock().unwrap().insert(key, now);
+                    }
                     if sink
-                        .send(Message::Binary(sync_frame(2, &update).into()))
+                        .send(Message::Binary(wire.sync(2, &update).into()))
                         .await
                         .is_err()
                     {
@@ -241,6 +325,16 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
     })
 }
 
+/// A document whose client id fits in 32 bits, as Yjs picks them: some servers (y-sweet
+/// on an older yrs) keep only 32 bits of a client id.
+fn js_like_doc() -> Doc {
+    let random = uuid::Uuid::new_v4().as_u128() as u32;
+    Doc::with_options(Options {
+        client_id: yrs::block::ClientID::new(u64::from(random.max(1))),
+        ..Options::default()
+    })
+}
+
 fn load_trace(path: &std::path::Path) -> Value {
     let mut text = String::new();
     flate2::read::GzDecoder::new(std::fs::File::open(path).expect("trace exists"))
@@ -252,19 +346,22 @@ fn load_trace(path: &std::path::Path) -> Value {
 /// A document whose text offsets count UTF-16 units: trace positions count code points,
 /// which agree for every character outside the astral planes (checked).
 fn trace_doc() -> Doc {
+    let random = uuid::Uuid::new_v4().as_u128() as u32;
     Doc::with_options(Options {
         offset_kind: OffsetKind::Utf16,
+        client_id: yrs::block::ClientID::new(u64::from(random.max(1))),
         ..Options::default()
     })
 }
 
 /// Receives a whole document over a fresh socket: returns (milliseconds, text).
-async fn fetch_document(url: &str, root: &str) -> (f64, String) {
+async fn fetch_document(url: &str, wire: &Wire, root: &str) -> (f64, String) {
     let started = Instant::now();
     let mut socket = connect(url).await;
+    wire.hello(&mut socket).await;
     socket
         .send(Message::Binary(
-            sync_frame(0, &StateVector::default().encode_v1()).into(),
+            wire.sync(0, &StateVector::default().encode_v1()).into(),
         ))
         .await
         .unwrap();
@@ -272,7 +369,10 @@ async fn fetch_document(url: &str, root: &str) -> (f64, String) {
         let Message::Binary(frame) = message else {
             continue;
         };
-        if let Some((1, update)) = parse_sync(&frame) {
+        let Some(frame) = wire.strip(&frame) else {
+            continue;
+        };
+        if let Some((1, update)) = parse_sync(frame) {
             let doc = Doc::new();
             let text = doc.get_or_insert_text(root);
             doc.transact_mut()
@@ -297,7 +397,9 @@ async fn ingest(cli: &Cli, doc_name: &str, trace_path: &std::path::Path, root: &
     let doc = trace_doc();
     let text = doc.get_or_insert_text(root);
     let url = socket_url(cli, doc_name);
+    let wire = Wire::new(cli, doc_name);
     let mut socket = connect(&url).await;
+    wire.hello(&mut socket).await;
     let txns = trace["txns"].as_array().unwrap();
     let started = Instant::now();
     let mut batch = Vec::with_capacity(256);
@@ -318,7 +420,7 @@ async fn ingest(cli: &Cli, doc_name: &str, trace_path: &std::path::Path, root: &
             }
             t.encode_update_v1()
         };
-        batch.push(Message::Binary(sync_frame(2, &update).into()));
+        batch.push(Message::Binary(wire.sync(2, &update).into()));
         if batch.len() == 256 {
             let mut items = futures::stream::iter(batch.drain(..).map(Ok));
             socket.send_all(&mut items).await.unwrap();
@@ -335,7 +437,7 @@ async fn ingest(cli: &Cli, doc_name: &str, trace_path: &std::path::Path, root: &
     // Done when a second client receives exactly the final text.
     let deadline = Instant::now() + Duration::from_secs(600);
     let (complete, cold_ms) = loop {
-        let (ms, content) = fetch_document(&url, root).await;
+        let (ms, content) = fetch_document(&url, &wire, root).await;
         if content == end {
             break (started.elapsed(), ms);
         }
@@ -360,12 +462,13 @@ async fn ingest(cli: &Cli, doc_name: &str, trace_path: &std::path::Path, root: &
 
 async fn cold_load(cli: &Cli, doc: &str, repeat: usize, root: &str) -> Value {
     let url = socket_url(cli, doc);
+    let wire = Wire::new(cli, doc);
     let mut times = vec![];
     let mut chars = 0;
     for _ in 0..repeat {
         // Give the server time to unload the room after the previous client left.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (ms, text) = fetch_document(&url, root).await;
+        let (ms, text) = fetch_document(&url, &wire, root).await;
         chars = text.chars().count();
         times.push(ms);
     }

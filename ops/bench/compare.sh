@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Side by side: the same load-generator scenarios against collab and the servers a user
+# would pick instead — y-sweet (Rust), Hocuspocus (Node) and the reference y-websocket
+# server (Node) — each started on loopback, one after another, in the same run. Writes
+# BENCHMARKS.md (medians of RUNS runs, ratios against the best peer).
+#
+#   ops/bench/compare.sh [trace.json.gz]   (default ../shared/traces/automerge-paper.json.gz)
+#
+# Environment: RUNS (default 3), SECONDS_PER_RUN (default 10), DOCS (default 100),
+# CLIENTS (default 10), RATE (updates/s per client, default 5), SERVERS (default all:
+# "collab y-sweet hocuspocus y-websocket").
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ops/dev/services.sh
+TRACE="${1:-../shared/traces/automerge-paper.json.gz}"
+RUNS="${RUNS:-3}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
+DOCS="${DOCS:-100}"; CLIENTS="${CLIENTS:-10}"; RATE="${RATE:-5}"
+SERVERS="${SERVERS:-collab y-sweet hocuspocus y-websocket}"
+OUT="$(mktemp -d)"
+PORT=7791
+
+cargo build --release --locked -p collab-ops --bins >&2
+npm ci --prefix ops/bench/peers --no-audit --no-fund --loglevel=error >&2
+if [[ " $SERVERS " == *" y-sweet "* ]] && ! command -v y-sweet >/dev/null; then
+  # y-sweet from the Rust package registry, built once and cached.
+  YSWEET_ROOT="${YSWEET_ROOT:-$HOME/.cache/collab-bench/ysweet}"
+  [ -x "$YSWEET_ROOT/bin/y-sweet" ] || cargo install y-sweet --version 0.9.1 --locked --root "$YSWEET_ROOT" >&2
+  export PATH="$YSWEET_ROOT/bin:$PATH"
+fi
+BENCH=target/release/collab-bench
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  SERVER_PID=""
+}
+cleanup() {
+  stop_server
+  [ -n "${DB:-}" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+wait_port() { for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "nothing on port $1" >&2; return 1; }
+resources() { # pid -> "rss_kb cpu_seconds"
+  echo "$(grep VmHWM "/proc/$1/status" | awk '{print $2}') $(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat")"
+}
+
+for SERVER in $SERVERS; do
+  echo "== $SERVER" >&2
+  ARGS=()
+  case "$SERVER" in
+    collab)
+      DB="collab_compare_$(date +%s)"
+      COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="cmp$(date +%s)" \
+      COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs" \
+      COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0 \
+        target/release/collab serve --listen "127.0.0.1:$PORT" 2>"$OUT/collab.log" &
+      SERVER_PID=$!
+      wait_port "$PORT"
+      TOKEN="$(COLLAB_JWT_SECRET=bench-secret-0123456789 target/release/collab token mint --user bench)"
+      api() { curl -fs -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
+      WS_ID="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces" -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+      new_doc() { api -X POST "http://127.0.0.1:$PORT/v1/workspaces/$WS_ID/documents" -d "{\"title\":\"$1\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+      ARGS=(--url "ws://127.0.0.1:$PORT/v1/sync" --query "token=$TOKEN")
+      ;;
+    y-sweet)
+      y-sweet serve "$OUT/ysweet-store" --host 127.0.0.1 --port "$PORT" >"$OUT/ysweet.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT"
+      new_doc() { local id="doc-$1-$RANDOM$RANDOM"; curl -fs -X POST -H 'content-type: application/json' "http://127.0.0.1:$PORT/doc/new" -d "{\"docId\":\"$id\"}" >/dev/null; echo "$id"; }
+      ARGS=(--url "ws://127.0.0.1:$PORT/d/{doc}/ws/{doc}")
+      ;;
+    hocuspocus)
+      PORT="$PORT" node ops/bench/peers/hocuspocus.mjs >"$OUT/hocuspocus.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT"
+      new_doc() { echo "doc-$1-$RANDOM$RANDOM"; }
+      ARGS=(--url "ws://127.0.0.1:$PORT" --protocol hocuspocus)
+      ;;
+    y-websocket)
+      HOST=127.0.0.1 PORT="$PORT" node ops/bench/peers/node_modules/@y/websocket-server/src/server.js >"$OUT/ywebsocket.log" 2>&1 &
+      SERVER_PID=$!
+      wait_port "$PORT"
+      new_doc() { echo "doc-$1-$RANDOM$RANDOM"; }
+      ARGS=(--url "ws://127.0.0.1:$PORT")
+      ;;
+  esac
+  for run in $(seq 1 "$RUNS"); do
+    DOC_LIST=""
+    for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "f$run-$d")"; done
+    "$BENCH" "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN" \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+  done
+  if [ -f "$TRACE" ]; then
+    DOC="$(new_doc trace)"
+    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    sleep 6
+    "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7 \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+  fi
+  read -r RSS CPU <<<"$(resources "$SERVER_PID")"
+  echo "{\"scenario\":\"resources\",\"server\":\"$SERVER\",\"peak_rss_kb\":$RSS,\"cpu_seconds\":$CPU}" >>"$OUT/results.jsonl"
+  stop_server
+done
+
+python3 ops/bench/compare_report.py "$OUT/results.jsonl" "$TRACE" "$RUNS" "$SECONDS_PER_RUN" "$DOCS" "$CLIENTS" "$RATE" >BENCHMARKS.md
+cat BENCHMARKS.md

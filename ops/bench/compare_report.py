@@ -1,0 +1,104 @@
+"""Formats ops/bench/compare.sh results as BENCHMARKS.md."""
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+results_path, trace, runs, seconds, docs, clients, rate = sys.argv[1:8]
+rows = [json.loads(line) for line in open(results_path) if line.strip()]
+servers = []
+for r in rows:
+    if r["server"] not in servers:
+        servers.append(r["server"])
+
+
+def of(server, scenario):
+    return [r for r in rows if r["server"] == server and r["scenario"] == scenario]
+
+
+def sh(cmd):
+    return subprocess.run(["sh", "-c", cmd], capture_output=True, text=True).stdout.strip()
+
+
+def fmt(v, unit="", digits=1):
+    return "—" if v is None else f"{v:,.{digits}f}{unit}"
+
+
+def ratio(value, best):
+    if value is None or best is None or best == 0:
+        return ""
+    return f" ({value / best:.2f}×)"
+
+
+summary = {}
+for s in servers:
+    fan = of(s, "fanout")
+    ing = of(s, "ingest")
+    cold = of(s, "cold_load")
+    res = of(s, "resources")
+    summary[s] = {
+        "p50": statistics.median(r["latency_ms"]["p50"] for r in fan) if fan else None,
+        "p99": statistics.median(r["latency_ms"]["p99"] for r in fan) if fan else None,
+        "max": statistics.median(r["latency_ms"]["max"] for r in fan) if fan else None,
+        "delivered": (sum(r["deliveries"] for r in fan), sum(r["deliveries_expected"] for r in fan)) if fan else None,
+        "ingest": ing[0]["complete_seconds"] if ing else None,
+        "cold": cold[0]["median_ms"] if cold else None,
+        "rss_mib": res[0]["peak_rss_kb"] / 1024 if res else None,
+        "cpu": res[0]["cpu_seconds"] if res else None,
+    }
+
+peers = [s for s in servers if s != "collab"]
+
+
+def best(key):
+    values = [summary[p][key] for p in peers if summary[p][key] is not None]
+    return min(values) if values else None
+
+
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2")
+print("# Benchmarks\n")
+print(f"Reproduce with `ops/bench/compare.sh [trace]` (it rewrites this file; `ops/bench/run.sh` runs"
+      f" collab alone). Machine: {os.cpu_count()} cores ({cpu.strip()}),"
+      f" {sh('grep MemTotal /proc/meminfo | awk ' + repr('{print int($2/1024/1024)}'))} GiB, {platform.system()} {platform.release()};"
+      f" {sh('psql --version')}; {sh('nats-server --version')}; node {sh('node --version')};"
+      f" y-sweet {sh('y-sweet --version 2>/dev/null | head -1') or '0.9.1'}; @hocuspocus/server 4.7.0;"
+      f" @y/websocket-server 0.1.1. Everything on loopback, servers one after another in one run."
+      " These machines are noisy: read medians and ratios.\n")
+print("**What each server guarantees differs.** collab acknowledges (forwards) an update only after it is"
+      " committed to Postgres, and every update is also published to JetStream and folded by the"
+      " projectors. y-sweet keeps documents in memory and writes them to its store every 10 s;"
+      " Hocuspocus and the y-websocket server (as started here, without persistence extensions)"
+      " keep them in memory only.\n")
+print(f"## Fan-out: {docs} documents × {clients} clients, {rate} updates/s each, {seconds} s\n")
+print(f"Send → peer latency, median over {runs} runs (`collab-bench fanout`). Ratio: against the best peer.\n")
+print("| server | p50 | p99 | max | delivered |")
+print("|---|---|---|---|---|")
+for s in servers:
+    v = summary[s]
+    d = v["delivered"]
+    delivered = f"{d[0]:,} / {d[1]:,}" if d else "—"
+    print(f"| {s} | {fmt(v['p50'], ' ms', 2)}{ratio(v['p50'], best('p50'))} | {fmt(v['p99'], ' ms', 2)}{ratio(v['p99'], best('p99'))}"
+          f" | {fmt(v['max'], ' ms', 2)} | {delivered} |")
+print()
+if any(summary[s]["ingest"] is not None for s in servers):
+    print(f"## Trace ingest and cold load: `{os.path.basename(trace)}`\n")
+    print("Ingest: every keystroke sent as its own update over one connection until a second client"
+          " receives exactly the final text (`collab-bench ingest`). Cold load: a fresh client"
+          " receives the whole document, median of 7 (`collab-bench cold-load`).\n")
+    print("| server | ingest | cold load |")
+    print("|---|---|---|")
+    for s in servers:
+        v = summary[s]
+        print(f"| {s} | {fmt(v['ingest'], ' s', 2)}{ratio(v['ingest'], best('ingest'))}"
+              f" | {fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))} |")
+    print()
+print("## Server resources over its whole run\n")
+print("| server | peak RSS | CPU |")
+print("|---|---|---|")
+for s in servers:
+    v = summary[s]
+    print(f"| {s} | {fmt(v['rss_mib'], ' MiB', 0)} | {fmt(v['cpu'], ' s', 1)} |")
+print()
+print("collab's CPU figure is its own process only; Postgres and NATS work on top of it.")
