@@ -8,7 +8,8 @@
 #
 # Environment: RUNS (default 3), SECONDS_PER_RUN (default 10), DOCS (default 100),
 # CLIENTS (default 10), RATE (updates/s per client, default 5), SERVERS (default all:
-# "collab y-sweet hocuspocus y-websocket").
+# "collab y-sweet hocuspocus y-websocket"), APPEND (1: also the append benchmark),
+# APPEND_EVENTS (default 100000).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
@@ -102,6 +103,12 @@ for SERVER in $SERVERS; do
   echo "{\"scenario\":\"resources\",\"server\":\"$SERVER\",\"peak_rss_kb\":$RSS,\"cpu_seconds\":$CPU}" >>"$OUT/results.jsonl"
   stop_server
 done
+
+if [ "${APPEND:-1}" = 1 ]; then
+  echo "== append" >&2
+  "$BENCH" append --events "${APPEND_EVENTS:-100000}" \
+    | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='collab'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+fi
 
 python3 ops/bench/compare_report.py "$OUT/results.jsonl" "$TRACE" "$RUNS" "$SECONDS_PER_RUN" "$DOCS" "$CLIENTS" "$RATE" >BENCHMARKS.md
 cat BENCHMARKS.md

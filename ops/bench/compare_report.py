@@ -94,6 +94,21 @@ if any(summary[s]["ingest"] is not None for s in servers):
         print(f"| {s} | {fmt(v['ingest'], ' s', 2)}{ratio(v['ingest'], best('ingest'))}"
               f" | {fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))} |")
     print()
+append = [r for r in rows if r["scenario"] == "append"]
+if append:
+    a = append[0]
+    print("## Durable appends beside the machine's raw limits\n")
+    print("Events/s through the event store (`append_batch`: the ordering lock, stream heads, hash"
+          " chain, one transaction per batch) beside a bare multi-row INSERT of the same rows into"
+          " the same Postgres (`collab-bench append`). Keystroke-sized `DocumentEdited` events.\n")
+    print("| writers | batch | event store | raw INSERT | ratio |")
+    print("|---|---|---|---|---|")
+    for r in a["rows"]:
+        print(f"| {r['writers']} | {r['batch']} | {r['store_per_second']:,.0f}/s | {r['raw_insert_per_second']:,.0f}/s | {r['ratio']:.2f} |")
+    print()
+    print(f"Relay to JetStream: {a['relay_per_second']:,.0f} events/s ({a['relayed_events']:,} events published"
+          f" in order with acks). Bare JetStream publish of {a['jetstream_message_bytes']}-byte messages,"
+          f" pipelined: {a['jetstream_publish_per_second']:,.0f}/s.\n")
 print("## Server resources over its whole run\n")
 print("| server | peak RSS | CPU |")
 print("|---|---|---|")

@@ -15,6 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+
+mod append;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -66,6 +68,16 @@ enum Scenario {
         /// Root text type name.
         #[arg(long, default_value = "text")]
         root: String,
+    },
+    /// Durable appends/s (event store, relay) beside a raw INSERT and a bare JetStream publish.
+    Append {
+        #[arg(long, env = "COLLAB_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        database_url: String,
+        #[arg(long, env = "COLLAB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// Events per configuration.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
     },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
@@ -494,6 +506,11 @@ async fn main() {
         } => fanout(&cli, docs, *clients, *rate, *seconds).await,
         Scenario::Ingest { doc, trace, root } => ingest(&cli, doc, trace, root).await,
         Scenario::ColdLoad { doc, repeat, root } => cold_load(&cli, doc, *repeat, root).await,
+        Scenario::Append {
+            database_url,
+            nats_url,
+            events,
+        } => append::run(database_url, nats_url, *events).await,
     };
     println!("{result}");
 }
