@@ -93,7 +93,7 @@ for SERVER in $SERVERS; do
   done
   if [ -f "$TRACE" ]; then
     DOC="$(new_doc trace)"
-    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" \
+    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-180}" \
       | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
     sleep 6
     "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7 \

@@ -44,6 +44,7 @@ for s in servers:
         "max": statistics.median(r["latency_ms"]["max"] for r in fan) if fan else None,
         "delivered": (sum(r["deliveries"] for r in fan), sum(r["deliveries_expected"] for r in fan)) if fan else None,
         "ingest": ing[0]["complete_seconds"] if ing else None,
+        "ingest_timeout": (ing[0].get("timed_out_after_seconds"), ing[0].get("server_chars_at_timeout"), ing[0]["final_chars"]) if ing and ing[0]["complete_seconds"] is None else None,
         "cold": cold[0]["median_ms"] if cold else None,
         "rss_mib": res[0]["peak_rss_kb"] / 1024 if res else None,
         "cpu": res[0]["cpu_seconds"] if res else None,
@@ -91,8 +92,12 @@ if any(summary[s]["ingest"] is not None for s in servers):
     print("|---|---|---|")
     for s in servers:
         v = summary[s]
-        print(f"| {s} | {fmt(v['ingest'], ' s', 2)}{ratio(v['ingest'], best('ingest'))}"
-              f" | {fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))} |")
+        if v["ingest_timeout"]:
+            after, chars, total = v["ingest_timeout"]
+            ingest = f"not done after {after} s ({chars:,} of {total:,} characters served)"
+        else:
+            ingest = f"{fmt(v['ingest'], ' s', 2)}{ratio(v['ingest'], best('ingest'))}"
+        print(f"| {s} | {ingest} | {fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))} |")
     print()
 append = [r for r in rows if r["scenario"] == "append"]
 if append:
