@@ -19,7 +19,7 @@ use collab_projections::documents::{self as read_model, ArchivedFilter, Document
 use collab_projections::workspaces::{access_facts, role_of};
 use serde::{Deserialize, Serialize};
 
-use super::{command_response, path_id};
+use super::{command_response, path_id, run};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -285,15 +285,15 @@ async fn execute(
     command: DocumentCommand,
     expected_version: Option<i64>,
 ) -> Result<Committed, ApiError> {
-    Ok(state
-        .aggregates
-        .execute::<Document>(
-            document_id.as_uuid(),
-            command,
-            &principal.command_meta(meta),
-            expected_version,
-        )
-        .await?)
+    run::<Document>(
+        state,
+        principal,
+        meta,
+        document_id.as_uuid(),
+        command,
+        expected_version,
+    )
+    .await
 }
 
 #[derive(Deserialize)]

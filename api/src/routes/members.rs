@@ -11,7 +11,7 @@ use collab_projections::workspaces as read_model;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::{command_response, path_id};
+use super::{command_response, path_id, run};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -76,15 +76,15 @@ async fn execute(
     workspace_id: WorkspaceId,
     command: WorkspaceCommand,
 ) -> Result<collab_commands::Committed, ApiError> {
-    Ok(state
-        .aggregates
-        .execute::<Workspace>(
-            workspace_id.as_uuid(),
-            command,
-            &principal.command_meta(meta),
-            meta.if_match,
-        )
-        .await?)
+    run::<Workspace>(
+        state,
+        principal,
+        meta,
+        workspace_id.as_uuid(),
+        command,
+        meta.if_match,
+    )
+    .await
 }
 
 async fn add_member(

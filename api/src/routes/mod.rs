@@ -7,7 +7,11 @@ use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
 
+use collab_commands::Committed;
+use collab_domain::EventSourced;
+
 use crate::error::ApiError;
+use crate::extract::{Principal, RequestMeta};
 use crate::extract::POSITION_HEADER;
 use crate::observability::track_http;
 use crate::state::AppState;
@@ -56,6 +60,27 @@ pub fn command_response<T: Serialize>(status: StatusCode, position: i64, body: T
         HeaderValue::from_str(&position.to_string()).expect("digits are a valid header value"),
     );
     response
+}
+
+/// Runs `command` on aggregate `A` (id `id`) for `principal`; `expected_version` pins the
+/// stream version (`If-Match`).
+pub(crate) async fn run<A>(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    id: uuid::Uuid,
+    command: A::Command,
+    expected_version: Option<i64>,
+) -> Result<Committed, ApiError>
+where
+    A: EventSourced<Services = ()> + Clone,
+    A::Command: Clone,
+    A::Error: Into<ApiError>,
+{
+    Ok(state
+        .aggregates
+        .execute::<A>(id, command, &principal.command_meta(meta), expected_version)
+        .await?)
 }
 
 /// Parses an id from the path, with a 400 that names it.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::documents::acting;
-use super::{command_response, path_id};
+use super::{command_response, path_id, run};
 use crate::access::LinkKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
@@ -132,15 +132,15 @@ async fn execute(
     document_id: DocumentId,
     command: DocumentCommand,
 ) -> Result<collab_commands::Committed, ApiError> {
-    let committed = state
-        .aggregates
-        .execute::<Document>(
-            document_id.as_uuid(),
-            command,
-            &principal.command_meta(meta),
-            meta.if_match,
-        )
-        .await?;
+    let committed = run::<Document>(
+        state,
+        principal,
+        meta,
+        document_id.as_uuid(),
+        command,
+        meta.if_match,
+    )
+    .await?;
     // Sockets that just lost access (or write access) are closed, on every instance.
     state.live.access_changed(None, Some(document_id)).await;
     Ok(committed)

@@ -12,7 +12,7 @@ use collab_domain::{Scope, Title, WorkspaceId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{command_response, path_id};
+use super::{command_response, path_id, run};
 use crate::access::ApiKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
@@ -104,15 +104,15 @@ async fn create_service_account(
         scopes: scopes.clone(),
         key_hash: key.secret_hash,
     };
-    let committed = state
-        .aggregates
-        .execute::<Workspace>(
-            workspace_id.as_uuid(),
-            command,
-            &principal.command_meta(&meta),
-            None,
-        )
-        .await?;
+    let committed = run::<Workspace>(
+        &state,
+        &principal,
+        &meta,
+        workspace_id.as_uuid(),
+        command,
+        None,
+    )
+    .await?;
     #[derive(Serialize)]
     struct Created {
         id: Uuid,
@@ -151,15 +151,15 @@ async fn revoke_service_account(
         by: principal.id.clone(),
         account_id,
     };
-    let committed = state
-        .aggregates
-        .execute::<Workspace>(
-            workspace_id.as_uuid(),
-            command,
-            &principal.command_meta(&meta),
-            None,
-        )
-        .await?;
+    let committed = run::<Workspace>(
+        &state,
+        &principal,
+        &meta,
+        workspace_id.as_uuid(),
+        command,
+        None,
+    )
+    .await?;
     // Its live sockets close at once.
     state.live.access_changed(Some(workspace_id), None).await;
     Ok(command_response(
