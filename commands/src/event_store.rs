@@ -10,7 +10,9 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use collab_domain::envelope::{chain_hash, now_micros};
-use collab_domain::{Actor, EventId, EventMetadata, RecordedEvent, StreamId, WorkspaceId};
+use collab_domain::{
+    Actor, EventId, EventMetadata, RecordedEvent, StreamCategory, StreamId, WorkspaceId,
+};
 use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
 use tracing::instrument;
 use uuid::Uuid;
@@ -329,6 +331,43 @@ pub async fn read_all(
 }
 
 /// The current version and last hash of every stream in the batch (one index probe each).
+/// Up to `limit` events of one stream category with `after < position < before`, in order.
+pub async fn read_category(
+    executor: impl PgExecutor<'_>,
+    category: StreamCategory,
+    after_position: i64,
+    before_position: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, StoreError> {
+    let rows: Vec<EventRow> = sqlx::query_as(&format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE stream_category = $1 AND position > $2 \
+         AND position < $3 ORDER BY position LIMIT $4"
+    ))
+    .bind(category.as_str())
+    .bind(after_position)
+    .bind(before_position)
+    .bind(limit)
+    .fetch_all(executor)
+    .await?;
+    rows_to_events(rows)
+}
+
+/// The newest position at or below `at_most` in one stream category (0 if none).
+pub async fn category_position_at(
+    executor: impl PgExecutor<'_>,
+    category: StreamCategory,
+    at_most: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(max(position), 0)::bigint FROM events \
+         WHERE stream_category = $1 AND position <= $2",
+    )
+    .bind(category.as_str())
+    .bind(at_most)
+    .fetch_one(executor)
+    .await?)
+}
+
 async fn stream_heads(
     executor: impl PgExecutor<'_>,
     requests: &[BatchAppend],

@@ -2,7 +2,16 @@
 
 use std::time::Duration;
 
+use collab_commands::event_store::category_position_at;
+use collab_commands::StoreError;
 use sqlx::{PgConnection, PgPool};
+
+fn store_error(error: StoreError) -> sqlx::Error {
+    match error {
+        StoreError::Database(e) => e,
+        other => sqlx::Error::Protocol(other.to_string()),
+    }
+}
 
 use crate::projector::Projector;
 
@@ -66,24 +75,50 @@ pub async fn projector_positions(pool: &PgPool) -> Result<Vec<(Projector, i64)>,
 }
 
 /// Waits until every read model has folded the log up to `position`, for at most
-/// `timeout`. Returns whether it got there.
+/// `timeout`. Returns whether it got there. A projector reads one category, so it has
+/// reached `position` once its checkpoint covers the newest event of its category at or
+/// below it.
 pub async fn wait_for_position(
     pool: &PgPool,
     position: i64,
     timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + timeout;
-    let names: Vec<&str> = Projector::ALL.iter().map(|p| p.name()).collect();
+    // What each projector must have covered; known once the log itself has reached `position`.
+    let mut needed: Option<Vec<(&'static str, i64)>> = None;
     let mut pause = Duration::from_millis(2);
     loop {
-        let reached: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM projector_checkpoints WHERE name = ANY($1) AND position >= $2",
-        )
-        .bind(&names)
-        .bind(position)
-        .fetch_one(pool)
-        .await?;
-        if reached as usize == names.len() {
+        if needed.is_none() {
+            let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
+                .fetch_one(pool)
+                .await?;
+            if head >= position {
+                let mut list = Vec::with_capacity(Projector::ALL.len());
+                for projector in Projector::ALL {
+                    let at = category_position_at(pool, projector.category(), position)
+                        .await
+                        .map_err(store_error)?;
+                    if at > 0 {
+                        list.push((projector.name(), at));
+                    }
+                }
+                needed = Some(list);
+            }
+        }
+        let reached = match &needed {
+            None => false,
+            Some(needed) => {
+                let rows: Vec<(String, i64)> =
+                    sqlx::query_as("SELECT name, position FROM projector_checkpoints")
+                        .fetch_all(pool)
+                        .await?;
+                needed.iter().all(|(name, at)| {
+                    rows.iter()
+                        .any(|(n, checkpoint)| n == name && checkpoint >= at)
+                })
+            }
+        };
+        if reached {
             return Ok(true);
         }
         let now = tokio::time::Instant::now();

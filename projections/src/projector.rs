@@ -1,7 +1,7 @@
 //! The projectors, what they own, and how they fold a run of events.
 
-use collab_commands::event_store::read_all;
-use collab_domain::{DomainEvent, RecordedEvent, UnknownEvent};
+use collab_commands::event_store::read_category;
+use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, UnknownEvent};
 use sqlx::PgConnection;
 
 use crate::{documents, workspaces};
@@ -40,6 +40,15 @@ impl Projector {
         Self::ALL.into_iter().find(|p| p.name() == name)
     }
 
+    /// The one stream category this projector reads: its consumer is filtered to it, its
+    /// gaps and rebuilds read only it (documents' content edits never reach it).
+    pub fn category(self) -> StreamCategory {
+        match self {
+            Projector::Workspaces => StreamCategory::Workspace,
+            Projector::Documents => StreamCategory::Document,
+        }
+    }
+
     /// The tables this projector owns (and a rebuild empties).
     pub fn tables(self) -> &'static [&'static str] {
         match self {
@@ -75,35 +84,37 @@ impl Projector {
         Ok(())
     }
 
-    /// Applies `events` past `checkpoint`, in order, advancing it. Events at or below the
-    /// checkpoint (redeliveries) are skipped; a gap before an event is filled from the
-    /// Postgres log first, so nothing is ever skipped.
-    pub async fn fold<'a>(
+    /// Folds every event of this projector's category after `checkpoint` up to and
+    /// including position `target`, reading them from the Postgres log (the source of
+    /// truth), and advances the checkpoint to `target`. A delivered message is only the
+    /// signal and the high-water mark: redeliveries (at or below the checkpoint) change
+    /// nothing, and an event JetStream lost or reordered is read anyway.
+    pub async fn fold_to(
         self,
         conn: &mut PgConnection,
         checkpoint: &mut i64,
-        events: impl IntoIterator<Item = &'a RecordedEvent>,
-    ) -> Result<(), ProjectionError> {
-        for event in events {
-            if event.position <= *checkpoint {
-                continue;
-            }
-            while event.position > *checkpoint + 1 {
-                let missing = (event.position - 1 - *checkpoint).min(1000);
-                let filler = read_all(&mut *conn, *checkpoint, missing).await?;
-                if filler.is_empty() {
-                    break;
-                }
-                for gap_event in &filler {
-                    self.apply(conn, gap_event).await?;
-                    *checkpoint = gap_event.position;
-                }
-                metrics::counter!("collab_projector_gap_filled_total", "projector" => self.name())
-                    .increment(filler.len() as u64);
-            }
-            self.apply(conn, event).await?;
-            *checkpoint = event.position;
+        target: i64,
+    ) -> Result<usize, ProjectionError> {
+        if target <= *checkpoint {
+            return Ok(0);
         }
-        Ok(())
+        let mut folded = 0;
+        loop {
+            let events =
+                read_category(&mut *conn, self.category(), *checkpoint, target + 1, 1000).await?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                break;
+            };
+            for event in &events {
+                self.apply(conn, event).await?;
+            }
+            folded += events.len();
+            *checkpoint = last;
+            if events.len() < 1000 {
+                break;
+            }
+        }
+        *checkpoint = target;
+        Ok(folded)
     }
 }

@@ -1,6 +1,5 @@
 //! Rebuilding a read model from the Postgres log, position 0 onwards.
 
-use collab_commands::event_store::read_all;
 use sqlx::PgPool;
 use tracing::{info, instrument};
 
@@ -27,16 +26,16 @@ pub async fn rebuild(
             .execute(&mut *tx)
             .await?;
     }
+    // Everything up to the head is committed (positions follow commit order): fold the
+    // category's events up to it, and the checkpoint is the head.
+    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(&mut *tx)
+        .await?;
     let mut position = 0;
-    loop {
-        let events = read_all(&mut *tx, position, BATCH).await?;
-        if events.is_empty() {
-            break;
-        }
-        projector.fold(&mut tx, &mut position, &events).await?;
-        let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-            .fetch_one(&mut *tx)
-            .await?;
+    // In steps, for the progress bar.
+    while position < head {
+        let step = (position + BATCH).min(head);
+        projector.fold_to(&mut tx, &mut position, step).await?;
         progress(position, head);
     }
     checkpoint::save(&mut tx, projector, position).await?;

@@ -69,8 +69,12 @@ async fn consume(
             &durable,
             pull::Config {
                 durable_name: Some(durable.clone()),
-                // Every projector reads every event (and advances its checkpoint past the
-                // ones it ignores), so "reached position N" means the same for all.
+                // Only this projector's category: content edits (the bulk of the log)
+                // never reach it. Read-your-writes accounts for that (see checkpoint.rs).
+                filter_subject: format!(
+                    "{subject_prefix}.events.*.{}.*",
+                    projector.category().as_str()
+                ),
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(30),
@@ -134,15 +138,17 @@ pub async fn fold_batch(
     projector: Projector,
     events: &[RecordedEvent],
 ) -> Result<i64, crate::ProjectionError> {
+    let Some(target) = events.iter().map(|e| e.position).max() else {
+        return Ok(0);
+    };
     let mut tx = pool.begin().await?;
     let mut position = checkpoint::lock(&mut tx, projector).await?;
-    let before = position;
-    projector.fold(&mut tx, &mut position, events).await?;
-    if position != before {
+    let folded = projector.fold_to(&mut tx, &mut position, target).await?;
+    if position == target {
         checkpoint::save(&mut tx, projector, position).await?;
     }
     tx.commit().await?;
     metrics::counter!("collab_projector_events_total", "projector" => projector.name())
-        .increment((position - before) as u64);
+        .increment(folded as u64);
     Ok(position)
 }

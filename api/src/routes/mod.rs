@@ -11,8 +11,8 @@ use collab_commands::Committed;
 use collab_domain::EventSourced;
 
 use crate::error::ApiError;
-use crate::extract::{Principal, RequestMeta};
 use crate::extract::POSITION_HEADER;
+use crate::extract::{Principal, RequestMeta};
 use crate::observability::track_http;
 use crate::state::AppState;
 

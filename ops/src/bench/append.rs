@@ -21,7 +21,9 @@ use uuid::Uuid;
 fn edit() -> NewEvent {
     let event = ContentEvent::DocumentEdited(DocumentEdited {
         client_id: 1_234_567,
-        update: vec![1, 1, 135, 173, 226, 9, 0, 132, 135, 173, 226, 9, 4, 1, 120, 0],
+        update: vec![
+            1, 1, 135, 173, 226, 9, 0, 132, 135, 173, 226, 9, 4, 1, 120, 0,
+        ],
     });
     NewEvent {
         event_type: event.event_type().to_owned(),
@@ -72,8 +74,14 @@ async fn store_rate(pool: &PgPool, writers: usize, batch: usize, total: usize) -
 /// The same rows (same columns and sizes, no ordering lock, no hash computation) with a
 /// bare multi-row INSERT.
 async fn raw_rate(pool: &PgPool, writers: usize, batch: usize, total: usize) -> f64 {
-    sqlx::query("DROP TABLE IF EXISTS bench_raw_events").execute(pool).await.unwrap();
-    sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)").execute(pool).await.unwrap();
+    sqlx::query("DROP TABLE IF EXISTS bench_raw_events")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE bench_raw_events (LIKE events INCLUDING ALL)")
+        .execute(pool)
+        .await
+        .unwrap();
     let per_writer = total / writers;
     let started = Instant::now();
     let mut tasks = vec![];
@@ -120,7 +128,10 @@ async fn raw_rate(pool: &PgPool, writers: usize, batch: usize, total: usize) -> 
         task.await.unwrap();
     }
     let rate = (per_writer * writers) as f64 / started.elapsed().as_secs_f64();
-    sqlx::query("DROP TABLE bench_raw_events").execute(pool).await.unwrap();
+    sqlx::query("DROP TABLE bench_raw_events")
+        .execute(pool)
+        .await
+        .unwrap();
     rate
 }
 
@@ -164,13 +175,18 @@ async fn jetstream_rate(js: &jetstream::Context, prefix: &str, total: usize, siz
 
 /// Publishes everything in the log with a fresh relay; events/s until JetStream holds it all.
 async fn relay_rate(pool: &PgPool, js: &jetstream::Context, prefix: &str) -> (f64, i64) {
-    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head").fetch_one(pool).await.unwrap();
+    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(pool)
+        .await
+        .unwrap();
     let config = RelayConfig::new(prefix.to_owned());
     let name = config.stream_name();
     let _ = js.delete_stream(&name).await;
     let stop = CancellationToken::new();
     let started = Instant::now();
-    let relay = tokio::spawn(Relay::new(EventStore::new(pool.clone()), js.clone(), config).run(stop.clone()));
+    let relay = tokio::spawn(
+        Relay::new(EventStore::new(pool.clone()), js.clone(), config).run(stop.clone()),
+    );
     loop {
         if let Ok(mut stream) = js.get_stream(&name).await {
             if let Ok(info) = stream.info().await {
@@ -189,12 +205,26 @@ async fn relay_rate(pool: &PgPool, js: &jetstream::Context, prefix: &str) -> (f6
 }
 
 pub async fn run(database_url: &str, nats_url: &str, total: usize) -> Value {
-    let admin_url = database_url.rsplit_once('/').map(|(base, _)| format!("{base}/postgres")).unwrap();
+    let admin_url = database_url
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/postgres"))
+        .unwrap();
     let db = format!("collab_append_bench_{}", Uuid::new_v4().simple());
-    let admin = PgPoolOptions::new().max_connections(1).connect(&admin_url).await.expect("postgres");
-    sqlx::query(&format!("CREATE DATABASE {db}")).execute(&admin).await.unwrap();
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&admin_url)
+        .await
+        .expect("postgres");
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
     let url = format!("{}/{db}", database_url.rsplit_once('/').unwrap().0);
-    let pool = PgPoolOptions::new().max_connections(16).connect(&url).await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&url)
+        .await
+        .unwrap();
     collab_migrations::run(&pool).await.unwrap();
     let js = jetstream::new(async_nats::connect(nats_url).await.expect("nats"));
     let prefix = format!("appendbench{}", &Uuid::new_v4().simple().to_string()[..8]);
@@ -210,7 +240,10 @@ pub async fn run(database_url: &str, nats_url: &str, total: usize) -> Value {
     let envelope_size = 200;
     let jetstream = jetstream_rate(&js, &prefix, total, envelope_size).await;
     drop(pool);
-    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)")).execute(&admin).await.unwrap();
+    sqlx::query(&format!("DROP DATABASE {db} WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .unwrap();
     json!({
         "scenario": "append",
         "rows": rows,

@@ -74,7 +74,11 @@ enum Scenario {
     },
     /// Durable appends/s (event store, relay) beside a raw INSERT and a bare JetStream publish.
     Append {
-        #[arg(long, env = "COLLAB_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+        #[arg(
+            long,
+            env = "COLLAB_DATABASE_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
         database_url: String,
         #[arg(long, env = "COLLAB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
         nats_url: String,
@@ -526,7 +530,16 @@ async fn main() {
             trace,
             root,
             timeout_seconds,
-        } => ingest(&cli, doc, trace, root, Duration::from_secs(*timeout_seconds)).await,
+        } => {
+            ingest(
+                &cli,
+                doc,
+                trace,
+                root,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+        }
         Scenario::ColdLoad { doc, repeat, root } => cold_load(&cli, doc, *repeat, root).await,
         Scenario::Append {
             database_url,
