@@ -46,6 +46,8 @@ for s in servers:
         "ingest": ing[0]["complete_seconds"] if ing else None,
         "ingest_timeout": (ing[0].get("timed_out_after_seconds"), ing[0].get("server_chars_at_timeout"), ing[0]["final_chars"]) if ing and ing[0]["complete_seconds"] is None else None,
         "cold": cold[0]["median_ms"] if cold else None,
+        "cold_chars": cold[0]["chars"] if cold else None,
+        "final_chars": ing[0]["final_chars"] if ing else None,
         "rss_mib": res[0]["peak_rss_kb"] / 1024 if res else None,
         "cpu": res[0]["cpu_seconds"] if res else None,
     }
@@ -53,8 +55,18 @@ for s in servers:
 peers = [s for s in servers if s != "collab"]
 
 
+def valid(p, key):
+    v = summary[p]
+    if v[key] is None:
+        return False
+    # A cold load that served the wrong document does not count as a result.
+    if key == "cold" and v["cold_chars"] is not None and v["final_chars"] is not None:
+        return v["cold_chars"] == v["final_chars"]
+    return True
+
+
 def best(key):
-    values = [summary[p][key] for p in peers if summary[p][key] is not None]
+    values = [summary[p][key] for p in peers if valid(p, key)]
     return min(values) if values else None
 
 
@@ -97,7 +109,10 @@ if any(summary[s]["ingest"] is not None for s in servers):
             ingest = f"not done after {after} s ({chars:,} of {total:,} characters served)"
         else:
             ingest = f"{fmt(v['ingest'], ' s', 2)}{ratio(v['ingest'], best('ingest'))}"
-        print(f"| {s} | {ingest} | {fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))} |")
+        cold_cell = f"{fmt(v['cold'], ' ms', 1)}{ratio(v['cold'], best('cold'))}"
+        if v["cold_chars"] is not None and v["final_chars"] is not None and v["cold_chars"] != v["final_chars"]:
+            cold_cell += f" — served {v['cold_chars']:,} of {v['final_chars']:,} characters"
+        print(f"| {s} | {ingest} | {cold_cell} |")
     print()
 append = [r for r in rows if r["scenario"] == "append"]
 if append:
