@@ -9,10 +9,12 @@
 # Environment: RUNS (default 3), SECONDS_PER_RUN (default 10), DOCS (default 100),
 # CLIENTS (default 10), RATE (updates/s per client, default 5), SERVERS (default all:
 # "collab y-sweet hocuspocus y-websocket"), APPEND (1: also the append benchmark),
-# APPEND_EVENTS (default 100000).
+# APPEND_EVENTS (default 100000), IDLE (idle sockets, default 10000; 0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
+# Thousands of sockets: every server (and the load generator) needs file descriptors.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TRACE="${1:-../shared/traces/automerge-paper.json.gz}"
 RUNS="${RUNS:-3}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 DOCS="${DOCS:-100}"; CLIENTS="${CLIENTS:-10}"; RATE="${RATE:-5}"
@@ -97,6 +99,10 @@ for SERVER in $SERVERS; do
       | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
     sleep 6
     "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7 \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+  fi
+  if [ "${IDLE:-10000}" -gt 0 ]; then
+    "$BENCH" "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID" \
       | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
   fi
   read -r RSS CPU <<<"$(resources "$SERVER_PID")"

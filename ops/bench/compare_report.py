@@ -38,7 +38,9 @@ for s in servers:
     ing = of(s, "ingest")
     cold = of(s, "cold_load")
     res = of(s, "resources")
+    idle = of(s, "idle")
     summary[s] = {
+        "idle": idle[0] if idle else None,
         "p50": statistics.median(r["latency_ms"]["p50"] for r in fan) if fan else None,
         "p99": statistics.median(r["latency_ms"]["p99"] for r in fan) if fan else None,
         "max": statistics.median(r["latency_ms"]["max"] for r in fan) if fan else None,
@@ -129,6 +131,24 @@ if append:
     print(f"Relay to JetStream: {a['relay_per_second']:,.0f} events/s ({a['relayed_events']:,} events published"
           f" in order with acks). Bare JetStream publish of {a['jetstream_message_bytes']}-byte messages,"
           f" pipelined: {a['jetstream_publish_per_second']:,.0f}/s.\n")
+idle_rows = [(s, summary[s]["idle"]) for s in servers if summary[s]["idle"]]
+if idle_rows:
+    n = idle_rows[0][1]["connections_requested"]
+    print(f"## Idle connections: {n:,} sockets\n")
+    print("Sockets opened 200 at a time over the fan-out documents, each synced (the server's first"
+          " message received), held idle for 5 s, then pinged (`collab-bench idle`). Memory per"
+          " connection: the server's resident-set growth divided by the open sockets.\n")
+    valid_idle = [v["kib_per_connection"] for p, v in idle_rows if p != "collab" and v["kib_per_connection"] is not None and v["connections_alive_after_hold"] == n]
+    best_idle = min(valid_idle) if valid_idle else None
+    print("| server | open | alive after hold | time to open | memory per connection | resident set with all open |")
+    print("|---|---|---|---|---|---|")
+    for s, v in idle_rows:
+        errors = "; ".join(f"{k}: {c}" for k, c in v["errors"].items())
+        open_cell = f"{v['connections_open']:,}" + (f" ({errors})" if errors else "")
+        print(f"| {s} | {open_cell} | {v['connections_alive_after_hold']:,} | {fmt(v['open_seconds'], ' s', 1)}"
+              f" | {fmt(v['kib_per_connection'], ' KiB', 1)}{ratio(v['kib_per_connection'], best_idle)}"
+              f" | {fmt(v['server_rss_kib_open'] / 1024 if v['server_rss_kib_open'] else None, ' MiB', 0)} |")
+    print()
 print("## Server resources over its whole run\n")
 print("| server | peak RSS | CPU |")
 print("|---|---|---|")
@@ -137,3 +157,8 @@ for s in servers:
     print(f"| {s} | {fmt(v['rss_mib'], ' MiB', 0)} | {fmt(v['cpu'], ' s', 1)} |")
 print()
 print("collab's CPU figure is its own process only; Postgres and NATS work on top of it.")
+
+changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
+if os.path.exists(changes):
+    print()
+    print(open(changes).read().rstrip())

@@ -271,6 +271,12 @@ impl GlobalArgs {
 }
 
 async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
+    // Every live socket is a file descriptor: raise the soft limit (often 1,024) to the
+    // hard one, as a server expecting thousands of connections must.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
     let mut settings = global.settings()?;
     settings.auth = global.auth()?;
     settings.listen = args.listen;

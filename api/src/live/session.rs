@@ -108,17 +108,28 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
                     return;
                 }
             }
-            while let Some(outbound) = rx.recv().await {
-                match outbound {
-                    Outbound::Frame(frame) => {
-                        if sink.send(WsMessage::Binary(frame)).await.is_err() {
+            // Whatever is queued goes out in one write (one frame per message, as stock
+            // clients need), flushed once: one syscall per burst, not per update.
+            while let Some(mut outbound) = rx.recv().await {
+                loop {
+                    match outbound {
+                        Outbound::Frame(frame) => {
+                            if sink.feed(WsMessage::Binary(frame)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Outbound::Close(code, reason) => {
+                            let _ = sink.send(close_frame(code, &reason)).await;
                             return;
                         }
                     }
-                    Outbound::Close(code, reason) => {
-                        let _ = sink.send(close_frame(code, &reason)).await;
-                        return;
+                    match rx.try_recv() {
+                        Ok(next) => outbound = next,
+                        Err(_) => break,
                     }
+                }
+                if sink.flush().await.is_err() {
+                    return;
                 }
             }
         });

@@ -5,7 +5,9 @@
 //!   send→peer latency percentiles, deliveries vs expected;
 //! * `ingest`: a trace (../shared/traces format) sent keystroke by keystroke over one
 //!   connection — time until the server holds the final text;
-//! * `cold-load`: time for a fresh client to receive a whole document.
+//! * `cold-load`: time for a fresh client to receive a whole document;
+//! * `idle`: N sockets held open on a set of documents — the server's memory per
+//!   connection (from its resident set, when given its pid).
 //!
 //! Results are printed as one JSON object per scenario (for ops/bench scripts).
 
@@ -85,6 +87,23 @@ enum Scenario {
         /// Events per configuration.
         #[arg(long, default_value_t = 100_000)]
         events: usize,
+    },
+    /// Open N sockets (spread over the documents), hold them, report memory per socket.
+    Idle {
+        /// Document names (comma-separated); sockets are spread over them round-robin.
+        #[arg(long, value_delimiter = ',')]
+        docs: Vec<String>,
+        #[arg(long, default_value_t = 10_000)]
+        connections: usize,
+        /// The server's process id: its resident memory is read before and after.
+        #[arg(long)]
+        server_pid: Option<u32>,
+        /// Sockets being opened at once.
+        #[arg(long, default_value_t = 200)]
+        concurrency: usize,
+        /// How long to hold the sockets open (idle) before measuring.
+        #[arg(long, default_value_t = 5)]
+        hold_seconds: u64,
     },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
@@ -426,8 +445,8 @@ async fn ingest(
     let mut socket = connect(&url).await;
     wire.hello(&mut socket).await;
     let txns = trace["txns"].as_array().unwrap();
-    let started = Instant::now();
-    let mut batch = Vec::with_capacity(256);
+    // The updates are made before the clock starts: what is timed is the server.
+    let mut messages = Vec::with_capacity(txns.len());
     for txn in txns {
         // One Yjs transaction per trace transaction; send its own changes, as Yjs does.
         let update = {
@@ -445,20 +464,26 @@ async fn ingest(
             }
             t.encode_update_v1()
         };
-        batch.push(Message::Binary(wire.sync(2, &update).into()));
-        if batch.len() == 256 {
-            let mut items = futures::stream::iter(batch.drain(..).map(Ok));
-            socket.send_all(&mut items).await.unwrap();
-        }
+        messages.push(Message::Binary(wire.sync(2, &update).into()));
     }
-    let mut items = futures::stream::iter(batch.drain(..).map(Ok));
-    socket.send_all(&mut items).await.unwrap();
-    let sent_in = started.elapsed();
     assert_eq!(
         text.get_string(&doc.transact()),
         end,
         "local replay matches the trace"
     );
+    let started = Instant::now();
+    let mut messages = messages.into_iter();
+    loop {
+        let chunk: Vec<_> = messages.by_ref().take(256).map(Ok).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        socket
+            .send_all(&mut futures::stream::iter(chunk))
+            .await
+            .unwrap();
+    }
+    let sent_in = started.elapsed();
     // Done when a second client receives exactly the final text.
     let deadline = started + timeout;
     let (complete, cold_ms) = loop {
@@ -515,6 +540,125 @@ async fn cold_load(cli: &Cli, doc: &str, repeat: usize, root: &str) -> Value {
     })
 }
 
+/// A process's resident memory (VmRSS), in KiB.
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Opens a socket the way a client does (hello, sync step 1) and waits for the server's
+/// first message: only then does the socket count as open.
+async fn open_synced(url: String, wire: Wire) -> Result<Socket, String> {
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async(&url),
+    )
+    .await
+    .map_err(|_| "no handshake within 30 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    wire.hello(&mut socket).await;
+    socket
+        .send(Message::Binary(
+            wire.sync(0, &StateVector::default().encode_v1()).into(),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+            Ok(Some(Ok(Message::Binary(_)))) => return Ok(socket),
+            Ok(Some(Ok(Message::Close(frame)))) => return Err(format!("closed: {frame:?}")),
+            Ok(Some(Ok(_))) => continue,
+            Ok(Some(Err(e))) => return Err(e.to_string()),
+            Ok(None) => return Err("closed".into()),
+            Err(_) => return Err("no message within 30 s".into()),
+        }
+    }
+}
+
+async fn idle(
+    cli: &Cli,
+    docs: &[String],
+    connections: usize,
+    server_pid: Option<u32>,
+    concurrency: usize,
+    hold: Duration,
+) -> Value {
+    assert!(!docs.is_empty(), "--docs names at least one document");
+    let before = server_pid.and_then(resident_kib);
+    let started = Instant::now();
+    let targets: Vec<(String, Wire)> = (0..connections)
+        .map(|n| {
+            let doc = &docs[n % docs.len()];
+            (socket_url(cli, doc), Wire::new(cli, doc))
+        })
+        .collect();
+    let results: Vec<Result<Socket, String>> = futures::stream::iter(targets)
+        .map(|(url, wire)| open_synced(url, wire))
+        .buffer_unordered(concurrency.max(1))
+        .collect()
+        .await;
+    let opened_in = started.elapsed();
+    let mut sockets = vec![];
+    let mut errors: HashMap<String, usize> = HashMap::new();
+    for result in results {
+        match result {
+            Ok(socket) => sockets.push(socket),
+            Err(error) => *errors.entry(error).or_default() += 1,
+        }
+    }
+    // Held idle: the server has nothing to do but keep them. Anything it sends meanwhile
+    // waits in the kernel's buffers.
+    tokio::time::sleep(hold).await;
+    let during = server_pid.and_then(resident_kib);
+    // Still open? A ping on every socket must be answered.
+    let alive = futures::stream::iter(sockets.iter_mut())
+        .map(|socket| async move {
+            if socket.send(Message::Ping(vec![1].into())).await.is_err() {
+                return false;
+            }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
+                    Ok(Some(Ok(Message::Pong(_)))) => return true,
+                    Ok(Some(Ok(Message::Close(_)))) | Ok(Some(Err(_))) | Ok(None) | Err(_) => {
+                        return false
+                    }
+                    Ok(Some(Ok(_))) => continue,
+                }
+            }
+        })
+        .buffer_unordered(concurrency.max(1))
+        .filter(|alive| futures::future::ready(*alive))
+        .count()
+        .await;
+    let open = sockets.len();
+    for socket in &mut sockets {
+        let _ = socket.close(None).await;
+    }
+    let per_connection = match (before, during) {
+        (Some(before), Some(during)) if open > 0 => {
+            json!((during.saturating_sub(before)) as f64 / open as f64)
+        }
+        _ => Value::Null,
+    };
+    json!({
+        "scenario": "idle",
+        "connections_requested": connections,
+        "connections_open": open,
+        "connections_alive_after_hold": alive,
+        "open_seconds": opened_in.as_secs_f64(),
+        "errors": errors,
+        "server_rss_kib_before": before,
+        "server_rss_kib_open": during,
+        "kib_per_connection": per_connection,
+    })
+}
+
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
@@ -541,6 +685,23 @@ async fn main() {
             .await
         }
         Scenario::ColdLoad { doc, repeat, root } => cold_load(&cli, doc, *repeat, root).await,
+        Scenario::Idle {
+            docs,
+            connections,
+            server_pid,
+            concurrency,
+            hold_seconds,
+        } => {
+            idle(
+                &cli,
+                docs,
+                *connections,
+                *server_pid,
+                *concurrency,
+                Duration::from_secs(*hold_seconds),
+            )
+            .await
+        }
         Scenario::Append {
             database_url,
             nats_url,
