@@ -105,6 +105,31 @@ pub async fn migrate(settings: &Settings) -> Result<PgPool, StartupError> {
     Ok(pool)
 }
 
+async fn connect_client(
+    settings: &Settings,
+    options: async_nats::ConnectOptions,
+) -> Result<async_nats::Client, String> {
+    options
+        .connection_timeout(Duration::from_secs(5))
+        .connect(settings.nats_url.as_str())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// The connection live fan-out publishes and subscribes on. Without echo: the server
+/// does not send an instance its own fan-out back (it would only be discarded).
+pub async fn connect_fanout_nats(settings: &Settings) -> Result<async_nats::Client, StartupError> {
+    let options = async_nats::ConnectOptions::new()
+        .name("collab-fanout")
+        .no_echo();
+    connect_client(settings, options)
+        .await
+        .map_err(|reason| StartupError::Nats {
+            url: settings.nats_url.clone(),
+            reason,
+        })
+}
+
 /// Connects to NATS and makes sure JetStream and the events stream are there.
 pub async fn connect_nats(
     settings: &Settings,
@@ -113,12 +138,9 @@ pub async fn connect_nats(
         url: settings.nats_url.clone(),
         reason,
     };
-    let client = async_nats::ConnectOptions::new()
-        .connection_timeout(Duration::from_secs(5))
-        .name("collab")
-        .connect(settings.nats_url.as_str())
+    let client = connect_client(settings, async_nats::ConnectOptions::new().name("collab"))
         .await
-        .map_err(|e| failed(e.to_string()))?;
+        .map_err(failed)?;
     let js = async_nats::jetstream::new(client.clone());
     tokio::time::timeout(
         Duration::from_secs(10),
@@ -144,6 +166,7 @@ impl Application {
         validate_subject_prefix(&settings.subject_prefix).map_err(StartupError::Settings)?;
         let pool = migrate(&settings).await?;
         let (nats, js) = connect_nats(&settings).await?;
+        let fanout_nats = connect_fanout_nats(&settings).await?;
         let (listener, local_addr) = if settings.roles.api {
             let listener =
                 TcpListener::bind(settings.listen)
@@ -169,6 +192,7 @@ impl Application {
             aggregates.clone(),
             pool.clone(),
             nats.clone(),
+            fanout_nats,
             &settings.subject_prefix,
             settings.live.clone(),
             limits.clone(),

@@ -7,13 +7,14 @@
 //! has therefore seen every position below N — the relay and projectors rely on it.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use collab_domain::envelope::{chain_hash, now_micros};
 use collab_domain::{
     Actor, EventId, EventMetadata, RecordedEvent, StreamCategory, StreamId, WorkspaceId,
 };
-use sqlx::{PgExecutor, PgPool, Postgres, QueryBuilder};
+use sqlx::{PgExecutor, PgPool, Postgres};
 use tracing::instrument;
 use uuid::Uuid;
 
@@ -85,10 +86,11 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// Handle on the event log. Cheap to clone.
+/// Handle on the event log. Cheap to clone (clones share the head cache).
 #[derive(Clone)]
 pub struct EventStore {
     pool: PgPool,
+    heads: Arc<Mutex<HashMap<StreamId, Head>>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -151,7 +153,10 @@ fn rows_to_events(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError>
 
 impl EventStore {
     pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+        Self {
+            pool,
+            heads: Arc::default(),
+        }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -181,6 +186,13 @@ impl EventStore {
 
     /// Group commit: appends several requests (any streams) in one transaction, in order.
     /// Either all commit or none does (a conflict on one fails the batch).
+    ///
+    /// One round trip in the common case: the heads of streams this store appended to
+    /// last are cached, and positions, rows and the notification go in one statement
+    /// (see [`APPEND_SQL`]). A stale head (another writer, another instance) cannot
+    /// corrupt anything — the `(stream_id, stream_version)` key refuses the rows — it
+    /// costs a second try on the locked path. Requests that pin a version read their
+    /// head from the table, never from the cache.
     #[instrument(skip_all, fields(requests = requests.len()), err(level = "debug"))]
     pub async fn append_batch(
         &self,
@@ -193,87 +205,110 @@ impl EventStore {
                 .map(|_| Appended { events: vec![] })
                 .collect());
         }
-        let mut tx = self.pool.begin().await?;
-        // Taking this row lock first is what orders positions by commit.
-        let head: i64 = sqlx::query_scalar(
-            "UPDATE event_log_head SET position = position + $1 RETURNING position",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
-        let mut heads = stream_heads(&mut *tx, &requests).await?;
-
-        let recorded_at = now_micros();
-        let mut position = head - count;
-        let mut results = Vec::with_capacity(requests.len());
-        for request in requests {
-            let (version, prev_hash) = heads
-                .get_mut(&request.stream)
-                .expect("every stream of the batch has a head");
-            let conflict = match request.expected {
-                ExpectedVersion::NoStream => *version != 0,
-                ExpectedVersion::Exact(expected) => *version != expected,
-                ExpectedVersion::Any => false,
-            };
-            if conflict {
-                return Err(StoreError::Conflict {
-                    stream: request.stream.to_string(),
-                    expected: request.expected,
-                    actual: *version,
-                });
-            }
-            let mut recorded = Vec::with_capacity(request.events.len());
-            for event in request.events {
-                let metadata = EventMetadata {
-                    event_id: EventId::new(),
-                    workspace_id: request.context.workspace_id,
-                    actor: request.context.actor.clone(),
-                    correlation_id: request.context.correlation_id,
-                    causation_id: request.context.causation_id,
-                    recorded_at,
-                };
-                *version += 1;
-                position += 1;
-                let hash = chain_hash(
-                    prev_hash.as_ref(),
-                    &request.stream,
-                    *version,
-                    &event.event_type,
-                    event.schema_version,
-                    &event.payload,
-                    &metadata,
-                );
-                recorded.push(RecordedEvent {
-                    position,
-                    stream_id: request.stream,
-                    stream_version: *version,
-                    event_type: event.event_type,
-                    schema_version: event.schema_version,
-                    payload: event.payload,
-                    metadata,
-                    prev_hash: *prev_hash,
-                    hash,
-                });
-                *prev_hash = Some(hash);
-            }
-            results.push(Appended { events: recorded });
-        }
-
-        // Bind parameters are limited to 65535 per statement: insert in chunks.
-        let all: Vec<&RecordedEvent> = results.iter().flat_map(|a| a.events.iter()).collect();
-        for chunk in all.chunks(2000) {
-            insert_events(&mut *tx, chunk)
-                .await
-                .map_err(unique_violation_is_conflict)?;
-        }
-        sqlx::query("SELECT pg_notify($1, $2)")
+        let heads = self.heads(&requests).await?;
+        let mut results = record(&requests, heads)?;
+        let query = sqlx::query_scalar(APPEND_SQL).bind(count);
+        let outcome = EventColumns::of(&results)
+            .bind_to(query)
             .bind(EVENTS_CHANNEL)
-            .bind(head.to_string())
+            .fetch_one(&self.pool)
+            .await;
+        match outcome {
+            Ok(head) => {
+                number(&mut results, head - count);
+                self.remember_heads(&results);
+                metrics::counter!("collab_events_appended_total").increment(count as u64);
+                Ok(results)
+            }
+            Err(error) if is_version_taken(&error) => {
+                // Another writer got there first: our idea of some head was stale.
+                self.forget_heads(&requests);
+                metrics::counter!("collab_event_append_retries_total").increment(1);
+                self.append_locked(&requests, count).await
+            }
+            Err(error) => {
+                self.forget_heads(&requests);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// The slow path, after a stale head: take the head row first, then read the heads
+    /// under it — nobody can append meanwhile, so the expectations are judged exactly
+    /// and an unpinned append cannot be refused.
+    async fn append_locked(
+        &self,
+        requests: &[BatchAppend],
+        count: i64,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT position FROM event_log_head FOR UPDATE")
             .execute(&mut *tx)
             .await?;
+        let streams: Vec<StreamId> = requests.iter().map(|r| r.stream).collect();
+        let heads = stream_heads(&mut *tx, &streams).await?;
+        let mut results = record(requests, heads)?;
+        let query = sqlx::query_scalar(APPEND_SQL).bind(count);
+        let head = EventColumns::of(&results)
+            .bind_to(query)
+            .bind(EVENTS_CHANNEL)
+            .fetch_one(&mut *tx)
+            .await?;
         tx.commit().await?;
+        number(&mut results, head - count);
+        self.remember_heads(&results);
         metrics::counter!("collab_events_appended_total").increment(count as u64);
         Ok(results)
+    }
+
+    /// The version and last hash of every stream in the batch: from the cache where
+    /// allowed, the rest in one query.
+    async fn heads(&self, requests: &[BatchAppend]) -> Result<HashMap<StreamId, Head>, StoreError> {
+        let mut heads = HashMap::with_capacity(requests.len());
+        let mut missing = vec![];
+        {
+            let cache = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+            for request in requests {
+                let cached = (request.expected == ExpectedVersion::Any)
+                    .then(|| cache.get(&request.stream))
+                    .flatten();
+                match cached {
+                    Some(head) => {
+                        heads.insert(request.stream, *head);
+                    }
+                    None => missing.push(request.stream),
+                }
+            }
+        }
+        missing.sort_by_key(|s| s.to_string());
+        missing.dedup();
+        if !missing.is_empty() {
+            // A stream both cached and read here takes the table's answer.
+            heads.extend(stream_heads(&self.pool, &missing).await?);
+        }
+        Ok(heads)
+    }
+
+    fn remember_heads(&self, appended: &[Appended]) {
+        let mut cache = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > HEAD_CACHE_STREAMS {
+            cache.clear();
+        }
+        for event in appended.iter().flat_map(|a| a.events.last()) {
+            let head = (event.stream_version, Some(event.hash));
+            let entry = cache.entry(event.stream_id).or_insert(head);
+            // Batches may finish out of order; a head only moves forward.
+            if entry.0 < head.0 {
+                *entry = head;
+            }
+        }
+    }
+
+    fn forget_heads(&self, requests: &[BatchAppend]) {
+        let mut cache = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        for request in requests {
+            cache.remove(&request.stream);
+        }
     }
 
     /// A stream's events after `after_version`, in version order.
@@ -330,7 +365,6 @@ pub async fn read_all(
     rows_to_events(rows)
 }
 
-/// The current version and last hash of every stream in the batch (one index probe each).
 /// Up to `limit` events of one stream category with `after < position < before`, in order.
 pub async fn read_category(
     executor: impl PgExecutor<'_>,
@@ -368,13 +402,192 @@ pub async fn category_position_at(
     .await?)
 }
 
+/// A stream's version and last hash (`(0, None)`: no such stream yet).
+type Head = (i64, Option<[u8; 32]>);
+
+/// Streams whose heads the store remembers (cleared when full: a cold entry costs one
+/// index probe).
+const HEAD_CACHE_STREAMS: usize = 100_000;
+
+/// One statement: take the head row (the lock that orders positions by commit), insert
+/// every row at the positions it frees, notify listeners. Arrays rather than a VALUES
+/// list, so it is one prepared statement whatever the batch size. In autocommit, the
+/// statement is its own transaction: all rows or none.
+const APPEND_SQL: &str = "\
+WITH head AS (
+    UPDATE event_log_head SET position = position + $1 RETURNING position
+), inserted AS (
+    INSERT INTO events (position, event_id, stream_id, stream_version, workspace_id,
+        event_type, schema_version, payload, actor, correlation_id, causation_id,
+        recorded_at, prev_hash, hash, stream_category)
+    SELECT head.position - $1 + e.ord, e.event_id, e.stream_id, e.stream_version,
+        e.workspace_id, e.event_type, e.schema_version, e.payload, e.actor,
+        e.correlation_id, e.causation_id, e.recorded_at, e.prev_hash, e.hash,
+        e.stream_category
+    FROM head, unnest($2::uuid[], $3::text[], $4::bigint[], $5::uuid[], $6::text[],
+        $7::int4[], $8::bytea[], $9::text[], $10::uuid[], $11::uuid[],
+        $12::timestamptz[], $13::bytea[], $14::bytea[], $15::text[])
+        WITH ORDINALITY AS e(event_id, stream_id, stream_version, workspace_id,
+            event_type, schema_version, payload, actor, correlation_id, causation_id,
+            recorded_at, prev_hash, hash, stream_category, ord)
+)
+SELECT head.position, pg_notify($16, head.position::text) FROM head";
+
+/// The rows of a batch, column by column, bound as $2..$15 of [`APPEND_SQL`].
+struct EventColumns<'a> {
+    event_id: Vec<Uuid>,
+    stream_id: Vec<String>,
+    stream_version: Vec<i64>,
+    workspace_id: Vec<Uuid>,
+    event_type: Vec<&'a str>,
+    schema_version: Vec<i32>,
+    payload: Vec<&'a [u8]>,
+    actor: Vec<String>,
+    correlation_id: Vec<Uuid>,
+    causation_id: Vec<Option<Uuid>>,
+    recorded_at: Vec<DateTime<Utc>>,
+    prev_hash: Vec<Option<&'a [u8]>>,
+    hash: Vec<&'a [u8]>,
+    stream_category: Vec<&'static str>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(appended: &'a [Appended]) -> Self {
+        let events: Vec<&RecordedEvent> = appended.iter().flat_map(|a| &a.events).collect();
+        Self {
+            event_id: events
+                .iter()
+                .map(|e| e.metadata.event_id.as_uuid())
+                .collect(),
+            stream_id: events.iter().map(|e| e.stream_id.to_string()).collect(),
+            stream_version: events.iter().map(|e| e.stream_version).collect(),
+            workspace_id: events
+                .iter()
+                .map(|e| e.metadata.workspace_id.as_uuid())
+                .collect(),
+            event_type: events.iter().map(|e| e.event_type.as_str()).collect(),
+            schema_version: events.iter().map(|e| e.schema_version).collect(),
+            payload: events.iter().map(|e| e.payload.as_slice()).collect(),
+            actor: events
+                .iter()
+                .map(|e| e.metadata.actor.to_string())
+                .collect(),
+            correlation_id: events.iter().map(|e| e.metadata.correlation_id).collect(),
+            causation_id: events.iter().map(|e| e.metadata.causation_id).collect(),
+            recorded_at: events.iter().map(|e| e.metadata.recorded_at).collect(),
+            prev_hash: events
+                .iter()
+                .map(|e| e.prev_hash.as_ref().map(|h| h.as_slice()))
+                .collect(),
+            hash: events.iter().map(|e| e.hash.as_slice()).collect(),
+            stream_category: events
+                .iter()
+                .map(|e| e.stream_id.category.as_str())
+                .collect(),
+        }
+    }
+
+    /// Binds the fourteen columns, in [`APPEND_SQL`]'s order.
+    fn bind_to(self, query: AppendQuery<'a>) -> AppendQuery<'a> {
+        query
+            .bind(self.event_id)
+            .bind(self.stream_id)
+            .bind(self.stream_version)
+            .bind(self.workspace_id)
+            .bind(self.event_type)
+            .bind(self.schema_version)
+            .bind(self.payload)
+            .bind(self.actor)
+            .bind(self.correlation_id)
+            .bind(self.causation_id)
+            .bind(self.recorded_at)
+            .bind(self.prev_hash)
+            .bind(self.hash)
+            .bind(self.stream_category)
+    }
+}
+
+type AppendQuery<'q> = sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments>;
+
+/// Numbers and chains the batch's events from the heads (positions are filled in once
+/// the statement has taken them), checking each request's expectation.
+fn record(
+    requests: &[BatchAppend],
+    mut heads: HashMap<StreamId, Head>,
+) -> Result<Vec<Appended>, StoreError> {
+    let recorded_at = now_micros();
+    let mut results = Vec::with_capacity(requests.len());
+    for request in requests {
+        let (version, prev_hash) = heads
+            .get_mut(&request.stream)
+            .expect("every stream of the batch has a head");
+        if expectation_fails(request.expected, *version) {
+            return Err(StoreError::Conflict {
+                stream: request.stream.to_string(),
+                expected: request.expected,
+                actual: *version,
+            });
+        }
+        let mut recorded = Vec::with_capacity(request.events.len());
+        for event in &request.events {
+            let metadata = EventMetadata {
+                event_id: EventId::new(),
+                workspace_id: request.context.workspace_id,
+                actor: request.context.actor.clone(),
+                correlation_id: request.context.correlation_id,
+                causation_id: request.context.causation_id,
+                recorded_at,
+            };
+            *version += 1;
+            let hash = chain_hash(
+                prev_hash.as_ref(),
+                &request.stream,
+                *version,
+                &event.event_type,
+                event.schema_version,
+                &event.payload,
+                &metadata,
+            );
+            recorded.push(RecordedEvent {
+                position: 0,
+                stream_id: request.stream,
+                stream_version: *version,
+                event_type: event.event_type.clone(),
+                schema_version: event.schema_version,
+                payload: event.payload.clone(),
+                metadata,
+                prev_hash: *prev_hash,
+                hash,
+            });
+            *prev_hash = Some(hash);
+        }
+        results.push(Appended { events: recorded });
+    }
+    Ok(results)
+}
+
+/// Gives the batch's events their positions, the ones after `before`, in order.
+fn number(appended: &mut [Appended], before: i64) {
+    let mut position = before;
+    for event in appended.iter_mut().flat_map(|a| a.events.iter_mut()) {
+        position += 1;
+        event.position = position;
+    }
+}
+
+fn expectation_fails(expected: ExpectedVersion, version: i64) -> bool {
+    match expected {
+        ExpectedVersion::NoStream => version != 0,
+        ExpectedVersion::Exact(expected) => version != expected,
+        ExpectedVersion::Any => false,
+    }
+}
+
+/// The current version and last hash of each stream (one index probe each).
 async fn stream_heads(
     executor: impl PgExecutor<'_>,
-    requests: &[BatchAppend],
-) -> Result<HashMap<StreamId, (i64, Option<[u8; 32]>)>, StoreError> {
-    let mut streams: Vec<StreamId> = requests.iter().map(|r| r.stream).collect();
-    streams.sort_by_key(|s| s.to_string());
-    streams.dedup();
+    streams: &[StreamId],
+) -> Result<HashMap<StreamId, Head>, StoreError> {
     let names: Vec<String> = streams.iter().map(StreamId::to_string).collect();
     let rows: Vec<(String, Option<i64>, Option<Vec<u8>>)> = sqlx::query_as(
         "SELECT s.id, e.stream_version, e.hash FROM unnest($1::text[]) AS s(id) \
@@ -395,43 +608,7 @@ async fn stream_heads(
     Ok(heads)
 }
 
-async fn insert_events(
-    executor: impl PgExecutor<'_>,
-    events: &[&RecordedEvent],
-) -> Result<(), sqlx::Error> {
-    let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(format!(
-        "INSERT INTO events ({EVENT_COLUMNS}, stream_category) "
-    ));
-    insert.push_values(events, |mut row, event| {
-        row.push_bind(event.position)
-            .push_bind(event.metadata.event_id.as_uuid())
-            .push_bind(event.stream_id.to_string())
-            .push_bind(event.stream_version)
-            .push_bind(event.metadata.workspace_id.as_uuid())
-            .push_bind(&event.event_type)
-            .push_bind(event.schema_version)
-            .push_bind(&event.payload)
-            .push_bind(event.metadata.actor.to_string())
-            .push_bind(event.metadata.correlation_id)
-            .push_bind(event.metadata.causation_id)
-            .push_bind(event.metadata.recorded_at)
-            .push_bind(event.prev_hash.map(|h| h.to_vec()))
-            .push_bind(event.hash.to_vec())
-            .push_bind(event.stream_id.category.as_str());
-    });
-    insert.build().execute(executor).await?;
-    Ok(())
-}
-
-fn unique_violation_is_conflict(error: sqlx::Error) -> StoreError {
-    match &error {
-        sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key") => {
-            StoreError::Conflict {
-                stream: "(concurrent append)".into(),
-                expected: ExpectedVersion::Any,
-                actual: -1,
-            }
-        }
-        _ => StoreError::Database(error),
-    }
+/// The key that refuses a version someone else already took.
+fn is_version_taken(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.constraint() == Some("events_stream_version_key"))
 }

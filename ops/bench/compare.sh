@@ -38,6 +38,7 @@ stop_server() {
 }
 cleanup() {
   stop_server
+  [ -n "${PREFIX:-}" ] && "$BENCH" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true
   [ -n "${DB:-}" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$OUT"
 }
@@ -52,8 +53,8 @@ for SERVER in $SERVERS; do
   ARGS=()
   case "$SERVER" in
     collab)
-      DB="collab_compare_$(date +%s)"
-      COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="cmp$(date +%s)" \
+      DB="collab_compare_$(date +%s)"; PREFIX="cmp$(date +%s)"
+      COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
       COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs" \
       COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0 \
         target/release/collab serve --listen "127.0.0.1:$PORT" 2>"$OUT/collab.log" &

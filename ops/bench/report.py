@@ -1,4 +1,4 @@
-"""Formats the load generator's JSON results as BENCHMARKS.md (called by ops/bench/run.sh)."""
+"""Formats the load generator's JSON results as BENCHMARKS.md (called by ops/bench/run.sh; printed on stdout)."""
 import json
 import os
 import platform
@@ -31,7 +31,7 @@ ingest = load_lines("ingest.json")
 cold = load_lines("cold.json")
 
 print("# Benchmarks\n")
-print("Reproduce with `ops/bench/run.sh [trace]` (it rewrites this file). Machine:"
+print("Reproduce with `ops/bench/run.sh [trace]` (collab alone). Machine:"
       f" {os.cpu_count()} cores ({cpu}), {mem}, {platform.system()} {platform.release()};"
       f" {cmd(['psql', '--version'])}; {cmd(['nats-server', '--version']) or 'nats-server (Debian)'}."
       " These machines are noisy: read medians and ratios, not single runs.\n")

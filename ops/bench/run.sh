@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Reproduces BENCHMARKS.md: builds release binaries, starts `collab serve` on a fresh
-# database and subject prefix, runs the load generator's scenarios, writes the results
-# (medians of several runs) to BENCHMARKS.md, and cleans up.
+# collab alone, quicker than ops/bench/compare.sh: builds release binaries, starts
+# `collab serve` on a fresh database and subject prefix, runs the load generator's
+# scenarios, prints a report (medians of several runs) on stdout, and cleans up: the
+# database and the JetStream streams. BENCHMARKS.md is compare.sh's; this leaves it alone.
 #
 #   ops/bench/run.sh [path/to/trace.json.gz]     (default: ../shared/traces/automerge-paper.json.gz)
 #
@@ -33,6 +34,7 @@ cleanup() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
+  target/release/collab-bench cleanup --prefix "$PREFIX" >/dev/null || true
   rm -rf "$OUT"
 }
 trap cleanup EXIT
@@ -57,5 +59,5 @@ fi
 RSS_KB="$(grep VmHWM "/proc/${SERVER}/status" | awk '{print $2}')"
 CPU_TICKS="$(awk '{print $14 + $15}' "/proc/${SERVER}/stat")"
 
-python3 ops/bench/report.py "$OUT" "$TRACE" "$RSS_KB" "$CPU_TICKS" "$(getconf CLK_TCK)" "$RUNS" "$SECONDS_PER_RUN" >BENCHMARKS.md
+python3 ops/bench/report.py "$OUT" "$TRACE" "$RSS_KB" "$CPU_TICKS" "$(getconf CLK_TCK)" "$RUNS" "$SECONDS_PER_RUN"
 cat BENCHMARKS.md

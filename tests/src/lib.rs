@@ -133,7 +133,7 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let database = self.database_name.clone();
-        let stream = self.stream_name();
+        let prefix = self.prefix.clone();
         let nats_url = self.nats_url.clone();
         // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
         let _ = std::fs::remove_dir_all(
@@ -157,7 +157,7 @@ impl Drop for TestEnv {
                 if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
                 {
                     let js = async_nats::jetstream::new(client);
-                    let _ = js.delete_stream(&stream).await;
+                    let _ = collab_api::live::delete_jetstream_streams(&js, &prefix).await;
                 }
             });
         });

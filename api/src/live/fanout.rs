@@ -1,7 +1,8 @@
 //! Instances hosting the same document fan out to each other over core NATS
 //! (`<prefix>.live.<document>`): committed updates (with their content-stream version, so
 //! the receiver applies each once, in order) and awareness. Core NATS is the fast path;
-//! a lost message is repaired from the Postgres log (see `rooms`).
+//! a lost message is repaired from the Postgres log (see `rooms`). The connection has echo
+//! off: NATS does not send an instance its own fan-out back.
 
 use async_nats::Subscriber;
 use collab_domain::DocumentId;

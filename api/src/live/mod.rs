@@ -31,6 +31,35 @@ use fanout::Fanout;
 use presence::PresenceConfig;
 use rooms::{RoomDeps, Rooms};
 
+/// Every JetStream stream a deployment with this subject prefix owns: its events and its
+/// presence. What a teardown (a test, a benchmark run) deletes to leave nothing behind.
+pub fn jetstream_streams(prefix: &str) -> [String; 2] {
+    [
+        collab_domain::envelope::events_stream_name(prefix),
+        presence::presence_stream_name(prefix),
+    ]
+}
+
+/// Deletes every stream [`jetstream_streams`] names; a stream already gone is not an error.
+pub async fn delete_jetstream_streams(
+    js: &async_nats::jetstream::Context,
+    prefix: &str,
+) -> Result<(), async_nats::jetstream::context::DeleteStreamError> {
+    use async_nats::jetstream::context::DeleteStreamErrorKind;
+    use async_nats::jetstream::ErrorCode;
+    for stream in jetstream_streams(prefix) {
+        match js.delete_stream(&stream).await {
+            Ok(_) => {}
+            Err(e) => match e.kind() {
+                DeleteStreamErrorKind::JetStream(error)
+                    if error.error_code() == ErrorCode::STREAM_NOT_FOUND => {}
+                _ => return Err(e),
+            },
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Clone)]
 pub struct LiveConfig {
     /// Largest accepted Yjs update (per protocol message).
@@ -91,6 +120,7 @@ impl Live {
         aggregates: AggregateStore,
         pool: PgPool,
         nats: async_nats::Client,
+        fanout_nats: async_nats::Client,
         subject_prefix: &str,
         config: LiveConfig,
         limits: Arc<RateLimits>,
@@ -98,7 +128,7 @@ impl Live {
         let store = aggregates.events().clone();
         let instance_id = Uuid::now_v7();
         let stop = CancellationToken::new();
-        let fanout = Fanout::new(nats.clone(), subject_prefix.to_owned(), instance_id);
+        let fanout = Fanout::new(fanout_nats, subject_prefix.to_owned(), instance_id);
         let (appender, appender_task) =
             Appender::start(store.clone(), fanout.clone(), stop.clone());
         let (presence, presence_task) = presence::start(

@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 mod append;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -105,6 +106,13 @@ enum Scenario {
         #[arg(long, default_value_t = 5)]
         hold_seconds: u64,
     },
+    /// Deletes the JetStream streams a `collab serve --subject-prefix P` run created.
+    Cleanup {
+        #[arg(long)]
+        prefix: String,
+        #[arg(long, env = "COLLAB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+    },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
         #[arg(long)]
@@ -177,11 +185,39 @@ impl Wire {
     }
 }
 
+/// tungstenite zero-fills its read buffer before every read (128 KiB by default): with a
+/// thousand sockets that memset was a fifth of the machine's CPU, taken from whichever
+/// server is measured. A small buffer still grows to fit a large message.
+fn client_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096)
+}
+
 async fn connect(url: &str) -> Socket {
-    let (socket, _) = tokio_tungstenite::connect_async(url)
-        .await
-        .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
+            .await
+            .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     socket
+}
+
+/// Opens a socket the way a Yjs client does: connect, say hello (Hocuspocus), and ask for
+/// the document with sync step 1 from an empty state (some servers wait for it).
+async fn open_document(url: &str, wire: &Wire) -> Result<Socket, String> {
+    let (mut socket, _) = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false),
+    )
+    .await
+    .map_err(|_| "no handshake within 30 s".to_owned())?
+    .map_err(|e| e.to_string())?;
+    wire.hello(&mut socket).await;
+    socket
+        .send(Message::Binary(
+            wire.sync(0, &StateVector::default().encode_v1()).into(),
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
 }
 
 fn write_var(buf: &mut Vec<u8>, mut n: usize) {
@@ -262,15 +298,9 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
             let wire = Wire::new(cli, doc);
             let (sent_at, latencies, sent) = (sent_at.clone(), latencies.clone(), sent.clone());
             tasks.push(tokio::spawn(async move {
-                let mut socket = connect(&url).await;
-                wire.hello(&mut socket).await;
-                // Ask for the document, as real clients do (some servers wait for it).
-                socket
-                    .send(Message::Binary(
-                        wire.sync(0, &StateVector::default().encode_v1()).into(),
-                    ))
+                let socket = open_document(&url, &wire)
                     .await
-                    .unwrap();
+                    .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
                 let (mut sink, mut stream) = socket.split();
                 let reader_sent_at = sent_at.clone();
                 let reader_wire = wire.clone();
@@ -395,14 +425,9 @@ fn trace_doc() -> Doc {
 /// Receives a whole document over a fresh socket: returns (milliseconds, text).
 async fn fetch_document(url: &str, wire: &Wire, root: &str) -> (f64, String) {
     let started = Instant::now();
-    let mut socket = connect(url).await;
-    wire.hello(&mut socket).await;
-    socket
-        .send(Message::Binary(
-            wire.sync(0, &StateVector::default().encode_v1()).into(),
-        ))
+    let mut socket = open_document(url, wire)
         .await
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
     while let Some(Ok(message)) = socket.next().await {
         let Message::Binary(frame) = message else {
             continue;
@@ -555,20 +580,7 @@ fn resident_kib(pid: u32) -> Option<u64> {
 /// Opens a socket the way a client does (hello, sync step 1) and waits for the server's
 /// first message: only then does the socket count as open.
 async fn open_synced(url: String, wire: Wire) -> Result<Socket, String> {
-    let (mut socket, _) = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio_tungstenite::connect_async(&url),
-    )
-    .await
-    .map_err(|_| "no handshake within 30 s".to_owned())?
-    .map_err(|e| e.to_string())?;
-    wire.hello(&mut socket).await;
-    socket
-        .send(Message::Binary(
-            wire.sync(0, &StateVector::default().encode_v1()).into(),
-        ))
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut socket = open_document(&url, &wire).await?;
     loop {
         match tokio::time::timeout(Duration::from_secs(30), socket.next()).await {
             Ok(Some(Ok(Message::Binary(_)))) => return Ok(socket),
@@ -707,6 +719,16 @@ async fn main() {
             nats_url,
             events,
         } => append::run(database_url, nats_url, *events).await,
+        Scenario::Cleanup { prefix, nats_url } => {
+            let client = async_nats::connect(nats_url.as_str())
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach NATS at {nats_url}: {e}"));
+            let js = async_nats::jetstream::new(client);
+            collab_api::live::delete_jetstream_streams(&js, prefix)
+                .await
+                .unwrap_or_else(|e| panic!("cannot delete the streams of {prefix}: {e}"));
+            json!({ "cleanup": collab_api::live::jetstream_streams(prefix) })
+        }
     };
     println!("{result}");
 }
