@@ -6,7 +6,8 @@
 //! rolled-back append rolls its increment back too. A reader that has seen position N
 //! has therefore seen every position below N — the relay and projectors rely on it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -91,6 +92,10 @@ pub enum StoreError {
 pub struct EventStore {
     pool: PgPool,
     heads: Arc<Mutex<HashMap<StreamId, Head>>>,
+    /// Events this store committed lately, by position (see [`EventStore::recent_after`]),
+    /// kept once a relay in this process asked for them.
+    recent: Arc<Mutex<BTreeMap<i64, RecordedEvent>>>,
+    keep_recent: Arc<AtomicBool>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -156,6 +161,8 @@ impl EventStore {
         Self {
             pool,
             heads: Arc::default(),
+            recent: Arc::default(),
+            keep_recent: Arc::default(),
         }
     }
 
@@ -217,6 +224,7 @@ impl EventStore {
             Ok(head) => {
                 number(&mut results, head - count);
                 self.remember_heads(&results);
+                self.remember_committed(&results);
                 metrics::counter!("collab_events_appended_total").increment(count as u64);
                 Ok(results)
             }
@@ -257,8 +265,41 @@ impl EventStore {
         tx.commit().await?;
         number(&mut results, head - count);
         self.remember_heads(&results);
+        self.remember_committed(&results);
         metrics::counter!("collab_events_appended_total").increment(count as u64);
         Ok(results)
+    }
+
+    fn remember_committed(&self, appended: &[Appended]) {
+        if !self.keep_recent.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        for event in appended.iter().flat_map(|a| &a.events) {
+            recent.insert(event.position, event.clone());
+        }
+        // The relay here may stand by (another instance leads): keep a bounded window.
+        while recent.len() > RECENT_EVENTS {
+            recent.pop_first();
+        }
+    }
+
+    /// Up to `limit` events this store committed, right after position `after` and
+    /// without a gap — empty if the next position is not in memory (another instance
+    /// wrote it, or it was evicted): then read the log. What is at or before `after` is
+    /// forgotten. Lets the relay skip reading back what this process just wrote.
+    pub fn recent_after(&self, after: i64, limit: usize) -> Vec<RecordedEvent> {
+        self.keep_recent.store(true, Ordering::Relaxed);
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        let newer = recent.split_off(&(after + 1));
+        *recent = newer;
+        recent
+            .values()
+            .zip(after + 1..)
+            .take_while(|(event, expected)| event.position == *expected)
+            .take(limit)
+            .map(|(event, _)| event.clone())
+            .collect()
     }
 
     /// The version and last hash of every stream in the batch: from the cache where
@@ -404,6 +445,9 @@ pub async fn category_position_at(
 
 /// A stream's version and last hash (`(0, None)`: no such stream yet).
 type Head = (i64, Option<[u8; 32]>);
+
+/// Committed events kept in memory for a relay in the same process.
+const RECENT_EVENTS: usize = 50_000;
 
 /// Streams whose heads the store remembers (cleared when full: a cold entry costs one
 /// index probe).

@@ -239,10 +239,15 @@ impl Relay {
                 c
             }
         };
-        let events = self
-            .store
-            .read_all(current.published, self.config.batch_size)
-            .await?;
+        // What this process just committed is still in memory; the log is read for the
+        // rest (other instances' events, anything evicted) — same events either way.
+        let limit = self.config.batch_size;
+        let mut events = self.store.recent_after(current.published, limit as usize);
+        if events.is_empty() {
+            events = self.store.read_all(current.published, limit).await?;
+        } else {
+            metrics::counter!("collab_relay_from_memory_total").increment(events.len() as u64);
+        }
         let Some(last) = events.last() else {
             // Idle: a good moment for the bookkeeping skipped while busy.
             self.bookkeeping(current.published, true).await?;

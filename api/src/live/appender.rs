@@ -3,18 +3,19 @@
 //! its room (which sends it to the peers — so peers only ever see durable updates) and
 //! published to the other instances.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use collab_commands::{AppendContext, BatchAppend, EventStore, ExpectedVersion, NewEvent};
 use collab_domain::catalogue::EventCodec;
 use collab_domain::content::{ContentEvent, DocumentEdited};
-use collab_domain::{Actor, StreamCategory, StreamId};
+use collab_domain::{Actor, DocumentId, StreamCategory, StreamId};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 use uuid::Uuid;
 
-use super::fanout::Fanout;
+use super::fanout::{CommittedUpdate, Fanout};
 use super::protocol::close;
 use super::room::{Room, SessionId};
 
@@ -126,6 +127,9 @@ async fn commit(store: &EventStore, fanout: &Fanout, batch: Vec<EditRequest>) {
     metrics::histogram!("collab_edit_batch_size").record(batch.len() as f64);
     match result {
         Ok(appended) => {
+            // Fan-out to other instances: one message per document of the batch.
+            let mut by_room: HashMap<DocumentId, (Arc<Room>, Vec<CommittedUpdate>)> =
+                HashMap::new();
             for (edit, appended) in batch.into_iter().zip(appended) {
                 let event = &appended.events[0];
                 edit.room.apply_committed(
@@ -134,17 +138,22 @@ async fn commit(store: &EventStore, fanout: &Fanout, batch: Vec<EditRequest>) {
                     &edit.update,
                     edit.origin,
                 );
-                fanout
-                    .publish_update(
-                        &edit.room,
-                        event.stream_version,
-                        event.position,
-                        &edit.update,
-                    )
-                    .await;
                 if let Some(done) = edit.done {
                     let _ = done.send(Ok((event.stream_version, event.position)));
                 }
+                let committed = CommittedUpdate {
+                    version: event.stream_version,
+                    position: event.position,
+                    update: edit.update,
+                };
+                by_room
+                    .entry(edit.room.document_id)
+                    .or_insert_with(|| (edit.room.clone(), vec![]))
+                    .1
+                    .push(committed);
+            }
+            for (room, updates) in by_room.into_values() {
+                fanout.publish_updates(&room, updates).await;
             }
         }
         Err(failure) => {

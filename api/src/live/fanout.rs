@@ -14,14 +14,21 @@ use super::room::Room;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub enum LiveMessage {
-    Update {
-        version: i64,
-        position: i64,
-        update: Vec<u8>,
+    /// The updates one group commit made to the document, in version order: each with
+    /// its content-stream version and global position.
+    Updates {
+        updates: Vec<CommittedUpdate>,
     },
     Awareness {
         update: Vec<u8>,
     },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommittedUpdate {
+    pub version: i64,
+    pub position: i64,
+    pub update: Vec<u8>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,16 +73,10 @@ impl Fanout {
         }
     }
 
-    pub async fn publish_update(&self, room: &Room, version: i64, position: i64, update: &[u8]) {
-        self.publish(
-            room.document_id,
-            LiveMessage::Update {
-                version,
-                position,
-                update: update.to_vec(),
-            },
-        )
-        .await;
+    /// One message per document per group commit, however many updates it holds.
+    pub async fn publish_updates(&self, room: &Room, updates: Vec<CommittedUpdate>) {
+        self.publish(room.document_id, LiveMessage::Updates { updates })
+            .await;
     }
 
     pub async fn publish_awareness(&self, room: &Room, update: Vec<u8>) {

@@ -330,8 +330,10 @@ async fn room_task(
                     continue;
                 };
                 match deps.fanout.decode(&message.payload) {
-                    Some(LiveMessage::Update { version, position, update }) => {
-                        room.apply_committed(version, position, &update, None);
+                    Some(LiveMessage::Updates { updates }) => {
+                        for committed in updates {
+                            room.apply_committed(committed.version, committed.position, &committed.update, None);
+                        }
                     }
                     Some(LiveMessage::Awareness { update }) => {
                         if let Ok(update) = yrs::sync::AwarenessUpdate::decode_v1(&update) {

@@ -203,3 +203,56 @@ async fn long_streams_load_from_a_snapshot_and_survive_a_broken_one() {
     assert_eq!(reloaded.aggregate, loaded.aggregate);
     assert_eq!(reloaded.version, 27);
 }
+
+#[tokio::test]
+async fn a_stale_cached_head_costs_a_retry_not_an_edit_or_the_chain() {
+    // Two stores stand for two instances: each remembers the heads it appended last, so
+    // each in turn appends on a head the other has moved past.
+    let env = TestEnv::new().await;
+    let first = EventStore::new(env.pool.clone());
+    let second = EventStore::new(env.pool.clone());
+    let stream = StreamId::new(StreamCategory::Content, Uuid::now_v7());
+    let context = AppendContext {
+        workspace_id: WorkspaceId::new(),
+        actor: Actor::User(alice()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    };
+    let edit = |n: u8| NewEvent {
+        event_type: "DocumentEdited".into(),
+        schema_version: 1,
+        payload: vec![n],
+    };
+    for n in 0..6u8 {
+        let store = if n % 2 == 0 { &first } else { &second };
+        let appended = store
+            .append(stream, ExpectedVersion::Any, &context, vec![edit(n)])
+            .await
+            .expect("an unpinned append is never refused");
+        assert_eq!(appended.stream_version(), i64::from(n) + 1);
+        assert_eq!(appended.last_position(), i64::from(n) + 1);
+    }
+    // A pinned append judged on a head the other store moved is a conflict, reported
+    // with the version the stream really is at.
+    let stale = first
+        .append(stream, ExpectedVersion::Exact(5), &context, vec![edit(9)])
+        .await;
+    assert!(matches!(stale, Err(StoreError::Conflict { actual: 6, .. })));
+
+    let chain = first.read_stream(stream, 0).await.unwrap();
+    assert_eq!(
+        chain.iter().map(|e| e.payload[0]).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4, 5]
+    );
+    let mut prev = None;
+    for event in &chain {
+        assert_eq!(event.prev_hash, prev);
+        assert_eq!(event.expected_hash(prev.as_ref()), event.hash);
+        prev = Some(event.hash);
+    }
+    let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
+        .fetch_all(&env.pool)
+        .await
+        .unwrap();
+    assert_eq!(positions, (1..=6).collect::<Vec<_>>());
+}
