@@ -121,7 +121,7 @@ if append:
     a = append[0]
     print("## Durable appends beside the machine's raw limits\n")
     print("Events/s through the event store (`append_batch`: the ordering lock, stream heads, hash"
-          " chain, one transaction per batch) beside a bare multi-row INSERT of the same rows into"
+          " chain, one statement per batch) beside a bare multi-row INSERT of the same rows into"
           " the same Postgres (`collab-bench append`). Keystroke-sized `DocumentEdited` events.\n")
     print("| writers | batch | event store | raw INSERT | ratio |")
     print("|---|---|---|---|---|")
@@ -129,7 +129,8 @@ if append:
         print(f"| {r['writers']} | {r['batch']} | {r['store_per_second']:,.0f}/s | {r['raw_insert_per_second']:,.0f}/s | {r['ratio']:.2f} |")
     print()
     print(f"Relay to JetStream: {a['relay_per_second']:,.0f} events/s ({a['relayed_events']:,} events published"
-          f" in order with acks). Bare JetStream publish of {a['jetstream_message_bytes']}-byte messages,"
+          f" in order with acks, read back from Postgres: the worst case — a serving relay takes what its"
+          f" own process just committed from memory). Bare JetStream publish of {a['jetstream_message_bytes']}-byte messages,"
           f" pipelined: {a['jetstream_publish_per_second']:,.0f}/s.\n")
 idle_rows = [(s, summary[s]["idle"]) for s in servers if summary[s]["idle"]]
 if idle_rows:
