@@ -1,12 +1,15 @@
 //! Group commit for document edits: whatever arrives while a commit is in flight is
-//! appended by the next one, in one transaction. After commit each update is applied to
-//! its room (which sends it to the peers — so peers only ever see durable updates) and
-//! published to the other instances.
+//! appended by the next one, in one statement. After commit a delivery task applies each
+//! update to its room (which sends it to the peers — so peers only ever see durable
+//! updates) and publishes the batch to the other instances, in commit order, while the
+//! next commit is already under way.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use collab_commands::{AppendContext, BatchAppend, EventStore, ExpectedVersion, NewEvent};
+use collab_commands::{
+    AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
+};
 use collab_domain::catalogue::EventCodec;
 use collab_domain::content::{ContentEvent, DocumentEdited};
 use collab_domain::{Actor, DocumentId, StreamCategory, StreamId};
@@ -60,19 +63,26 @@ impl Appender {
     }
 }
 
+/// A committed (or failed) batch on its way to the rooms.
+type Outcome = (Vec<EditRequest>, Result<Vec<Appended>, StoreError>);
+
 async fn run(
     store: EventStore,
     fanout: Fanout,
     mut rx: mpsc::Receiver<EditRequest>,
     shutdown: CancellationToken,
 ) {
+    // Rooms get each batch from a task of their own, in commit order, so the next commit
+    // starts as soon as Postgres answers instead of after every update was applied.
+    let (outcomes, delivered) = mpsc::channel::<Outcome>(2);
+    let delivery = tokio::spawn(deliver_all(fanout, delivered));
     loop {
         let first = tokio::select! {
             request = rx.recv() => request,
             // Stop taking new edits, but commit what is queued (below).
             _ = shutdown.cancelled() => break,
         };
-        let Some(first) = first else { return };
+        let Some(first) = first else { break };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -80,7 +90,10 @@ async fn run(
                 Err(_) => break,
             }
         }
-        commit(&store, &fanout, batch).await;
+        let outcome = persist(&store, batch).await;
+        if outcomes.send(outcome).await.is_err() {
+            return;
+        }
     }
     rx.close();
     let mut rest = vec![];
@@ -91,12 +104,24 @@ async fn run(
         info!(edits = rest.len(), "flushing queued edits before shutdown");
         while !rest.is_empty() {
             let chunk: Vec<EditRequest> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
-            commit(&store, &fanout, chunk).await;
+            let outcome = persist(&store, chunk).await;
+            if outcomes.send(outcome).await.is_err() {
+                break;
+            }
         }
+    }
+    drop(outcomes);
+    let _ = delivery.await;
+}
+
+async fn deliver_all(fanout: Fanout, mut outcomes: mpsc::Receiver<Outcome>) {
+    while let Some((batch, result)) = outcomes.recv().await {
+        deliver(&fanout, batch, result).await;
     }
 }
 
-async fn commit(store: &EventStore, fanout: &Fanout, batch: Vec<EditRequest>) {
+/// Appends the batch in one group commit.
+async fn persist(store: &EventStore, batch: Vec<EditRequest>) -> Outcome {
     let requests = batch
         .iter()
         .map(|edit| {
@@ -125,6 +150,16 @@ async fn commit(store: &EventStore, fanout: &Fanout, batch: Vec<EditRequest>) {
     let result = store.append_batch(requests).await;
     metrics::histogram!("collab_edit_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("collab_edit_batch_size").record(batch.len() as f64);
+    (batch, result)
+}
+
+/// Applies a committed batch to its rooms (which send each update to their other
+/// sessions) and publishes it to other instances; or, if it failed, closes the senders.
+async fn deliver(
+    fanout: &Fanout,
+    batch: Vec<EditRequest>,
+    result: Result<Vec<Appended>, StoreError>,
+) {
     match result {
         Ok(appended) => {
             // Fan-out to other instances: one message per document of the batch.
