@@ -6,7 +6,7 @@
 //! rolled-back append rolls its increment back too. A reader that has seen position N
 //! has therefore seen every position below N — the relay and projectors rely on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -213,21 +213,9 @@ impl EventStore {
                 .collect());
         }
         let heads = self.heads(&requests).await?;
-        let mut results = record(&requests, heads)?;
-        let query = sqlx::query_scalar(APPEND_SQL).bind(count);
-        let outcome = EventColumns::of(&results)
-            .bind_to(query)
-            .bind(EVENTS_CHANNEL)
-            .fetch_one(&self.pool)
-            .await;
-        match outcome {
-            Ok(head) => {
-                number(&mut results, head - count);
-                self.remember_heads(&results);
-                self.remember_committed(&results);
-                metrics::counter!("collab_events_appended_total").increment(count as u64);
-                Ok(results)
-            }
+        let results = record(&requests, heads)?;
+        match insert(&self.pool, &results, count).await {
+            Ok(head) => Ok(self.committed(results, head, count)),
             Err(error) if is_version_taken(&error) => {
                 // Another writer got there first: our idea of some head was stale.
                 self.forget_heads(&requests);
@@ -255,19 +243,20 @@ impl EventStore {
             .await?;
         let streams: Vec<StreamId> = requests.iter().map(|r| r.stream).collect();
         let heads = stream_heads(&mut *tx, &streams).await?;
-        let mut results = record(requests, heads)?;
-        let query = sqlx::query_scalar(APPEND_SQL).bind(count);
-        let head = EventColumns::of(&results)
-            .bind_to(query)
-            .bind(EVENTS_CHANNEL)
-            .fetch_one(&mut *tx)
-            .await?;
+        let results = record(requests, heads)?;
+        let head = insert(&mut *tx, &results, count).await?;
         tx.commit().await?;
+        Ok(self.committed(results, head, count))
+    }
+
+    /// A batch has committed with `head` as the new last position: number its events,
+    /// remember its heads (and events, for a relay here), count it.
+    fn committed(&self, mut results: Vec<Appended>, head: i64, count: i64) -> Vec<Appended> {
         number(&mut results, head - count);
         self.remember_heads(&results);
         self.remember_committed(&results);
         metrics::counter!("collab_events_appended_total").increment(count as u64);
-        Ok(results)
+        results
     }
 
     fn remember_committed(&self, appended: &[Appended]) {
@@ -284,7 +273,7 @@ impl EventStore {
         }
     }
 
-    /// Up to `limit` events this store committed, right after position `after` and
+    /// Takes up to `limit` events this store committed, right after position `after` and
     /// without a gap — empty if the next position is not in memory (another instance
     /// wrote it, or it was evicted): then read the log. What is at or before `after` is
     /// forgotten. Lets the relay skip reading back what this process just wrote.
@@ -293,13 +282,17 @@ impl EventStore {
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         let newer = recent.split_off(&(after + 1));
         *recent = newer;
-        recent
-            .values()
-            .zip(after + 1..)
-            .take_while(|(event, expected)| event.position == *expected)
-            .take(limit)
-            .map(|(event, _)| event.clone())
-            .collect()
+        // Handed over, not copied: should publishing fail, the relay reads the log.
+        let mut taken = vec![];
+        while taken.len() < limit {
+            match recent.first_entry() {
+                Some(entry) if *entry.key() == after + 1 + taken.len() as i64 => {
+                    taken.push(entry.remove());
+                }
+                _ => break,
+            }
+        }
+        taken
     }
 
     /// The version and last hash of every stream in the batch: from the cache where
@@ -321,8 +314,11 @@ impl EventStore {
                 }
             }
         }
-        missing.sort_by_key(|s| s.to_string());
-        missing.dedup();
+        let missing: Vec<StreamId> = missing
+            .into_iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
         if !missing.is_empty() {
             // A stream both cached and read here takes the table's answer.
             heads.extend(stream_heads(&self.pool, &missing).await?);
@@ -552,6 +548,20 @@ impl<'a> EventColumns<'a> {
 }
 
 type AppendQuery<'q> = sqlx::query::QueryScalar<'q, Postgres, i64, sqlx::postgres::PgArguments>;
+
+/// Runs [`APPEND_SQL`] for the recorded batch; returns the new last position.
+async fn insert(
+    executor: impl PgExecutor<'_>,
+    results: &[Appended],
+    count: i64,
+) -> Result<i64, sqlx::Error> {
+    let query = sqlx::query_scalar(APPEND_SQL).bind(count);
+    EventColumns::of(results)
+        .bind_to(query)
+        .bind(EVENTS_CHANNEL)
+        .fetch_one(executor)
+        .await
+}
 
 /// Numbers and chains the batch's events from the heads (positions are filled in once
 /// the statement has taken them), checking each request's expectation.

@@ -24,7 +24,7 @@ pub enum LiveMessage {
     },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct CommittedUpdate {
     pub version: i64,
     pub position: i64,

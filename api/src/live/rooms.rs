@@ -331,8 +331,8 @@ async fn room_task(
                 };
                 match deps.fanout.decode(&message.payload) {
                     Some(LiveMessage::Updates { updates }) => {
-                        for committed in updates {
-                            room.apply_committed(committed.version, committed.position, &committed.update, None);
+                        for c in updates {
+                            room.apply_committed(c.version, c.position, &c.update, None);
                         }
                     }
                     Some(LiveMessage::Awareness { update }) => {
