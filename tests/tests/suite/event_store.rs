@@ -14,6 +14,15 @@ fn alice() -> UserId {
     UserId::parse("alice").unwrap()
 }
 
+fn alice_in_a_new_workspace() -> AppendContext {
+    AppendContext {
+        workspace_id: WorkspaceId::new(),
+        actor: Actor::User(alice()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+    }
+}
+
 fn meta() -> CommandMeta {
     CommandMeta {
         actor: Actor::User(alice()),
@@ -109,12 +118,7 @@ async fn stale_expected_versions_conflict_and_change_nothing() {
     let env = TestEnv::new().await;
     let events = EventStore::new(env.pool.clone());
     let stream = StreamId::new(StreamCategory::Document, Uuid::now_v7());
-    let context = AppendContext {
-        workspace_id: WorkspaceId::new(),
-        actor: Actor::User(alice()),
-        correlation_id: Uuid::now_v7(),
-        causation_id: None,
-    };
+    let context = alice_in_a_new_workspace();
     let new = || NewEvent {
         event_type: "DocumentArchived".into(),
         schema_version: 1,
@@ -212,12 +216,7 @@ async fn a_stale_cached_head_costs_a_retry_not_an_edit_or_the_chain() {
     let first = EventStore::new(env.pool.clone());
     let second = EventStore::new(env.pool.clone());
     let stream = StreamId::new(StreamCategory::Content, Uuid::now_v7());
-    let context = AppendContext {
-        workspace_id: WorkspaceId::new(),
-        actor: Actor::User(alice()),
-        correlation_id: Uuid::now_v7(),
-        causation_id: None,
-    };
+    let context = alice_in_a_new_workspace();
     let edit = |n: u8| NewEvent {
         event_type: "DocumentEdited".into(),
         schema_version: 1,
