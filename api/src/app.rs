@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use collab_commands::relay::ensure_events_stream;
 use collab_commands::{AggregateStore, EventStore, Relay, RelayConfig};
 use collab_projections::{run_projector, Projector};
@@ -280,6 +281,13 @@ impl Application {
         let served = match self.listener {
             Some(listener) => {
                 let app = routes::router(self.state.clone());
+                // Edits are small frames: send each at once instead of letting Nagle hold
+                // it until the peer's delayed ack (up to 40 ms on Linux).
+                let listener = listener.tap_io(|socket| {
+                    if let Err(error) = socket.set_nodelay(true) {
+                        tracing::debug!(%error, "cannot set TCP_NODELAY");
+                    }
+                });
                 axum::serve(listener, app)
                     .with_graceful_shutdown(shutdown.clone().cancelled_owned())
                     .await

@@ -40,8 +40,11 @@ pub struct EditRequest {
 
 #[derive(Clone)]
 pub struct Appender {
-    tx: mpsc::Sender<EditRequest>,
+    tx: mpsc::Sender<Queued>,
 }
+
+/// An edit with the moment it was queued.
+type Queued = (std::time::Instant, EditRequest);
 
 impl Appender {
     pub fn start(
@@ -57,7 +60,7 @@ impl Appender {
     /// Queues an edit; waits only for queue space (backpressure), not for the commit.
     pub async fn submit(&self, request: EditRequest) -> Result<(), String> {
         self.tx
-            .send(request)
+            .send((std::time::Instant::now(), request))
             .await
             .map_err(|_| "the server is shutting down".to_owned())
     }
@@ -69,7 +72,7 @@ type Outcome = (Vec<EditRequest>, Result<Vec<Appended>, StoreError>);
 async fn run(
     store: EventStore,
     fanout: Fanout,
-    mut rx: mpsc::Receiver<EditRequest>,
+    mut rx: mpsc::Receiver<Queued>,
     shutdown: CancellationToken,
 ) {
     // Rooms get each batch from a task of their own, in commit order, so the next commit
@@ -103,7 +106,7 @@ async fn run(
     if !rest.is_empty() {
         info!(edits = rest.len(), "flushing queued edits before shutdown");
         while !rest.is_empty() {
-            let chunk: Vec<EditRequest> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
+            let chunk: Vec<Queued> = rest.drain(..rest.len().min(MAX_BATCH)).collect();
             let outcome = persist(&store, chunk).await;
             if outcomes.send(outcome).await.is_err() {
                 break;
@@ -116,12 +119,20 @@ async fn run(
 
 async fn deliver_all(fanout: Fanout, mut outcomes: mpsc::Receiver<Outcome>) {
     while let Some((batch, result)) = outcomes.recv().await {
+        let started = std::time::Instant::now();
         deliver(&fanout, batch, result).await;
+        metrics::histogram!("collab_edit_delivery_seconds").record(started.elapsed().as_secs_f64());
     }
 }
 
 /// Appends the batch in one group commit.
-async fn persist(store: &EventStore, batch: Vec<EditRequest>) -> Outcome {
+async fn persist(store: &EventStore, queued: Vec<Queued>) -> Outcome {
+    let started = std::time::Instant::now();
+    if let Some((oldest, _)) = queued.first() {
+        metrics::histogram!("collab_edit_queue_seconds")
+            .record(started.duration_since(*oldest).as_secs_f64());
+    }
+    let batch: Vec<EditRequest> = queued.into_iter().map(|(_, edit)| edit).collect();
     let requests = batch
         .iter()
         .map(|edit| {
@@ -146,7 +157,6 @@ async fn persist(store: &EventStore, batch: Vec<EditRequest>) -> Outcome {
             }
         })
         .collect();
-    let started = std::time::Instant::now();
     let result = store.append_batch(requests).await;
     metrics::histogram!("collab_edit_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("collab_edit_batch_size").record(batch.len() as f64);

@@ -192,9 +192,12 @@ fn client_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096)
 }
 
+/// Browsers (and Node's `ws`) send with TCP_NODELAY; so do our clients.
+const NO_DELAY: bool = true;
+
 async fn connect(url: &str) -> Socket {
     let (socket, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false)
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), NO_DELAY)
             .await
             .unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
     socket
@@ -205,7 +208,7 @@ async fn connect(url: &str) -> Socket {
 async fn open_document(url: &str, wire: &Wire) -> Result<Socket, String> {
     let (mut socket, _) = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), false),
+        tokio_tungstenite::connect_async_with_config(url, Some(client_config()), NO_DELAY),
     )
     .await
     .map_err(|_| "no handshake within 30 s".to_owned())?
