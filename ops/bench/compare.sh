@@ -6,17 +6,18 @@
 #
 #   ops/bench/compare.sh [trace.json.gz]   (default ../shared/traces/automerge-paper.json.gz)
 #
-# Environment: RUNS (default 3), SECONDS_PER_RUN (default 10), DOCS (default 100),
+# Environment: RUNS (fan-out runs, default 5), SECONDS_PER_RUN (default 10), DOCS (default 100),
 # CLIENTS (default 10), RATE (updates/s per client, default 5), SERVERS (default all:
 # "collab y-sweet hocuspocus y-websocket"), APPEND (1: also the append benchmark),
-# APPEND_EVENTS (default 100000), IDLE (idle sockets, default 10000; 0 skips it).
+# APPEND_EVENTS (default 100000), IDLE (idle sockets, default 10000; 0 skips it),
+# INGEST_TIMEOUT (seconds a server gets to ingest the trace, default 120).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
 # Thousands of sockets: every server (and the load generator) needs file descriptors.
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 TRACE="${1:-../shared/traces/automerge-paper.json.gz}"
-RUNS="${RUNS:-3}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
+RUNS="${RUNS:-5}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 DOCS="${DOCS:-100}"; CLIENTS="${CLIENTS:-10}"; RATE="${RATE:-5}"
 SERVERS="${SERVERS:-collab y-sweet hocuspocus y-websocket}"
 OUT="$(mktemp -d)"
@@ -96,7 +97,7 @@ for SERVER in $SERVERS; do
   done
   if [ -f "$TRACE" ]; then
     DOC="$(new_doc trace)"
-    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-180}" \
+    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}" \
       | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
     sleep 6
     "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7 \
