@@ -293,17 +293,25 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
     let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut tasks = vec![];
-    let start_at = Instant::now() + Duration::from_secs(2);
-    let stop_at = start_at + Duration::from_secs(seconds);
+    // The clock starts once every socket is open: a client that joined late would get the
+    // earlier updates in its initial sync, not as deliveries.
+    let everyone_open = Arc::new(tokio::sync::Barrier::new(docs.len() * clients));
+    let start: Arc<tokio::sync::OnceCell<Instant>> = Arc::default();
     for doc in docs {
         for client in 0..clients {
             let url = socket_url(cli, doc);
             let wire = Wire::new(cli, doc);
             let (sent_at, latencies, sent) = (sent_at.clone(), latencies.clone(), sent.clone());
+            let (everyone_open, start) = (everyone_open.clone(), start.clone());
             tasks.push(tokio::spawn(async move {
-                let socket = open_document(&url, &wire)
-                    .await
-                    .unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+                let socket = open_document(&url, &wire).await;
+                everyone_open.wait().await;
+                let socket = socket.unwrap_or_else(|e| panic!("cannot open {url}: {e}"));
+                // Time for the initial syncs to finish before the first update.
+                let start_at = *start
+                    .get_or_init(|| async { Instant::now() + Duration::from_millis(500) })
+                    .await;
+                let stop_at = start_at + Duration::from_secs(seconds);
                 let (mut sink, mut stream) = socket.split();
                 let reader_sent_at = sent_at.clone();
                 let reader_wire = wire.clone();
