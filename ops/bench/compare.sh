@@ -107,6 +107,12 @@ for SERVER in $SERVERS; do
     "$BENCH" "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID" \
       | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
   fi
+  if [ "$SERVER" = collab ]; then
+    # Every edit this run sent must be in Postgres, and the whole log on JetStream, in order.
+    SENT="$(python3 -c 'import json,sys; print(sum(r.get("updates_sent", r.get("updates", 0)) for r in map(json.loads, open(sys.argv[1])) if r["server"] == "collab" and r["scenario"] in ("fanout", "ingest")))' "$OUT/results.jsonl")"
+    "$BENCH" durability --database-url "postgres://postgres@127.0.0.1:5432/${DB}" --prefix "$PREFIX" --edits-sent "$SENT" \
+      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+  fi
   read -r RSS CPU <<<"$(resources "$SERVER_PID")"
   echo "{\"scenario\":\"resources\",\"server\":\"$SERVER\",\"peak_rss_kb\":$RSS,\"cpu_seconds\":$CPU}" >>"$OUT/results.jsonl"
   stop_server

@@ -116,12 +116,24 @@ if any(summary[s]["ingest"] is not None for s in servers):
             cold_cell += f" — served {v['cold_chars']:,} of {v['final_chars']:,} characters"
         print(f"| {s} | {ingest} | {cold_cell} |")
     print()
+durability = [r for r in rows if r["scenario"] == "durability"]
+if durability:
+    d = durability[0]
+    print("## Durability of collab's run\n")
+    print("After its scenarios (`collab-bench durability`): the edits the load generator sent"
+          " against what Postgres holds, and the events stream on JetStream against the log.\n")
+    print("| edits sent | edits in Postgres | events in Postgres | events on JetStream | last position (log / JetStream) | relay done after the last run | verdict |")
+    print("|---|---|---|---|---|---|---|")
+    verdict = "every edit durable, whole log on JetStream in order" if d["durable"] else "**MISMATCH**"
+    print(f"| {d['edits_sent']:,} | {d['edits_in_postgres']:,} | {d['events_in_postgres']:,} | {d['events_on_jetstream']:,}"
+          f" | {d['last_position']:,} / {d['last_position_on_jetstream']:,} | {d['jetstream_caught_up_seconds']:.1f} s | {verdict} |")
+    print()
 append = [r for r in rows if r["scenario"] == "append"]
 if append:
     a = append[0]
     print("## Durable appends beside the machine's raw limits\n")
     print("Events/s through the event store (`append_batch`: the ordering lock, stream heads, hash"
-          " chain, one statement per batch) beside a bare multi-row INSERT of the same rows into"
+          " chain; one statement per batch, binary `COPY` from 256 events) beside a bare multi-row INSERT of the same rows into"
           " the same Postgres (`collab-bench append`). Keystroke-sized `DocumentEdited` events.\n")
     print("| writers | batch | event store | raw INSERT | ratio |")
     print("|---|---|---|---|---|")

@@ -7,7 +7,8 @@
 //!   connection — time until the server holds the final text;
 //! * `cold-load`: time for a fresh client to receive a whole document;
 //! * `idle`: N sockets held open on a set of documents — the server's memory per
-//!   connection (from its resident set, when given its pid).
+//!   connection (from its resident set, when given its pid);
+//! * `durability` (collab only): every edit sent is in Postgres, the whole log on JetStream.
 //!
 //! Results are printed as one JSON object per scenario (for ops/bench scripts).
 
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 mod append;
+mod durability;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -105,6 +107,22 @@ enum Scenario {
         /// How long to hold the sockets open (idle) before measuring.
         #[arg(long, default_value_t = 5)]
         hold_seconds: u64,
+    },
+    /// After a run against collab: every edit sent is in Postgres, and the whole log is on
+    /// JetStream in order (waits up to --timeout-seconds for the relay to finish).
+    Durability {
+        #[arg(long, env = "COLLAB_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, env = "COLLAB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+        nats_url: String,
+        /// The server's subject prefix.
+        #[arg(long)]
+        prefix: String,
+        /// Edits the load generator sent over the whole run (fan-out and ingest).
+        #[arg(long)]
+        edits_sent: i64,
+        #[arg(long, default_value_t = 120)]
+        timeout_seconds: u64,
     },
     /// Deletes the JetStream streams a `collab serve --subject-prefix P` run created.
     Cleanup {
@@ -730,6 +748,22 @@ async fn main() {
             nats_url,
             events,
         } => append::run(database_url, nats_url, *events).await,
+        Scenario::Durability {
+            database_url,
+            nats_url,
+            prefix,
+            edits_sent,
+            timeout_seconds,
+        } => {
+            durability::run(
+                database_url,
+                nats_url,
+                prefix,
+                *edits_sent,
+                Duration::from_secs(*timeout_seconds),
+            )
+            .await
+        }
         Scenario::Cleanup { prefix, nats_url } => {
             let client = async_nats::connect(nats_url.as_str())
                 .await
