@@ -44,6 +44,19 @@ cleanup() {
   rm -rf "$OUT"
 }
 trap cleanup EXIT
+# Runs one collab-bench scenario and records its JSON line for $SERVER. A scenario that
+# fails is recorded as failed (the report lists it) and the comparison goes on.
+measure() {
+  local scenario="$1" out
+  shift
+  if out="$("$BENCH" "$@" 2>"$OUT/error.log")"; then
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["server"]=sys.argv[2]; print(json.dumps(r))' "$out" "$SERVER" >>"$OUT/results.jsonl"
+  else
+    echo "$SERVER: $scenario failed" >&2; tail -3 "$OUT/error.log" >&2
+    python3 -c 'import json,sys; print(json.dumps({"scenario": "failed", "server": sys.argv[1], "failed": sys.argv[2], "error": sys.argv[3]}))' \
+      "$SERVER" "$scenario" "$(grep -m1 -A1 panicked "$OUT/error.log" | tail -1)" >>"$OUT/results.jsonl"
+  fi
+}
 wait_port() { for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "nothing on port $1" >&2; return 1; }
 resources() { # pid -> "rss_kb cpu_seconds"
   echo "$(grep VmHWM "/proc/$1/status" | awk '{print $2}') $(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat")"
@@ -92,26 +105,21 @@ for SERVER in $SERVERS; do
   for run in $(seq 1 "$RUNS"); do
     DOC_LIST=""
     for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "f$run-$d")"; done
-    "$BENCH" "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN" \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure fanout "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN"
   done
   if [ -f "$TRACE" ]; then
     DOC="$(new_doc trace)"
-    "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}" \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure ingest "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}"
     sleep 6
-    "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7 \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure cold-load "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7
   fi
   if [ "${IDLE:-10000}" -gt 0 ]; then
-    "$BENCH" "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID" \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure idle "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID"
   fi
   if [ "$SERVER" = collab ]; then
     # Every edit this run sent must be in Postgres, and the whole log on JetStream, in order.
     SENT="$(python3 -c 'import json,sys; print(sum(r.get("updates_sent", r.get("updates", 0)) for r in map(json.loads, open(sys.argv[1])) if r["server"] == "collab" and r["scenario"] in ("fanout", "ingest")))' "$OUT/results.jsonl")"
-    "$BENCH" durability --database-url "postgres://postgres@127.0.0.1:5432/${DB}" --prefix "$PREFIX" --edits-sent "$SENT" \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure durability durability --database-url "postgres://postgres@127.0.0.1:5432/${DB}" --prefix "$PREFIX" --edits-sent "$SENT"
   fi
   read -r RSS CPU <<<"$(resources "$SERVER_PID")"
   echo "{\"scenario\":\"resources\",\"server\":\"$SERVER\",\"peak_rss_kb\":$RSS,\"cpu_seconds\":$CPU}" >>"$OUT/results.jsonl"
@@ -120,8 +128,7 @@ done
 
 if [ "${APPEND:-1}" = 1 ]; then
   echo "== append" >&2
-  "$BENCH" append --events "${APPEND_EVENTS:-100000}" \
-    | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='collab'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+  SERVER=collab measure append append --events "${APPEND_EVENTS:-100000}"
 fi
 
 python3 ops/bench/compare_report.py "$OUT/results.jsonl" "$TRACE" "$RUNS" "$SECONDS_PER_RUN" "$DOCS" "$CLIENTS" "$RATE" >BENCHMARKS.md

@@ -170,6 +170,13 @@ for s in servers:
     print(f"| {s} | {fmt(v['rss_mib'], ' MiB', 0)} | {fmt(v['cpu'], ' s', 1)} |")
 print()
 print("collab's CPU figure is its own process only; Postgres and NATS work on top of it.")
+failed = [r for r in rows if r["scenario"] == "failed"]
+if failed:
+    print("\n## Scenarios that failed\n")
+    print("| server | scenario | error |")
+    print("|---|---|---|")
+    for r in failed:
+        print(f"| {r['server']} | {r['failed']} | {r['error'] or '—'} |")
 
 changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
 if os.path.exists(changes):
