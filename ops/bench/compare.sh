@@ -2,7 +2,8 @@
 # Side by side: the same load-generator scenarios against collab and the servers a user
 # would pick instead — y-sweet (Rust), Hocuspocus (Node) and the reference y-websocket
 # server (Node) — each started on loopback, one after another, in the same run. Writes
-# BENCHMARKS.md (medians of RUNS runs, ratios against the best peer).
+# BENCHMARKS.md (medians of RUNS runs, ratios against the best peer). For collab alone:
+# projection lag under the fan-out load, and a durability check after its scenarios.
 #
 #   ops/bench/compare.sh [trace.json.gz]   (default ../shared/traces/automerge-paper.json.gz)
 #
@@ -105,7 +106,24 @@ for SERVER in $SERVERS; do
   for run in $(seq 1 "$RUNS"); do
     DOC_LIST=""
     for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "f$run-$d")"; done
+    RENAMER=""
+    if [ "$SERVER" = collab ]; then
+      # Commands under the fan-out load: a document renamed ten times a second, so the
+      # projectors have work while the edits flow; their lag is read from /metrics.
+      curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics-before"
+      RENAMED="${DOC_LIST%%,*}"
+      ( i=0; while :; do i=$((i + 1))
+          api -X PATCH "http://127.0.0.1:$PORT/v1/documents/$RENAMED" -d "{\"title\":\"renamed $i\"}" >/dev/null || true
+          sleep 0.1; done ) &
+      RENAMER=$!
+    fi
     measure fanout "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN"
+    if [ -n "$RENAMER" ]; then
+      kill "$RENAMER"; wait "$RENAMER" 2>/dev/null || true
+      curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics-after"
+      python3 ops/bench/projection_lag.py "$OUT/metrics-before" "$OUT/metrics-after" \
+        | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    fi
   done
   if [ -f "$TRACE" ]; then
     DOC="$(new_doc trace)"
