@@ -236,25 +236,20 @@ impl EventStore {
 
     /// A large batch: the same rows through `COPY … FROM STDIN (FORMAT binary)`, which
     /// Postgres writes a page at a time, inside a transaction that first takes the head row
-    /// (so positions are known before the rows are sent) and notifies before committing.
-    /// A few more round trips than [`APPEND_SQL`], far less work per row.
+    /// and queues the notification (delivered only on commit), so positions are known
+    /// before the rows are sent. A few more round trips than [`APPEND_SQL`], far less
+    /// work per row.
     async fn copy(&self, results: &mut [Appended], count: i64) -> Result<i64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let head: i64 = sqlx::query_scalar(
-            "UPDATE event_log_head SET position = position + $1 RETURNING position",
-        )
-        .bind(count)
-        .fetch_one(&mut *tx)
-        .await?;
+        let head: i64 = sqlx::query_scalar(COPY_HEAD_SQL)
+            .bind(count)
+            .bind(EVENTS_CHANNEL)
+            .fetch_one(&mut *tx)
+            .await?;
         number(results, head - count);
         let mut copy = tx.copy_in_raw(COPY_SQL).await?;
         copy.send(copy_rows(results)).await?;
         copy.finish().await?;
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(EVENTS_CHANNEL)
-            .bind(head.to_string())
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
         Ok(head)
     }
@@ -505,6 +500,14 @@ SELECT head.position, pg_notify($16, head.position::text) FROM head";
 
 /// Batches of at least this many events are appended with `COPY` (see `EventStore::copy`).
 pub const COPY_MIN_EVENTS: i64 = 256;
+
+/// Takes the head row and frees `$1` positions, as [`APPEND_SQL`] does, and notifies
+/// listeners (on commit) of the new head.
+const COPY_HEAD_SQL: &str = "\
+WITH head AS (
+    UPDATE event_log_head SET position = position + $1 RETURNING position
+)
+SELECT head.position FROM head, pg_notify($2, head.position::text)";
 
 /// The columns [`copy_rows`] writes, in its order.
 const COPY_SQL: &str = "COPY events (position, event_id, stream_id, stream_version, \

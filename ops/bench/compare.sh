@@ -45,12 +45,12 @@ cleanup() {
   rm -rf "$OUT"
 }
 trap cleanup EXIT
-# Runs one collab-bench scenario and records its JSON line for $SERVER. A scenario that
-# fails is recorded as failed (the report lists it) and the comparison goes on.
+# Runs one measuring command (printing a JSON line) and records the line for $SERVER. A
+# scenario that fails is recorded as failed (the report lists it) and the comparison goes on.
 measure() {
   local scenario="$1" out
   shift
-  if out="$("$BENCH" "$@" 2>"$OUT/error.log")"; then
+  if out="$("$@" 2>"$OUT/error.log")"; then
     python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r["server"]=sys.argv[2]; print(json.dumps(r))' "$out" "$SERVER" >>"$OUT/results.jsonl"
   else
     echo "$SERVER: $scenario failed" >&2; tail -3 "$OUT/error.log" >&2
@@ -106,7 +106,7 @@ for SERVER in $SERVERS; do
   for run in $(seq 1 "$RUNS"); do
     DOC_LIST=""
     for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "f$run-$d")"; done
-    measure fanout "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN"
+    measure fanout "$BENCH" "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN"
   done
   if [ "$SERVER" = collab ]; then
     # Commands under the fan-out load, in a run of its own (the peers get no such extra
@@ -121,23 +121,22 @@ for SERVER in $SERVERS; do
     "$BENCH" "${ARGS[@]}" fanout --docs "$DOC_LIST" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN" >"$OUT/lag-run.json" || echo '{"scenario":"failed"}' >"$OUT/lag-run.json"
     kill "$RENAMER"; wait "$RENAMER" 2>/dev/null || true
     curl -fs "http://127.0.0.1:$PORT/metrics" >"$OUT/metrics-after"
-    python3 ops/bench/projection_lag.py "$OUT/metrics-before" "$OUT/metrics-after" \
-      | python3 -c "import json,sys; r=json.load(sys.stdin); r['server']='$SERVER'; print(json.dumps(r))" >>"$OUT/results.jsonl"
+    measure projection-lag python3 ops/bench/projection_lag.py "$OUT/metrics-before" "$OUT/metrics-after"
   fi
   if [ -f "$TRACE" ]; then
     DOC="$(new_doc trace)"
-    measure ingest "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}"
+    measure ingest "$BENCH" "${ARGS[@]}" ingest --doc "$DOC" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}"
     sleep 6
-    measure cold-load "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7
+    measure cold-load "$BENCH" "${ARGS[@]}" cold-load --doc "$DOC" --repeat 7
   fi
   if [ "${IDLE:-10000}" -gt 0 ]; then
-    measure idle "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID"
+    measure idle "$BENCH" "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "${IDLE:-10000}" --server-pid "$SERVER_PID"
   fi
   if [ "$SERVER" = collab ]; then
     # Every edit this run sent must be in Postgres, and the whole log on JetStream, in order.
     # (the projection-lag run's edits count too: they are in the log as well)
     SENT="$(python3 -c 'import json,sys; rows=[json.loads(l) for f in sys.argv[1:] for l in open(f) if l.strip()]; print(sum(r.get("updates_sent", r.get("updates", 0)) for r in rows if r.get("server", "collab") == "collab" and r["scenario"] in ("fanout", "ingest")))' "$OUT/results.jsonl" "$OUT/lag-run.json")"
-    measure durability durability --database-url "postgres://postgres@127.0.0.1:5432/${DB}" --prefix "$PREFIX" --edits-sent "$SENT"
+    measure durability "$BENCH" durability --database-url "postgres://postgres@127.0.0.1:5432/${DB}" --prefix "$PREFIX" --edits-sent "$SENT"
   fi
   read -r RSS CPU <<<"$(resources "$SERVER_PID")"
   echo "{\"scenario\":\"resources\",\"server\":\"$SERVER\",\"peak_rss_kb\":$RSS,\"cpu_seconds\":$CPU}" >>"$OUT/results.jsonl"
@@ -146,7 +145,7 @@ done
 
 if [ "${APPEND:-1}" = 1 ]; then
   echo "== append" >&2
-  SERVER=collab measure append append --events "${APPEND_EVENTS:-100000}"
+  SERVER=collab measure append "$BENCH" append --events "${APPEND_EVENTS:-100000}"
 fi
 
 python3 ops/bench/compare_report.py "$OUT/results.jsonl" "$TRACE" "$RUNS" "$SECONDS_PER_RUN" "$DOCS" "$CLIENTS" "$RATE" >BENCHMARKS.md

@@ -26,6 +26,11 @@ def fmt(v, unit="", digits=1):
     return "—" if v is None else f"{v:,.{digits}f}{unit}"
 
 
+def table_head(*columns):
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+
+
 def ratio(value, best):
     if value is None or best is None or best == 0:
         return ""
@@ -88,8 +93,7 @@ print("**What each server guarantees differs.** collab acknowledges (forwards) a
       " keep them in memory only.\n")
 print(f"## Fan-out: {docs} documents × {clients} clients, {rate} updates/s each, {seconds} s\n")
 print(f"Send → peer latency, median over {runs} runs (`collab-bench fanout`). Ratio: against the best peer.\n")
-print("| server | p50 | p99 | max | delivered |")
-print("|---|---|---|---|---|")
+table_head("server", "p50", "p99", "max", "delivered")
 for s in servers:
     v = summary[s]
     d = v["delivered"]
@@ -102,8 +106,7 @@ if any(summary[s]["ingest"] is not None for s in servers):
     print("Ingest: every keystroke sent as its own update over one connection until a second client"
           " receives exactly the final text (`collab-bench ingest`). Cold load: a fresh client"
           " receives the whole document, median of 7 (`collab-bench cold-load`).\n")
-    print("| server | ingest | cold load |")
-    print("|---|---|---|")
+    table_head("server", "ingest", "cold load")
     for s in servers:
         v = summary[s]
         if v["ingest_timeout"]:
@@ -125,8 +128,7 @@ if lags:
           " times a second (its latencies are not in the table above: the peers get no extra load); lag from an event's"
           " commit to its projection, per projected batch, from the server's"
           " `collab_projection_lag_seconds` histogram (so bounded by its buckets).\n")
-    print("| batches projected | p50 | p99 |")
-    print("|---|---|---|")
+    table_head("batches projected", "p50", "p99")
     for r in lags:
         print(f"| {r['batches']:,} | {ms(r['p50_at_most_seconds'])} | {ms(r['p99_at_most_seconds'])} |")
     print()
@@ -136,8 +138,7 @@ if durability:
     print("## Durability of collab's run\n")
     print("After its scenarios (`collab-bench durability`): the edits the load generator sent"
           " against what Postgres holds, and the events stream on JetStream against the log.\n")
-    print("| edits sent | edits in Postgres | events in Postgres | events on JetStream | last position (log / JetStream) | relay done after the last run | verdict |")
-    print("|---|---|---|---|---|---|---|")
+    table_head("edits sent", "edits in Postgres", "events in Postgres", "events on JetStream", "last position (log / JetStream)", "relay done after the last run", "verdict")
     verdict = "every edit durable, whole log on JetStream in order" if d["durable"] else "**MISMATCH**"
     print(f"| {d['edits_sent']:,} | {d['edits_in_postgres']:,} | {d['events_in_postgres']:,} | {d['events_on_jetstream']:,}"
           f" | {d['last_position']:,} / {d['last_position_on_jetstream']:,} | {d['jetstream_caught_up_seconds']:.1f} s | {verdict} |")
@@ -149,8 +150,7 @@ if append:
     print("Events/s through the event store (`append_batch`: the ordering lock, stream heads, hash"
           " chain; one statement per batch, binary `COPY` from 256 events) beside a bare multi-row INSERT of the same rows into"
           " the same Postgres (`collab-bench append`). Keystroke-sized `DocumentEdited` events.\n")
-    print("| writers | batch | event store | raw INSERT | ratio |")
-    print("|---|---|---|---|---|")
+    table_head("writers", "batch", "event store", "raw INSERT", "ratio")
     for r in a["rows"]:
         print(f"| {r['writers']} | {r['batch']} | {r['store_per_second']:,.0f}/s | {r['raw_insert_per_second']:,.0f}/s | {r['ratio']:.2f} |")
     print()
@@ -167,8 +167,7 @@ if idle_rows:
           " connection: the server's resident-set growth divided by the open sockets.\n")
     valid_idle = [v["kib_per_connection"] for p, v in idle_rows if p != "collab" and v["kib_per_connection"] is not None and v["connections_alive_after_hold"] == n]
     best_idle = min(valid_idle) if valid_idle else None
-    print("| server | open | alive after hold | time to open | memory per connection | resident set with all open |")
-    print("|---|---|---|---|---|---|")
+    table_head("server", "open", "alive after hold", "time to open", "memory per connection", "resident set with all open")
     for s, v in idle_rows:
         errors = "; ".join(f"{k}: {c}" for k, c in v["errors"].items())
         open_cell = f"{v['connections_open']:,}" + (f" ({errors})" if errors else "")
@@ -177,8 +176,7 @@ if idle_rows:
               f" | {fmt(v['server_rss_kib_open'] / 1024 if v['server_rss_kib_open'] else None, ' MiB', 0)} |")
     print()
 print("## Server resources over its whole run\n")
-print("| server | peak RSS | CPU |")
-print("|---|---|---|")
+table_head("server", "peak RSS", "CPU")
 for s in servers:
     v = summary[s]
     print(f"| {s} | {fmt(v['rss_mib'], ' MiB', 0)} | {fmt(v['cpu'], ' s', 1)} |")
@@ -187,8 +185,7 @@ print("collab's CPU figure is its own process only; Postgres and NATS work on to
 failed = [r for r in rows if r["scenario"] == "failed"]
 if failed:
     print("\n## Scenarios that failed\n")
-    print("| server | scenario | error |")
-    print("|---|---|---|")
+    table_head("server", "scenario", "error")
     for r in failed:
         print(f"| {r['server']} | {r['failed']} | {r['error'] or '—'} |")
 

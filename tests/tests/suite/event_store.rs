@@ -41,6 +41,20 @@ fn rename(name: &str) -> WorkspaceCommand {
     }
 }
 
+/// Each event links to the one before it, and its hash recomputes from its content.
+fn assert_chain_verifies(chain: &[RecordedEvent]) {
+    let mut prev = None;
+    for event in chain {
+        assert_eq!(event.prev_hash, prev);
+        assert_eq!(
+            event.expected_hash(prev.as_ref()),
+            event.hash,
+            "hash chain verifies"
+        );
+        prev = Some(event.hash);
+    }
+}
+
 async fn create_workspace(store: &AggregateStore) -> WorkspaceId {
     let id = WorkspaceId::new();
     store
@@ -86,16 +100,7 @@ async fn appends_get_gap_free_positions_versions_and_a_verifiable_hash_chain() {
         chain.iter().map(|e| e.stream_version).collect::<Vec<_>>(),
         vec![1, 2, 3, 4, 5]
     );
-    let mut prev = None;
-    for event in &chain {
-        assert_eq!(event.prev_hash, prev);
-        assert_eq!(
-            event.expected_hash(prev.as_ref()),
-            event.hash,
-            "hash chain verifies"
-        );
-        prev = Some(event.hash);
-    }
+    assert_chain_verifies(&chain);
     // Tampering is detectable: the stored hash no longer matches the content.
     let mut tampered = chain[2].clone();
     tampered.payload.push(0);
@@ -246,12 +251,7 @@ async fn a_stale_cached_head_costs_a_retry_not_an_edit_or_the_chain() {
         chain.iter().map(|e| e.payload[0]).collect::<Vec<_>>(),
         vec![0, 1, 2, 3, 4, 5]
     );
-    let mut prev = None;
-    for event in &chain {
-        assert_eq!(event.prev_hash, prev);
-        assert_eq!(event.expected_hash(prev.as_ref()), event.hash);
-        prev = Some(event.hash);
-    }
+    assert_chain_verifies(&chain);
     let positions: Vec<i64> = sqlx::query_scalar("SELECT position FROM events ORDER BY position")
         .fetch_all(&env.pool)
         .await
@@ -341,12 +341,9 @@ async fn large_batches_are_copied_with_every_field_the_order_and_the_chain_intac
     assert_eq!(stored, appended);
     for stream in &streams {
         let chain = first.read_stream(*stream, 0).await.unwrap();
-        let mut prev = None;
         for (index, event) in chain.iter().enumerate() {
             assert_eq!(event.stream_version, index as i64 + 1);
-            assert_eq!(event.prev_hash, prev);
-            assert_eq!(event.expected_hash(prev.as_ref()), event.hash);
-            prev = Some(event.hash);
         }
+        assert_chain_verifies(&chain);
     }
 }
