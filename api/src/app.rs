@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use collab_commands::relay::ensure_events_stream;
-use collab_commands::{AggregateStore, EventStore, Relay, RelayConfig};
-use collab_projections::{run_projector, Projector};
+use collab_commands::AggregateStore;
+use collab_projections::{run_consumer, Registry};
+use collab_store::relay::ensure_events_stream;
+use collab_store::{EventStore, Relay, RelayConfig};
 use secrecy::ExposeSecret;
 use sqlx::migrate::MigrateDatabase;
 use sqlx::postgres::PgPoolOptions;
@@ -18,13 +19,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::auth::TokenVerifier;
-use crate::live::protocol::close;
-use crate::live::{Live, LiveTasks};
 use crate::observability::metrics_handle;
 use crate::rate_limit::RateLimits;
 use crate::routes;
 use crate::settings::{validate_subject_prefix, Settings};
 use crate::state::AppState;
+use collab_live::protocol::close;
+use collab_live::{Live, LiveTasks};
 
 /// Why the process could not start; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -163,7 +164,13 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the process with the product's read models and workers.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        Self::build_with(settings, Registry::standard()).await
+    }
+
+    /// Builds the process with the given read models and workers (tests add their own).
+    pub async fn build_with(settings: Settings, registry: Registry) -> Result<Self, StartupError> {
         validate_subject_prefix(&settings.subject_prefix).map_err(StartupError::Settings)?;
         let pool = migrate(&settings).await?;
         let (nats, js) = connect_nats(&settings).await?;
@@ -196,7 +203,7 @@ impl Application {
             fanout_nats,
             &settings.subject_prefix,
             settings.live.clone(),
-            limits.clone(),
+            settings.rate_limits.socket_messages.quota(),
         );
         let state = AppState {
             live,
@@ -208,6 +215,7 @@ impl Application {
             metrics: metrics_handle(),
             read_wait: settings.read_wait,
             max_body_bytes: settings.max_body_bytes,
+            registry: Arc::new(registry),
         };
         Ok(Self {
             live_tasks,
@@ -243,12 +251,12 @@ impl Application {
             tasks.spawn(relay.run(background.clone()));
         }
         if roles.projector {
-            for projector in Projector::ALL {
-                tasks.spawn(run_projector(
+            for consumer in self.state.registry.consumers() {
+                tasks.spawn(run_consumer(
                     self.state.pool.clone(),
                     self.js.clone(),
                     self.settings.subject_prefix.clone(),
-                    projector,
+                    consumer.clone(),
                     background.clone(),
                 ));
             }

@@ -4,10 +4,11 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use collab_commands::{CommandError, StoreError};
+use collab_commands::CommandError;
 use collab_domain::document::DocumentError;
 use collab_domain::workspace::WorkspaceError;
 use collab_domain::InvalidValue;
+use collab_store::StoreError;
 use serde_json::{json, Value};
 
 use crate::auth::AuthError;
@@ -270,6 +271,18 @@ where
                 details: json!({ "expected_version": expected, "current_version": actual }),
             },
             CommandError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<collab_live::admission::Refusal> for ApiError {
+    fn from(value: collab_live::admission::Refusal) -> Self {
+        use collab_live::admission::Refusal;
+        match value {
+            Refusal::UpdateTooLarge { limit, .. } | Refusal::DocumentTooLarge { limit } => {
+                ApiError::PayloadTooLarge { limit }
+            }
+            Refusal::Undecodable(reason) => ApiError::InvalidUpdate(reason),
         }
     }
 }

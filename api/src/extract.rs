@@ -11,12 +11,12 @@ use collab_domain::{Actor, UserId};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::access::{self, ApiKey, LinkKey, ServiceIdentity};
 use crate::auth::AuthError;
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
+use collab_commands::access::{self, ApiKey, LinkKey, ServiceIdentity};
 
 /// `axum::Json` with our error body: 400 for broken JSON, 422 for the wrong shape,
 /// 415 for a missing content type, 413 for an oversized body.

@@ -5,12 +5,10 @@
 //!
 //! `Application::build` is used by the `collab` binary and by the tests alike.
 
-pub mod access;
 pub mod app;
 pub mod auth;
 pub mod error;
 pub mod extract;
-pub mod live;
 pub mod observability;
 pub mod rate_limit;
 pub mod routes;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use collab_domain::{UserId, WorkspaceId};
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
 
@@ -19,7 +19,8 @@ pub struct Limit {
 }
 
 impl Limit {
-    fn quota(self) -> Option<Quota> {
+    /// The GCRA quota (None: unlimited).
+    pub fn quota(self) -> Option<Quota> {
         let rate = NonZeroU32::new(self.per_second)?;
         let burst = NonZeroU32::new(self.burst.max(self.per_second)).unwrap_or(rate);
         Some(Quota::per_second(rate).allow_burst(burst))
@@ -69,7 +70,6 @@ impl RateLimitSettings {
 pub struct RateLimits {
     users: Option<DefaultKeyedRateLimiter<String>>,
     workspaces: Option<DefaultKeyedRateLimiter<WorkspaceId>>,
-    socket: Option<Quota>,
 }
 
 fn refusal(scope: &'static str, wait: Duration) -> ApiError {
@@ -85,7 +85,6 @@ impl RateLimits {
         Self {
             users: settings.per_user.quota().map(RateLimiter::keyed),
             workspaces: settings.per_workspace.quota().map(RateLimiter::keyed),
-            socket: settings.socket_messages.quota(),
         }
     }
 
@@ -111,11 +110,6 @@ impl RateLimits {
                 not_until.wait_time_from(DefaultClock::default().now()),
             )
         })
-    }
-
-    /// A fresh limiter for one socket's inbound messages (None: unlimited).
-    pub fn socket_limiter(&self) -> Option<DefaultDirectRateLimiter> {
-        self.socket.map(RateLimiter::direct)
     }
 
     /// Forgets idle keys (call now and then; keyed limiters otherwise only grow).

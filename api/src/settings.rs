@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use crate::auth::AuthSettings;
 use crate::rate_limit::RateLimitSettings;
 
-use crate::live::LiveConfig;
+use collab_live::LiveConfig;
 
 /// Which parts of the system this process runs. All by default; split them to scale
 /// each on its own (any number of api processes; projectors share durable consumers;

@@ -6,15 +6,16 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use collab_commands::AggregateStore;
 use collab_domain::{DocumentId, Scope};
+use collab_projections::Registry;
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
-use crate::access::{self, DocumentAccess, LinkKey};
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::extract::Principal;
-use crate::live::Live;
 use crate::rate_limit::RateLimits;
+use collab_commands::access::{self, DocumentAccess, LinkKey};
+use collab_live::Live;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -27,6 +28,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub live: Live,
     pub limits: Arc<RateLimits>,
+    /// The read models and workers (what read-your-writes waits for).
+    pub registry: Arc<Registry>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {
@@ -108,7 +111,9 @@ impl AppState {
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.
     pub async fn reach(&self, min: Option<i64>) -> Result<(), ApiError> {
         let Some(min) = min else { return Ok(()) };
-        if collab_projections::wait_for_position(&self.pool, min, self.read_wait).await? {
+        if collab_projections::wait_for_position(&self.pool, &self.registry, min, self.read_wait)
+            .await?
+        {
             Ok(())
         } else {
             Err(ApiError::NotYetConsistent { requested: min })

@@ -13,7 +13,7 @@ use sqlx::PgPool;
 use tracing::{instrument, warn};
 use uuid::Uuid;
 
-use crate::event_store::{AppendContext, EventStore, ExpectedVersion, NewEvent, StoreError};
+use collab_store::{AppendContext, EventStore, ExpectedVersion, NewEvent, StoreError};
 
 /// Who issues a command and under which correlation.
 #[derive(Debug, Clone)]

@@ -1,14 +1,8 @@
-//! The write side: the Postgres event store (source of truth), command execution for
-//! cqrs-es aggregates on top of it (load from snapshot + tail, decide, append with
-//! optimistic concurrency), and the outbox relay that publishes every committed event to
-//! JetStream in global order.
+//! The write side: command execution for cqrs-es aggregates on the event store
+//! (`collab-store`): load from snapshot + tail, decide, append with optimistic
+//! concurrency; and what a document's or workspace's aggregates say a caller may do.
 
+pub mod access;
 pub mod aggregate_store;
-pub mod event_store;
-pub mod relay;
 
 pub use aggregate_store::{AggregateStore, CommandError, CommandMeta, Committed};
-pub use event_store::{
-    AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
-};
-pub use relay::{Relay, RelayConfig};

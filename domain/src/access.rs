@@ -8,8 +8,55 @@
 //! * guests, and people outside the workspace, get only what is shared with them;
 //! * a share link grants its role to whoever holds it, until revoked or expired.
 
-use crate::ids::UserId;
+use crate::catalogue::DomainEvent;
+use crate::document::DocumentEvent;
+use crate::ids::{DocumentId, UserId, WorkspaceId};
 use crate::role::{DocumentRole, WorkspaceRole};
+use crate::workspace::WorkspaceEvent;
+use crate::RecordedEvent;
+
+/// Whose access an event may have reduced: live sessions there must be checked again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessReduced {
+    /// Every document of the workspace (a member removed or demoted, the default role
+    /// changed, a service account revoked).
+    Workspace(WorkspaceId),
+    /// One document (unshared, re-shared with another role, a link revoked, deleted).
+    Document(DocumentId),
+}
+
+/// Whether `event` may have taken access away from someone, and where. Exhaustive: a new
+/// event type must decide here whether it reduces access.
+pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option<AccessReduced> {
+    let workspace = AccessReduced::Workspace(event.metadata.workspace_id);
+    let document = AccessReduced::Document(DocumentId::from_uuid(event.stream_id.id));
+    match decoded {
+        DomainEvent::Workspace(e) => match e {
+            WorkspaceEvent::MemberRoleChanged(_)
+            | WorkspaceEvent::MemberRemoved(_)
+            | WorkspaceEvent::DefaultDocumentRoleChanged(_)
+            | WorkspaceEvent::ServiceAccountRevoked(_) => Some(workspace),
+            WorkspaceEvent::WorkspaceCreated(_)
+            | WorkspaceEvent::WorkspaceRenamed(_)
+            | WorkspaceEvent::MemberAdded(_)
+            | WorkspaceEvent::ServiceAccountCreated(_) => None,
+        },
+        DomainEvent::Document(e) => match e {
+            // A share can also replace an editor's role with a viewer's.
+            DocumentEvent::DocumentShared(_)
+            | DocumentEvent::DocumentUnshared(_)
+            | DocumentEvent::ShareLinkRevoked(_)
+            | DocumentEvent::DocumentDeleted(_) => Some(document),
+            DocumentEvent::DocumentCreated(_)
+            | DocumentEvent::DocumentRenamed(_)
+            | DocumentEvent::DocumentMoved(_)
+            | DocumentEvent::DocumentArchived(_)
+            | DocumentEvent::DocumentRestored(_)
+            | DocumentEvent::ShareLinkCreated(_) => None,
+        },
+        DomainEvent::Content(_) => None,
+    }
+}
 
 /// The facts access depends on, gathered from the workspace and the document.
 #[derive(Debug, Clone, Copy)]

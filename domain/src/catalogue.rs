@@ -28,6 +28,11 @@ pub trait EventCodec: Sized {
     fn schema_version(&self) -> i32;
     fn encode(&self) -> Vec<u8>;
     fn decode(event_type: &str, schema_version: i32, payload: &[u8]) -> Result<Self, UnknownEvent>;
+
+    /// Decodes the payload of a stored event.
+    fn decode_recorded(event: &crate::RecordedEvent) -> Result<Self, UnknownEvent> {
+        Self::decode(&event.event_type, event.schema_version, &event.payload)
+    }
 }
 
 /// Declares an aggregate's event enum whose variants wrap same-named payload structs,

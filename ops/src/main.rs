@@ -7,11 +7,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
-use collab_api::live::LiveConfig;
 use collab_api::rate_limit::{Limit, RateLimitSettings};
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
-use collab_projections::{projector_positions, rebuild, Projector};
+use collab_live::LiveConfig;
+use collab_projections::{rebuild, Consumer, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
@@ -197,11 +197,17 @@ enum TokenCommand {
 enum ProjectionsCommand {
     /// Rebuild read models from the Postgres log (position 0 onwards).
     Rebuild {
-        /// A projector name (workspaces, documents) or `all`.
+        /// A read model's name (see `status`) or `all`.
         name: String,
     },
-    /// Show each projector's position and lag.
+    /// Show each read model's and worker's position, lag (events of its categories not
+    /// yet folded) and, for workers, parked events.
     Status,
+    /// Requeue a worker's parked events: the running worker handles them again.
+    Retry {
+        /// The worker's name (see `status`).
+        name: String,
+    },
 }
 
 fn init_tracing(format: &str) {
@@ -335,16 +341,25 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
-    let projectors: Vec<Projector> = if name == "all" {
-        Projector::ALL.to_vec()
+    let registry = Registry::standard();
+    let models: Vec<_> = if name == "all" {
+        registry.read_models().cloned().collect()
     } else {
-        vec![Projector::parse(name).ok_or_else(|| {
-            anyhow::anyhow!("unknown projector '{name}' (expected workspaces, documents or all)")
-        })?]
+        match registry.find(name) {
+            Some(Consumer::ReadModel(model)) => vec![model.clone()],
+            Some(Consumer::Worker(_)) => anyhow::bail!(
+                "'{name}' is a worker: its effects left Postgres and cannot be rebuilt \
+                 (see `collab projections retry`)"
+            ),
+            None => anyhow::bail!(
+                "unknown read model '{name}' (expected one of: {}, or all)",
+                registry.names()
+            ),
+        }
     };
     let settings = global.settings()?;
     let pool = migrate(&settings).await?;
-    for projector in projectors {
+    for model in models {
         let bar = ProgressBar::new(0).with_style(
             ProgressStyle::with_template(
                 "{prefix:>10} [{bar:40}] {pos}/{len} events ({per_sec}, {eta})",
@@ -352,9 +367,9 @@ async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<
             .expect("static template")
             .progress_chars("=> "),
         );
-        bar.set_prefix(projector.name());
+        bar.set_prefix(model.name());
         let started = std::time::Instant::now();
-        let position = rebuild(&pool, projector, |done, head| {
+        let position = rebuild(&pool, model.as_ref(), |done, head| {
             bar.set_length(head as u64);
             bar.set_position(done as u64);
         })
@@ -362,7 +377,7 @@ async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<
         bar.finish_and_clear();
         println!(
             "{}: rebuilt to position {position} in {:.2?}",
-            projector.name(),
+            model.name(),
             started.elapsed()
         );
     }
@@ -371,17 +386,39 @@ async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<
 
 async fn projections_status(global: &GlobalArgs) -> anyhow::Result<()> {
     let pool = connect_postgres(&global.settings()?).await?;
-    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-        .fetch_one(&pool)
-        .await?;
+    let head = collab_store::EventLog::head(&pool).await?;
     println!("log head: {head}");
-    for (projector, position) in projector_positions(&pool).await? {
-        println!(
-            "{:>10}: position {position}, lag {}",
-            projector.name(),
-            head - position
+    for consumer in collab_projections::status(&pool, &Registry::standard()).await? {
+        let mut line = format!(
+            "{:>10} ({}): position {}, lag {}",
+            consumer.name, consumer.kind, consumer.position, consumer.lag
         );
+        if let Some((parked, reason)) = &consumer.parked {
+            line.push_str(&format!(", parked {parked}"));
+            if let Some(reason) = reason {
+                line.push_str(&format!(" (newest: {reason})"));
+            }
+        }
+        println!("{line}");
     }
+    Ok(())
+}
+
+async fn retry_parked(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
+    let registry = Registry::standard();
+    match registry.find(name) {
+        Some(Consumer::Worker(_)) => {}
+        Some(Consumer::ReadModel(_)) => {
+            anyhow::bail!("'{name}' is a read model: it parks nothing (rebuild it instead)")
+        }
+        None => anyhow::bail!(
+            "unknown worker '{name}' (expected one of: {})",
+            registry.names()
+        ),
+    }
+    let pool = connect_postgres(&global.settings()?).await?;
+    let requeued = collab_projections::worker::requeue_parked(&pool, name).await?;
+    println!("{name}: {requeued} parked event(s) requeued; the running worker handles them within seconds");
     Ok(())
 }
 
@@ -410,6 +447,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rebuild_projections(&cli.global, name).await
         }
         Command::Projections(ProjectionsCommand::Status) => projections_status(&cli.global).await,
+        Command::Projections(ProjectionsCommand::Retry { name }) => {
+            retry_parked(&cli.global, name).await
+        }
     }
 }
 

@@ -1,10 +1,14 @@
-//! Projector checkpoints: read, lock, advance, and wait for (read-your-writes).
+//! Consumer checkpoints: read, lock, advance, and wait for (read-your-writes).
 
 use std::time::Duration;
 
-use collab_commands::event_store::category_position_at;
-use collab_commands::StoreError;
+use collab_store::{EventLog, StoreError};
 use sqlx::{PgConnection, PgPool};
+
+use crate::registry::Registry;
+
+/// Channel notified whenever a read model commits a checkpoint.
+pub const PROJECTION_CHANNEL: &str = "collab_projection";
 
 fn store_error(error: StoreError) -> sqlx::Error {
     match error {
@@ -13,93 +17,89 @@ fn store_error(error: StoreError) -> sqlx::Error {
     }
 }
 
-use crate::projector::Projector;
-
-/// Channel notified whenever a projector commits a checkpoint.
-pub const PROJECTION_CHANNEL: &str = "collab_projection";
-
-/// Locks the projector's checkpoint row for this transaction and returns it. Live
-/// projectors and rebuilds of the same projector thus never interleave.
-pub(crate) async fn lock(
-    conn: &mut PgConnection,
-    projector: Projector,
-) -> Result<i64, sqlx::Error> {
+/// Locks the consumer's checkpoint row for this transaction and returns it. Live
+/// consumers and rebuilds of the same read model thus never interleave.
+pub(crate) async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
     sqlx::query(
         "INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
     )
-    .bind(projector.name())
+    .bind(name)
     .execute(&mut *conn)
     .await?;
     sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(projector.name())
+        .bind(name)
         .fetch_one(&mut *conn)
         .await
 }
 
 pub(crate) async fn save(
     conn: &mut PgConnection,
-    projector: Projector,
+    name: &str,
     position: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
         "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
     )
-    .bind(projector.name())
+    .bind(name)
     .bind(position)
     .execute(&mut *conn)
     .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(PROJECTION_CHANNEL)
-        .bind(format!("{}:{position}", projector.name()))
+        .bind(format!("{name}:{position}"))
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Every projector's checkpoint (0 for one that has not run yet).
-pub async fn projector_positions(pool: &PgPool) -> Result<Vec<(Projector, i64)>, sqlx::Error> {
+/// Every registered consumer's checkpoint (0 for one that has not run yet), in registry
+/// order.
+pub async fn positions(
+    pool: &PgPool,
+    registry: &Registry,
+) -> Result<Vec<(&'static str, i64)>, sqlx::Error> {
     let rows: Vec<(String, i64)> =
         sqlx::query_as("SELECT name, position FROM projector_checkpoints")
             .fetch_all(pool)
             .await?;
-    Ok(Projector::ALL
-        .into_iter()
-        .map(|p| {
+    Ok(registry
+        .consumers()
+        .iter()
+        .map(|c| {
             let position = rows
                 .iter()
-                .find(|(name, _)| name == p.name())
+                .find(|(name, _)| name == c.name())
                 .map_or(0, |(_, position)| *position);
-            (p, position)
+            (c.name(), position)
         })
         .collect())
 }
 
 /// Waits until every read model has folded the log up to `position`, for at most
-/// `timeout`. Returns whether it got there. A projector reads one category, so it has
-/// reached `position` once its checkpoint covers the newest event of its category at or
-/// below it.
+/// `timeout`. Returns whether it got there. A read model reads only its categories, so it
+/// has reached `position` once its checkpoint covers the newest event of its categories
+/// at or below it. The caller makes sure `position` is not beyond the log head.
 pub async fn wait_for_position(
     pool: &PgPool,
+    registry: &Registry,
     position: i64,
     timeout: Duration,
 ) -> Result<bool, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + timeout;
-    // What each projector must have covered; known once the log itself has reached `position`.
+    // What each read model must have covered; known once the log has reached `position`.
     let mut needed: Option<Vec<(&'static str, i64)>> = None;
     let mut pause = Duration::from_millis(2);
     loop {
         if needed.is_none() {
-            let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-                .fetch_one(pool)
-                .await?;
+            let head = EventLog::head(pool).await.map_err(store_error)?;
             if head >= position {
-                let mut list = Vec::with_capacity(Projector::ALL.len());
-                for projector in Projector::ALL {
-                    let at = category_position_at(pool, projector.category(), position)
+                let mut list = Vec::new();
+                for model in registry.read_models() {
+                    let at = EventLog::position_at(pool, model.categories(), position)
                         .await
                         .map_err(store_error)?;
                     if at > 0 {
-                        list.push((projector.name(), at));
+                        list.push((model.name(), at));
                     }
                 }
                 needed = Some(list);
@@ -107,6 +107,7 @@ pub async fn wait_for_position(
         }
         let reached = match &needed {
             None => false,
+            Some(needed) if needed.is_empty() => true,
             Some(needed) => {
                 let rows: Vec<(String, i64)> =
                     sqlx::query_as("SELECT name, position FROM projector_checkpoints")

@@ -1,12 +1,44 @@
 //! Read model `rm_documents`: the folding and the queries.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use collab_domain::document::DocumentEvent;
-use collab_domain::{DocumentId, DocumentRole, RecordedEvent, UserId, WorkspaceId};
+use collab_domain::EventCodec;
+use collab_domain::{DocumentId, DocumentRole, RecordedEvent, StreamCategory, UserId, WorkspaceId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
 use uuid::Uuid;
+
+use crate::read_model::{ProjectionError, ReadModel};
+
+/// `rm_documents`, `rm_document_shares`: documents of a workspace, their metadata and
+/// explicit shares.
+pub struct Documents;
+
+#[async_trait]
+impl ReadModel for Documents {
+    fn name(&self) -> &'static str {
+        "documents"
+    }
+
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Document]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_document_shares", "rm_documents"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let decoded = DocumentEvent::decode_recorded(event)?;
+        Ok(apply(conn, event, &decoded).await?)
+    }
+}
 
 const SET_TITLE: &str =
     "UPDATE rm_documents SET title = $2, updated_at = $3, version = $4 WHERE document_id = $1";
@@ -15,7 +47,7 @@ const SET_FOLDER: &str =
 const SET_ARCHIVED: &str =
     "UPDATE rm_documents SET archived = $2, updated_at = $3, version = $4 WHERE document_id = $1";
 
-pub(crate) async fn apply(
+async fn apply(
     conn: &mut PgConnection,
     event: &RecordedEvent,
     decoded: &DocumentEvent,

@@ -1,19 +1,28 @@
-//! The read side: projectors fold the event log into read models (Postgres tables), and
-//! the query functions that serve them.
+//! The read side: read models and workers fold the event log, and the query functions
+//! that serve the read models.
 //!
-//! Each projector is a durable JetStream pull consumer. It writes its read model and its
-//! checkpoint in one transaction, so a redelivered event is a no-op; it fills any gap
-//! in what JetStream delivers from the Postgres log (the source of truth), so it never
-//! skips an event. `rebuild` replays the Postgres log from position 0 to the same result.
+//! A read model ([`ReadModel`]) or worker ([`Worker`]) is one type registered in
+//! [`Registry::standard`]; the runtime is generic over both. Each runs as a durable
+//! JetStream pull consumer, reads its categories' events from the Postgres log (the
+//! source of truth) through `collab_store::EventLog`, and writes its checkpoint in the
+//! same transaction as its effect on Postgres, so it never skips or repeats an event.
+//! `rebuild` replays the log from position 0 to the same result. This crate depends on
+//! the log, never on command handling.
 
 pub mod checkpoint;
 pub mod documents;
-pub mod projector;
+pub mod read_model;
 pub mod rebuild;
+pub mod registry;
 pub mod runtime;
+pub mod status;
+pub mod worker;
 pub mod workspaces;
 
-pub use checkpoint::{projector_positions, wait_for_position};
-pub use projector::{ProjectionError, Projector};
+pub use checkpoint::wait_for_position;
+pub use read_model::{ProjectionError, ReadModel};
 pub use rebuild::rebuild;
-pub use runtime::run_projector;
+pub use registry::{Consumer, Registry};
+pub use runtime::run_consumer;
+pub use status::{status, ConsumerStatus};
+pub use worker::{RetryPolicy, Worker, WorkerError};

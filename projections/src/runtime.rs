@@ -1,23 +1,33 @@
-//! Running a projector as a durable JetStream pull consumer.
+//! Running a read model or worker as a durable JetStream pull consumer.
+//!
+//! A delivered batch is only a signal and a high-water mark: the consumer reads its
+//! categories' events from the Postgres log between its checkpoint and the batch's
+//! highest position, so an event JetStream lost, reordered or redelivered changes nothing.
 
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
-use collab_commands::relay::ensure_events_stream;
-use collab_domain::{RecordedEvent, WireEnvelope};
+use collab_domain::WireEnvelope;
+use collab_store::relay::{ensure_events_stream, POSITION_HEADER};
+use collab_store::EventLog;
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::checkpoint;
-use crate::projector::Projector;
+use crate::read_model::{fold_to, ProjectionError, ReadModel};
+use crate::registry::Consumer;
+use crate::worker;
 
-/// Messages folded per transaction at most.
+/// Messages taken per transaction at most.
 const BATCH: usize = 500;
 
-/// The durable consumer name of a projector under a subject prefix.
-pub fn durable_name(subject_prefix: &str, projector: Projector) -> String {
+/// How often a worker looks for work without a delivery (requeued events).
+const WORKER_TICK: Duration = Duration::from_secs(3);
+
+/// The durable consumer name of a read model or worker under a subject prefix.
+pub fn durable_name(subject_prefix: &str, consumer: &Consumer) -> String {
     let prefix: String = subject_prefix
         .chars()
         .map(|c| {
@@ -28,23 +38,37 @@ pub fn durable_name(subject_prefix: &str, projector: Projector) -> String {
             }
         })
         .collect();
-    format!("{prefix}-projector-{}", projector.name())
+    let kind = match consumer {
+        Consumer::ReadModel(_) => "projector",
+        Consumer::Worker(_) => "worker",
+    };
+    format!("{prefix}-{kind}-{}", consumer.name())
 }
 
-/// Runs `projector` until `shutdown`, reconnecting with backoff on any error.
-pub async fn run_projector(
+/// The subject filter of a consumer: its one category, or every event when it consumes
+/// several (nats-server 2.9 takes one filter per consumer; the log read picks its
+/// categories out).
+fn filter_subject(subject_prefix: &str, consumer: &Consumer) -> String {
+    match consumer.categories() {
+        [one] => format!("{subject_prefix}.events.*.{}.*", one.as_str()),
+        _ => format!("{subject_prefix}.events.>"),
+    }
+}
+
+/// Runs `consumer` until `shutdown`, reconnecting with backoff on any error.
+pub async fn run_consumer(
     pool: PgPool,
     js: jetstream::Context,
     subject_prefix: String,
-    projector: Projector,
+    consumer: Consumer,
     shutdown: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match consume(&pool, &js, &subject_prefix, projector, &shutdown).await {
+        match consume(&pool, &js, &subject_prefix, &consumer, &shutdown).await {
             Ok(()) => return,
             Err(error) => {
-                warn!(projector = projector.name(), %error, "projector interrupted; retrying");
+                warn!(consumer = consumer.name(), %error, "consumer interrupted; retrying");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.cancelled() => return,
@@ -59,22 +83,19 @@ async fn consume(
     pool: &PgPool,
     js: &jetstream::Context,
     subject_prefix: &str,
-    projector: Projector,
+    consumer: &Consumer,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
     let stream = ensure_events_stream(js, subject_prefix).await?;
-    let durable = durable_name(subject_prefix, projector);
-    let consumer = stream
+    let durable = durable_name(subject_prefix, consumer);
+    let nats_consumer = stream
         .get_or_create_consumer(
             &durable,
             pull::Config {
                 durable_name: Some(durable.clone()),
-                // Only this projector's category: content edits (the bulk of the log)
-                // never reach it. Read-your-writes accounts for that (see checkpoint.rs).
-                filter_subject: format!(
-                    "{subject_prefix}.events.*.{}.*",
-                    projector.category().as_str()
-                ),
+                // Only what this consumer folds, where one filter can say it: content
+                // edits (the bulk of the log) never reach a metadata read model.
+                filter_subject: filter_subject(subject_prefix, consumer),
                 deliver_policy: DeliverPolicy::All,
                 ack_policy: AckPolicy::All,
                 ack_wait: Duration::from_secs(30),
@@ -84,12 +105,20 @@ async fn consume(
         )
         .await
         .map_err(|e| e.to_string())?;
-    let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+    let messages = nats_consumer.messages().await.map_err(|e| e.to_string())?;
     let mut batches = messages.ready_chunks(BATCH);
-    info!(projector = projector.name(), "projector consuming");
+    let name = consumer.name();
+    info!(consumer = name, kind = consumer.kind(), "consuming");
+    let mut tick = tokio::time::interval(WORKER_TICK);
     loop {
         let batch = tokio::select! {
             batch = batches.next() => batch,
+            _ = tick.tick(), if matches!(consumer, Consumer::Worker(_)) => {
+                // Requeued events lie below the head: pick them up without a delivery.
+                let head = EventLog::head(pool).await.map_err(|e| e.to_string())?;
+                advance(pool, consumer, head).await.map_err(|e| e.to_string())?;
+                continue;
+            }
             _ = shutdown.cancelled() => return Ok(()),
         };
         let Some(batch) = batch else {
@@ -99,56 +128,71 @@ async fn consume(
         for message in batch {
             messages.push(message.map_err(|e| e.to_string())?);
         }
-        let mut events: Vec<RecordedEvent> = Vec::with_capacity(messages.len());
-        for message in &messages {
-            match WireEnvelope::decode(&message.payload) {
-                Ok(event) => events.push(event),
-                // The Postgres log fills whatever we cannot read here.
-                Err(e) => {
-                    error!(projector = projector.name(), error = %e, "undecodable message skipped")
-                }
-            }
-        }
-        let position = fold_batch(pool, projector, &events)
-            .await
-            .map_err(|e| e.to_string())?;
+        // The highest position delivered: from the header, else the envelope (the log
+        // fills whatever cannot be read here).
+        let target = messages
+            .iter()
+            .filter_map(|m| {
+                m.headers
+                    .as_ref()
+                    .and_then(|h| h.get(POSITION_HEADER))
+                    .and_then(|v| v.as_str().parse::<i64>().ok())
+                    .or_else(|| WireEnvelope::decode(&m.payload).ok().map(|e| e.position))
+            })
+            .max();
         let last = messages
             .last()
             .expect("ready_chunks yields non-empty batches");
+        let Some(target) = target else {
+            last.ack().await.map_err(|e| e.to_string())?;
+            continue;
+        };
+        let newest = WireEnvelope::decode(&last.payload).ok();
+        let position = advance(pool, consumer, target)
+            .await
+            .map_err(|e| e.to_string())?;
         // AckPolicy::All: acknowledging the last message acknowledges the batch.
         last.ack().await.map_err(|e| e.to_string())?;
         if let Ok(info) = last.info() {
-            metrics::gauge!("collab_projector_pending_messages", "projector" => projector.name())
+            metrics::gauge!("collab_projector_pending_messages", "projector" => name)
                 .set(info.pending as f64);
         }
-        metrics::gauge!("collab_projector_position", "projector" => projector.name())
-            .set(position as f64);
-        if let Some(event) = events.last() {
+        metrics::gauge!("collab_projector_position", "projector" => name).set(position as f64);
+        if let Some(event) = newest {
             let lag = chrono::Utc::now() - event.metadata.recorded_at;
-            metrics::histogram!("collab_projection_lag_seconds", "projector" => projector.name())
+            metrics::histogram!("collab_projection_lag_seconds", "projector" => name)
                 .record(lag.num_microseconds().unwrap_or(0) as f64 / 1e6);
         }
     }
 }
 
-/// Folds a delivered batch and advances the checkpoint in one transaction. Returns the new
-/// checkpoint.
+/// Brings the consumer up to `target`. Returns its checkpoint.
+pub async fn advance(
+    pool: &PgPool,
+    consumer: &Consumer,
+    target: i64,
+) -> Result<i64, ProjectionError> {
+    match consumer {
+        Consumer::ReadModel(model) => fold_batch(pool, model.as_ref(), target).await,
+        Consumer::Worker(worker) => worker::process_to(pool, worker.as_ref(), target).await,
+    }
+}
+
+/// Folds the read model's events up to `target` and advances the checkpoint in one
+/// transaction. Returns the new checkpoint.
 pub async fn fold_batch(
     pool: &PgPool,
-    projector: Projector,
-    events: &[RecordedEvent],
-) -> Result<i64, crate::ProjectionError> {
-    let Some(target) = events.iter().map(|e| e.position).max() else {
-        return Ok(0);
-    };
+    model: &dyn ReadModel,
+    target: i64,
+) -> Result<i64, ProjectionError> {
     let mut tx = pool.begin().await?;
-    let mut position = checkpoint::lock(&mut tx, projector).await?;
-    let folded = projector.fold_to(&mut tx, &mut position, target).await?;
+    let mut position = checkpoint::lock(&mut tx, model.name()).await?;
+    let folded = fold_to(model, &mut tx, &mut position, target).await?;
     if position == target {
-        checkpoint::save(&mut tx, projector, position).await?;
+        checkpoint::save(&mut tx, model.name(), position).await?;
     }
     tx.commit().await?;
-    metrics::counter!("collab_projector_events_total", "projector" => projector.name())
+    metrics::counter!("collab_projector_events_total", "projector" => model.name())
         .increment(folded as u64);
     Ok(position)
 }

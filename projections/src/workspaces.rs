@@ -1,14 +1,47 @@
 //! Read models `rm_workspaces` and `rm_workspace_members`: the folding and the queries.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use collab_domain::workspace::WorkspaceEvent;
-use collab_domain::{DocumentRole, RecordedEvent, UserId, WorkspaceId, WorkspaceRole};
+use collab_domain::EventCodec;
+use collab_domain::{
+    DocumentRole, RecordedEvent, StreamCategory, UserId, WorkspaceId, WorkspaceRole,
+};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
 use uuid::Uuid;
 
-pub(crate) async fn apply(
+use crate::read_model::{ProjectionError, ReadModel};
+
+/// `rm_workspaces`, `rm_workspace_members`: a user's workspaces and their members.
+pub struct Workspaces;
+
+#[async_trait]
+impl ReadModel for Workspaces {
+    fn name(&self) -> &'static str {
+        "workspaces"
+    }
+
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Workspace]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &["rm_workspace_members", "rm_workspaces"]
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        let decoded = WorkspaceEvent::decode_recorded(event)?;
+        Ok(apply(conn, event, &decoded).await?)
+    }
+}
+
+async fn apply(
     conn: &mut PgConnection,
     event: &RecordedEvent,
     decoded: &WorkspaceEvent,

@@ -157,7 +157,7 @@ impl Drop for TestEnv {
                 if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(3), connect).await
                 {
                     let js = async_nats::jetstream::new(client);
-                    let _ = collab_api::live::delete_jetstream_streams(&js, &prefix).await;
+                    let _ = collab_live::delete_jetstream_streams(&js, &prefix).await;
                 }
             });
         });
@@ -185,9 +185,18 @@ impl TestApp {
     }
 
     pub async fn spawn_with(env: TestEnv, tweak: impl FnOnce(&mut Settings)) -> Self {
+        Self::spawn_with_registry(env, tweak, collab_projections::Registry::standard()).await
+    }
+
+    /// With the given read models and workers instead of the product's.
+    pub async fn spawn_with_registry(
+        env: TestEnv,
+        tweak: impl FnOnce(&mut Settings),
+        registry: collab_projections::Registry,
+    ) -> Self {
         let mut settings = env.settings();
         tweak(&mut settings);
-        let app = Application::build(settings)
+        let app = Application::build_with(settings, registry)
             .await
             .expect("application builds");
         let addr = app.local_addr().expect("api role is on");

@@ -12,17 +12,17 @@ use axum::{Json, Router};
 use collab_domain::{DocumentId, DocumentRole};
 use serde_json::json;
 use tokio::sync::oneshot;
-use yrs::updates::decoder::Decode;
-use yrs::{ReadTxn, StateVector, Transact, Update};
+use yrs::{ReadTxn, StateVector, Transact};
 
 use super::{command_response, path_id};
 use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
-use crate::live::appender::EditRequest;
-use crate::live::content;
-use crate::live::presence;
-use crate::live::rooms::RoomGuard;
 use crate::state::AppState;
+use collab_live::admission::admit;
+use collab_live::appender::EditRequest;
+use collab_live::content;
+use collab_live::presence;
+use collab_live::rooms::RoomGuard;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -144,22 +144,8 @@ async fn post_update(
             "viewers and commenters cannot change content".into(),
         ));
     }
-    let limits = &state.live.config;
-    if body.len() > limits.max_update_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: limits.max_update_bytes,
-        });
-    }
-    // yrs updates are not Send: keep the decoded form out of the awaits below.
-    let empty = Update::decode_v1(&body)
-        .map_err(|e| ApiError::InvalidUpdate(e.to_string()))?
-        .is_empty();
-    if guard.room.stored_bytes() + body.len() > limits.max_document_bytes {
-        return Err(ApiError::PayloadTooLarge {
-            limit: limits.max_document_bytes,
-        });
-    }
-    if empty {
+    let admitted = admit(&state.live.config, &guard.room, &body)?;
+    if admitted.empty {
         let (version, position) = guard.room.applied();
         return Ok(command_response(
             StatusCode::OK,

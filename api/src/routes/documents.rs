@@ -398,15 +398,11 @@ async fn delete_document(
     meta: RequestMeta,
     Path(document_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let id = DocumentId::parse(&document_id).ok();
-    let live = state.live.clone();
-    let response = lifecycle(state, principal, meta, document_id, |by| {
+    // Its sockets close because the deletion is committed (collab_live::revalidate).
+    lifecycle(state, principal, meta, document_id, |by| {
         DocumentCommand::DeleteDocument { by }
     })
-    .await?;
-    // A deleted document has no readers left: close its sockets everywhere.
-    live.access_changed(None, id).await;
-    Ok(response)
+    .await
 }
 
 async fn archive_document(

@@ -7,7 +7,6 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use collab_projections::projector_positions;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -69,10 +68,16 @@ async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 .ok()
                 .flatten();
         metrics::gauge!("collab_relay_lag_events").set((head - relayed.unwrap_or(0)) as f64);
-        if let Ok(positions) = projector_positions(&state.pool).await {
-            for (projector, position) in positions {
-                metrics::gauge!("collab_projector_lag_events", "projector" => projector.name())
-                    .set((head - position) as f64);
+        // Lag counts only events of a consumer's own categories: a caught-up read
+        // model of documents is not behind because someone typed.
+        if let Ok(status) = collab_projections::status(&state.pool, &state.registry).await {
+            for consumer in status {
+                metrics::gauge!("collab_projector_lag_events", "projector" => consumer.name)
+                    .set(consumer.lag as f64);
+                if let Some((parked, _)) = consumer.parked {
+                    metrics::gauge!("collab_worker_parked_events", "worker" => consumer.name)
+                        .set(parked as f64);
+                }
             }
         }
     }

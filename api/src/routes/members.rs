@@ -131,7 +131,6 @@ async fn change_member_role(
         role,
     };
     let committed = execute(&state, &principal, &meta, workspace_id, command).await?;
-    state.live.access_changed(Some(workspace_id), None).await;
     Ok(command_response(
         StatusCode::OK,
         committed.position,
@@ -157,7 +156,6 @@ async fn remove_member(
         user: user.clone(),
     };
     let committed = execute(&state, &principal, &meta, workspace_id, command).await?;
-    state.live.access_changed(Some(workspace_id), None).await;
     Ok(command_response(
         StatusCode::OK,
         committed.position,

@@ -14,10 +14,10 @@ use uuid::Uuid;
 
 use super::documents::acting;
 use super::{command_response, path_id, run};
-use crate::access::LinkKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
+use collab_commands::access::LinkKey;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -141,8 +141,6 @@ async fn execute(
         meta.if_match,
     )
     .await?;
-    // Sockets that just lost access (or write access) are closed, on every instance.
-    state.live.access_changed(None, Some(document_id)).await;
     Ok(committed)
 }
 

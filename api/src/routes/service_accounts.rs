@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{command_response, path_id, run};
-use crate::access::ApiKey;
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
+use collab_commands::access::ApiKey;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -160,8 +160,6 @@ async fn revoke_service_account(
         None,
     )
     .await?;
-    // Its live sockets close at once.
-    state.live.access_changed(Some(workspace_id), None).await;
     Ok(command_response(
         StatusCode::OK,
         committed.position,

@@ -11,13 +11,13 @@ use axum::routing::get;
 use axum::Router;
 use collab_domain::DocumentId;
 
-use crate::access::{ApiKey, LinkKey};
 use crate::auth::AuthError;
 use crate::error::ApiError;
 use crate::extract::{authenticate_key, Principal};
-use crate::live::protocol::close;
-use crate::live::session::{self, token_from, Admission};
 use crate::state::AppState;
+use collab_commands::access::{ApiKey, LinkKey};
+use collab_live::protocol::close;
+use collab_live::session::{self, token_from, Admission};
 
 /// Per-socket read buffer (see `sync_socket`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;

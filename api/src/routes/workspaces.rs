@@ -161,7 +161,6 @@ async fn rename_workspace(
                 .execute::<Workspace>(id.as_uuid(), command, &meta_for_commands, expected)
                 .await?,
         );
-        state.live.access_changed(Some(id), None).await;
     }
     let committed = committed.expect("at least one change was requested");
     #[derive(Serialize)]

@@ -6,11 +6,11 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
-use collab_commands::event_store::AppendContext;
-use collab_commands::{BatchAppend, EventStore, ExpectedVersion, NewEvent, Relay, RelayConfig};
 use collab_domain::catalogue::EventCodec;
 use collab_domain::content::{ContentEvent, DocumentEdited};
 use collab_domain::{Actor, StreamCategory, StreamId, UserId, WorkspaceId};
+use collab_store::event_store::AppendContext;
+use collab_store::{BatchAppend, EventStore, ExpectedVersion, NewEvent, Relay, RelayConfig};
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{PgPool, Postgres, QueryBuilder};

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
-use collab_commands::relay::POSITION_HEADER;
 use collab_domain::envelope::events_stream_name;
+use collab_store::relay::POSITION_HEADER;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 

@@ -775,10 +775,10 @@ async fn main() {
                 .await
                 .unwrap_or_else(|e| panic!("cannot reach NATS at {nats_url}: {e}"));
             let js = async_nats::jetstream::new(client);
-            collab_api::live::delete_jetstream_streams(&js, prefix)
+            collab_live::delete_jetstream_streams(&js, prefix)
                 .await
                 .unwrap_or_else(|e| panic!("cannot delete the streams of {prefix}: {e}"));
-            json!({ "cleanup": collab_api::live::jetstream_streams(prefix) })
+            json!({ "cleanup": collab_live::jetstream_streams(prefix) })
         }
     };
     println!("{result}");

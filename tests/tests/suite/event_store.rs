@@ -3,13 +3,11 @@
 
 use std::time::Duration;
 
-use collab_commands::event_store::{AppendContext, COPY_MIN_EVENTS, EVENTS_CHANNEL};
-use collab_commands::{
-    AggregateStore, BatchAppend, CommandError, CommandMeta, EventStore, ExpectedVersion, NewEvent,
-    StoreError,
-};
+use collab_commands::{AggregateStore, CommandError, CommandMeta};
 use collab_domain::workspace::{Workspace, WorkspaceCommand};
 use collab_domain::{Actor, RecordedEvent, StreamCategory, StreamId, Title, UserId, WorkspaceId};
+use collab_store::event_store::{AppendContext, COPY_MIN_EVENTS, EVENTS_CHANNEL};
+use collab_store::{BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError};
 use collab_tests::TestEnv;
 use uuid::Uuid;
 

@@ -4,6 +4,7 @@
 mod api;
 mod binary;
 mod event_store;
+mod extensions;
 mod live;
 mod projections;
 mod relay;

@@ -3,18 +3,26 @@
 
 use std::process::Command;
 
-use collab_commands::{AggregateStore, EventStore};
+use collab_commands::AggregateStore;
+use collab_domain::RecordedEvent;
 use collab_projections::runtime::fold_batch;
-use collab_projections::Projector;
+use collab_projections::{ReadModel, Registry};
+use collab_store::EventStore;
 use collab_tests::{collab_bin, TestApp, TestEnv};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+/// Folds a delivered batch: its highest position is the signal.
+async fn fold(pool: &PgPool, model: &dyn ReadModel, delivered: &[RecordedEvent]) -> i64 {
+    let target = delivered.iter().map(|e| e.position).max().unwrap();
+    fold_batch(pool, model, target).await.unwrap()
+}
+
 /// Every read-model table as JSON, in a stable order.
 async fn dump(pool: &PgPool) -> Value {
     let mut tables = serde_json::Map::new();
-    for projector in Projector::ALL {
-        for table in projector.tables() {
+    for model in Registry::standard().read_models() {
+        for table in model.tables() {
             let rows: Option<Value> = sqlx::query_scalar(&format!(
                 "SELECT json_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text) FROM {table} t"
             ))
@@ -64,28 +72,17 @@ async fn delivering_the_same_events_twice_changes_nothing() {
     let events = store.events().read_all(0, 100).await.unwrap();
     assert_eq!(events.len(), 4);
 
-    for projector in Projector::ALL {
-        assert_eq!(
-            fold_batch(&app.env.pool, projector, &events).await.unwrap(),
-            4
-        );
+    for model in Registry::standard().read_models() {
+        assert_eq!(fold(&app.env.pool, model.as_ref(), &events).await, 4);
     }
     let once = dump(&app.env.pool).await;
     assert_eq!(once["rm_workspace_members"].as_array().unwrap().len(), 2);
     assert_eq!(once["rm_documents"].as_array().unwrap().len(), 1);
 
     // Redelivery of everything, and of one event alone: no change, no error.
-    for projector in Projector::ALL {
-        assert_eq!(
-            fold_batch(&app.env.pool, projector, &events).await.unwrap(),
-            4
-        );
-        assert_eq!(
-            fold_batch(&app.env.pool, projector, &events[1..2])
-                .await
-                .unwrap(),
-            4
-        );
+    for model in Registry::standard().read_models() {
+        assert_eq!(fold(&app.env.pool, model.as_ref(), &events).await, 4);
+        assert_eq!(fold(&app.env.pool, model.as_ref(), &events[1..2]).await, 4);
     }
     assert_eq!(dump(&app.env.pool).await, once);
     assert_eq!(
@@ -116,9 +113,12 @@ async fn a_gap_in_delivery_is_filled_from_the_postgres_log() {
     let store = AggregateStore::new(EventStore::new(app.env.pool.clone()), 50);
     let events = store.events().read_all(0, 100).await.unwrap();
     // Only the newest event is delivered; the three before it must not be skipped.
-    let position = fold_batch(&app.env.pool, Projector::Documents, &events[4..])
-        .await
-        .unwrap();
+    let position = fold(
+        &app.env.pool,
+        &collab_projections::documents::Documents,
+        &events[4..],
+    )
+    .await;
     assert_eq!(position, 5);
     let titles: Vec<String> =
         sqlx::query_scalar("SELECT title FROM rm_documents ORDER BY created_position")

@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use collab_commands::event_store::AppendContext;
-use collab_commands::{EventStore, ExpectedVersion, NewEvent, Relay, RelayConfig};
 use collab_domain::{Actor, StreamCategory, StreamId, UserId, WireEnvelope, WorkspaceId};
+use collab_store::event_store::AppendContext;
+use collab_store::{EventStore, ExpectedVersion, NewEvent, Relay, RelayConfig};
 use collab_tests::{eventually, OwnNats, TestApp, TestEnv};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;

@@ -1,19 +1,20 @@
-//! Live collaborative editing: the y-websocket endpoint, document rooms, group commit of
-//! edits, fan-out between instances, presence, and content snapshots.
+//! Live collaborative editing: y-websocket sessions, document rooms, the one admission
+//! path for updates, group commit of edits, fan-out between instances, presence, content
+//! snapshots and the blob store they spill into, and closing sockets whose access an
+//! event took away. The HTTP routes that expose it live in `collab-api`.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use collab_commands::AggregateStore;
-use collab_domain::{DocumentId, WorkspaceId};
+use governor::Quota;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::rate_limit::RateLimits;
-
+pub mod admission;
 pub mod appender;
 pub mod blob_store;
 pub mod content;
@@ -100,13 +101,12 @@ impl Default for LiveConfig {
 pub struct Live {
     pub rooms: Rooms,
     pub aggregates: AggregateStore,
-    nats: async_nats::Client,
-    subject_prefix: String,
     pub appender: Appender,
     pub fanout: Fanout,
     pub config: Arc<LiveConfig>,
     pub instance_id: Uuid,
-    pub limits: Arc<RateLimits>,
+    /// Inbound messages per socket (None: unlimited).
+    pub socket_quota: Option<Quota>,
 }
 
 /// Background tasks of the live machinery, stopped (and flushed) by cancelling `stop`.
@@ -123,7 +123,7 @@ impl Live {
         fanout_nats: async_nats::Client,
         subject_prefix: &str,
         config: LiveConfig,
-        limits: Arc<RateLimits>,
+        socket_quota: Option<Quota>,
     ) -> (Self, LiveTasks) {
         let store = aggregates.events().clone();
         let instance_id = Uuid::now_v7();
@@ -151,10 +151,9 @@ impl Live {
             config: config.clone(),
             instance_id,
         });
-        let listener = tokio::spawn(revalidate::listen(
-            nats.clone(),
+        let revocations = tokio::spawn(revalidate::follow(
+            async_nats::jetstream::new(nats),
             subject_prefix.to_owned(),
-            instance_id,
             rooms.clone(),
             aggregates.clone(),
             stop.clone(),
@@ -163,43 +162,16 @@ impl Live {
             Self {
                 rooms,
                 aggregates,
-                nats,
-                subject_prefix: subject_prefix.to_owned(),
                 appender,
                 fanout,
                 config,
                 instance_id,
-                limits,
+                socket_quota,
             },
             LiveTasks {
                 stop,
-                handles: vec![appender_task, presence_task, listener],
+                handles: vec![appender_task, presence_task, revocations],
             },
         )
-    }
-}
-
-impl Live {
-    /// Re-checks live sockets after a permission-affecting command committed: here at once,
-    /// and on the other instances through NATS.
-    pub async fn access_changed(
-        &self,
-        workspace: Option<WorkspaceId>,
-        document: Option<DocumentId>,
-    ) {
-        let change = revalidate::AccessChanged {
-            instance: self.instance_id,
-            workspace,
-            document,
-        };
-        revalidate::revalidate(&self.rooms, &self.aggregates, change).await;
-        let payload = postcard::to_allocvec(&change).expect("access changes encode");
-        if let Err(error) = self
-            .nats
-            .publish(revalidate::subject(&self.subject_prefix), payload.into())
-            .await
-        {
-            tracing::warn!(%error, "cannot announce an access change to other instances");
-        }
     }
 }

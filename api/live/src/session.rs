@@ -12,15 +12,15 @@ use tracing::{debug, info_span, Instrument};
 use uuid::Uuid;
 use yrs::encoding::read::Cursor;
 use yrs::sync::{Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::{Decode, DecoderV1};
+use yrs::updates::decoder::DecoderV1;
 use yrs::updates::encoder::Encode;
-use yrs::Update;
 
+use super::admission::{admit, Refusal};
 use super::appender::EditRequest;
 use super::protocol::{self, close};
 use super::room::{Outbound, Room, SessionEntry, SessionId};
 use super::Live;
-use crate::access::{LinkKey, ServiceIdentity};
+use collab_commands::access::{LinkKey, ServiceIdentity};
 
 /// Who may connect, decided before the socket joins a room.
 pub struct Admission {
@@ -146,7 +146,7 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
             tx: tx.clone(),
             denied_sent: false,
         };
-        let limiter = live.limits.socket_limiter();
+        let limiter = live.socket_quota.map(governor::RateLimiter::direct);
         let verdict: Verdict = loop {
             if let Some(limiter) = &limiter {
                 // Over its rate, a socket is read more slowly: backpressure, nothing lost.
@@ -239,34 +239,19 @@ impl Session {
     }
 
     async fn handle_update(&mut self, update: Vec<u8>) -> Verdict {
-        let limits = &self.live.config;
-        if update.len() > limits.max_update_bytes {
-            return Err((
-                close::TOO_BIG,
-                format!(
-                    "update of {} bytes exceeds the {}-byte limit",
-                    update.len(),
-                    limits.max_update_bytes
-                ),
-            ));
-        }
-        // yrs updates are not Send: extract what we need before any await.
-        let (empty, client_id) = {
-            let decoded = Update::decode_v1(&update).map_err(|e| {
-                (
-                    close::INVALID_PAYLOAD,
-                    format!("update is not a valid Yjs v1 update: {e}"),
-                )
-            })?;
-            let client_id = decoded
-                .state_vector_lower()
-                .iter()
-                .map(|(client, _)| client.get())
-                .next()
-                .unwrap_or(0);
-            (decoded.is_empty(), client_id)
+        let admitted = match admit(&self.live.config, &self.room, &update) {
+            Ok(admitted) => admitted,
+            Err(refusal) => {
+                let code = match refusal {
+                    Refusal::Undecodable(_) => close::INVALID_PAYLOAD,
+                    Refusal::UpdateTooLarge { .. } | Refusal::DocumentTooLarge { .. } => {
+                        close::TOO_BIG
+                    }
+                };
+                return Err((code, refusal.to_string()));
+            }
         };
-        if empty {
+        if admitted.empty {
             return Ok(());
         }
         if self.read_only {
@@ -280,15 +265,7 @@ impl Session {
             }
             return Ok(());
         }
-        if self.room.stored_bytes() + update.len() > limits.max_document_bytes {
-            return Err((
-                close::TOO_BIG,
-                format!(
-                    "document would exceed its {}-byte limit",
-                    limits.max_document_bytes
-                ),
-            ));
-        }
+        let client_id = admitted.client_id;
         self.live
             .appender
             .submit(EditRequest {

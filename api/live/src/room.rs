@@ -25,7 +25,7 @@ use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use super::presence::{PresenceChange, PresenceKind, PresenceSink};
 use super::protocol;
-use crate::access::{LinkKey, ServiceIdentity};
+use collab_commands::access::{LinkKey, ServiceIdentity};
 
 pub type SessionId = Uuid;
 

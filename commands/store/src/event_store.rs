@@ -374,18 +374,30 @@ impl EventStore {
     }
 
     /// A stream's events after `after_version`, in version order.
-    #[instrument(skip(self), fields(stream.id = %stream))]
     pub async fn read_stream(
         &self,
         stream: StreamId,
         after_version: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.read_stream_until(stream, after_version, i64::MAX)
+            .await
+    }
+
+    /// A stream's events with `after_version < version <= until_version`, in order.
+    #[instrument(skip(self), fields(stream.id = %stream))]
+    pub async fn read_stream_until(
+        &self,
+        stream: StreamId,
+        after_version: i64,
+        until_version: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
         let rows: Vec<EventRow> = sqlx::query_as(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND stream_version > $2 \
-             ORDER BY stream_version"
+             AND stream_version <= $3 ORDER BY stream_version"
         ))
         .bind(stream.to_string())
         .bind(after_version)
+        .bind(until_version)
         .fetch_all(&self.pool)
         .await?;
         rows_to_events(rows)
@@ -397,7 +409,7 @@ impl EventStore {
         after_position: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        read_all(&self.pool, after_position, limit).await
+        EventLog::read_all(&self.pool, after_position, limit).await
     }
 
     /// The position of the newest committed event (0 for an empty log).
@@ -410,58 +422,98 @@ impl EventStore {
     }
 }
 
-/// Up to `limit` events after `after_position`, through any executor (projector
-/// transactions use it to fill gaps from the source of truth).
-pub async fn read_all(
-    executor: impl PgExecutor<'_>,
-    after_position: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
-    ))
-    .bind(after_position)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
-    rows_to_events(rows)
+/// The read side's interface to the log: reads only, each through the executor the
+/// caller gives (a read model folds inside its own transaction, so what it reads and what
+/// it writes are one consistent snapshot). Projections and workers depend on this, never
+/// on command handling.
+pub struct EventLog;
+
+impl EventLog {
+    /// Up to `limit` events after `after_position`, in order.
+    pub async fn read_all(
+        executor: impl PgExecutor<'_>,
+        after_position: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 ORDER BY position LIMIT $2"
+        ))
+        .bind(after_position)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+        rows_to_events(rows)
+    }
+
+    /// Up to `limit` events of the given stream categories with
+    /// `after < position < before`, in order.
+    pub async fn read_categories(
+        executor: impl PgExecutor<'_>,
+        categories: &[StreamCategory],
+        after_position: i64,
+        before_position: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE stream_category = ANY($1) \
+             AND position > $2 AND position < $3 ORDER BY position LIMIT $4"
+        ))
+        .bind(category_names(categories))
+        .bind(after_position)
+        .bind(before_position)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+        rows_to_events(rows)
+    }
+
+    /// The newest position at or below `at_most` in the given categories (0 if none).
+    pub async fn position_at(
+        executor: impl PgExecutor<'_>,
+        categories: &[StreamCategory],
+        at_most: i64,
+    ) -> Result<i64, StoreError> {
+        // One index probe per category (a max over `= ANY` would scan).
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(max(p), 0)::bigint FROM unnest($1::text[]) AS c(name), \
+             LATERAL (SELECT max(position) AS p FROM events \
+                      WHERE stream_category = c.name AND position <= $2) m",
+        )
+        .bind(category_names(categories))
+        .bind(at_most)
+        .fetch_one(executor)
+        .await?)
+    }
+
+    /// How many events of the given categories lie after `after`, counting up to `cap`
+    /// (a consumer's lag: only what it folds counts).
+    pub async fn count_after(
+        executor: impl PgExecutor<'_>,
+        categories: &[StreamCategory],
+        after: i64,
+        cap: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*)::bigint FROM (SELECT 1 FROM events \
+             WHERE stream_category = ANY($1) AND position > $2 LIMIT $3) e",
+        )
+        .bind(category_names(categories))
+        .bind(after)
+        .bind(cap)
+        .fetch_one(executor)
+        .await?)
+    }
+
+    /// The position of the newest committed event (0 for an empty log).
+    pub async fn head(executor: impl PgExecutor<'_>) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar("SELECT position FROM event_log_head")
+            .fetch_one(executor)
+            .await?)
+    }
 }
 
-/// Up to `limit` events of one stream category with `after < position < before`, in order.
-pub async fn read_category(
-    executor: impl PgExecutor<'_>,
-    category: StreamCategory,
-    after_position: i64,
-    before_position: i64,
-    limit: i64,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let rows: Vec<EventRow> = sqlx::query_as(&format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE stream_category = $1 AND position > $2 \
-         AND position < $3 ORDER BY position LIMIT $4"
-    ))
-    .bind(category.as_str())
-    .bind(after_position)
-    .bind(before_position)
-    .bind(limit)
-    .fetch_all(executor)
-    .await?;
-    rows_to_events(rows)
-}
-
-/// The newest position at or below `at_most` in one stream category (0 if none).
-pub async fn category_position_at(
-    executor: impl PgExecutor<'_>,
-    category: StreamCategory,
-    at_most: i64,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(max(position), 0)::bigint FROM events \
-         WHERE stream_category = $1 AND position <= $2",
-    )
-    .bind(category.as_str())
-    .bind(at_most)
-    .fetch_one(executor)
-    .await?)
+fn category_names(categories: &[StreamCategory]) -> Vec<&'static str> {
+    categories.iter().map(|c| c.as_str()).collect()
 }
 
 /// A stream's version and last hash (`(0, None)`: no such stream yet).

@@ -7,12 +7,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use collab_commands::{
-    AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
-};
 use collab_domain::catalogue::EventCodec;
 use collab_domain::content::{ContentEvent, DocumentEdited};
 use collab_domain::{Actor, DocumentId, StreamCategory, StreamId};
+use collab_store::{
+    AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};

@@ -2,7 +2,9 @@
 //! from the aggregates — consistent with the commands that change it.
 
 use chrono::Utc;
-use collab_commands::{AggregateStore, StoreError};
+use collab_store::StoreError;
+
+use crate::AggregateStore;
 use collab_domain::access::{document_role, AccessFacts};
 use collab_domain::document::Document;
 use collab_domain::workspace::Workspace;

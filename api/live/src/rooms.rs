@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use collab_commands::EventStore;
 use collab_domain::catalogue::EventCodec;
 use collab_domain::content::ContentEvent;
 use collab_domain::{DocumentId, StreamCategory, StreamId, WorkspaceId};
+use collab_store::EventStore;
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio::sync::OnceCell;
@@ -64,7 +64,7 @@ pub enum LoadError {
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
     #[error("event store: {0}")]
-    Store(#[from] collab_commands::StoreError),
+    Store(#[from] collab_store::StoreError),
     #[error("snapshot: {0}")]
     Snapshot(String),
 }
@@ -179,19 +179,21 @@ struct SnapshotRow {
     size_bytes: i64,
 }
 
+/// The document's content as of content-stream version `at` (`None`: the newest): the
+/// newest snapshot at or below it plus the content events after it, up to `at`. Rooms
+/// load through it; so can any reader of a past version.
 #[instrument(skip(deps), fields(document.id = %document))]
-async fn load(
-    deps: Arc<RoomDeps>,
+pub async fn load_state(
+    deps: &RoomDeps,
     document: DocumentId,
-    workspace: WorkspaceId,
-) -> Result<Arc<Room>, LoadError> {
-    let started = std::time::Instant::now();
-    // Subscribe before reading the log, so nothing committed meanwhile slips between.
-    let subscription = deps.fanout.subscribe(document).await;
+    at: Option<i64>,
+) -> Result<Loaded, LoadError> {
     let snapshot: Option<SnapshotRow> = sqlx::query_as(
-        "SELECT version, position, state, blob_key, size_bytes FROM document_snapshots WHERE document_id = $1",
+        "SELECT version, position, state, blob_key, size_bytes FROM document_snapshots \
+         WHERE document_id = $1 AND version <= $2",
     )
     .bind(document.as_uuid())
+    .bind(at.unwrap_or(i64::MAX))
     .fetch_optional(&deps.pool)
     .await?;
     let doc = Doc::new();
@@ -231,7 +233,7 @@ async fn load(
     };
     let tail = deps
         .store
-        .read_stream(content_stream(document), version)
+        .read_stream_until(content_stream(document), version, at.unwrap_or(i64::MAX))
         .await?;
     let mut tail_bytes = 0;
     {
@@ -255,21 +257,33 @@ async fn load(
             position = event.position;
         }
     }
+    debug!(version, tail = tail.len(), "document state loaded");
+    Ok(Loaded {
+        doc,
+        version,
+        position,
+        snapshot: mark,
+        tail_bytes,
+    })
+}
+
+async fn load(
+    deps: Arc<RoomDeps>,
+    document: DocumentId,
+    workspace: WorkspaceId,
+) -> Result<Arc<Room>, LoadError> {
+    let started = std::time::Instant::now();
+    // Subscribe before reading the log, so nothing committed meanwhile slips between.
+    let subscription = deps.fanout.subscribe(document).await;
+    let loaded = load_state(&deps, document, None).await?;
     let room = Arc::new(Room::new(
         document,
         workspace,
-        Loaded {
-            doc,
-            version,
-            position,
-            snapshot: mark,
-            tail_bytes,
-        },
+        loaded,
         deps.presence.clone(),
     ));
     metrics::histogram!("collab_room_load_seconds").record(started.elapsed().as_secs_f64());
     metrics::gauge!("collab_live_rooms").increment(1.0);
-    debug!(version, tail = tail.len(), "room loaded");
     tokio::spawn(room_task(room.clone(), deps, subscription));
     Ok(room)
 }

@@ -1,0 +1,83 @@
+//! What a read model is: a type that names itself, the stream categories it consumes,
+//! the tables it owns, and how it folds one event into them. Everything else — the
+//! durable consumer, the checkpoint in the read model's own transaction, gap reads from
+//! the log, rebuilds, lag — is the runtime's, generic over this trait.
+
+use async_trait::async_trait;
+use collab_domain::{RecordedEvent, StreamCategory, UnknownEvent};
+use collab_store::{EventLog, StoreError};
+use sqlx::PgConnection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectionError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("event store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    UnknownEvent(#[from] UnknownEvent),
+}
+
+/// A read model: Postgres tables folded from the log.
+///
+/// `apply` runs inside the transaction that also moves the checkpoint, so a fold is
+/// all-or-nothing and a redelivered event is never folded twice. It must take every
+/// value from the event (never `now()`), so a rebuild is row-for-row identical.
+#[async_trait]
+pub trait ReadModel: Send + Sync + 'static {
+    /// Stable name: the checkpoint row, the durable consumer, the metrics label, the CLI.
+    fn name(&self) -> &'static str;
+    /// The stream categories it folds; the consumer and gap reads see only these.
+    fn categories(&self) -> &'static [StreamCategory];
+    /// The tables it owns, children first (a rebuild empties them in this order).
+    fn tables(&self) -> &'static [&'static str];
+    /// Folds one event of its categories.
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError>;
+}
+
+/// Events read from the log per query while folding.
+const PAGE: i64 = 1000;
+
+/// Folds every event of `model`'s categories after `checkpoint` up to and including
+/// position `target`, reading them from the Postgres log (the source of truth), and
+/// advances `checkpoint` to `target`. A delivered message is only the signal and the
+/// high-water mark: redeliveries (at or below the checkpoint) change nothing, and an
+/// event JetStream lost or reordered is read anyway.
+pub(crate) async fn fold_to(
+    model: &dyn ReadModel,
+    conn: &mut PgConnection,
+    checkpoint: &mut i64,
+    target: i64,
+) -> Result<usize, ProjectionError> {
+    if target <= *checkpoint {
+        return Ok(0);
+    }
+    let mut folded = 0;
+    loop {
+        let events = EventLog::read_categories(
+            &mut *conn,
+            model.categories(),
+            *checkpoint,
+            target + 1,
+            PAGE,
+        )
+        .await?;
+        let Some(last) = events.last().map(|e| e.position) else {
+            break;
+        };
+        for event in &events {
+            model.apply(conn, event).await?;
+        }
+        folded += events.len();
+        *checkpoint = last;
+        if (events.len() as i64) < PAGE {
+            break;
+        }
+    }
+    *checkpoint = target;
+    Ok(folded)
+}

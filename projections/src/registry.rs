@@ -1,0 +1,101 @@
+//! The one list of read models and workers a process runs.
+
+use std::sync::Arc;
+
+use collab_domain::StreamCategory;
+
+use crate::read_model::ReadModel;
+use crate::worker::Worker;
+use crate::{documents, workspaces};
+
+/// A registered consumer of the log: a read model (folds into Postgres tables) or a
+/// worker (side effects outside Postgres). Cheap to clone.
+#[derive(Clone)]
+pub enum Consumer {
+    ReadModel(Arc<dyn ReadModel>),
+    Worker(Arc<dyn Worker>),
+}
+
+impl Consumer {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Consumer::ReadModel(model) => model.name(),
+            Consumer::Worker(worker) => worker.name(),
+        }
+    }
+
+    pub fn categories(&self) -> &'static [StreamCategory] {
+        match self {
+            Consumer::ReadModel(model) => model.categories(),
+            Consumer::Worker(worker) => worker.categories(),
+        }
+    }
+
+    /// `read model` or `worker`, as status output and logs say it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Consumer::ReadModel(_) => "read model",
+            Consumer::Worker(_) => "worker",
+        }
+    }
+}
+
+/// The read models and workers of a deployment. [`Registry::standard`] is the list; tests
+/// build their own with extra entries.
+#[derive(Clone, Default)]
+pub struct Registry {
+    consumers: Vec<Consumer>,
+}
+
+impl Registry {
+    /// Every read model and worker the product runs. Adding one is one line here.
+    pub fn standard() -> Self {
+        Self::default()
+            .read_model(workspaces::Workspaces)
+            .read_model(documents::Documents)
+    }
+
+    /// Adds a read model. Names must be unique.
+    pub fn read_model(self, model: impl ReadModel) -> Self {
+        self.with(Consumer::ReadModel(Arc::new(model)))
+    }
+
+    /// Adds a worker. Names must be unique.
+    pub fn worker(self, worker: impl Worker) -> Self {
+        self.with(Consumer::Worker(Arc::new(worker)))
+    }
+
+    fn with(mut self, consumer: Consumer) -> Self {
+        assert!(
+            self.find(consumer.name()).is_none(),
+            "two consumers are named '{}'",
+            consumer.name()
+        );
+        self.consumers.push(consumer);
+        self
+    }
+
+    pub fn consumers(&self) -> &[Consumer] {
+        &self.consumers
+    }
+
+    pub fn read_models(&self) -> impl Iterator<Item = &Arc<dyn ReadModel>> {
+        self.consumers.iter().filter_map(|c| match c {
+            Consumer::ReadModel(model) => Some(model),
+            Consumer::Worker(_) => None,
+        })
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.name() == name)
+    }
+
+    /// Every name, comma-separated (for messages).
+    pub fn names(&self) -> String {
+        self.consumers
+            .iter()
+            .map(Consumer::name)
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
