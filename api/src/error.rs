@@ -55,6 +55,13 @@ pub enum ApiError {
         message: String,
         details: Value,
     },
+    /// 400: a position beyond the log head was never handed to anyone; waiting would not
+    /// help.
+    #[error("position {requested} is beyond the event log's head ({head}); use a position a command returned")]
+    PositionBeyondHead { requested: i64, head: i64 },
+    /// 405, with the allowed methods in `Allow`.
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
     /// 503 + Retry-After: the read model has not reached the requested position yet.
     #[error("read model has not reached position {requested} yet")]
     NotYetConsistent { requested: i64 },
@@ -64,6 +71,10 @@ pub enum ApiError {
         scope: &'static str,
         retry_after_seconds: u64,
     },
+    /// Any other refusal produced below our handlers (axum's extractors, the upgrade
+    /// check), given our body.
+    #[error("{message}")]
+    Rejected { status: StatusCode, message: String },
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -72,9 +83,11 @@ pub enum ApiError {
 impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
-            ApiError::MalformedJson(_) | ApiError::InvalidParameter { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            ApiError::MalformedJson(_)
+            | ApiError::InvalidParameter { .. }
+            | ApiError::PositionBeyondHead { .. } => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Rejected { status, .. } => *status,
             ApiError::InvalidBody(_) | ApiError::InvalidField(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
@@ -104,6 +117,10 @@ impl ApiError {
             }
             ApiError::InvalidUpdate(_) => "invalid_update",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::PositionBeyondHead { .. } => "position_beyond_head",
+            ApiError::MethodNotAllowed => "method_not_allowed",
+            ApiError::Rejected { status, .. } if status.is_server_error() => "internal",
+            ApiError::Rejected { .. } => "bad_request",
             ApiError::Unauthenticated(AuthError::Expired) => "token_expired",
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
@@ -129,6 +146,9 @@ impl ApiError {
                 scope,
                 retry_after_seconds,
             } => json!({ "scope": scope, "retry_after_seconds": retry_after_seconds }),
+            ApiError::PositionBeyondHead { requested, head } => {
+                json!({ "min_position": requested, "head": head })
+            }
             ApiError::NotYetConsistent { requested } => {
                 json!({ "min_position": requested, "retry_after_seconds": 1 })
             }
@@ -285,4 +305,64 @@ impl From<collab_live::admission::Refusal> for ApiError {
             Refusal::Undecodable(reason) => ApiError::InvalidUpdate(reason),
         }
     }
+}
+
+/// Errors are always our JSON body: responses that axum or tower produce below the
+/// handlers (405 from the router, 413 from the body limit, an extractor's plain-text
+/// rejection) are rewritten here. And an error answering a request that carried a body
+/// says `Connection: close`: the handler may have refused before reading it, and a client
+/// must not send its next request on a connection whose unread bytes would be taken for it.
+pub async fn uniform_errors(
+    max_body_bytes: usize,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let has_body = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > 0)
+        || request.headers().contains_key(header::TRANSFER_ENCODING);
+    let mut response = next.run(request).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if !is_json {
+        let allow = response.headers().get(header::ALLOW).cloned();
+        let error = match status {
+            StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge {
+                limit: max_body_bytes,
+            },
+            _ => {
+                let body = std::mem::take(response.body_mut());
+                let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+                let message = String::from_utf8_lossy(&text).trim().to_owned();
+                ApiError::Rejected {
+                    status,
+                    message: if message.is_empty() {
+                        status.canonical_reason().unwrap_or("refused").to_owned()
+                    } else {
+                        message
+                    },
+                }
+            }
+        };
+        response = error.into_response();
+        if let Some(allow) = allow {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+    }
+    if has_body {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }

@@ -108,9 +108,35 @@ impl AppState {
         Ok(tx)
     }
 
+    /// Like [`AppState::reader`], with `workspace` visible too: for a document whose
+    /// access the aggregates granted (a share link, a service account's key).
+    pub async fn reader_in(
+        &self,
+        principal: &Principal,
+        workspace: collab_domain::WorkspaceId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let mut tx = self.reader(principal).await?;
+        sqlx::query(
+            "SELECT set_config('collab.workspaces', \
+             concat_ws(',', nullif(current_setting('collab.workspaces', true), ''), $1::text), true)",
+        )
+        .bind(workspace.to_string())
+        .execute(&mut *tx)
+        .await?;
+        Ok(tx)
+    }
+
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.
     pub async fn reach(&self, min: Option<i64>) -> Result<(), ApiError> {
         let Some(min) = min else { return Ok(()) };
+        // Every position a command returned is committed, so at or below the head.
+        let head = collab_store::EventLog::head(&self.pool).await?;
+        if min > head {
+            return Err(ApiError::PositionBeyondHead {
+                requested: min,
+                head,
+            });
+        }
         if collab_projections::wait_for_position(&self.pool, &self.registry, min, self.read_wait)
             .await?
         {

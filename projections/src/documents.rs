@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use collab_domain::document::DocumentEvent;
 use collab_domain::EventCodec;
-use collab_domain::{DocumentId, DocumentRole, RecordedEvent, StreamCategory, UserId, WorkspaceId};
+use collab_domain::{DocumentId, RecordedEvent, StreamCategory, UserId, WorkspaceId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
@@ -170,22 +170,6 @@ pub enum ArchivedFilter {
     Exclude,
     Include,
     Only,
-}
-
-/// `user`'s explicit share on a document, per the read model.
-pub async fn shared_role(
-    executor: impl PgExecutor<'_>,
-    document: DocumentId,
-    user: &UserId,
-) -> Result<Option<DocumentRole>, sqlx::Error> {
-    let role: Option<String> = sqlx::query_scalar(
-        "SELECT role FROM rm_document_shares WHERE document_id = $1 AND user_id = $2",
-    )
-    .bind(document.as_uuid())
-    .bind(user.as_str())
-    .fetch_optional(executor)
-    .await?;
-    Ok(role.and_then(|r| DocumentRole::parse(&r).ok()))
 }
 
 /// A page of the workspace's documents that `user` may see, newest first, strictly older

@@ -4,9 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use collab_domain::workspace::WorkspaceEvent;
 use collab_domain::EventCodec;
-use collab_domain::{
-    DocumentRole, RecordedEvent, StreamCategory, UserId, WorkspaceId, WorkspaceRole,
-};
+use collab_domain::{RecordedEvent, StreamCategory, UserId, WorkspaceId, WorkspaceRole};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
@@ -177,31 +175,6 @@ pub async fn get_for_user(
     .bind(workspace.as_uuid())
     .fetch_optional(executor)
     .await
-}
-
-/// What document access depends on at the workspace level, per the read model:
-/// (`user`'s role, the default document role for members).
-pub async fn access_facts(
-    executor: impl PgExecutor<'_>,
-    workspace: WorkspaceId,
-    user: &UserId,
-) -> Result<(Option<WorkspaceRole>, Option<DocumentRole>), sqlx::Error> {
-    let row: Option<(Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT m.role, w.default_document_role FROM rm_workspaces w \
-         LEFT JOIN rm_workspace_members m ON m.workspace_id = w.workspace_id AND m.user_id = $2 \
-         WHERE w.workspace_id = $1",
-    )
-    .bind(workspace.as_uuid())
-    .bind(user.as_str())
-    .fetch_optional(executor)
-    .await?;
-    Ok(match row {
-        Some((role, default)) => (
-            role.and_then(|r| WorkspaceRole::parse(&r).ok()),
-            default.and_then(|r| DocumentRole::parse(&r).ok()),
-        ),
-        None => (None, None),
-    })
 }
 
 /// `user`'s role in `workspace`, per the read model.

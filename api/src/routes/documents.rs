@@ -9,14 +9,13 @@ use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use collab_commands::Committed;
-use collab_domain::access::{document_role, AccessFacts};
 use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
 use collab_domain::{
     DocumentId, DocumentRole, FolderPath, Title, UserId, WorkspaceId, WorkspaceRole,
 };
 use collab_projections::documents::{self as read_model, ArchivedFilter, DocumentView};
-use collab_projections::workspaces::{access_facts, role_of};
+use collab_projections::workspaces::role_of;
 use serde::{Deserialize, Serialize};
 
 use super::{command_response, path_id, run};
@@ -241,24 +240,19 @@ async fn get_document(
 ) -> Result<Json<DocumentWithRole>, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal).await?;
+    // The caller's role from the aggregates, like every other document route: a share
+    // link or a service account's key counts as much as a membership.
+    let access = state
+        .document_access(document_id, &principal, meta.link.as_ref())
+        .await?;
+    let mut reader = state.reader_in(&principal, access.workspace).await?;
     let document = read_model::get(&mut *reader, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;
-    let workspace_id = WorkspaceId::from_uuid(document.workspace_id);
-    let (workspace_role, default_member_role) =
-        access_facts(&mut *reader, workspace_id, &principal.id).await?;
-    let shared_role = read_model::shared_role(&mut *reader, document_id, &principal.id).await?;
-    let created_by = UserId::parse(document.created_by.clone()).ok();
-    let role = document_role(AccessFacts {
-        user: &principal.id,
-        workspace_role,
-        default_member_role,
-        created_by: created_by.as_ref(),
-        shared_role,
-    })
-    .ok_or(ApiError::NotFound("document"))?;
-    Ok(Json(DocumentWithRole { document, role }))
+    Ok(Json(DocumentWithRole {
+        document,
+        role: access.role,
+    }))
 }
 
 /// The caller with their effective role on the document (from the aggregates).

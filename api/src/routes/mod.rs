@@ -10,7 +10,7 @@ use tower_http::trace::TraceLayer;
 use collab_commands::Committed;
 use collab_domain::EventSourced;
 
-use crate::error::ApiError;
+use crate::error::{uniform_errors, ApiError};
 use crate::extract::POSITION_HEADER;
 use crate::extract::{Principal, RequestMeta};
 use crate::observability::track_http;
@@ -38,6 +38,9 @@ pub fn router(state: AppState) -> Router {
         .merge(health::router())
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limit))
+        .layer(middleware::from_fn(move |request, next| {
+            uniform_errors(limit, request, next)
+        }))
         .layer(middleware::from_fn(track_http))
         .layer(TraceLayer::new_for_http())
         .with_state(state)

@@ -19,7 +19,7 @@ use collab_domain::RecordedEvent;
 use sqlx::postgres::PgListener;
 use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 use crate::event_store::{EventStore, StoreError, EVENTS_CHANNEL};
 
@@ -64,6 +64,10 @@ pub enum RelayError {
     Database(#[from] sqlx::Error),
     #[error("jetstream: {0}")]
     Nats(String),
+    /// The stream holds events that are not this log's (the database was recreated, or
+    /// two deployments share a subject prefix). Publishing would skip or mix events.
+    #[error("{0}")]
+    ForeignStream(String),
 }
 
 fn nats_error(error: impl std::fmt::Display) -> RelayError {
@@ -126,6 +130,7 @@ impl Relay {
         let mut cursor: Option<Cursor> = None;
         let mut backoff = Duration::from_millis(100);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
+        let mut refusing = false;
         loop {
             if drain_deadline.is_none() && shutdown.is_cancelled() {
                 drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
@@ -137,6 +142,7 @@ impl Relay {
             match self.step(&mut cursor).await {
                 Ok(published) if published > 0 => {
                     backoff = Duration::from_millis(100);
+                    refusing = false;
                     if (published as i64) < self.config.batch_size {
                         // Let a few more commits accumulate: fewer, fuller round trips.
                         tokio::time::sleep(self.config.coalesce).await;
@@ -150,6 +156,19 @@ impl Relay {
                         return;
                     }
                     self.wait_for_events(&mut listener, &shutdown).await;
+                }
+                Err(RelayError::ForeignStream(reason)) => {
+                    // Nothing is published until an operator resolves it; said once, then
+                    // re-checked quietly (deleting the stream is enough, no restart).
+                    if !refusing {
+                        error!("relay refuses to publish: {reason}");
+                        refusing = true;
+                    }
+                    cursor = None;
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
                 Err(error) => {
                     warn!(%error, backoff_ms = backoff.as_millis() as u64, "relay cannot publish; retrying");
@@ -346,7 +365,14 @@ impl Relay {
         Ok(last)
     }
 
-    /// The stream itself says what was published: the position in its last message.
+    /// Where publishing resumes: the position in the stream's last message, once that
+    /// message is shown to be this log's event at that position. A stream that is ahead of
+    /// the log, or whose last message is another event than the log's at its position,
+    /// belongs to another log: [`RelayError::ForeignStream`], naming the fix.
+    pub async fn resume_position(&self) -> Result<i64, RelayError> {
+        Ok(self.resume_point().await?.published)
+    }
+
     async fn resume_point(&self) -> Result<Cursor, RelayError> {
         let mut stream = ensure_events_stream(&self.js, &self.config.subject_prefix)
             .await
@@ -359,16 +385,25 @@ impl Relay {
             });
         }
         let published = match stream.get_raw_message(last_sequence).await {
-            Ok(message) => message
-                .headers
-                .get(POSITION_HEADER)
-                .and_then(|v| v.as_str().parse::<i64>().ok())
-                .ok_or_else(|| {
-                    RelayError::Nats(format!(
-                        "message {last_sequence} of the events stream has no {POSITION_HEADER} header; \
-                         only the relay may publish to it"
-                    ))
-                })?,
+            Ok(message) => {
+                let position = message
+                    .headers
+                    .get(POSITION_HEADER)
+                    .and_then(|v| v.as_str().parse::<i64>().ok())
+                    .ok_or_else(|| {
+                        RelayError::Nats(format!(
+                            "message {last_sequence} of the events stream has no {POSITION_HEADER} header; \
+                             only the relay may publish to it"
+                        ))
+                    })?;
+                let event_id = message
+                    .headers
+                    .get("Nats-Msg-Id")
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default();
+                self.check_same_log(position, &event_id).await?;
+                position
+            }
             Err(error) => {
                 warn!(%error, "last stream message unreadable; resuming from the Postgres checkpoint");
                 sqlx::query_scalar("SELECT position FROM relay_checkpoints WHERE name = $1")
@@ -382,5 +417,32 @@ impl Relay {
             published,
             stream_sequence: last_sequence,
         })
+    }
+
+    /// The log's event at `position` must be the one the stream holds there.
+    async fn check_same_log(&self, position: i64, event_id: &str) -> Result<(), RelayError> {
+        let ours: Option<uuid::Uuid> =
+            sqlx::query_scalar("SELECT event_id FROM events WHERE position = $1")
+                .bind(position)
+                .fetch_optional(self.store.pool())
+                .await?;
+        let stream = self.config.stream_name();
+        let fix = format!(
+            "delete the stream to republish this log from the start (`nats stream rm {stream}`), \
+             or give this deployment its own COLLAB_SUBJECT_PREFIX"
+        );
+        match ours {
+            None => Err(RelayError::ForeignStream(format!(
+                "JetStream stream {stream} ends at position {position}, beyond this database's \
+                 event log (was the database recreated?): {fix}"
+            ))),
+            Some(id) if uuid::Uuid::parse_str(event_id).ok() != Some(id) => {
+                Err(RelayError::ForeignStream(format!(
+                "JetStream stream {stream} holds another event log's events (position {position} \
+                 is event {event_id} there, {id} here): {fix}"
+            )))
+            }
+            Some(_) => Ok(()),
+        }
     }
 }

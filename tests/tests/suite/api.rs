@@ -472,6 +472,14 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
     })
     .await;
     let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let doc = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "alice",
+            json!({"title": "Plan"}),
+        )
+        .await;
+    let doc = doc.body["id"].as_str().unwrap().to_owned();
     let before = app.env.count_events().await;
     let raw = |method: Method, path: String, content_type: &'static str, body: String| {
         let request = app
@@ -599,6 +607,24 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
             StatusCode::NOT_FOUND,
             "not_found",
         ),
+        // Refusals made below the handlers are our JSON too (they were plain text or
+        // empty): the body limit on binary updates, a method the route lacks.
+        (
+            Method::POST,
+            format!("/v1/documents/{doc}/updates"),
+            "application/octet-stream",
+            "x".repeat(5000),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            Method::DELETE,
+            "/v1/workspaces".into(),
+            "application/json",
+            String::new(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
     ];
     for (method, path, content_type, body, status, code) in cases {
         let (got, error) = raw(method.clone(), path.clone(), content_type, body).await;
@@ -616,7 +642,73 @@ async fn bad_input_gets_a_clear_error_and_changes_nothing() {
         .await
         .unwrap();
     assert_eq!(bad_position.status(), 400);
+    // A position beyond the log head was never handed out: 400 at once, with the head.
+    let started = std::time::Instant::now();
+    let ahead = app
+        .http
+        .get(app.url("/v1/workspaces"))
+        .bearer_auth(TestApp::token("alice"))
+        .header("X-Collab-Min-Position", (before + 1000).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ahead.status(), 400);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "no waiting"
+    );
+    let ahead: Value = ahead.json().await.unwrap();
+    assert_eq!(ahead["code"], "position_beyond_head");
+    assert_eq!(ahead["details"]["head"], before);
     assert_eq!(app.env.count_events().await, before);
+}
+
+/// An early refusal of a request with a body (401 before the body is read) must not
+/// leave the connection in a state where the next request on it gets no answer.
+#[tokio::test]
+async fn a_refused_request_with_a_body_leaves_the_connection_usable_or_cleanly_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn().await;
+    let body = "{\"name\":\"".to_owned() + &"x".repeat(200_000) + "\"}";
+    let mut socket = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let first = format!(
+        "POST /v1/workspaces HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer forged\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(first.as_bytes()).await.unwrap();
+    // The server may answer before reading the body, and stop reading: a write error
+    // here is the server closing, which the response must have announced.
+    let _ = socket.write_all(body.as_bytes()).await;
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let head_end = loop {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut buffer))
+            .await
+            .expect("an answer in time")
+            .unwrap();
+        assert!(n > 0, "connection closed without a response");
+        response.extend_from_slice(&buffer[..n]);
+        if let Some(at) = response.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+    };
+    let head = String::from_utf8_lossy(&response[..head_end]).to_lowercase();
+    assert!(head.starts_with("http/1.1 401"), "{head}");
+    assert!(head.contains("content-type: application/json"), "{head}");
+    if !head.contains("connection: close") {
+        // Kept alive: then the next request on it must be answered.
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut rest = Vec::new();
+        let n = socket.read_to_end(&mut rest).await.unwrap_or(0);
+        assert!(
+            String::from_utf8_lossy(&rest[..n]).contains("HTTP/1.1 200"),
+            "the kept-alive connection answered nothing"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -664,7 +756,14 @@ async fn reads_wait_for_a_requested_position_then_give_up_with_503() {
         1,
         "the write is visible"
     );
-    let r = app.get_at("/v1/workspaces", "alice", position + 1000).await;
+    // A committed position no read model will fold in time (no projector runs here).
+    let stalled = TestApp::spawn_with(collab_tests::TestEnv::new().await, |s| {
+        s.read_wait = Duration::from_millis(300);
+        s.roles.projector = false;
+    })
+    .await;
+    let (_, position) = stalled.create_workspace("alice", "Acme").await;
+    let r = stalled.get_at("/v1/workspaces", "alice", position).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.headers["retry-after"], "1");
     assert_eq!(r.body["code"], "not_yet_consistent");

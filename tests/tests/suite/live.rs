@@ -761,3 +761,41 @@ async fn snapshots_compact_the_history_inline_or_in_the_blob_store_and_loading_u
     fresh.wait_text(&text).await;
     std::fs::remove_dir_all(blob_dir).ok();
 }
+
+/// The README's live-editing example runs as written against the real binary, and the
+/// README shows exactly the file that ran.
+#[tokio::test]
+async fn the_readme_example_runs_as_written() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let example = std::fs::read_to_string(root.join("tests/node/readme_example.mjs")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!("```js\n{}```", example)),
+        "README.md shows tests/node/readme_example.mjs verbatim"
+    );
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let output = tokio::process::Command::new("node")
+        .arg("tests/node/readme_example.mjs")
+        .current_dir(&root)
+        .env("COLLAB_URL", server.http())
+        .env("COLLAB_TOKEN", mint("alice", 3600))
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .expect("the example finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.starts_with("ok: document "),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let edits: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_type = 'DocumentEdited'")
+            .fetch_one(&env.pool)
+            .await
+            .unwrap();
+    assert_eq!(edits, 1, "the one insert is stored, once");
+}

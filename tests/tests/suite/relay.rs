@@ -262,3 +262,107 @@ async fn a_nats_outage_delays_publication_but_blocks_no_command_and_loses_nothin
     assert!(titles.contains_key("written while NATS is down 4"));
     app.stop().await;
 }
+
+/// A new user dropped the database to start fresh while the JetStream stream survived:
+/// the relay must not resume from the old stream's position (the new log's first events
+/// would never be published, and the stream would mix two logs). It refuses, naming the
+/// fix, publishes nothing, and carries on by itself once the stream is deleted.
+#[tokio::test]
+async fn a_stream_of_another_log_is_refused_not_resumed() {
+    let old = TestEnv::new().await;
+    let js = old.jetstream().await;
+    let old_store = EventStore::new(old.pool.clone());
+    let workspace = WorkspaceId::new();
+    for n in 0..5 {
+        let stream = StreamId::new(StreamCategory::Document, Uuid::now_v7());
+        old_store
+            .append(
+                stream,
+                ExpectedVersion::Exact(0),
+                &context(workspace),
+                vec![event(n)],
+            )
+            .await
+            .unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let old_relay = tokio::spawn(
+        Relay::new(old_store, js.clone(), RelayConfig::new(old.prefix.clone()))
+            .run(shutdown.clone()),
+    );
+    let name = old.stream_name();
+    eventually("the old log on JetStream", Duration::from_secs(10), || {
+        let (js, name) = (js.clone(), name.clone());
+        async move { (stream_len(&js, &name).await? == 5).then_some(()) }
+    })
+    .await;
+    shutdown.cancel();
+    old_relay.await.unwrap();
+
+    // A fresh database under the same prefix, with fewer events (the stream is ahead)...
+    let mut fresh = TestEnv::new().await;
+    fresh.prefix = old.prefix.clone();
+    let fresh_store = EventStore::new(fresh.pool.clone());
+    let stream = StreamId::new(StreamCategory::Document, Uuid::now_v7());
+    fresh_store
+        .append(
+            stream,
+            ExpectedVersion::Exact(0),
+            &context(workspace),
+            vec![event(0), event(1)],
+        )
+        .await
+        .unwrap();
+    let relay = Relay::new(
+        fresh_store.clone(),
+        js.clone(),
+        RelayConfig::new(old.prefix.clone()),
+    );
+    let refusal = relay.resume_position().await.unwrap_err().to_string();
+    assert!(
+        refusal.contains("beyond this database's event log"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.contains(&format!("nats stream rm {name}")),
+        "{refusal}"
+    );
+    // ...or as many events, but other ones: refused too.
+    for n in 2..5 {
+        fresh_store
+            .append(
+                stream,
+                ExpectedVersion::Any,
+                &context(workspace),
+                vec![event(n)],
+            )
+            .await
+            .unwrap();
+    }
+    let refusal = relay.resume_position().await.unwrap_err().to_string();
+    assert!(refusal.contains("another event log"), "{refusal}");
+
+    // Running, it publishes nothing; once the stream is deleted it publishes the new log
+    // from the start, without a restart.
+    let shutdown = CancellationToken::new();
+    let running = tokio::spawn(relay.run(shutdown.clone()));
+    let before = published(&old, &js).await;
+    assert_eq!(before.len(), 5);
+    js.delete_stream(&name).await.unwrap();
+    eventually("the new log on JetStream", Duration::from_secs(20), || {
+        let (js, name) = (js.clone(), name.clone());
+        async move { (stream_len(&js, &name).await? == 5).then_some(()) }
+    })
+    .await;
+    let after = published(&fresh, &js).await;
+    let ours: Vec<Uuid> = fresh_store
+        .read_all(0, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.metadata.event_id.as_uuid())
+        .collect();
+    assert_eq!(after.iter().map(|m| m.2).collect::<Vec<_>>(), ours);
+    shutdown.cancel();
+    running.await.unwrap();
+}

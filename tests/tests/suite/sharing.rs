@@ -228,6 +228,24 @@ async fn share_links_grant_their_role_until_revoked_or_expired() {
         "a wrong secret grants nothing"
     );
     assert_eq!(content(Some("not-a-link")).await, 400);
+    // The document itself reads with the link too (it answered 404), header or query.
+    for (path, header) in [
+        (format!("/v1/documents/{doc}"), Some(token.as_str())),
+        (format!("/v1/documents/{doc}?link={token}"), None),
+    ] {
+        let mut request = http
+            .client
+            .get(format!("{}{path}", http.base))
+            .bearer_auth(mint("eve", 3600));
+        if let Some(link) = header {
+            request = request.header("X-Collab-Link", link);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["id"], doc.as_str());
+        assert_eq!(body["role"], "viewer");
+    }
     // The link's holder may not write, nor see the links.
     let perms = http
         .call(
@@ -451,6 +469,19 @@ async fn service_accounts_act_within_their_scopes_until_revoked() {
     .await
     .unwrap();
     assert_eq!(read.status(), 200);
+    // And the document's metadata, which answered 404 to a key that reads its content.
+    for (key, role) in [(&reader_key, "viewer"), (&writer_key, "editor")] {
+        let document = with_key(key, Method::GET, format!("/v1/documents/{doc}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(document.status(), 200);
+        let body: serde_json::Value = document.json().await.unwrap();
+        assert_eq!(
+            (body["id"].as_str(), body["role"].as_str()),
+            (Some(doc.as_str()), Some(role))
+        );
+    }
     let update = crate::live::text_update("from the importer");
     let refused = with_key(
         &reader_key,
@@ -469,7 +500,9 @@ async fn service_accounts_act_within_their_scopes_until_revoked() {
         .await
         .unwrap();
     assert_eq!(workspace.status(), 403);
-    let forged = format!("{}0", &reader_key[..reader_key.len() - 1]);
+    // Another last character (a fixed '0' was the same key one time in sixteen).
+    let last = if reader_key.ends_with('0') { '1' } else { '0' };
+    let forged = format!("{}{last}", &reader_key[..reader_key.len() - 1]);
     assert_eq!(
         with_key(&forged, Method::GET, format!("/v1/documents/{doc}/content"))
             .send()
