@@ -34,6 +34,10 @@ pub enum StartupError {
         "cannot connect to Postgres at {url}: {cause}. Start Postgres or set COLLAB_DATABASE_URL."
     )]
     Postgres { url: String, cause: sqlx::Error },
+    #[error(
+        "the database at {url} does not exist yet: run `collab migrate` (or `collab serve`, which creates and migrates it)"
+    )]
+    DatabaseMissing { url: String },
     #[error("cannot migrate the database at {url}: {cause}")]
     Migrate {
         url: String,
@@ -72,9 +76,22 @@ pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, StartupErro
         .acquire_timeout(Duration::from_secs(5))
         .connect(url)
         .await
-        .map_err(|cause| StartupError::Postgres {
-            url: redact_url(url),
-            cause,
+        .map_err(|cause| {
+            // 3D000: invalid_catalog_name — the server is up, the database is not there.
+            let missing = cause
+                .as_database_error()
+                .and_then(|e| e.code())
+                .is_some_and(|code| code == "3D000");
+            if missing {
+                StartupError::DatabaseMissing {
+                    url: redact_url(url),
+                }
+            } else {
+                StartupError::Postgres {
+                    url: redact_url(url),
+                    cause,
+                }
+            }
         })
 }
 

@@ -68,7 +68,7 @@ impl AuthSettings {
             algorithms: vec![Algorithm::HS256],
             issuer: None,
             audience: None,
-            leeway_seconds: 30,
+            leeway_seconds: crate::settings::defaults::JWT_LEEWAY_SECS,
         }
     }
 }

@@ -85,20 +85,37 @@ pub struct Settings {
     pub rate_limits: RateLimitSettings,
 }
 
+/// The defaults of the settings that are not a field's own type default: each defined
+/// here once; `Settings::local` and the binary's flags take them from here.
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:7700";
+    pub const DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/collab";
+    pub const NATS_URL: &str = "nats://127.0.0.1:4222";
+    pub const SUBJECT_PREFIX: &str = "collab";
+    pub const DATABASE_MAX_CONNECTIONS: u32 = 16;
+    pub const READ_WAIT_MS: u64 = 5000;
+    pub const SNAPSHOT_EVERY: i64 = 50;
+    pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+    pub const JWT_LEEWAY_SECS: u64 = 30;
+    pub const LOG_FORMAT: &str = "json";
+    pub const ROLES: &str = "all";
+}
+
 impl Settings {
-    /// Development defaults against the local Postgres and NATS.
+    /// Development defaults against the local Postgres and NATS, listening on a free
+    /// loopback port (the binary's default address is [`defaults::LISTEN`]).
     pub fn local(database_url: &str, jwt_secret: &str) -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             database_url: database_url.to_owned().into(),
-            database_max_connections: 16,
-            nats_url: "nats://127.0.0.1:4222".into(),
-            subject_prefix: "collab".into(),
+            database_max_connections: defaults::DATABASE_MAX_CONNECTIONS,
+            nats_url: defaults::NATS_URL.into(),
+            subject_prefix: defaults::SUBJECT_PREFIX.into(),
             auth: AuthSettings::hs256(jwt_secret),
             roles: Roles::ALL,
-            read_wait: Duration::from_secs(5),
-            snapshot_every: 50,
-            max_body_bytes: 1024 * 1024,
+            read_wait: Duration::from_millis(defaults::READ_WAIT_MS),
+            snapshot_every: defaults::SNAPSHOT_EVERY,
+            max_body_bytes: defaults::MAX_BODY_BYTES,
             live: LiveConfig::default(),
             rate_limits: RateLimitSettings::default(),
         }

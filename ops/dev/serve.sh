@@ -8,5 +8,7 @@ ops/dev/services.sh
 # Development secret; set your own for anything else.
 export COLLAB_JWT_SECRET="${COLLAB_JWT_SECRET:-dev-only-secret-change-me}"
 export COLLAB_LOG_FORMAT="${COLLAB_LOG_FORMAT:-pretty}"
-cargo build --release --locked -p collab-ops --bin collab
-exec target/release/collab serve "$@"
+# The same development build as the test command (ops/dev/test.sh): one compilation serves
+# both. Benchmarks use the release profile (ops/bench/).
+cargo build --locked -p collab-ops --bins
+exec target/debug/collab serve "$@"

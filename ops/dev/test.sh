@@ -12,10 +12,15 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
 fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 # End-to-end tests start this binary.
-cargo build --locked -p collab-ops --bin collab
+cargo build --locked -p collab-ops --bins
 export COLLAB_BIN="$PWD/target/debug/collab"
 if command -v cargo-nextest >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast "$@"
+  # Settings in .config/nextest.toml; CI gets the `ci` profile.
+  profile=default
+  if [ "${CI:-}" = true ]; then profile=ci; fi
+  cargo nextest run --workspace --locked --no-fail-fast --profile "$profile" "$@"
+  # nextest does not run documentation examples.
+  if [ $# -eq 0 ]; then cargo test --workspace --locked --doc; fi
 else
   cargo test --workspace --locked --no-fail-fast "$@"
 fi

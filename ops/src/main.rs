@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
 use collab_api::rate_limit::{Limit, RateLimitSettings};
+use collab_api::settings::defaults;
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_live::LiveConfig;
@@ -44,7 +45,7 @@ struct GlobalArgs {
         long,
         env = "COLLAB_DATABASE_URL",
         global = true,
-        default_value = "postgres://postgres@127.0.0.1:5432/collab",
+        default_value = defaults::DATABASE_URL,
         hide_env_values = true
     )]
     database_url: String,
@@ -53,7 +54,7 @@ struct GlobalArgs {
         long,
         env = "COLLAB_NATS_URL",
         global = true,
-        default_value = "nats://127.0.0.1:4222"
+        default_value = defaults::NATS_URL
     )]
     nats_url: String,
     /// First token of every NATS subject; the events stream is <PREFIX>_EVENTS.
@@ -61,7 +62,7 @@ struct GlobalArgs {
         long,
         env = "COLLAB_SUBJECT_PREFIX",
         global = true,
-        default_value = "collab"
+        default_value = defaults::SUBJECT_PREFIX
     )]
     subject_prefix: String,
     /// HS256 secret for bearer tokens (development; needed by `token mint`).
@@ -86,11 +87,11 @@ struct GlobalArgs {
         long,
         env = "COLLAB_JWT_LEEWAY_SECS",
         global = true,
-        default_value_t = 30
+        default_value_t = defaults::JWT_LEEWAY_SECS
     )]
     jwt_leeway_secs: u64,
     /// Log format: json (default) or pretty.
-    #[arg(long, env = "COLLAB_LOG_FORMAT", global = true, default_value = "json")]
+    #[arg(long, env = "COLLAB_LOG_FORMAT", global = true, default_value = defaults::LOG_FORMAT)]
     log_format: String,
 }
 
@@ -110,71 +111,71 @@ enum Command {
 
 #[derive(Args)]
 struct ServeArgs {
-    /// Address of the HTTP API.
-    #[arg(long, env = "COLLAB_LISTEN", default_value = "127.0.0.1:7700")]
+    /// Address of the HTTP API: host:port, the host an IP address or a name
+    /// (`localhost:7700`).
+    #[arg(long, env = "COLLAB_LISTEN", default_value = defaults::LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
     /// Roles to run: any of api, relay, projector (comma-separated), or all.
-    #[arg(long, env = "COLLAB_ROLES", default_value = "all")]
+    #[arg(long, env = "COLLAB_ROLES", default_value = defaults::ROLES)]
     roles: String,
     /// Longest a query waits for X-Collab-Min-Position, in milliseconds.
-    #[arg(long, env = "COLLAB_READ_WAIT_MS", default_value_t = 5000)]
+    #[arg(long, env = "COLLAB_READ_WAIT_MS", default_value_t = defaults::READ_WAIT_MS)]
     read_wait_ms: u64,
     /// Largest accepted request body, in bytes.
-    #[arg(long, env = "COLLAB_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "COLLAB_MAX_BODY_BYTES", default_value_t = defaults::MAX_BODY_BYTES)]
     max_body_bytes: usize,
     /// Aggregate snapshot interval, in stream versions.
-    #[arg(long, env = "COLLAB_SNAPSHOT_EVERY", default_value_t = 50)]
+    #[arg(long, env = "COLLAB_SNAPSHOT_EVERY", default_value_t = defaults::SNAPSHOT_EVERY)]
     snapshot_every: i64,
     /// Postgres connections in the pool.
-    #[arg(long, env = "COLLAB_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        env = "COLLAB_DATABASE_MAX_CONNECTIONS",
+        default_value_t = defaults::DATABASE_MAX_CONNECTIONS
+    )]
     database_max_connections: u32,
     /// Largest accepted Yjs update, in bytes (larger: socket closed with 1009).
-    #[arg(long, env = "COLLAB_MAX_UPDATE_BYTES", default_value_t = 1024 * 1024)]
+    #[arg(long, env = "COLLAB_MAX_UPDATE_BYTES", default_value_t = LiveConfig::default().max_update_bytes)]
     max_update_bytes: usize,
     /// Largest document (snapshot + updates since), in bytes.
-    #[arg(long, env = "COLLAB_MAX_DOCUMENT_BYTES", default_value_t = 64 * 1024 * 1024)]
+    #[arg(long, env = "COLLAB_MAX_DOCUMENT_BYTES", default_value_t = LiveConfig::default().max_document_bytes)]
     max_document_bytes: usize,
     /// A content snapshot every this many updates of a document...
-    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_EVERY", default_value_t = 1000)]
+    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_EVERY", default_value_t = LiveConfig::default().snapshot_every)]
     content_snapshot_every: i64,
     /// ...or after this many milliseconds without updates.
-    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_QUIET_MS", default_value_t = 5000)]
+    #[arg(long, env = "COLLAB_CONTENT_SNAPSHOT_QUIET_MS", default_value_t = LiveConfig::default().snapshot_quiet.as_millis() as u64)]
     content_snapshot_quiet_ms: u64,
     /// Content snapshots up to this size stay in Postgres; larger go to the blob store.
-    #[arg(long, env = "COLLAB_SNAPSHOT_INLINE_MAX_BYTES", default_value_t = 256 * 1024)]
+    #[arg(long, env = "COLLAB_SNAPSHOT_INLINE_MAX_BYTES", default_value_t = LiveConfig::default().snapshot_inline_max_bytes)]
     snapshot_inline_max_bytes: usize,
     /// Directory of the local-disk blob store.
-    #[arg(long, env = "COLLAB_BLOB_DIR", default_value = "data/blobs")]
+    #[arg(long, env = "COLLAB_BLOB_DIR", default_value_os_t = LiveConfig::default().blob_dir)]
     blob_dir: std::path::PathBuf,
     /// Awareness states not renewed for this many seconds are removed.
-    #[arg(long, env = "COLLAB_AWARENESS_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "COLLAB_AWARENESS_TIMEOUT_SECS", default_value_t = LiveConfig::default().awareness_timeout.as_secs())]
     awareness_timeout_secs: u64,
-    /// HTTP requests per second per user (0: unlimited) and burst.
-    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_PER_SECOND", default_value_t = 50)]
+    /// HTTP requests per second per user (0: unlimited); over it: 429 + Retry-After.
+    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_PER_SECOND", default_value_t = RateLimitSettings::default().per_user.per_second)]
     rate_limit_user_per_second: u32,
-    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_BURST", default_value_t = 200)]
+    /// HTTP requests a user may make at once before the per-second rate applies.
+    #[arg(long, env = "COLLAB_RATE_LIMIT_USER_BURST", default_value_t = RateLimitSettings::default().per_user.burst)]
     rate_limit_user_burst: u32,
-    /// HTTP requests per second per workspace (0: unlimited) and burst.
-    #[arg(
-        long,
-        env = "COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND",
-        default_value_t = 500
-    )]
+    /// HTTP requests per second per workspace (0: unlimited).
+    #[arg(long, env = "COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND", default_value_t = RateLimitSettings::default().per_workspace.per_second)]
     rate_limit_workspace_per_second: u32,
-    #[arg(
-        long,
-        env = "COLLAB_RATE_LIMIT_WORKSPACE_BURST",
-        default_value_t = 2000
-    )]
+    /// HTTP requests a workspace may take at once before the per-second rate applies.
+    #[arg(long, env = "COLLAB_RATE_LIMIT_WORKSPACE_BURST", default_value_t = RateLimitSettings::default().per_workspace.burst)]
     rate_limit_workspace_burst: u32,
-    /// Sync messages per second per socket (0: unlimited) and burst; beyond it a socket
-    /// is read more slowly.
-    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_PER_SECOND", default_value_t = 500)]
+    /// Sync messages per second per socket (0: unlimited); beyond it a socket is read
+    /// more slowly (nothing is lost).
+    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_PER_SECOND", default_value_t = RateLimitSettings::default().socket_messages.per_second)]
     socket_messages_per_second: u32,
-    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_BURST", default_value_t = 5000)]
+    /// Sync messages a socket may send at once before the per-second rate applies.
+    #[arg(long, env = "COLLAB_SOCKET_MESSAGES_BURST", default_value_t = RateLimitSettings::default().socket_messages.burst)]
     socket_messages_burst: u32,
     /// Presence log retention, in hours.
-    #[arg(long, env = "COLLAB_PRESENCE_RETENTION_HOURS", default_value_t = 168)]
+    #[arg(long, env = "COLLAB_PRESENCE_RETENTION_HOURS", default_value_t = LiveConfig::default().presence_retention.as_secs() / 3600)]
     presence_retention_hours: u64,
 }
 
@@ -182,6 +183,7 @@ struct ServeArgs {
 enum TokenCommand {
     /// Print a signed development token for a user.
     Mint {
+        /// The user id the token is for (its `sub` claim), e.g. `alice`.
         #[arg(long)]
         user: String,
         /// Lifetime in seconds.
@@ -208,6 +210,15 @@ enum ProjectionsCommand {
         /// The worker's name (see `status`).
         name: String,
     },
+}
+
+/// `host:port`, the host an IP address or a name to resolve (`localhost:7700`).
+fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    raw.to_socket_addrs()
+        .map_err(|e| format!("'{raw}' is not host:port ({e})"))?
+        .next()
+        .ok_or_else(|| format!("'{raw}' resolves to no address"))
 }
 
 fn init_tracing(format: &str) {
@@ -463,5 +474,84 @@ async fn main() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    /// `COLLAB_*` variable → default cell of the README's configuration table.
+    fn readme_table() -> BTreeMap<String, String> {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README.md is readable");
+        readme
+            .lines()
+            .filter(|line| line.starts_with("| `COLLAB_"))
+            .map(|line| {
+                let cells: Vec<&str> = line.split(" | ").collect();
+                (
+                    cells[0]
+                        .trim_start_matches("| ")
+                        .trim_matches('`')
+                        .to_owned(),
+                    cells[2].to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_configuration_table_matches_the_flags() {
+        let table = readme_table();
+        let cli = Cli::command();
+        let serve = cli
+            .find_subcommand("serve")
+            .expect("serve subcommand")
+            .clone();
+        let mut seen = vec!["COLLAB_LOG".to_owned()]; // the log filter, not a flag
+        for arg in cli.get_arguments().chain(serve.get_arguments()) {
+            let Some(env) = arg.get_env() else { continue };
+            let env = env.to_string_lossy().into_owned();
+            let cell = table
+                .get(&env)
+                .unwrap_or_else(|| panic!("README's configuration table lacks {env}"));
+            match arg.get_default_values() {
+                [default] => assert_eq!(
+                    cell,
+                    &format!("`{}`", default.to_string_lossy()),
+                    "README's default for {env}"
+                ),
+                _ => assert!(
+                    !cell.starts_with('`'),
+                    "README gives {env} a default ({cell}) it does not have"
+                ),
+            }
+            seen.push(env);
+        }
+        for env in table.keys() {
+            assert!(
+                seen.contains(env),
+                "README documents {env}, which no flag reads"
+            );
+        }
+    }
+
+    #[test]
+    fn listen_accepts_host_names() {
+        assert_eq!(
+            parse_listen("localhost:7700").unwrap().port(),
+            7700,
+            "a name resolves"
+        );
+        assert_eq!(
+            parse_listen("127.0.0.1:0").unwrap(),
+            "127.0.0.1:0".parse::<SocketAddr>().unwrap()
+        );
+        assert!(parse_listen("localhost").is_err(), "a port is required");
     }
 }

@@ -163,7 +163,7 @@ async fn store(
     batch: &[PresenceChange],
 ) -> Result<(), sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let mut log: QueryBuilder<Postgres> = QueryBuilder::new(
+    let mut log: QueryBuilder<'_, Postgres> = QueryBuilder::new(
         "INSERT INTO presence_log (workspace_id, document_id, session_id, user_id, client_id, kind, state, recorded_at) ",
     );
     log.push_values(batch, |mut row, c| {

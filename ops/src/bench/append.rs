@@ -96,7 +96,7 @@ async fn raw_rate(pool: &PgPool, writers: usize, batch: usize, total: usize) -> 
             while written < per_writer {
                 let n = batch.min(per_writer - written);
                 let first = base.fetch_add(n as i64, std::sync::atomic::Ordering::Relaxed);
-                let mut insert: QueryBuilder<Postgres> = QueryBuilder::new(
+                let mut insert: QueryBuilder<'_, Postgres> = QueryBuilder::new(
                     "INSERT INTO bench_raw_events (position, event_id, stream_id, stream_category, stream_version, \
                      workspace_id, event_type, schema_version, payload, actor, correlation_id, causation_id, \
                      recorded_at, prev_hash, hash) ",
@@ -204,7 +204,7 @@ async fn relay_rate(pool: &PgPool, js: &jetstream::Context, prefix: &str) -> (f6
     (rate, head)
 }
 
-pub async fn run(database_url: &str, nats_url: &str, total: usize) -> Value {
+pub(crate) async fn run(database_url: &str, nats_url: &str, total: usize) -> Value {
     let admin_url = database_url
         .rsplit_once('/')
         .map(|(base, _)| format!("{base}/postgres"))

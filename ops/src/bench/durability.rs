@@ -9,7 +9,7 @@ use collab_store::relay::POSITION_HEADER;
 use serde_json::{json, Value};
 use sqlx::postgres::PgPoolOptions;
 
-pub async fn run(
+pub(crate) async fn run(
     database_url: &str,
     nats_url: &str,
     prefix: &str,

@@ -71,6 +71,30 @@ async fn serve_names_the_unreachable_dependency_in_one_line() {
     let (ok, line) = run_to_end(no_secret).await;
     assert!(!ok);
     assert!(line.contains("COLLAB_JWT_SECRET"), "{line}");
+
+    // Before the first migrate the database is missing, not Postgres.
+    let mut not_migrated = collab(&env);
+    not_migrated
+        .env(
+            "COLLAB_DATABASE_URL",
+            env.database_url
+                .replace(&env.database_name, "collab_never_created"),
+        )
+        .args(["projections", "status"]);
+    let (ok, line) = run_to_end(not_migrated).await;
+    assert!(!ok);
+    assert!(line.contains("does not exist yet"), "{line}");
+    assert!(line.contains("collab migrate"), "{line}");
+
+    // A listen address may name its host.
+    let mut bad_listen = collab(&env);
+    bad_listen.args(["serve", "--listen=no-such-host.invalid:7700"]);
+    let output = tokio::task::spawn_blocking(move || bad_listen.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("is not host:port"), "{stderr}");
 }
 
 #[tokio::test]
