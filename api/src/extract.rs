@@ -16,7 +16,8 @@ use crate::auth::TokenVerifier;
 use crate::error::ApiError;
 use crate::rate_limit::RateLimits;
 use crate::state::AppState;
-use collab_commands::access::{self, ApiKey, LinkKey, ServiceIdentity};
+use collab_commands::access::{self, ApiKey, Caller, LinkKey, ServiceIdentity};
+use collab_domain::workspace::Workspace;
 
 /// `axum::Json` with our error body: 400 for broken JSON, 422 for the wrong shape,
 /// 415 for a missing content type, 413 for an oversized body.
@@ -50,6 +51,9 @@ where
 pub struct Principal {
     pub id: UserId,
     pub service: Option<ServiceIdentity>,
+    /// The workspace aggregate loaded to verify the service account's key: a command of
+    /// this request reuses it instead of loading it again.
+    pub service_workspace: Option<Arc<Workspace>>,
 }
 
 impl<S> FromRequestParts<S> for Principal
@@ -70,12 +74,13 @@ where
         let bearer = header
             .and_then(|h| h.strip_prefix("Bearer "))
             .map(str::trim);
-        let (user, service) = match bearer {
+        let (user, service, service_workspace) = match bearer {
             Some(key) if ApiKey::looks_like(key) => {
-                let service = authenticate_key(&AppState::from_ref(state), key).await?;
-                (service.user_id(), Some(service))
+                let (service, workspace) =
+                    authenticate_key(&AppState::from_ref(state), key).await?;
+                (service.user_id(), Some(service), Some(workspace))
             }
-            _ => (tokens.verify_header(header).await?.user, None),
+            _ => (tokens.verify_header(header).await?.user, None, None),
         };
         Arc::<RateLimits>::from_ref(state).check_user(&user)?;
         // Workspace-scoped routes count against the workspace too.
@@ -88,12 +93,19 @@ where
         {
             Arc::<RateLimits>::from_ref(state).check_workspace(workspace)?;
         }
-        Ok(Principal { id: user, service })
+        Ok(Principal {
+            id: user,
+            service,
+            service_workspace,
+        })
     }
 }
 
 /// Verifies a service account's API key (401 when unknown, revoked or wrong).
-pub async fn authenticate_key(state: &AppState, key: &str) -> Result<ServiceIdentity, ApiError> {
+pub async fn authenticate_key(
+    state: &AppState,
+    key: &str,
+) -> Result<(ServiceIdentity, Arc<Workspace>), ApiError> {
     let parsed = ApiKey::parse(key).ok_or(ApiError::Unauthenticated(AuthError::Invalid))?;
     access::verify_api_key(&state.aggregates, &parsed)
         .await?
@@ -101,6 +113,17 @@ pub async fn authenticate_key(state: &AppState, key: &str) -> Result<ServiceIden
 }
 
 impl Principal {
+    /// The caller as the command path decides their role: with the share link presented
+    /// (if any) and the workspace this request already loaded.
+    pub fn caller(&self, link: Option<&LinkKey>) -> Caller {
+        Caller {
+            user: self.id.clone(),
+            link: link.copied(),
+            service: self.service.clone(),
+            loaded_workspace: self.service_workspace.clone(),
+        }
+    }
+
     /// The actor recorded on events: `user:<id>` or `service:account-<id>`.
     pub fn actor(&self) -> Actor {
         match &self.service {

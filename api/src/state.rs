@@ -12,9 +12,11 @@ use sqlx::PgPool;
 
 use crate::auth::TokenVerifier;
 use crate::error::ApiError;
-use crate::extract::Principal;
+use crate::extract::{Principal, RequestMeta};
 use crate::rate_limit::RateLimits;
 use collab_commands::access::{self, DocumentAccess, LinkKey};
+use collab_commands::Committed;
+use collab_domain::document::{Acting, DocumentCommand};
 use collab_live::Live;
 
 #[derive(Clone)]
@@ -53,17 +55,37 @@ impl AppState {
         principal: &Principal,
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
-        let access = access::resolve(
-            &self.aggregates,
-            document,
-            &principal.id,
-            link,
-            principal.service.as_ref(),
-        )
-        .await?
-        .ok_or(ApiError::NotFound("document"))?;
+        let access = access::resolve(&self.aggregates, document, &principal.caller(link))
+            .await?
+            .ok_or(ApiError::NotFound("document"))?;
         self.limits.check_workspace(access.workspace)?;
         Ok(access)
+    }
+
+    /// Runs document commands for `principal`: the document and its workspace are loaded
+    /// once each, the caller's role is decided from them in the command path
+    /// (`collab_commands::access`), and the workspace's rate limit applies. `commands`
+    /// makes the commands from the caller's effective role.
+    pub async fn run_on_document(
+        &self,
+        principal: &Principal,
+        meta: &RequestMeta,
+        document: DocumentId,
+        expected_version: Option<i64>,
+        commands: impl Fn(Acting) -> Vec<DocumentCommand>,
+    ) -> Result<Committed, ApiError> {
+        self.aggregates
+            .execute_on_document(
+                document,
+                &principal.caller(meta.link.as_ref()),
+                &principal.command_meta(meta),
+                expected_version,
+                |access, by| {
+                    self.limits.check_workspace(access.workspace)?;
+                    Ok(commands(by))
+                },
+            )
+            .await
     }
 
     /// A read-only transaction on the read models as `collab_reader`, scoped by row-level

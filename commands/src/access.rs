@@ -4,9 +4,11 @@
 use chrono::Utc;
 use collab_store::StoreError;
 
-use crate::AggregateStore;
+use std::sync::Arc;
+
+use crate::{AggregateStore, CommandError, CommandMeta, Committed};
 use collab_domain::access::{document_role, AccessFacts};
-use collab_domain::document::Document;
+use collab_domain::document::{Acting, Document, DocumentCommand, DocumentError};
 use collab_domain::workspace::Workspace;
 use collab_domain::{DocumentId, DocumentRole, Scope, UserId, WorkspaceId, WorkspaceRole};
 use sha2::{Digest, Sha256};
@@ -129,22 +131,25 @@ impl ServiceIdentity {
 }
 
 /// Checks an API key against its workspace (consistent: a revoked key fails at once).
+/// Returns the workspace as loaded too, so a command of the same request need not load it
+/// again.
 pub async fn verify_api_key(
     aggregates: &AggregateStore,
     key: &ApiKey,
-) -> Result<Option<ServiceIdentity>, StoreError> {
+) -> Result<Option<(ServiceIdentity, Arc<Workspace>)>, StoreError> {
     let workspace = aggregates
         .load::<Workspace>(key.workspace.as_uuid())
         .await?
         .aggregate;
-    Ok(workspace
+    let identity = workspace
         .service_account(key.account)
         .filter(|account| account.key_hash == key.secret_hash)
         .map(|account| ServiceIdentity {
             workspace: key.workspace,
             account: key.account,
             scopes: account.scopes.clone(),
-        }))
+        });
+    Ok(identity.map(|identity| (identity, Arc::new(workspace))))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,14 +159,82 @@ pub struct DocumentAccess {
     pub workspace_role: Option<WorkspaceRole>,
 }
 
-/// `None` when the document does not exist (or is deleted) or the user has no access:
+/// Who asks, as the command path needs it to decide their role: the user, the share link
+/// they hold, the service account they are, and the workspace aggregate already loaded in
+/// this request (to verify that account's key), so it is not loaded twice.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserId,
+    pub link: Option<LinkKey>,
+    pub service: Option<ServiceIdentity>,
+    pub loaded_workspace: Option<Arc<Workspace>>,
+}
+
+impl Caller {
+    pub fn user(user: UserId) -> Self {
+        Self {
+            user,
+            link: None,
+            service: None,
+            loaded_workspace: None,
+        }
+    }
+
+    /// The workspace aggregate, from this request's earlier load or the store.
+    async fn workspace(
+        &self,
+        aggregates: &AggregateStore,
+        id: WorkspaceId,
+    ) -> Result<Arc<Workspace>, StoreError> {
+        match &self.loaded_workspace {
+            Some(workspace) if workspace.id() == Some(id) => Ok(workspace.clone()),
+            _ => Ok(Arc::new(
+                aggregates.load::<Workspace>(id.as_uuid()).await?.aggregate,
+            )),
+        }
+    }
+}
+
+/// What `caller` may do with `document` (of `workspace`), from the two aggregates alone.
+/// `None` when the document does not exist (or is deleted) or the caller has no access:
 /// callers answer both the same way.
+pub fn access_to(
+    document: &Document,
+    workspace: &Workspace,
+    caller: &Caller,
+    now_micros: i64,
+) -> Option<DocumentAccess> {
+    let workspace_id = document.live_workspace()?;
+    let workspace_role = workspace.role_of(&caller.user);
+    let from_user = document_role(AccessFacts {
+        user: &caller.user,
+        workspace_role,
+        default_member_role: workspace.default_document_role(),
+        created_by: document.created_by(),
+        shared_role: document.shared_role(&caller.user),
+    });
+    let from_link = caller
+        .link
+        .and_then(|link| document.link_role(link.link_id, &link.secret_hash, now_micros));
+    let from_service = caller
+        .service
+        .as_ref()
+        .and_then(|s| s.document_role(workspace_id));
+    from_user
+        .max(from_link)
+        .max(from_service)
+        .map(|role| DocumentAccess {
+            workspace: workspace_id,
+            role,
+            workspace_role,
+        })
+}
+
+/// `None` when the document does not exist (or is deleted) or the caller has no access.
 pub async fn resolve(
     aggregates: &AggregateStore,
     document: DocumentId,
-    user: &UserId,
-    link: Option<&LinkKey>,
-    service: Option<&ServiceIdentity>,
+    caller: &Caller,
 ) -> Result<Option<DocumentAccess>, StoreError> {
     let document = aggregates
         .load::<Document>(document.as_uuid())
@@ -170,34 +243,60 @@ pub async fn resolve(
     let Some(workspace_id) = document.live_workspace() else {
         return Ok(None);
     };
-    let workspace = aggregates
-        .load::<Workspace>(workspace_id.as_uuid())
-        .await?
-        .aggregate;
-    let workspace_role = workspace.role_of(user);
-    let from_user = document_role(AccessFacts {
-        user,
-        workspace_role,
-        default_member_role: workspace.default_document_role(),
-        created_by: document.created_by(),
-        shared_role: document.shared_role(user),
-    });
-    let from_link = link.and_then(|link| {
-        document.link_role(
-            link.link_id,
-            &link.secret_hash,
-            Utc::now().timestamp_micros(),
+    let workspace = caller.workspace(aggregates, workspace_id).await?;
+    Ok(access_to(
+        &document,
+        &workspace,
+        caller,
+        Utc::now().timestamp_micros(),
+    ))
+}
+
+impl AggregateStore {
+    /// Runs commands on an existing document for `caller`: the document is loaded once,
+    /// its workspace once (or not at all when this request verified an API key of it), the
+    /// caller's role is decided from them, and `command` makes the commands from it (or
+    /// refuses, with its own error: a rate limit, say); they are appended together. A caller without access gets the
+    /// same `NotFound` as for a document that does not exist.
+    pub async fn execute_on_document<E>(
+        &self,
+        document: DocumentId,
+        caller: &Caller,
+        meta: &CommandMeta,
+        expected_version: Option<i64>,
+        command: impl Fn(DocumentAccess, Acting) -> Result<Vec<DocumentCommand>, E>,
+    ) -> Result<Committed, E>
+    where
+        E: From<CommandError<DocumentError>>,
+    {
+        let not_found = || E::from(CommandError::Domain(DocumentError::NotFound));
+        self.execute_with::<Document, E, _, _>(
+            document.as_uuid(),
+            meta,
+            expected_version,
+            |loaded| {
+                let command = &command;
+                async move {
+                    let workspace_id = loaded.live_workspace().ok_or_else(not_found)?;
+                    let workspace = caller
+                        .workspace(self, workspace_id)
+                        .await
+                        .map_err(|e| E::from(CommandError::from(e)))?;
+                    let access =
+                        access_to(&loaded, &workspace, caller, Utc::now().timestamp_micros())
+                            .ok_or_else(not_found)?;
+                    command(
+                        access,
+                        Acting {
+                            user: caller.user.clone(),
+                            role: access.role,
+                        },
+                    )
+                }
+            },
         )
-    });
-    let from_service = service.and_then(|s| s.document_role(workspace_id));
-    Ok(from_user
-        .max(from_link)
-        .max(from_service)
-        .map(|role| DocumentAccess {
-            workspace: workspace_id,
-            role,
-            workspace_role,
-        }))
+        .await
+    }
 }
 
 #[cfg(test)]

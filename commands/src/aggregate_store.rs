@@ -7,6 +7,9 @@
 //! aggregates themselves are plain cqrs-es aggregates and are tested with its
 //! `TestFramework`. See ARCHITECTURE.md, "Why not CqrsFramework".
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use collab_domain::{Actor, EventCodec, EventSourced, StreamId, WorkspaceId};
 use cqrs_es::event_sink::EventSink;
 use sqlx::PgPool;
@@ -82,6 +85,31 @@ pub struct Loaded<A> {
 pub struct AggregateStore {
     events: EventStore,
     snapshot_every: i64,
+    loads: Arc<LoadCounts>,
+}
+
+/// How many times each kind of aggregate was loaded by this store (and its clones): what
+/// shows that a command loads each aggregate once. Also `collab_aggregate_loads_total`.
+#[derive(Debug, Default)]
+pub struct LoadCounts {
+    workspace: AtomicU64,
+    document: AtomicU64,
+    other: AtomicU64,
+}
+
+impl LoadCounts {
+    fn counter(&self, aggregate_type: &str) -> &AtomicU64 {
+        match aggregate_type {
+            "workspace" => &self.workspace,
+            "document" => &self.document,
+            _ => &self.other,
+        }
+    }
+
+    /// Loads so far of the aggregate type (`workspace`, `document`).
+    pub fn of(&self, aggregate_type: &str) -> u64 {
+        self.counter(aggregate_type).load(Ordering::Relaxed)
+    }
 }
 
 /// Internal retries when a concurrent command moved the stream and the client did not
@@ -93,7 +121,12 @@ impl AggregateStore {
         Self {
             events,
             snapshot_every: snapshot_every.max(1),
+            loads: Arc::default(),
         }
+    }
+
+    pub fn loads(&self) -> &LoadCounts {
+        &self.loads
     }
 
     pub fn events(&self) -> &EventStore {
@@ -106,6 +139,8 @@ impl AggregateStore {
 
     #[instrument(skip(self), fields(aggregate = A::TYPE))]
     pub async fn load<A: EventSourced>(&self, id: Uuid) -> Result<Loaded<A>, StoreError> {
+        self.loads.counter(A::TYPE).fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("collab_aggregate_loads_total", "aggregate" => A::TYPE).increment(1);
         let stream = StreamId::new(A::CATEGORY, id);
         let snapshot: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
             "SELECT stream_version, position, state FROM aggregate_snapshots \
@@ -147,7 +182,6 @@ impl AggregateStore {
     /// Decides `command` on the aggregate's current state and appends what it decided.
     /// `expected_version`, when given (an `If-Match` from the client), must equal the
     /// stream's version or the command is refused with a conflict.
-    #[instrument(skip(self, command, meta), fields(aggregate = A::TYPE, aggregate.id = %id))]
     pub async fn execute<A>(
         &self,
         id: Uuid,
@@ -159,26 +193,59 @@ impl AggregateStore {
         A: EventSourced<Services = ()> + Clone,
         A::Command: Clone,
     {
+        self.execute_with::<A, CommandError<A::Error>, _, _>(id, meta, expected_version, |_| {
+            std::future::ready(Ok(vec![command.clone()]))
+        })
+        .await
+    }
+
+    /// Like [`AggregateStore::execute`], with the commands made from the aggregate as
+    /// loaded: `command` sees the state the decision is made on (and may load what else it
+    /// needs, or refuse with its own error), so facts such as the caller's role are taken
+    /// from the same load, not from one of their own. Several commands are decided in turn
+    /// (each on the state the previous one produced) and appended together, or not at all.
+    /// Called again on fresh state when a concurrent command moved the stream.
+    #[instrument(skip(self, meta, command), fields(aggregate = A::TYPE, aggregate.id = %id))]
+    pub async fn execute_with<A, E, F, Fut>(
+        &self,
+        id: Uuid,
+        meta: &CommandMeta,
+        expected_version: Option<i64>,
+        mut command: F,
+    ) -> Result<Committed, E>
+    where
+        A: EventSourced<Services = ()> + Clone,
+        E: From<CommandError<A::Error>>,
+        F: FnMut(A) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<A::Command>, E>>,
+    {
         let stream = StreamId::new(A::CATEGORY, id);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.load::<A>(id).await?;
+            let loaded = self
+                .load::<A>(id)
+                .await
+                .map_err(|e| E::from(CommandError::from(e)))?;
             let mut aggregate = loaded.aggregate;
+            let commands = command(aggregate.clone()).await?;
             let sink = EventSink::<A>::default();
             // Decide first: a caller who may not act (or see) gets the domain's answer,
-            // not a version number.
-            aggregate
-                .handle(command.clone(), &(), &sink)
-                .await
-                .map_err(CommandError::Domain)?;
+            // not a version number. The sink applies each event to the aggregate, so a
+            // second command is decided on what the first produced.
+            for decided in commands {
+                aggregate
+                    .handle(decided, &(), &sink)
+                    .await
+                    .map_err(|e| E::from(CommandError::Domain(e)))?;
+            }
             if let Some(expected) = expected_version {
                 if expected != loaded.version {
-                    return Err(CommandError::Conflict {
+                    return Err(E::from(CommandError::Conflict {
                         stream: stream.to_string(),
                         expected,
                         actual: loaded.version,
-                    });
+                    }));
                 }
             }
             let decided = sink.collect().await;
@@ -238,7 +305,7 @@ impl AggregateStore {
                         .await;
                     continue;
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => return Err(E::from(CommandError::from(error))),
             }
         }
     }

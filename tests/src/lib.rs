@@ -169,6 +169,8 @@ impl Drop for TestEnv {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The app's aggregate store (its load counts show what a request cost).
+    pub aggregates: collab_commands::AggregateStore,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Last: dropped after the app has been told to stop.
@@ -200,11 +202,13 @@ impl TestApp {
             .await
             .expect("application builds");
         let addr = app.local_addr().expect("api role is on");
+        let aggregates = app.state().aggregates.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
             addr,
             http: reqwest::Client::new(),
+            aggregates,
             shutdown,
             task: Some(task),
             env,

@@ -41,10 +41,13 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
                     .await
                 {
                     Ok(loaded) => match loaded.aggregate.service_account(service.account) {
-                        Some(account) => Some(access::ServiceIdentity {
-                            scopes: account.scopes.clone(),
-                            ..service.clone()
-                        }),
+                        Some(account) => Some((
+                            access::ServiceIdentity {
+                                scopes: account.scopes.clone(),
+                                ..service.clone()
+                            },
+                            Arc::new(loaded.aggregate.clone()),
+                        )),
                         None => {
                             room.close_session(
                                 session.id,
@@ -61,14 +64,14 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
                 },
                 None => None,
             };
-            let resolved = access::resolve(
-                aggregates,
-                room.document_id,
-                &session.user,
-                session.link.as_ref(),
-                service.as_ref(),
-            )
-            .await;
+            let (service, loaded_workspace) = service.unzip();
+            let caller = access::Caller {
+                user: session.user.clone(),
+                link: session.link,
+                service,
+                loaded_workspace,
+            };
+            let resolved = access::resolve(aggregates, room.document_id, &caller).await;
             let verdict = match resolved {
                 Ok(None) => Some("access to this document was revoked"),
                 Ok(Some(access)) if !session.read_only && !access.role.edits() => {

@@ -8,7 +8,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use collab_commands::Committed;
 use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
 use collab_domain::{
@@ -18,7 +17,7 @@ use collab_projections::documents::{self as read_model, ArchivedFilter, Document
 use collab_projections::workspaces::role_of;
 use serde::{Deserialize, Serialize};
 
-use super::{command_response, path_id, run};
+use super::{command_response, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -255,41 +254,6 @@ async fn get_document(
     }))
 }
 
-/// The caller with their effective role on the document (from the aggregates).
-pub(super) async fn acting(
-    state: &AppState,
-    document_id: DocumentId,
-    principal: &Principal,
-    meta: &RequestMeta,
-) -> Result<Acting, ApiError> {
-    let access = state
-        .document_access(document_id, principal, meta.link.as_ref())
-        .await?;
-    Ok(Acting {
-        user: principal.id.clone(),
-        role: access.role,
-    })
-}
-
-async fn execute(
-    state: &AppState,
-    principal: &Principal,
-    meta: &RequestMeta,
-    document_id: DocumentId,
-    command: DocumentCommand,
-    expected_version: Option<i64>,
-) -> Result<Committed, ApiError> {
-    run::<Document>(
-        state,
-        principal,
-        meta,
-        document_id.as_uuid(),
-        command,
-        expected_version,
-    )
-    .await
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpdateDocumentBody {
@@ -326,24 +290,23 @@ async fn update_document(
             "give at least one of `title` and `folder`".into(),
         ));
     }
-    let by = acting(&state, document_id, &principal, &meta).await?;
-    let mut expected = meta.if_match;
-    let mut committed = None;
-    if let Some(title) = title.clone() {
-        let command = DocumentCommand::RenameDocument {
-            by: by.clone(),
-            title,
-        };
-        let done = execute(&state, &principal, &meta, document_id, command, expected).await?;
-        // The second command must apply to what the first produced.
-        expected = expected.map(|_| done.version);
-        committed = Some(done);
-    }
-    if let Some(folder) = folder.clone() {
-        let command = DocumentCommand::MoveDocument { by, folder };
-        committed = Some(execute(&state, &principal, &meta, document_id, command, expected).await?);
-    }
-    let committed = committed.expect("at least one change was requested");
+    // One command path: the document and its workspace are loaded once, both changes
+    // decided on that state and appended together (or neither).
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            let mut commands = vec![];
+            if let Some(title) = title.clone() {
+                commands.push(DocumentCommand::RenameDocument {
+                    by: by.clone(),
+                    title,
+                });
+            }
+            if let Some(folder) = folder.clone() {
+                commands.push(DocumentCommand::MoveDocument { by, folder });
+            }
+            commands
+        })
+        .await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,
@@ -364,16 +327,11 @@ async fn lifecycle(
     command: fn(Acting) -> DocumentCommand,
 ) -> Result<Response, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
-    let by = acting(&state, document_id, &principal, &meta).await?;
-    let committed = execute(
-        &state,
-        &principal,
-        &meta,
-        document_id,
-        command(by),
-        meta.if_match,
-    )
-    .await?;
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            vec![command(by)]
+        })
+        .await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,

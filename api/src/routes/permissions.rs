@@ -12,8 +12,7 @@ use collab_domain::{DocumentId, DocumentRole, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::documents::acting;
-use super::{command_response, path_id, run};
+use super::{command_response, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -125,25 +124,6 @@ struct ShareBody {
     role: String,
 }
 
-async fn execute(
-    state: &AppState,
-    principal: &Principal,
-    meta: &RequestMeta,
-    document_id: DocumentId,
-    command: DocumentCommand,
-) -> Result<collab_commands::Committed, ApiError> {
-    let committed = run::<Document>(
-        state,
-        principal,
-        meta,
-        document_id.as_uuid(),
-        command,
-        meta.if_match,
-    )
-    .await?;
-    Ok(committed)
-}
-
 async fn share_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -154,13 +134,15 @@ async fn share_document(
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     let user = parse_principal(&target)?;
     let role = DocumentRole::parse(&body.role)?;
-    let by = acting(&state, document_id, &principal, &meta).await?;
-    let command = DocumentCommand::ShareDocument {
-        by,
-        user: user.clone(),
-        role,
-    };
-    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            vec![DocumentCommand::ShareDocument {
+                by,
+                user: user.clone(),
+                role,
+            }]
+        })
+        .await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,
@@ -179,12 +161,14 @@ async fn unshare_document(
 ) -> Result<Response, ApiError> {
     let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
     let user = parse_principal(&target)?;
-    let by = acting(&state, document_id, &principal, &meta).await?;
-    let command = DocumentCommand::UnshareDocument {
-        by,
-        user: user.clone(),
-    };
-    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            vec![DocumentCommand::UnshareDocument {
+                by,
+                user: user.clone(),
+            }]
+        })
+        .await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,
@@ -227,16 +211,18 @@ async fn create_link(
         }
         None => None,
     };
-    let by = acting(&state, document_id, &principal, &meta).await?;
     let (key, token) = LinkKey::generate();
-    let command = DocumentCommand::CreateShareLink {
-        by,
-        link_id: key.link_id,
-        role,
-        secret_hash: key.secret_hash,
-        expires_at_micros: expires_at.map(|at| at.timestamp_micros()),
-    };
-    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            vec![DocumentCommand::CreateShareLink {
+                by,
+                link_id: key.link_id,
+                role,
+                secret_hash: key.secret_hash,
+                expires_at_micros: expires_at.map(|at| at.timestamp_micros()),
+            }]
+        })
+        .await?;
     #[derive(Serialize)]
     struct Created {
         id: Uuid,
@@ -268,9 +254,11 @@ async fn revoke_link(
         name: "link_id",
         reason: "must be a UUID".into(),
     })?;
-    let by = acting(&state, document_id, &principal, &meta).await?;
-    let command = DocumentCommand::RevokeShareLink { by, link_id };
-    let committed = execute(&state, &principal, &meta, document_id, command).await?;
+    let committed = state
+        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+            vec![DocumentCommand::RevokeShareLink { by, link_id }]
+        })
+        .await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,

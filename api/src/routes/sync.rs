@@ -71,13 +71,14 @@ async fn admit(
         "missing token: pass ?token=<JWT>".to_owned(),
     ))?;
     let principal = if ApiKey::looks_like(&token) {
-        let service = authenticate_key(state, &token)
+        let (service, workspace) = authenticate_key(state, &token)
             .await
             .map_err(|_| (close::UNAUTHENTICATED, "API key is invalid".to_owned()))?;
         (
             Principal {
                 id: service.user_id(),
                 service: Some(service),
+                service_workspace: Some(workspace),
             },
             false,
         )
@@ -93,6 +94,7 @@ async fn admit(
             Principal {
                 id: verified.user,
                 service: None,
+                service_workspace: None,
             },
             verified.read_only,
         )

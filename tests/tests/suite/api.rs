@@ -811,3 +811,63 @@ async fn health_readiness_and_metrics() {
         "routes are labelled by pattern"
     );
 }
+
+/// Authorisation is decided in the command path from the aggregates it loads anyway: a
+/// PATCH that renames and moves a document loads the document once and its workspace once
+/// — with a user's token or a service account's key (whose verification loaded the
+/// workspace already) — and appends both changes together.
+#[tokio::test]
+async fn a_document_command_loads_each_aggregate_once() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let doc = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "alice",
+            json!({"title": "Plan"}),
+        )
+        .await;
+    let doc = doc.body["id"].as_str().unwrap().to_owned();
+    let key = app
+        .post(
+            &format!("/v1/workspaces/{ws}/service-accounts"),
+            "alice",
+            json!({"name": "importer", "scopes": ["documents:write"]}),
+        )
+        .await;
+    assert_eq!(key.status, 201, "{}", key.body);
+    let key = key.body["key"].as_str().unwrap().to_owned();
+    let loads = || {
+        let counts = app.aggregates.loads();
+        (counts.of("document"), counts.of("workspace"))
+    };
+    for (bearer, n) in [(TestApp::token("alice"), 1), (key, 2)] {
+        let before = loads();
+        let r = app
+            .http
+            .patch(app.url(&format!("/v1/documents/{doc}")))
+            .bearer_auth(bearer)
+            .json(&json!({"title": format!("Plan {n}"), "folder": format!("/f{n}")}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        // Both changes in one append: the document was at 1, then at 3.
+        assert_eq!(body["version"], 1 + 2 * n, "{body}");
+        let after = loads();
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 1),
+            "document and workspace loads of PATCH #{n}"
+        );
+    }
+    let versions: Vec<i64> = sqlx::query_scalar(
+        "SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY stream_version",
+    )
+    .bind(format!("document-{doc}"))
+    .fetch_all(&app.env.pool)
+    .await
+    .unwrap();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+}
