@@ -279,6 +279,31 @@ impl TestApp {
         (r.body["id"].as_str().unwrap().to_owned(), r.position())
     }
 
+    /// Creates a document in `workspace` as `user`; returns its id.
+    pub async fn create_document(&self, workspace: &str, user: &str, title: &str) -> String {
+        let r = self
+            .post(
+                &format!("/v1/workspaces/{workspace}/documents"),
+                user,
+                serde_json::json!({ "title": title }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("request is sent")
+            .text()
+            .await
+            .expect("metrics are text")
+    }
+
     /// Stops the app gracefully (the relay drains) and waits for it.
     pub async fn stop(mut self) {
         self.shutdown.cancel();

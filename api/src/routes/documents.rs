@@ -175,10 +175,6 @@ async fn create_document(
         Some(raw) => FolderPath::parse(raw)?,
         None => FolderPath::root(),
     };
-    let workspace = state
-        .aggregates
-        .load::<Workspace>(workspace_id.as_uuid())
-        .await?;
     let role = match &principal.service {
         // Service accounts create documents with documents:write, like a member.
         Some(service) if service.document_role(workspace_id).is_some() => {
@@ -188,7 +184,10 @@ async fn create_document(
                 WorkspaceRole::Guest
             }
         }
-        _ => workspace
+        _ => state
+            .aggregates
+            .load::<Workspace>(workspace_id.as_uuid())
+            .await?
             .aggregate
             .role_of(&principal.id)
             .ok_or(ApiError::NotFound("workspace"))?,

@@ -246,15 +246,7 @@ async fn a_worker_registered_by_a_test_retries_parks_and_never_repeats_an_effect
         ours.parked,
         Some((1, Some("mailbox does not exist".to_owned())))
     );
-    let metrics = app
-        .http
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     assert!(
         metrics.contains("collab_worker_parked_events{worker=\"test-mailer\"} 1"),
         "{metrics}"
