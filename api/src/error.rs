@@ -359,7 +359,13 @@ pub async fn uniform_errors(
             response.headers_mut().insert(header::ALLOW, allow);
         }
     }
-    if has_body {
+    // 409 and 422 come from handlers that read and parsed the body: the connection is
+    // clean. Any other refusal may have come first.
+    let body_read = matches!(
+        status,
+        StatusCode::CONFLICT | StatusCode::UNPROCESSABLE_ENTITY
+    );
+    if has_body && !body_read {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

@@ -74,6 +74,7 @@ impl AppState {
         expected_version: Option<i64>,
         commands: impl Fn(Acting) -> Vec<DocumentCommand>,
     ) -> Result<Committed, ApiError> {
+        let charged = std::sync::atomic::AtomicBool::new(false);
         self.aggregates
             .execute_on_document(
                 document,
@@ -81,7 +82,10 @@ impl AppState {
                 &principal.command_meta(meta),
                 expected_version,
                 |access, by| {
-                    self.limits.check_workspace(access.workspace)?;
+                    // Once per request, not once per internal retry.
+                    if !charged.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        self.limits.check_workspace(access.workspace)?;
+                    }
                     Ok(commands(by))
                 },
             )
@@ -130,21 +134,20 @@ impl AppState {
         Ok(tx)
     }
 
-    /// Like [`AppState::reader`], with `workspace` visible too: for a document whose
-    /// access the aggregates granted (a share link, a service account's key).
-    pub async fn reader_in(
+    /// Like [`AppState::reader`], with one more document visible (its row and its
+    /// presence, nothing else of its workspace): for a document whose access the
+    /// aggregates granted (a share link, a share, a service account's key). See migration
+    /// 0009.
+    pub async fn reader_for_document(
         &self,
         principal: &Principal,
-        workspace: collab_domain::WorkspaceId,
+        document: DocumentId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
         let mut tx = self.reader(principal).await?;
-        sqlx::query(
-            "SELECT set_config('collab.workspaces', \
-             concat_ws(',', nullif(current_setting('collab.workspaces', true), ''), $1::text), true)",
-        )
-        .bind(workspace.to_string())
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("SELECT set_config('collab.documents', $1, true)")
+            .bind(document.to_string())
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 

@@ -215,9 +215,16 @@ enum ProjectionsCommand {
 /// `host:port`, the host an IP address or a name to resolve (`localhost:7700`).
 fn parse_listen(raw: &str) -> Result<SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    raw.to_socket_addrs()
+    let addresses: Vec<SocketAddr> = raw
+        .to_socket_addrs()
         .map_err(|e| format!("'{raw}' is not host:port ({e})"))?
-        .next()
+        .collect();
+    // `localhost` may resolve to ::1 first; the examples and most clients use 127.0.0.1.
+    addresses
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addresses.first())
+        .copied()
         .ok_or_else(|| format!("'{raw}' resolves to no address"))
 }
 

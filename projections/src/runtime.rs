@@ -63,6 +63,14 @@ pub async fn run_consumer(
     consumer: Consumer,
     shutdown: CancellationToken,
 ) {
+    // A worker's effects leave Postgres: one process handles it at a time.
+    let _leadership = match &consumer {
+        Consumer::Worker(worker) => match worker::lead(&pool, worker.name(), &shutdown).await {
+            Some(connection) => Some(connection),
+            None => return,
+        },
+        Consumer::ReadModel(_) => None,
+    };
     let mut backoff = Duration::from_millis(100);
     loop {
         match consume(&pool, &js, &subject_prefix, &consumer, &shutdown).await {
@@ -187,6 +195,10 @@ pub async fn fold_batch(
 ) -> Result<i64, ProjectionError> {
     let mut tx = pool.begin().await?;
     let mut position = checkpoint::lock(&mut tx, model.name()).await?;
+    // A delivered position is only a signal: never beyond this log's head (a message of
+    // another log — a recreated database, a shared prefix — must not move the checkpoint
+    // past events that were never folded).
+    let target = target.min(EventLog::head(&mut *tx).await?);
     let folded = fold_to(model, &mut tx, &mut position, target).await?;
     if position == target {
         checkpoint::save(&mut tx, model.name(), position).await?;

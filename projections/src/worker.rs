@@ -2,6 +2,8 @@
 //! thumbnails, zips). Same shape as a read model — a name, the categories it consumes, a
 //! durable consumer and a checkpoint — plus what side effects need:
 //!
+//! - one process at a time per worker (a Postgres advisory lock; others stand by), and no
+//!   transaction open while an effect runs;
 //! - a per-event idempotency record (`worker_events`): an event recorded `done` or
 //!   `parked` is never handled again, even when the checkpoint is moved back (a requeue);
 //! - retries with exponential backoff for transient failures;
@@ -93,30 +95,35 @@ impl Outcome {
     }
 }
 
-/// Events read from the log per query.
-const PAGE: i64 = 100;
-
 /// Handles every event of the worker's categories after its checkpoint up to and
-/// including `target`, one at a time, each in its own transaction that holds the
-/// checkpoint row (so processes sharing the worker never handle an event twice), records
-/// the outcome and moves the checkpoint. Returns the checkpoint.
+/// including `target` (never beyond the log head), one at a time: the event is read, its
+/// record checked, the effect performed with no transaction open (retries and backoff
+/// included), then the outcome recorded and the checkpoint moved in one short transaction.
+/// Only one process handles a worker at a time (see [`lead`]), so nothing is handled twice
+/// concurrently. Returns the checkpoint.
 pub(crate) async fn process_to(
     pool: &PgPool,
     worker: &dyn Worker,
     target: i64,
 ) -> Result<i64, ProjectionError> {
     let name = worker.name();
+    let target = target.min(EventLog::head(pool).await?);
     loop {
-        let mut tx = pool.begin().await?;
-        let checkpoint = checkpoint::lock(&mut tx, name).await?;
+        let checkpoint: i64 =
+            sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+                .bind(name)
+                .fetch_optional(pool)
+                .await?
+                .unwrap_or(0);
         if checkpoint >= target {
             return Ok(checkpoint);
         }
         let events =
-            EventLog::read_categories(&mut *tx, worker.categories(), checkpoint, target + 1, PAGE)
-                .await?;
+            EventLog::read_categories(pool, worker.categories(), checkpoint, target + 1, 1).await?;
         let Some(event) = events.first() else {
-            checkpoint::save(&mut tx, name, target).await?;
+            let mut tx = pool.begin().await?;
+            let locked = checkpoint::lock(&mut tx, name).await?;
+            checkpoint::save(&mut tx, name, locked.max(target)).await?;
             tx.commit().await?;
             return Ok(target);
         };
@@ -125,13 +132,18 @@ pub(crate) async fn process_to(
         )
         .bind(name)
         .bind(event.metadata.event_id.as_uuid())
-        .fetch_optional(&mut *tx)
+        .fetch_optional(pool)
         .await?;
-        if recorded.is_none() {
-            let (outcome, attempts, reason) = handle_with_retries(worker, event).await;
+        let outcome = match recorded {
+            Some(_) => None,
+            None => Some(handle_with_retries(worker, event).await),
+        };
+        let mut tx = pool.begin().await?;
+        let locked = checkpoint::lock(&mut tx, name).await?;
+        if let Some((outcome, attempts, reason)) = outcome {
             sqlx::query(
                 "INSERT INTO worker_events (worker, event_id, position, status, attempts, reason) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (worker, event_id) DO NOTHING",
             )
             .bind(name)
             .bind(event.metadata.event_id.as_uuid())
@@ -144,8 +156,42 @@ pub(crate) async fn process_to(
             metrics::counter!("collab_worker_events_total", "worker" => name, "outcome" => outcome.as_str())
                 .increment(1);
         }
-        checkpoint::save(&mut tx, name, event.position).await?;
+        // A requeue may have moved the checkpoint back meanwhile: never forward over it.
+        if locked == checkpoint {
+            checkpoint::save(&mut tx, name, event.position).await?;
+        }
         tx.commit().await?;
+    }
+}
+
+/// Waits until this process is the one that handles `worker` (a Postgres advisory lock,
+/// held for as long as the returned connection lives; other processes stand by, as
+/// relays do). `None` once `shutdown` is cancelled.
+pub(crate) async fn lead(
+    pool: &PgPool,
+    worker: &str,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<sqlx::PgConnection> {
+    let key = format!("collab-worker:{worker}");
+    loop {
+        let attempt = async {
+            let mut conn = pool.acquire().await?.detach();
+            let locked: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(&key)
+                    .fetch_one(&mut conn)
+                    .await?;
+            Ok::<_, sqlx::Error>(locked.then_some(conn))
+        };
+        match attempt.await {
+            Ok(Some(conn)) => return Some(conn),
+            Ok(None) => tracing::debug!(worker, "another process handles this worker; standing by"),
+            Err(error) => warn!(worker, %error, "worker cannot reach Postgres"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = shutdown.cancelled() => return None,
+        }
     }
 }
 

@@ -171,6 +171,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// The app's aggregate store (its load counts show what a request cost).
     pub aggregates: collab_commands::AggregateStore,
+    /// The app's live-editing handles (rooms, their loader).
+    pub live: collab_live::Live,
     shutdown: CancellationToken,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     // Last: dropped after the app has been told to stop.
@@ -203,12 +205,14 @@ impl TestApp {
             .expect("application builds");
         let addr = app.local_addr().expect("api role is on");
         let aggregates = app.state().aggregates.clone();
+        let live = app.state().live.clone();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(app.run_until_stopped(shutdown.clone()));
         Self {
             addr,
             http: reqwest::Client::new(),
             aggregates,
+            live,
             shutdown,
             task: Some(task),
             env,
@@ -464,16 +468,18 @@ pub fn collab_bin() -> PathBuf {
         return PathBuf::from(path);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let path = root.join("target/debug/collab");
-    if !path.exists() {
+    // Built (or found up to date) once per test process, so a plain `cargo test` never
+    // runs the end-to-end tests against a stale binary.
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "collab-ops", "--bin", "collab"])
             .current_dir(&root)
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building the collab binary failed");
-    }
-    path
+    });
+    root.join("target/debug/collab")
 }
 
 /// A stock Yjs client (npm `yjs` + `y-websocket`) in a Node process, driven over stdio

@@ -6,7 +6,6 @@
 use yrs::updates::decoder::Decode;
 use yrs::Update;
 
-use crate::room::Room;
 use crate::LiveConfig;
 
 /// An update that passed admission.
@@ -29,8 +28,15 @@ pub enum Refusal {
     DocumentTooLarge { limit: usize },
 }
 
-/// Checks `update` for `room` under `config`'s limits.
-pub fn admit(config: &LiveConfig, room: &Room, update: &[u8]) -> Result<Admitted, Refusal> {
+/// Checks `update` under `config`'s limits, for a document holding `stored_bytes` already.
+/// `stored` says whether the caller will store it (a read-only socket's update is answered
+/// with a permission-denied message and dropped: the document limit does not apply).
+pub fn admit(
+    config: &LiveConfig,
+    stored_bytes: usize,
+    update: &[u8],
+    stored: bool,
+) -> Result<Admitted, Refusal> {
     if update.len() > config.max_update_bytes {
         return Err(Refusal::UpdateTooLarge {
             size: update.len(),
@@ -46,10 +52,78 @@ pub fn admit(config: &LiveConfig, room: &Room, update: &[u8]) -> Result<Admitted
         .next()
         .unwrap_or(0);
     let empty = decoded.is_empty();
-    if !empty && room.stored_bytes() + update.len() > config.max_document_bytes {
+    if stored && !empty && stored_bytes + update.len() > config.max_document_bytes {
         return Err(Refusal::DocumentTooLarge {
             limit: config.max_document_bytes,
         });
     }
     Ok(Admitted { client_id, empty })
+}
+
+#[cfg(test)]
+mod tests {
+    use yrs::updates::encoder::Encode;
+    use yrs::{ReadTxn, Text, Transact};
+
+    use super::*;
+
+    fn update(text: &str) -> Vec<u8> {
+        let doc = yrs::Doc::with_client_id(7);
+        let root = doc.get_or_insert_text("t");
+        root.insert(&mut doc.transact_mut(), 0, text);
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        update
+    }
+
+    fn config(max_update_bytes: usize, max_document_bytes: usize) -> LiveConfig {
+        LiveConfig {
+            max_update_bytes,
+            max_document_bytes,
+            ..LiveConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_update_is_admitted_with_its_client_id() {
+        let admitted = admit(&config(1024, 4096), 0, &update("hello"), true).unwrap();
+        assert_eq!(
+            admitted,
+            Admitted {
+                client_id: 7,
+                empty: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_empty_update_is_admitted_as_empty_even_in_a_full_document() {
+        let empty = yrs::Update::new().encode_v1();
+        let admitted = admit(&config(1024, 10), 10, &empty, true).unwrap();
+        assert!(admitted.empty);
+    }
+
+    #[test]
+    fn refusals_say_which_limit() {
+        let big = update(&"x".repeat(200));
+        assert!(matches!(
+            admit(&config(100, 4096), 0, &big, true),
+            Err(Refusal::UpdateTooLarge { limit: 100, .. })
+        ));
+        assert!(matches!(
+            admit(&config(1024, 100), 50, &big, true),
+            Err(Refusal::DocumentTooLarge { limit: 100 })
+        ));
+        assert!(matches!(
+            admit(&config(1024, 4096), 0, &[0xff, 0xff, 0xff], true),
+            Err(Refusal::Undecodable(_))
+        ));
+    }
+
+    #[test]
+    fn the_document_limit_applies_only_to_what_is_stored() {
+        let big = update(&"x".repeat(200));
+        assert!(admit(&config(1024, 100), 50, &big, false).is_ok());
+    }
 }

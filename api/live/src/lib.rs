@@ -107,6 +107,19 @@ pub struct Live {
     pub instance_id: Uuid,
     /// Inbound messages per socket (None: unlimited).
     pub socket_quota: Option<Quota>,
+    /// The log position up to which access changes were applied to live sockets.
+    revocations_seen: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Live {
+    /// The log position up to which access-reducing events have been applied to this
+    /// instance's sockets. Read it before checking a socket's access: if it moved by the
+    /// time the socket is in its room, an event may have passed it by, and the socket is
+    /// checked again.
+    pub fn revocations_seen(&self) -> i64 {
+        self.revocations_seen
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 /// Background tasks of the live machinery, stopped (and flushed) by cancelling `stop`.
@@ -126,6 +139,7 @@ impl Live {
         socket_quota: Option<Quota>,
     ) -> (Self, LiveTasks) {
         let store = aggregates.events().clone();
+        let pool_for_revocations = pool.clone();
         let instance_id = Uuid::now_v7();
         let stop = CancellationToken::new();
         let fanout = Fanout::new(fanout_nats, subject_prefix.to_owned(), instance_id);
@@ -151,11 +165,12 @@ impl Live {
             config: config.clone(),
             instance_id,
         });
+        let revocations_seen = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let revocations = tokio::spawn(revalidate::follow(
-            async_nats::jetstream::new(nats),
-            subject_prefix.to_owned(),
+            pool_for_revocations,
             rooms.clone(),
             aggregates.clone(),
+            revocations_seen.clone(),
             stop.clone(),
         ));
         (
@@ -167,6 +182,7 @@ impl Live {
                 config,
                 instance_id,
                 socket_quota,
+                revocations_seen,
             },
             LiveTasks {
                 stop,

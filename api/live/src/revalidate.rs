@@ -1,19 +1,20 @@
 //! Access changes reach live sockets because the events that reduce access were
-//! committed: every instance follows the workspace and document events on JetStream, and
-//! for each one that may have taken access away (`collab_domain::access::access_reduced_by`)
-//! it re-checks the sessions of the affected rooms against the aggregates and closes those
+//! committed: every instance follows the workspace and document events of the Postgres
+//! log (the source of truth, so neither the relay nor NATS has to be up), and for each one
+//! that may have taken access away (`collab_domain::access::access_reduced_by`) it
+//! re-checks the sessions of the affected rooms against the aggregates and closes those
 //! that lost access, or write access. Whatever path appends such an event — a route, a
 //! CLI, a future integration — is covered without a line of its own.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_nats::jetstream::{self, consumer::pull::OrderedConfig, consumer::DeliverPolicy};
 use collab_commands::AggregateStore;
 use collab_domain::access::{access_reduced_by, AccessReduced};
-use collab_domain::{DomainEvent, StreamCategory, WireEnvelope};
-use collab_store::relay::ensure_events_stream;
-use futures::StreamExt;
+use collab_domain::{DomainEvent, StreamCategory};
+use collab_store::EventLog;
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -21,6 +22,18 @@ use super::protocol::close;
 use super::room::Room;
 use super::rooms::Rooms;
 use collab_commands::access;
+
+/// How often the log is read for new access events: the bound on how long a socket that
+/// lost access stays open.
+const POLL: Duration = Duration::from_millis(250);
+
+/// Events read per query.
+const PAGE: i64 = 500;
+
+/// [`revalidate`] with owned handles, to spawn.
+pub async fn revalidate_owned(rooms: Rooms, aggregates: AggregateStore, change: AccessReduced) {
+    revalidate(&rooms, &aggregates, change).await;
+}
 
 /// Re-checks every session of the matching rooms of this instance.
 pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: AccessReduced) {
@@ -91,77 +104,65 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
     }
 }
 
-/// Follows the access-reducing events of the log until `stop`, re-checking local
-/// sessions for each. Starts at the stream's end: a socket admitted before is checked
-/// against everything committed after its admission.
+/// Follows the access-reducing events of the log until `stop`, re-checking local sessions
+/// for each. Starts at the log's head (sockets admitted from now on were checked against
+/// everything before) and resumes where it stopped after any error. `seen` is the position
+/// it has handled up to: a socket admitted while it moved is re-checked (see
+/// `session::run`).
 pub async fn follow(
-    js: jetstream::Context,
-    prefix: String,
+    pool: PgPool,
     rooms: Rooms,
     aggregates: AggregateStore,
+    seen: Arc<AtomicI64>,
     stop: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        match follow_once(&js, &prefix, &rooms, &aggregates, &stop).await {
-            Ok(()) => return,
-            Err(error) => {
-                warn!(%error, "cannot follow access changes; retrying");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.cancelled() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+    let categories = [StreamCategory::Workspace, StreamCategory::Document];
+    let mut position = loop {
+        match EventLog::head(&pool).await {
+            Ok(head) => break head,
+            Err(error) => warn!(%error, "cannot read the log head; access changes wait"),
         }
-    }
-}
-
-async fn follow_once(
-    js: &jetstream::Context,
-    prefix: &str,
-    rooms: &Rooms,
-    aggregates: &AggregateStore,
-    stop: &CancellationToken,
-) -> Result<(), String> {
-    let stream = ensure_events_stream(js, prefix).await?;
-    // One ordered consumer per category (one filter subject each on nats-server 2.9);
-    // content edits, the bulk of the log, never reach this instance through here.
-    let mut merged = futures::stream::SelectAll::new();
-    for category in [StreamCategory::Workspace, StreamCategory::Document] {
-        let consumer = stream
-            .create_consumer(OrderedConfig {
-                filter_subject: format!("{prefix}.events.*.{}.*", category.as_str()),
-                deliver_policy: DeliverPolicy::New,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        merged.push(consumer.messages().await.map_err(|e| e.to_string())?);
-    }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.cancelled() => return,
+        }
+    };
+    seen.store(position, Ordering::Release);
+    let mut tick = tokio::time::interval(POLL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let message = tokio::select! {
-            message = merged.next() => message,
-            _ = stop.cancelled() => return Ok(()),
-        };
-        let message = match message {
-            Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(error.to_string()),
-            None => return Err("access event stream ended".into()),
-        };
-        let Ok(event) = WireEnvelope::decode(&message.payload) else {
-            continue;
-        };
-        let reduced = DomainEvent::decode(
-            event.stream_id.category,
-            &event.event_type,
-            event.schema_version,
-            &event.payload,
-        )
-        .ok()
-        .and_then(|decoded| access_reduced_by(&event, &decoded));
-        if let Some(change) = reduced {
-            revalidate(rooms, aggregates, change).await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        loop {
+            let events =
+                match EventLog::read_categories(&pool, &categories, position, i64::MAX, PAGE).await
+                {
+                    Ok(events) => events,
+                    Err(error) => {
+                        warn!(%error, "cannot read access changes; retrying");
+                        break;
+                    }
+                };
+            for event in &events {
+                let reduced = DomainEvent::decode(
+                    event.stream_id.category,
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                )
+                .ok()
+                .and_then(|decoded| access_reduced_by(event, &decoded));
+                if let Some(change) = reduced {
+                    revalidate(&rooms, &aggregates, change).await;
+                }
+                position = event.position;
+                seen.store(position, Ordering::Release);
+            }
+            if (events.len() as i64) < PAGE {
+                break;
+            }
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct Admission {
     pub read_only_token: bool,
     /// From the token (`read_only` claim) or the document role (viewers, commenters).
     pub read_only: bool,
+    /// `Live::revocations_seen` read before the access was checked.
+    pub checked_at: i64,
 }
 
 /// A close frame; the reason is cut to the 123 bytes WebSocket allows (on a character
@@ -102,6 +104,15 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         let kick = entry.kick.clone();
         let (mut sink, mut stream) = socket.split();
         let greeting = room.join(id, entry);
+        // An access change handled between the admission check and this join passed the
+        // socket by: check the room again (rare: only when one happened meanwhile).
+        if live.revocations_seen() > admission.checked_at {
+            tokio::spawn(super::revalidate::revalidate_owned(
+                live.rooms.clone(),
+                live.aggregates.clone(),
+                collab_domain::access::AccessReduced::Document(admission.document),
+            ));
+        }
         let writer = tokio::spawn(async move {
             for frame in greeting {
                 if sink.send(WsMessage::Binary(frame)).await.is_err() {
@@ -239,7 +250,12 @@ impl Session {
     }
 
     async fn handle_update(&mut self, update: Vec<u8>) -> Verdict {
-        let admitted = match admit(&self.live.config, &self.room, &update) {
+        let admitted = match admit(
+            &self.live.config,
+            self.room.stored_bytes(),
+            &update,
+            !self.read_only,
+        ) {
             Ok(admitted) => admitted,
             Err(refusal) => {
                 let code = match refusal {

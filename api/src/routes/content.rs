@@ -144,7 +144,7 @@ async fn post_update(
             "viewers and commenters cannot change content".into(),
         ));
     }
-    let admitted = admit(&state.live.config, &guard.room, &body)?;
+    let admitted = admit(&state.live.config, guard.room.stored_bytes(), &body, true)?;
     if admitted.empty {
         let (version, position) = guard.room.applied();
         return Ok(command_response(
@@ -189,7 +189,9 @@ async fn get_presence(
     state
         .document_access(document, &principal, meta.link.as_ref())
         .await?;
-    let mut reader = state.reader(&principal).await?;
+    // Access was granted by the aggregates above (a link or a share counts): the
+    // document's presence is readable whatever the caller's memberships.
+    let mut reader = state.reader_for_document(&principal, document).await?;
     let sessions = presence::present(&mut *reader, document).await?;
     let mut users: Vec<&str> = sessions.iter().map(|s| s.user_id.as_str()).collect();
     users.sort();

@@ -243,7 +243,7 @@ async fn get_document(
     let access = state
         .document_access(document_id, &principal, meta.link.as_ref())
         .await?;
-    let mut reader = state.reader_in(&principal, access.workspace).await?;
+    let mut reader = state.reader_for_document(&principal, document_id).await?;
     let document = read_model::get(&mut *reader, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;

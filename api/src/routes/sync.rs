@@ -100,6 +100,8 @@ async fn admit(
         )
     };
     let (principal, read_only_token) = principal;
+    // Before the access check: see `Admission::checked_at`.
+    let checked_at = state.live.revocations_seen();
     let not_found = || (close::NOT_FOUND, "document not found".to_owned());
     let document = DocumentId::parse(document).map_err(|_| not_found())?;
     let link = match params.get("link") {
@@ -128,5 +130,6 @@ async fn admit(
         link,
         read_only_token,
         read_only: read_only_token || !access.role.edits(),
+        checked_at,
     })
 }

@@ -696,7 +696,13 @@ async fn a_refused_request_with_a_body_leaves_the_connection_usable_or_cleanly_c
             .await
             .unwrap();
         let mut rest = Vec::new();
-        let n = socket.read_to_end(&mut rest).await.unwrap_or(0);
+        let n = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            socket.read_to_end(&mut rest),
+        )
+        .await
+        .unwrap_or(Ok(0))
+        .unwrap_or(0);
         assert!(
             String::from_utf8_lossy(&rest[..n]).contains("HTTP/1.1 200"),
             "the kept-alive connection answered nothing"

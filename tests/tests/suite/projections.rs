@@ -268,3 +268,37 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
         .await;
     assert_eq!(seen.body["name"], "After rebuild");
 }
+
+/// A delivered position beyond this log's head (a message of another log: a recreated
+/// database under the same prefix) must not move a checkpoint past events never folded.
+#[tokio::test]
+async fn a_position_beyond_the_log_head_does_not_move_the_checkpoint_past_it() {
+    let env = TestEnv::new().await;
+    let app = TestApp::spawn_with(env, |s| {
+        s.roles.relay = false;
+        s.roles.projector = false;
+    })
+    .await;
+    let (workspace, _) = app.create_workspace("alice", "Acme").await;
+    let documents = collab_projections::documents::Documents;
+    // Head is 2 (the workspace); a stale message says 1000.
+    assert_eq!(
+        fold_batch(&app.env.pool, &documents, 1000).await.unwrap(),
+        2
+    );
+    let created = app
+        .post(
+            &format!("/v1/workspaces/{workspace}/documents"),
+            "alice",
+            json!({"title": "After"}),
+        )
+        .await;
+    assert_eq!(created.position(), 3);
+    // The new document (position 3, below the stale 1000) is still folded.
+    assert_eq!(fold_batch(&app.env.pool, &documents, 3).await.unwrap(), 3);
+    let titles: Vec<String> = sqlx::query_scalar("SELECT title FROM rm_documents")
+        .fetch_all(&app.env.pool)
+        .await
+        .unwrap();
+    assert_eq!(titles, vec!["After"]);
+}

@@ -346,6 +346,21 @@ async fn a_stream_of_another_log_is_refused_not_resumed() {
     // from the start, without a restart.
     let shutdown = CancellationToken::new();
     let running = tokio::spawn(relay.run(shutdown.clone()));
+    // Through more than one of its checks (its first at once, then every 5 s): the stream
+    // must stay as it was.
+    let moved = tokio::time::timeout(Duration::from_secs(6), async {
+        loop {
+            if stream_len(&js, &name).await != Some(5) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert!(
+        moved.is_err(),
+        "the refusing relay published to the old stream"
+    );
     let before = published(&old, &js).await;
     assert_eq!(before.len(), 5);
     js.delete_stream(&name).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use collab_tests::{mint, CollabProcess, Http, TestEnv};
+use collab_tests::{eventually, mint, CollabProcess, Http, TestEnv};
 use reqwest::Method;
 use serde_json::json;
 
@@ -282,6 +282,22 @@ async fn share_links_grant_their_role_until_revoked_or_expired() {
         let greeting = socket.next().await.unwrap().unwrap();
         assert!(greeting.is_binary());
     }
+    // The link's holder sees who is there (row-level security had hidden the document's
+    // presence from someone outside its workspace: an empty list).
+    let presence_path = format!("/v1/documents/{doc}/presence?link={token}");
+    eventually(
+        "eve's presence, seen with the link",
+        Duration::from_secs(10),
+        || {
+            let (http, path) = (&http, &presence_path);
+            async move {
+                let r = http.call(Method::GET, path, "eve", None).await;
+                assert_eq!(r.status, 200, "{}", r.body);
+                (r.body["users"] == json!(["eve"])).then_some(())
+            }
+        },
+    )
+    .await;
     let revoked_at = Instant::now();
     let revoked = http
         .call(
@@ -578,5 +594,61 @@ async fn service_accounts_act_within_their_scopes_until_revoked() {
         collab_tests::edit_count(&env.pool, &doc).await,
         1,
         "the read-only socket stored nothing"
+    );
+}
+
+/// Revocation follows the committed events, not the routes: an access-reducing event
+/// appended with no HTTP route involved (here straight through the aggregate store, as an
+/// operator's tool or a future integration would) still closes the socket that lost access.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_closes_when_an_access_reducing_event_is_committed_by_any_path() {
+    use collab_domain::workspace::{Workspace, WorkspaceCommand};
+    use collab_domain::{Actor, UserId, WorkspaceId};
+    let app = collab_tests::TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let added = app
+        .post(
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            json!({"user_id": "bob", "role": "member"}),
+        )
+        .await;
+    assert_eq!(added.status, 201);
+    let doc = app.create_document(&ws, "alice", "Plan").await;
+    let mut socket = raw_socket(
+        &format!("ws://{}", app.addr),
+        &format!("/v1/sync/{doc}?token={}", mint("bob", 3600)),
+    )
+    .await;
+    {
+        use futures::StreamExt;
+        let greeting = socket.next().await.unwrap().unwrap();
+        assert!(greeting.is_binary(), "bob is admitted");
+    }
+    let alice = UserId::parse("alice").unwrap();
+    app.aggregates
+        .execute::<Workspace>(
+            WorkspaceId::parse(&ws).unwrap().as_uuid(),
+            WorkspaceCommand::RemoveMember {
+                by: alice.clone(),
+                user: UserId::parse("bob").unwrap(),
+            },
+            &collab_commands::CommandMeta {
+                actor: Actor::User(alice),
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let removed_at = Instant::now();
+    let (code, reason) = tokio::time::timeout(Duration::from_secs(5), close_of(&mut socket))
+        .await
+        .expect("the socket is closed");
+    assert_eq!(code, 4403, "{reason}");
+    assert!(
+        removed_at.elapsed() < Duration::from_secs(1),
+        "closed within a second"
     );
 }
