@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::FromRef;
 use collab_commands::AggregateStore;
 use collab_domain::{DocumentId, Scope};
-use collab_projections::Registry;
+use collab_projections::{wait_for_position, Reached, Registry};
 use metrics_exporter_prometheus::PrometheusHandle;
 use sqlx::PgPool;
 
@@ -154,20 +154,13 @@ impl AppState {
     /// Read-your-writes: waits (bounded) until every read model has folded `min`.
     pub async fn reach(&self, min: Option<i64>) -> Result<(), ApiError> {
         let Some(min) = min else { return Ok(()) };
-        // Every position a command returned is committed, so at or below the head.
-        let head = collab_store::EventLog::head(&self.pool).await?;
-        if min > head {
-            return Err(ApiError::PositionBeyondHead {
+        match wait_for_position(&self.pool, &self.registry, min, self.read_wait).await? {
+            Reached::Yes => Ok(()),
+            Reached::NotYet => Err(ApiError::NotYetConsistent { requested: min }),
+            Reached::BeyondHead { head } => Err(ApiError::PositionBeyondHead {
                 requested: min,
                 head,
-            });
-        }
-        if collab_projections::wait_for_position(&self.pool, &self.registry, min, self.read_wait)
-            .await?
-        {
-            Ok(())
-        } else {
-            Err(ApiError::NotYetConsistent { requested: min })
+            }),
         }
     }
 }

@@ -171,15 +171,6 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn user(user: UserId) -> Self {
-        Self {
-            user,
-            link: None,
-            service: None,
-            loaded_workspace: None,
-        }
-    }
-
     /// The workspace aggregate, from this request's earlier load or the store.
     async fn workspace(
         &self,

@@ -75,56 +75,61 @@ pub async fn positions(
         .collect())
 }
 
+/// How a wait for a position ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reached {
+    /// Every read model has folded the log up to the position.
+    Yes,
+    /// Not within the time given.
+    NotYet,
+    /// The position is beyond the log's head: no command ever answered with it (every
+    /// position a command returns is committed), so waiting would not help.
+    BeyondHead { head: i64 },
+}
+
 /// Waits until every read model has folded the log up to `position`, for at most
-/// `timeout`. Returns whether it got there. A read model reads only its categories, so it
-/// has reached `position` once its checkpoint covers the newest event of its categories
-/// at or below it. The caller makes sure `position` is not beyond the log head.
+/// `timeout`. A read model reads only its categories, so it has reached `position` once
+/// its checkpoint covers the newest event of its categories at or below it.
 pub async fn wait_for_position(
     pool: &PgPool,
     registry: &Registry,
     position: i64,
     timeout: Duration,
-) -> Result<bool, sqlx::Error> {
+) -> Result<Reached, sqlx::Error> {
     let deadline = tokio::time::Instant::now() + timeout;
-    // What each read model must have covered; known once the log has reached `position`.
-    let mut needed: Option<Vec<(&'static str, i64)>> = None;
+    let head = EventLog::head(pool).await.map_err(store_error)?;
+    if position > head {
+        return Ok(Reached::BeyondHead { head });
+    }
+    // What each read model must have covered.
+    let mut needed: Vec<(&'static str, i64)> = Vec::new();
+    for model in registry.read_models() {
+        let at = EventLog::position_at(pool, model.categories(), position)
+            .await
+            .map_err(store_error)?;
+        if at > 0 {
+            needed.push((model.name(), at));
+        }
+    }
     let mut pause = Duration::from_millis(2);
     loop {
-        if needed.is_none() {
-            let head = EventLog::head(pool).await.map_err(store_error)?;
-            if head >= position {
-                let mut list = Vec::new();
-                for model in registry.read_models() {
-                    let at = EventLog::position_at(pool, model.categories(), position)
-                        .await
-                        .map_err(store_error)?;
-                    if at > 0 {
-                        list.push((model.name(), at));
-                    }
-                }
-                needed = Some(list);
-            }
+        if needed.is_empty() {
+            return Ok(Reached::Yes);
         }
-        let reached = match &needed {
-            None => false,
-            Some(needed) if needed.is_empty() => true,
-            Some(needed) => {
-                let rows: Vec<(String, i64)> =
-                    sqlx::query_as("SELECT name, position FROM projector_checkpoints")
-                        .fetch_all(pool)
-                        .await?;
-                needed.iter().all(|(name, at)| {
-                    rows.iter()
-                        .any(|(n, checkpoint)| n == name && checkpoint >= at)
-                })
-            }
-        };
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, position FROM projector_checkpoints")
+                .fetch_all(pool)
+                .await?;
+        let reached = needed.iter().all(|(name, at)| {
+            rows.iter()
+                .any(|(n, checkpoint)| n == name && checkpoint >= at)
+        });
         if reached {
-            return Ok(true);
+            return Ok(Reached::Yes);
         }
         let now = tokio::time::Instant::now();
         if now >= deadline {
-            return Ok(false);
+            return Ok(Reached::NotYet);
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_millis(25));

@@ -19,7 +19,7 @@ pub mod status;
 pub mod worker;
 pub mod workspaces;
 
-pub use checkpoint::wait_for_position;
+pub use checkpoint::{wait_for_position, Reached};
 pub use read_model::{ProjectionError, ReadModel};
 pub use rebuild::rebuild;
 pub use registry::{Consumer, Registry};

@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use collab_domain::WireEnvelope;
 use collab_store::relay::{ensure_events_stream, POSITION_HEADER};
-use collab_store::EventLog;
+use collab_store::{leadership, EventLog};
 use futures::StreamExt;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -65,10 +65,13 @@ pub async fn run_consumer(
 ) {
     // A worker's effects leave Postgres: one process handles it at a time.
     let _leadership = match &consumer {
-        Consumer::Worker(worker) => match worker::lead(&pool, worker.name(), &shutdown).await {
-            Some(connection) => Some(connection),
-            None => return,
-        },
+        Consumer::Worker(worker) => {
+            let key = format!("collab-worker:{}", worker.name());
+            match leadership::lead(&pool, &key, &shutdown).await {
+                Some(connection) => Some(connection),
+                None => return,
+            }
+        }
         Consumer::ReadModel(_) => None,
     };
     let mut backoff = Duration::from_millis(100);

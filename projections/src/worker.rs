@@ -164,37 +164,6 @@ pub(crate) async fn process_to(
     }
 }
 
-/// Waits until this process is the one that handles `worker` (a Postgres advisory lock,
-/// held for as long as the returned connection lives; other processes stand by, as
-/// relays do). `None` once `shutdown` is cancelled.
-pub(crate) async fn lead(
-    pool: &PgPool,
-    worker: &str,
-    shutdown: &tokio_util::sync::CancellationToken,
-) -> Option<sqlx::PgConnection> {
-    let key = format!("collab-worker:{worker}");
-    loop {
-        let attempt = async {
-            let mut conn = pool.acquire().await?.detach();
-            let locked: bool =
-                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                    .bind(&key)
-                    .fetch_one(&mut conn)
-                    .await?;
-            Ok::<_, sqlx::Error>(locked.then_some(conn))
-        };
-        match attempt.await {
-            Ok(Some(conn)) => return Some(conn),
-            Ok(None) => tracing::debug!(worker, "another process handles this worker; standing by"),
-            Err(error) => warn!(worker, %error, "worker cannot reach Postgres"),
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
-            _ = shutdown.cancelled() => return None,
-        }
-    }
-}
-
 async fn handle_with_retries(
     worker: &dyn Worker,
     event: &RecordedEvent,

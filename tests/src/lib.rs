@@ -283,6 +283,18 @@ impl TestApp {
         (r.body["id"].as_str().unwrap().to_owned(), r.position())
     }
 
+    /// Adds `user` to `workspace` with `role`, as `by`; asserts it was created.
+    pub async fn add_member(&self, workspace: &str, by: &str, user: &str, role: &str) {
+        let r = self
+            .post(
+                &format!("/v1/workspaces/{workspace}/members"),
+                by,
+                serde_json::json!({ "user_id": user, "role": role }),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    }
+
     /// Creates a document in `workspace` as `user`; returns its id.
     pub async fn create_document(&self, workspace: &str, user: &str, title: &str) -> String {
         let r = self

@@ -30,11 +30,6 @@ const POLL: Duration = Duration::from_millis(250);
 /// Events read per query.
 const PAGE: i64 = 500;
 
-/// [`revalidate`] with owned handles, to spawn.
-pub async fn revalidate_owned(rooms: Rooms, aggregates: AggregateStore, change: AccessReduced) {
-    revalidate(&rooms, &aggregates, change).await;
-}
-
 /// Re-checks every session of the matching rooms of this instance.
 pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: AccessReduced) {
     let affected: Vec<Arc<Room>> = rooms
@@ -53,13 +48,17 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
                     .load::<collab_domain::workspace::Workspace>(service.workspace.as_uuid())
                     .await
                 {
-                    Ok(loaded) => match loaded.aggregate.service_account(service.account) {
-                        Some(account) => Some((
+                    Ok(loaded) => match loaded
+                        .aggregate
+                        .service_account(service.account)
+                        .map(|account| account.scopes.clone())
+                    {
+                        Some(scopes) => Some((
                             access::ServiceIdentity {
-                                scopes: account.scopes.clone(),
+                                scopes,
                                 ..service.clone()
                             },
-                            Arc::new(loaded.aggregate.clone()),
+                            Arc::new(loaded.aggregate),
                         )),
                         None => {
                             room.close_session(

@@ -107,11 +107,11 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         // An access change handled between the admission check and this join passed the
         // socket by: check the room again (rare: only when one happened meanwhile).
         if live.revocations_seen() > admission.checked_at {
-            tokio::spawn(super::revalidate::revalidate_owned(
-                live.rooms.clone(),
-                live.aggregates.clone(),
-                collab_domain::access::AccessReduced::Document(admission.document),
-            ));
+            let (rooms, aggregates) = (live.rooms.clone(), live.aggregates.clone());
+            let change = collab_domain::access::AccessReduced::Document(admission.document);
+            tokio::spawn(async move {
+                super::revalidate::revalidate(&rooms, &aggregates, change).await;
+            });
         }
         let writer = tokio::spawn(async move {
             for frame in greeting {

@@ -56,9 +56,7 @@ async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 /// Prometheus text format. Log-level gauges (head, relay and read-model lag) are read
 /// from Postgres at scrape time, so any role's process reports them.
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    let head: Result<i64, _> = sqlx::query_scalar("SELECT position FROM event_log_head")
-        .fetch_one(&state.pool)
-        .await;
+    let head = collab_store::EventLog::head(&state.pool).await;
     if let Ok(head) = head {
         metrics::gauge!("collab_event_log_head_position").set(head as f64);
         let relayed: Option<i64> =

@@ -411,15 +411,6 @@ impl EventStore {
     ) -> Result<Vec<RecordedEvent>, StoreError> {
         EventLog::read_all(&self.pool, after_position, limit).await
     }
-
-    /// The position of the newest committed event (0 for an empty log).
-    pub async fn head_position(&self) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT coalesce(max(position), 0)::bigint FROM events")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
 }
 
 /// The read side's interface to the log: reads only, each through the executor the

@@ -17,11 +17,11 @@ use async_nats::jetstream::{self, message::PublishMessage, stream};
 use collab_domain::envelope::{event_subject, events_stream_name};
 use collab_domain::RecordedEvent;
 use sqlx::postgres::PgListener;
-use sqlx::PgConnection;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, instrument, warn};
 
-use crate::event_store::{EventStore, StoreError, EVENTS_CHANNEL};
+use crate::event_store::{EventLog, EventStore, StoreError, EVENTS_CHANNEL};
+use crate::leadership;
 
 pub const POSITION_HEADER: &str = "Collab-Position";
 pub const EVENT_TYPE_HEADER: &str = "Collab-Event-Type";
@@ -122,7 +122,9 @@ impl Relay {
     /// Runs until `shutdown`; then publishes what is already committed (bounded by a few
     /// seconds) and returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        let Some(_leadership) = self.become_leader(&shutdown).await else {
+        // One active relay per stream; the others stand by on the lock.
+        let key = format!("collab-relay:{}", self.config.stream_name());
+        let Some(_leadership) = leadership::lead(self.store.pool(), &key, &shutdown).await else {
             return;
         };
         info!(stream = %self.config.stream_name(), "relay is active");
@@ -179,31 +181,6 @@ impl Relay {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-            }
-        }
-    }
-
-    /// Holds a Postgres advisory lock for as long as the returned connection lives.
-    async fn become_leader(&self, shutdown: &CancellationToken) -> Option<PgConnection> {
-        let key = format!("collab-relay:{}", self.config.stream_name());
-        loop {
-            let attempt = async {
-                let mut conn = self.store.pool().acquire().await?.detach();
-                let locked: bool =
-                    sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-                        .bind(&key)
-                        .fetch_one(&mut conn)
-                        .await?;
-                Ok::<_, sqlx::Error>(locked.then_some(conn))
-            };
-            match attempt.await {
-                Ok(Some(conn)) => return Some(conn),
-                Ok(None) => debug!("another relay is active; standing by"),
-                Err(error) => warn!(%error, "relay cannot reach Postgres"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-                _ = shutdown.cancelled() => return None,
             }
         }
     }
@@ -320,7 +297,7 @@ impl Relay {
 
     async fn record_lag(&self, published: i64) {
         metrics::gauge!("collab_relay_published_position").set(published as f64);
-        if let Ok(head) = self.store.head_position().await {
+        if let Ok(head) = EventLog::head(self.store.pool()).await {
             metrics::gauge!("collab_relay_lag_events").set((head - published).max(0) as f64);
         }
     }

@@ -273,24 +273,8 @@ async fn requests_without_a_valid_token_are_refused() {
 async fn outsiders_see_nothing_and_roles_limit_what_members_do() {
     let app = TestApp::spawn().await;
     let (ws, _) = app.create_workspace("alice", "Acme").await;
-    let guest = app
-        .post(
-            &format!("/v1/workspaces/{ws}/members"),
-            "alice",
-            json!({"user_id": "gus", "role": "guest"}),
-        )
-        .await;
-    let member = app
-        .post(
-            &format!("/v1/workspaces/{ws}/members"),
-            "alice",
-            json!({"user_id": "bob", "role": "member"}),
-        )
-        .await;
-    assert_eq!(
-        (guest.status, member.status),
-        (StatusCode::CREATED, StatusCode::CREATED)
-    );
+    app.add_member(&ws, "alice", "gus", "guest").await;
+    app.add_member(&ws, "alice", "bob", "member").await;
     let doc = app
         .post(
             &format!("/v1/workspaces/{ws}/documents"),

@@ -12,6 +12,15 @@ use collab_tests::{collab_bin, TestApp, TestEnv};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 
+/// An app whose relay and projectors are off: the test drives the folds itself.
+async fn without_consumers() -> TestApp {
+    TestApp::spawn_with(TestEnv::new().await, |s| {
+        s.roles.relay = false;
+        s.roles.projector = false;
+    })
+    .await
+}
+
 /// Folds a delivered batch: its highest position is the signal.
 async fn fold(pool: &PgPool, model: &dyn ReadModel, delivered: &[RecordedEvent]) -> i64 {
     let target = delivered.iter().map(|e| e.position).max().unwrap();
@@ -45,21 +54,9 @@ async fn checkpoints(pool: &PgPool) -> Vec<(String, i64)> {
 #[tokio::test]
 async fn delivering_the_same_events_twice_changes_nothing() {
     // No relay or live projector here: the test drives the projector's fold directly.
-    let env = TestEnv::new().await;
-    let app = TestApp::spawn_with(env, |s| {
-        s.roles.relay = false;
-        s.roles.projector = false;
-    })
-    .await;
+    let app = without_consumers().await;
     let (workspace, _) = app.create_workspace("alice", "Acme").await;
-    let member = app
-        .post(
-            &format!("/v1/workspaces/{workspace}/members"),
-            "alice",
-            json!({"user_id": "bob", "role": "member"}),
-        )
-        .await;
-    assert_eq!(member.status, 201);
+    app.add_member(&workspace, "alice", "bob", "member").await;
     let doc = app
         .post(
             &format!("/v1/workspaces/{workspace}/documents"),
@@ -93,12 +90,7 @@ async fn delivering_the_same_events_twice_changes_nothing() {
 
 #[tokio::test]
 async fn a_gap_in_delivery_is_filled_from_the_postgres_log() {
-    let env = TestEnv::new().await;
-    let app = TestApp::spawn_with(env, |s| {
-        s.roles.relay = false;
-        s.roles.projector = false;
-    })
-    .await;
+    let app = without_consumers().await;
     let (workspace, _) = app.create_workspace("alice", "Acme").await;
     for title in ["One", "Two", "Three"] {
         let r = app
@@ -273,12 +265,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
 /// database under the same prefix) must not move a checkpoint past events never folded.
 #[tokio::test]
 async fn a_position_beyond_the_log_head_does_not_move_the_checkpoint_past_it() {
-    let env = TestEnv::new().await;
-    let app = TestApp::spawn_with(env, |s| {
-        s.roles.relay = false;
-        s.roles.projector = false;
-    })
-    .await;
+    let app = without_consumers().await;
     let (workspace, _) = app.create_workspace("alice", "Acme").await;
     let documents = collab_projections::documents::Documents;
     // Head is 2 (the workspace); a stale message says 1000.

@@ -606,14 +606,7 @@ async fn a_socket_closes_when_an_access_reducing_event_is_committed_by_any_path(
     use collab_domain::{Actor, UserId, WorkspaceId};
     let app = collab_tests::TestApp::spawn().await;
     let (ws, _) = app.create_workspace("alice", "Acme").await;
-    let added = app
-        .post(
-            &format!("/v1/workspaces/{ws}/members"),
-            "alice",
-            json!({"user_id": "bob", "role": "member"}),
-        )
-        .await;
-    assert_eq!(added.status, 201);
+    app.add_member(&ws, "alice", "bob", "member").await;
     let doc = app.create_document(&ws, "alice", "Plan").await;
     let mut socket = raw_socket(
         &format!("ws://{}", app.addr),
