@@ -54,7 +54,7 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             | DocumentEvent::DocumentRestored(_)
             | DocumentEvent::ShareLinkCreated(_) => None,
         },
-        DomainEvent::Content(_) => None,
+        DomainEvent::Content(_) | DomainEvent::Audit(_) => None,
     }
 }
 

@@ -4,6 +4,8 @@
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use serde_with::base64::Base64;
+use serde_with::{serde_as, IfIsHumanReadable};
 
 use crate::aggregate::EventSourced;
 use crate::catalogue::event_enum;
@@ -85,62 +87,89 @@ pub enum DocumentCommand {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A document was created in a workspace. Its content is in the stream `content-<document id>`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentCreated {
+    /// The new document.
     pub document_id: DocumentId,
+    /// The workspace it belongs to.
     pub workspace_id: WorkspaceId,
+    /// Its title as given.
     pub title: String,
+    /// The folder it is in, `/` for the top.
     pub folder: String,
+    /// Who created it (its first owner).
     pub created_by: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The document got a new title.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentRenamed {
+    /// The new title.
     pub title: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The document moved to another folder.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentMoved {
+    /// The new folder.
     pub folder: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The document was archived: read-only until restored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentArchived {}
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An archived document was restored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentRestored {}
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The document was deleted: nobody can open it any more; its history stays in the log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentDeleted {}
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The document was shared with a user (or their share changed role).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentShared {
+    /// Who it is shared with.
     pub user_id: UserId,
+    /// Their role on this document.
     pub role: DocumentRole,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A user's share on the document was removed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DocumentUnshared {
+    /// Whose share ended.
     pub user_id: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A share link was created: whoever holds it gets a role on the document.
+#[serde_as]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShareLinkCreated {
+    /// The link.
     pub link_id: Uuid,
+    /// The role its holders get.
     pub role: DocumentRole,
     /// SHA-256 of the link's secret; the secret itself is shown once and never stored.
+    #[serde_as(as = "IfIsHumanReadable<Base64>")]
+    #[schemars(with = "crate::catalogue::Base64Bytes")]
     pub secret_hash: [u8; 32],
+    /// When it stops working, in microseconds since the Unix epoch; absent: never.
     pub expires_at_micros: Option<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A share link was revoked; sockets opened with it close.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ShareLinkRevoked {
+    /// The revoked link.
     pub link_id: Uuid,
 }
 
 event_enum!(
     /// Events of a document stream.
-    DocumentEvent {
+    DocumentEvent in Document {
         DocumentCreated = 1,
         DocumentRenamed = 1,
         DocumentMoved = 1,

@@ -19,6 +19,8 @@ pub enum StreamCategory {
     Document,
     /// A document's content: its CRDT updates, one stream per document (same uuid).
     Content,
+    /// A workspace's signed audit checkpoints, one stream per workspace (same uuid).
+    Audit,
 }
 
 impl StreamCategory {
@@ -27,6 +29,7 @@ impl StreamCategory {
             StreamCategory::Workspace => "workspace",
             StreamCategory::Document => "document",
             StreamCategory::Content => "content",
+            StreamCategory::Audit => "audit",
         }
     }
 
@@ -35,6 +38,7 @@ impl StreamCategory {
             "workspace" => Ok(StreamCategory::Workspace),
             "document" => Ok(StreamCategory::Document),
             "content" => Ok(StreamCategory::Content),
+            "audit" => Ok(StreamCategory::Audit),
             _ => Err(InvalidValue::new(
                 "stream_category",
                 "is not a known category",

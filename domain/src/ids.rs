@@ -39,6 +39,20 @@ macro_rules! uuid_id {
             }
         }
 
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({ "type": "string", "format": "uuid" })
+            }
+        }
+
         impl Default for $name {
             fn default() -> Self {
                 Self::new()
@@ -91,6 +105,20 @@ impl UserId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+impl schemars::JsonSchema for UserId {
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "UserId".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "format": "user-id" })
     }
 }
 

@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod audit;
 pub mod catalogue;
 pub mod content;
 pub mod document;

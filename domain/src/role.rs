@@ -7,6 +7,30 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::InvalidValue;
 
+/// JSON Schema of a role-like enum stored as lowercase text: a string out of `ALL`.
+macro_rules! text_enum_schema {
+    ($name:ident) => {
+        impl schemars::JsonSchema for $name {
+            fn inline_schema() -> bool {
+                true
+            }
+
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                let values: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
+                schemars::json_schema!({ "type": "string", "enum": values })
+            }
+        }
+    };
+}
+
+text_enum_schema!(WorkspaceRole);
+text_enum_schema!(DocumentRole);
+text_enum_schema!(Scope);
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum WorkspaceRole {

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
+use serde_with::base64::Base64;
+use serde_with::{serde_as, IfIsHumanReadable};
 
 use crate::aggregate::EventSourced;
 use crate::catalogue::event_enum;
@@ -57,51 +59,76 @@ pub enum WorkspaceCommand {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A workspace (tenant) was created. Always followed by `MemberAdded` for its owner.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkspaceCreated {
+    /// The new workspace.
     pub workspace_id: WorkspaceId,
+    /// Its name as given.
     pub name: String,
+    /// The user who created it and owns it.
     pub owner: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The workspace got a new name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WorkspaceRenamed {
+    /// The new name.
     pub name: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A user joined the workspace with a role.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberAdded {
+    /// The new member.
     pub user_id: UserId,
+    /// Their workspace role.
     pub role: WorkspaceRole,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A member's workspace role changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberRoleChanged {
+    /// The member.
     pub user_id: UserId,
+    /// Their new workspace role.
     pub role: WorkspaceRole,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A member left or was removed; their access to the workspace ends.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MemberRemoved {
+    /// The former member.
     pub user_id: UserId,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The role members get on documents not shared with them changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DefaultDocumentRoleChanged {
+    /// The new default document role; absent: members get no access by default.
     pub role: Option<DocumentRole>,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A service account (an API key for an integration) was created.
+#[serde_as]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceAccountCreated {
+    /// The account; API keys name it.
     pub account_id: Uuid,
+    /// Its name as given.
     pub name: String,
+    /// What its key may do.
     pub scopes: Vec<Scope>,
     /// SHA-256 of the key's secret; the key itself is shown once and never stored.
+    #[serde_as(as = "IfIsHumanReadable<Base64>")]
+    #[schemars(with = "crate::catalogue::Base64Bytes")]
     pub key_hash: [u8; 32],
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A service account was revoked; its key stops working at once.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ServiceAccountRevoked {
+    /// The revoked account.
     pub account_id: Uuid,
 }
 
@@ -115,7 +142,7 @@ pub struct ServiceAccount {
 
 event_enum!(
     /// Events of a workspace stream.
-    WorkspaceEvent {
+    WorkspaceEvent in Workspace {
         WorkspaceCreated = 1,
         WorkspaceRenamed = 1,
         MemberAdded = 1,
