@@ -172,6 +172,7 @@ pub async fn connect_nats(
 }
 
 pub struct Application {
+    tail_stop: CancellationToken,
     live_tasks: LiveTasks,
     listener: Option<TcpListener>,
     local_addr: Option<SocketAddr>,
@@ -222,7 +223,15 @@ impl Application {
             settings.live.clone(),
             settings.rate_limits.socket_messages.quota(),
         );
+        let tail_stop = CancellationToken::new();
+        let tail = collab_store::LogTail::start(
+            pool.clone(),
+            settings.live_tail_buffer,
+            tail_stop.clone(),
+        );
         let state = AppState {
+            tail,
+            audit_key: settings.audit.signing_key.clone().map(Arc::new),
             live,
             limits,
             aggregates,
@@ -235,6 +244,7 @@ impl Application {
             registry: Arc::new(registry),
         };
         Ok(Self {
+            tail_stop,
             live_tasks,
             listener,
             local_addr,
@@ -268,6 +278,17 @@ impl Application {
             tasks.spawn(relay.run(background.clone()));
         }
         if roles.projector {
+            if let Some(key) = &self.settings.audit.signing_key {
+                tasks.spawn(collab_projections::checkpointer::run(
+                    self.state.aggregates.events().clone(),
+                    collab_projections::checkpointer::CheckpointConfig {
+                        key: key.clone(),
+                        every_events: self.settings.audit.checkpoint_every,
+                        interval: self.settings.audit.checkpoint_interval,
+                    },
+                    background.clone(),
+                ));
+            }
             for consumer in self.state.registry.consumers() {
                 tasks.spawn(run_consumer(
                     self.state.pool.clone(),
@@ -332,6 +353,7 @@ impl Application {
             let _ = handle.await;
         }
         background.cancel();
+        self.tail_stop.cancel();
         while tasks.join_next().await.is_some() {}
         self.state.nats.flush().await.ok();
         served

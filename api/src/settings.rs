@@ -83,6 +83,40 @@ pub struct Settings {
     /// Live editing: limits, snapshots, presence.
     pub live: LiveConfig,
     pub rate_limits: RateLimitSettings,
+    /// Signed audit checkpoints and export seals.
+    pub audit: AuditSettings,
+    /// Events a live tail may fall behind before it is told `lagged` and closed.
+    pub live_tail_buffer: usize,
+}
+
+/// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
+/// events or `checkpoint_interval`, whichever comes first, signed with `signing_key`
+/// (none: no checkpoints, exports unsealed).
+#[derive(Clone)]
+pub struct AuditSettings {
+    pub signing_key: Option<ed25519_dalek::SigningKey>,
+    pub checkpoint_every: i64,
+    pub checkpoint_interval: Duration,
+}
+
+impl std::fmt::Debug for AuditSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditSettings")
+            .field("signing_key", &self.signing_key.as_ref().map(|_| "***"))
+            .field("checkpoint_every", &self.checkpoint_every)
+            .field("checkpoint_interval", &self.checkpoint_interval)
+            .finish()
+    }
+}
+
+impl Default for AuditSettings {
+    fn default() -> Self {
+        Self {
+            signing_key: None,
+            checkpoint_every: defaults::AUDIT_CHECKPOINT_EVERY,
+            checkpoint_interval: Duration::from_secs(defaults::AUDIT_CHECKPOINT_INTERVAL_SECS),
+        }
+    }
 }
 
 /// The defaults of the settings that are not a field's own type default: each defined
@@ -99,6 +133,9 @@ pub mod defaults {
     pub const JWT_LEEWAY_SECS: u64 = 30;
     pub const LOG_FORMAT: &str = "json";
     pub const ROLES: &str = "all";
+    pub const AUDIT_CHECKPOINT_EVERY: i64 = 10_000;
+    pub const AUDIT_CHECKPOINT_INTERVAL_SECS: u64 = 60;
+    pub const LIVE_TAIL_BUFFER: usize = 10_000;
 }
 
 impl Settings {
@@ -118,6 +155,8 @@ impl Settings {
             max_body_bytes: defaults::MAX_BODY_BYTES,
             live: LiveConfig::default(),
             rate_limits: RateLimitSettings::default(),
+            audit: AuditSettings::default(),
+            live_tail_buffer: defaults::LIVE_TAIL_BUFFER,
         }
     }
 }

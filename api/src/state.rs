@@ -32,6 +32,11 @@ pub struct AppState {
     pub limits: Arc<RateLimits>,
     /// The read models and workers (what read-your-writes waits for).
     pub registry: Arc<Registry>,
+    /// Every newly committed event, for live tails.
+    pub tail: collab_store::LogTail,
+    /// Signs audit checkpoints and export seals; its public key is the one verification
+    /// trusts. None: nothing is signed.
+    pub audit_key: Option<Arc<ed25519_dalek::SigningKey>>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {
@@ -134,6 +139,23 @@ impl AppState {
         Ok(tx)
     }
 
+    /// A read-only transaction as `collab_reader` that sees one workspace's rows, for a
+    /// caller already authorized for it (auditors, service accounts with `audit:read`).
+    pub async fn reader_for_workspace(
+        &self,
+        workspace: collab_domain::WorkspaceId,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL ROLE collab_reader")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("SELECT set_config('collab.workspaces', $1, true)")
+            .bind(workspace.to_string())
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
     /// Like [`AppState::reader`], with one more document visible (its row and its
     /// presence, nothing else of its workspace): for a document whose access the
     /// aggregates granted (a share link, a share, a service account's key). See migration
@@ -151,10 +173,27 @@ impl AppState {
         Ok(tx)
     }
 
-    /// Read-your-writes: waits (bounded) until every read model has folded `min`.
+    /// Read-your-writes: waits (bounded) until every read model awaited by every query
+    /// has folded `min`.
     pub async fn reach(&self, min: Option<i64>) -> Result<(), ApiError> {
+        self.reach_models(min, &self.registry.awaited_by_every_query())
+            .await
+    }
+
+    /// Read-your-writes for a route that reads the read model `name` too.
+    pub async fn reach_with(&self, min: Option<i64>, name: &str) -> Result<(), ApiError> {
+        let mut models = self.registry.awaited_by_every_query();
+        models.extend(self.registry.read_model_named(name));
+        self.reach_models(min, &models).await
+    }
+
+    async fn reach_models(
+        &self,
+        min: Option<i64>,
+        models: &[std::sync::Arc<dyn collab_projections::ReadModel>],
+    ) -> Result<(), ApiError> {
         let Some(min) = min else { return Ok(()) };
-        match wait_for_position(&self.pool, &self.registry, min, self.read_wait).await? {
+        match wait_for_position(&self.pool, models, min, self.read_wait).await? {
             Reached::Yes => Ok(()),
             Reached::NotYet => Err(ApiError::NotYetConsistent { requested: min }),
             Reached::BeyondHead { head } => Err(ApiError::PositionBeyondHead {

@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+mod history;
+
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
 use collab_api::rate_limit::{Limit, RateLimitSettings};
-use collab_api::settings::defaults;
+use collab_api::settings::{defaults, AuditSettings};
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_live::LiveConfig;
@@ -107,6 +109,12 @@ enum Command {
     /// Read models.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
+    /// Replay, export and follow a workspace's events through the HTTP API.
+    #[command(subcommand)]
+    Events(history::EventsCommand),
+    /// Verify the log's integrity; make signing keys.
+    #[command(subcommand)]
+    Audit(history::AuditCommand),
 }
 
 #[derive(Args)]
@@ -177,6 +185,19 @@ struct ServeArgs {
     /// Presence log retention, in hours.
     #[arg(long, env = "COLLAB_PRESENCE_RETENTION_HOURS", default_value_t = LiveConfig::default().presence_retention.as_secs() / 3600)]
     presence_retention_hours: u64,
+    /// Ed25519 key that signs audit checkpoints and export seals: the base64 of a 32-byte
+    /// seed (`collab audit keygen`). Unset: nothing is signed.
+    #[arg(long, env = "COLLAB_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    audit_signing_key: Option<String>,
+    /// A signed checkpoint per changed workspace every this many events...
+    #[arg(long, env = "COLLAB_AUDIT_CHECKPOINT_EVERY", default_value_t = defaults::AUDIT_CHECKPOINT_EVERY)]
+    audit_checkpoint_every: i64,
+    /// ...or every this many seconds, whichever comes first.
+    #[arg(long, env = "COLLAB_AUDIT_CHECKPOINT_INTERVAL_SECS", default_value_t = defaults::AUDIT_CHECKPOINT_INTERVAL_SECS)]
+    audit_checkpoint_interval_secs: u64,
+    /// Events a live tail (SSE) may fall behind before it gets `event: lagged` and closes.
+    #[arg(long, env = "COLLAB_LIVE_TAIL_BUFFER", default_value_t = defaults::LIVE_TAIL_BUFFER)]
+    live_tail_buffer: usize,
 }
 
 #[derive(Subcommand)]
@@ -339,6 +360,17 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         awareness_timeout: Duration::from_secs(args.awareness_timeout_secs),
         presence_retention: Duration::from_secs(args.presence_retention_hours * 3600),
     };
+    settings.audit = AuditSettings {
+        signing_key: args
+            .audit_signing_key
+            .as_deref()
+            .map(collab_domain::audit::parse_signing_key)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("COLLAB_AUDIT_SIGNING_KEY {}", e.reason))?,
+        checkpoint_every: args.audit_checkpoint_every.max(1),
+        checkpoint_interval: Duration::from_secs(args.audit_checkpoint_interval_secs.max(1)),
+    };
+    settings.live_tail_buffer = args.live_tail_buffer.max(1);
     let app = Application::build(settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -463,6 +495,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Projections(ProjectionsCommand::Rebuild { name }) => {
             rebuild_projections(&cli.global, name).await
+        }
+        Command::Events(command) => history::run_events(command).await,
+        Command::Audit(command) => {
+            let report = history::run_audit(command, || cli.global.settings()).await?;
+            if !report.ok {
+                anyhow::bail!(
+                    "verification failed: {}",
+                    report.first_break.map(|b| b.reason).unwrap_or_default()
+                );
+            }
+            Ok(())
         }
         Command::Projections(ProjectionsCommand::Status) => projections_status(&cli.global).await,
         Command::Projections(ProjectionsCommand::Retry { name }) => {

@@ -1,10 +1,12 @@
 //! Consumer checkpoints: read, lock, advance, and wait for (read-your-writes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use collab_store::{EventLog, StoreError};
 use sqlx::{PgConnection, PgPool};
 
+use crate::read_model::ReadModel;
 use crate::registry::Registry;
 
 /// Channel notified whenever a read model commits a checkpoint.
@@ -92,7 +94,7 @@ pub enum Reached {
 /// its checkpoint covers the newest event of its categories at or below it.
 pub async fn wait_for_position(
     pool: &PgPool,
-    registry: &Registry,
+    models: &[Arc<dyn ReadModel>],
     position: i64,
     timeout: Duration,
 ) -> Result<Reached, sqlx::Error> {
@@ -103,7 +105,7 @@ pub async fn wait_for_position(
     }
     // What each read model must have covered.
     let mut needed: Vec<(&'static str, i64)> = Vec::new();
-    for model in registry.read_models() {
+    for model in models {
         let at = EventLog::position_at(pool, model.categories(), position)
             .await
             .map_err(store_error)?;

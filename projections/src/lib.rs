@@ -9,13 +9,16 @@
 //! `rebuild` replays the log from position 0 to the same result. This crate depends on
 //! the log, never on command handling.
 
+pub mod audit;
 pub mod checkpoint;
+pub mod checkpointer;
 pub mod documents;
 pub mod read_model;
 pub mod rebuild;
 pub mod registry;
 pub mod runtime;
 pub mod status;
+pub mod verify;
 pub mod worker;
 pub mod workspaces;
 

@@ -31,6 +31,16 @@ pub trait ReadModel: Send + Sync + 'static {
     fn categories(&self) -> &'static [StreamCategory];
     /// The tables it owns, children first (a rebuild empties them in this order).
     fn tables(&self) -> &'static [&'static str];
+    /// Whether every query's read-your-writes wait includes it. Read models that fold
+    /// every keystroke say no: only the routes that read them wait for them
+    /// ([`Registry::awaited_by_every_query`] vs [`Registry::read_model_named`]).
+    ///
+    /// [`Registry::awaited_by_every_query`]: crate::Registry::awaited_by_every_query
+    /// [`Registry::read_model_named`]: crate::Registry::read_model_named
+    fn awaited_by_every_query(&self) -> bool {
+        true
+    }
+
     /// Folds one event of its categories.
     async fn apply(
         &self,

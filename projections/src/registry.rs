@@ -6,7 +6,7 @@ use collab_domain::StreamCategory;
 
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
-use crate::{documents, workspaces};
+use crate::{audit, documents, workspaces};
 
 /// A registered consumer of the log: a read model (folds into Postgres tables) or a
 /// worker (side effects outside Postgres). Cheap to clone.
@@ -53,6 +53,7 @@ impl Registry {
         Self::default()
             .read_model(workspaces::Workspaces)
             .read_model(documents::Documents)
+            .read_model(audit::Audit::default())
     }
 
     /// Adds a read model. Names must be unique.
@@ -84,6 +85,19 @@ impl Registry {
             Consumer::ReadModel(model) => Some(model),
             Consumer::Worker(_) => None,
         })
+    }
+
+    /// The read models every query's read-your-writes waits for.
+    pub fn awaited_by_every_query(&self) -> Vec<Arc<dyn ReadModel>> {
+        self.read_models()
+            .filter(|m| m.awaited_by_every_query())
+            .cloned()
+            .collect()
+    }
+
+    /// One read model by name (for the routes that read it).
+    pub fn read_model_named(&self, name: &str) -> Option<Arc<dyn ReadModel>> {
+        self.read_models().find(|m| m.name() == name).cloned()
     }
 
     pub fn find(&self, name: &str) -> Option<&Consumer> {

@@ -16,8 +16,10 @@ use crate::extract::{Principal, RequestMeta};
 use crate::observability::track_http;
 use crate::state::AppState;
 
+pub mod audit;
 pub mod content;
 pub mod documents;
+pub mod events;
 pub mod health;
 pub mod members;
 pub mod permissions;
@@ -32,6 +34,8 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(documents::router())
         .merge(content::router())
+        .merge(events::router())
+        .merge(audit::router())
         .merge(permissions::router())
         .merge(service_accounts::router())
         .merge(sync::router())

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use collab_domain::envelope::{chain_hash, now_micros};
+use collab_domain::replay::EventFilter;
 use collab_domain::{
     Actor, EventId, EventMetadata, RecordedEvent, StreamCategory, StreamId, WorkspaceId,
 };
@@ -452,6 +453,38 @@ impl EventLog {
         .bind(category_names(categories))
         .bind(after_position)
         .bind(before_position)
+        .bind(limit)
+        .fetch_all(executor)
+        .await?;
+        rows_to_events(rows)
+    }
+
+    /// Up to `limit` events of `workspace` matching `filter` with
+    /// `after < position < before`, in order: one keyset page of a replay.
+    pub async fn read_workspace(
+        executor: impl PgExecutor<'_>,
+        workspace: WorkspaceId,
+        filter: &EventFilter,
+        after_position: i64,
+        before_position: i64,
+        limit: i64,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = sqlx::query_as(&format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = $1 \
+             AND position > $2 AND position < $3 \
+             AND (cardinality($4::text[]) = 0 OR stream_category = ANY($4)) \
+             AND (cardinality($5::text[]) = 0 OR event_type = ANY($5)) \
+             AND ($6::text IS NULL OR stream_id = $6) \
+             AND ($7::text IS NULL OR actor = $7) \
+             ORDER BY position LIMIT $8"
+        ))
+        .bind(workspace.as_uuid())
+        .bind(after_position)
+        .bind(before_position)
+        .bind(category_names(&filter.categories))
+        .bind(&filter.types)
+        .bind(filter.stream.map(|s| s.to_string()))
+        .bind(filter.actor.as_ref().map(|a| a.to_string()))
         .bind(limit)
         .fetch_all(executor)
         .await?;

@@ -9,9 +9,11 @@
 pub mod event_store;
 pub mod leadership;
 pub mod relay;
+pub mod tail;
 
 pub use event_store::{
     AppendContext, Appended, BatchAppend, EventLog, EventStore, ExpectedVersion, NewEvent,
     StoreError,
 };
 pub use relay::{Relay, RelayConfig};
+pub use tail::{AppendSignal, LogTail};

@@ -16,12 +16,12 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage, stream};
 use collab_domain::envelope::{event_subject, events_stream_name};
 use collab_domain::RecordedEvent;
-use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, instrument, warn};
 
-use crate::event_store::{EventLog, EventStore, StoreError, EVENTS_CHANNEL};
+use crate::event_store::{EventLog, EventStore, StoreError};
 use crate::leadership;
+use crate::tail::AppendSignal;
 
 pub const POSITION_HEADER: &str = "Collab-Position";
 pub const EVENT_TYPE_HEADER: &str = "Collab-Event-Type";
@@ -128,7 +128,7 @@ impl Relay {
             return;
         };
         info!(stream = %self.config.stream_name(), "relay is active");
-        let mut listener = self.listen().await;
+        let mut signal = AppendSignal::new(self.store.pool().clone(), self.config.idle_poll).await;
         let mut cursor: Option<Cursor> = None;
         let mut backoff = Duration::from_millis(100);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
@@ -157,7 +157,7 @@ impl Relay {
                         info!("relay drained; stopping");
                         return;
                     }
-                    self.wait_for_events(&mut listener, &shutdown).await;
+                    signal.wait(&shutdown).await;
                 }
                 Err(RelayError::ForeignStream(reason)) => {
                     // Nothing is published until an operator resolves it; said once, then
@@ -181,40 +181,6 @@ impl Relay {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-            }
-        }
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(self.store.pool()).await.ok()?;
-        listener.listen(EVENTS_CHANNEL).await.ok()?;
-        Some(listener)
-    }
-
-    async fn wait_for_events(
-        &self,
-        listener: &mut Option<PgListener>,
-        shutdown: &CancellationToken,
-    ) {
-        let idle = tokio::time::sleep(self.config.idle_poll);
-        match listener {
-            Some(l) => {
-                tokio::select! {
-                    received = l.recv() => {
-                        if received.is_err() {
-                            *listener = None;
-                        }
-                    }
-                    _ = idle => {}
-                    _ = shutdown.cancelled() => {}
-                }
-            }
-            None => {
-                tokio::select! {
-                    _ = idle => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                *listener = self.listen().await;
             }
         }
     }

@@ -1,0 +1,264 @@
+//! For auditors: the audit trail, online verification of the hash chains, and the signed
+//! export that `collab audit verify --file` checks with no server and no database.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use collab_domain::audit::{Checkpoint, Report, StreamHead};
+use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
+use collab_domain::{Actor, DomainEvent, Scope, StreamCategory, WorkspaceId};
+use collab_projections::audit::{self as read_model, AuditEntry, AuditQuery};
+use collab_store::EventLog;
+use ed25519_dalek::SigningKey;
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+use super::events::authorize_history;
+use super::path_id;
+use crate::error::ApiError;
+use crate::extract::{Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/workspaces/{workspace_id}/audit", get(trail))
+        .route("/v1/workspaces/{workspace_id}/audit/verify", get(verify))
+        .route("/v1/workspaces/{workspace_id}/audit/export", get(export))
+}
+
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 500;
+
+fn bad(name: &'static str, reason: impl Into<String>) -> ApiError {
+    ApiError::InvalidParameter {
+        name,
+        reason: reason.into(),
+    }
+}
+
+fn parse_time(name: &'static str, raw: &str) -> Result<DateTime<Utc>, ApiError> {
+    DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| bad(name, "must be an RFC 3339 time, e.g. 2026-12-02T09:00:00Z"))
+}
+
+fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
+    let mut query = AuditQuery {
+        limit: DEFAULT_LIMIT,
+        ..AuditQuery::default()
+    };
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "actor" => {
+                // `alice` is short for `user:alice`.
+                let actor = if value.contains(':') {
+                    value.to_string()
+                } else {
+                    format!("user:{value}")
+                };
+                Actor::parse(&actor).map_err(|e| bad("actor", e.reason))?;
+                query.actor = Some(actor);
+            }
+            "type" => {
+                if !DomainEvent::catalogue().iter().any(|e| e.event_type == value) {
+                    return Err(bad("type", "is not an event type of the catalogue"));
+                }
+                query.event_type = Some(value.to_string());
+            }
+            "document" => {
+                query.document = Some(
+                    uuid::Uuid::parse_str(&value).map_err(|_| bad("document", "must be a UUID"))?,
+                )
+            }
+            "from" => query.from = Some(parse_time("from", &value)?),
+            "to" => query.to = Some(parse_time("to", &value)?),
+            "cursor" => {
+                query.before = Some(
+                    value
+                        .parse()
+                        .ok()
+                        .filter(|p: &i64| *p > 0)
+                        .ok_or_else(|| bad("cursor", "must be a next_cursor this route returned"))?,
+                )
+            }
+            "limit" => {
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| bad("limit", format!("must be 1 to {MAX_LIMIT}")))?
+            }
+            "min_position" => {}
+            _ => {
+                return Err(bad(
+                    "query",
+                    format!(
+                        "unknown parameter '{name}' (expected actor, type, document, from, to, cursor, limit, min_position)"
+                    ),
+                ))
+            }
+        }
+    }
+    Ok(query)
+}
+
+/// `GET /v1/workspaces/{ws}/audit`: newest first, edits grouped per actor, document and
+/// burst; `next_cursor` pages on.
+async fn trail(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(workspace_id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<Value>, ApiError> {
+    let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let query = parse_query(raw.as_deref())?;
+    authorize_history(&state, &principal, workspace, Scope::AuditRead).await?;
+    state
+        .reach_with(meta.min_position, read_model::NAME)
+        .await?;
+    let mut reader = state.reader_for_workspace(workspace).await?;
+    let entries: Vec<AuditEntry> = read_model::list(&mut *reader, workspace, &query).await?;
+    let next_cursor = (entries.len() as i64 == query.limit)
+        .then(|| entries.last().map(|e| e.position))
+        .flatten();
+    Ok(Json(
+        json!({ "entries": entries, "next_cursor": next_cursor }),
+    ))
+}
+
+/// `GET /v1/workspaces/{ws}/audit/verify`: recomputes the workspace's chains, the
+/// position sequence and its checkpoints.
+async fn verify(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(workspace_id): Path<String>,
+) -> Result<Json<Report>, ApiError> {
+    let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    authorize_history(&state, &principal, workspace, Scope::AuditRead).await?;
+    let trusted = state.audit_key.as_ref().map(|k| k.verifying_key());
+    let started = std::time::Instant::now();
+    let report = collab_projections::verify::verify(&state.pool, Some(workspace), trusted).await?;
+    metrics::histogram!("collab_audit_verify_seconds").record(started.elapsed().as_secs_f64());
+    Ok(Json(report))
+}
+
+/// `GET /v1/workspaces/{ws}/audit/export`: every event of the workspace (checkpoints
+/// included) as NDJSON lines carrying both `data` and the raw `payload`, then one last
+/// line `{"seal": …}`: a checkpoint signed now over the heads of exactly what was
+/// exported, so a truncated or edited file fails offline verification.
+async fn export(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(workspace_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    authorize_history(&state, &principal, workspace, Scope::AuditRead).await?;
+    let head = EventLog::head(&state.pool).await?;
+    let body = export_lines(state.pool.clone(), workspace, head, state.audit_key.clone());
+    let mut response = Body::from_stream(body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_str(&format!(
+            "attachment; filename=\"audit-{workspace}-{head}.ndjson\""
+        ))
+        .expect("ids and digits are a valid header value"),
+    );
+    Ok(response)
+}
+
+const EXPORT_PAGE: i64 = 500;
+
+fn export_lines(
+    pool: sqlx::PgPool,
+    workspace: WorkspaceId,
+    head: i64,
+    key: Option<Arc<SigningKey>>,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    struct Cursor {
+        after: i64,
+        heads: BTreeMap<String, (i64, [u8; 32])>,
+        sealed: bool,
+    }
+    let start = Cursor {
+        after: 0,
+        heads: BTreeMap::new(),
+        sealed: false,
+    };
+    futures::stream::try_unfold(start, move |mut cursor| {
+        let pool = pool.clone();
+        let key = key.clone();
+        async move {
+            if cursor.sealed {
+                return Ok(None);
+            }
+            let events = if cursor.after < head {
+                EventLog::read_workspace(
+                    &pool,
+                    workspace,
+                    &EventFilter::default(),
+                    cursor.after,
+                    head + 1,
+                    EXPORT_PAGE,
+                )
+                .await
+                .map_err(std::io::Error::other)?
+            } else {
+                vec![]
+            };
+            let mut chunk = Vec::with_capacity(events.len() * 320);
+            for event in &events {
+                serde_json::to_writer(&mut chunk, &EventLine::new(event, PayloadForm::Both))
+                    .map_err(std::io::Error::other)?;
+                chunk.push(b'\n');
+                if event.stream_id.category != StreamCategory::Audit {
+                    cursor.heads.insert(
+                        event.stream_id.to_string(),
+                        (event.stream_version, event.hash),
+                    );
+                }
+            }
+            if (events.len() as i64) < EXPORT_PAGE {
+                let heads: Vec<StreamHead> = cursor
+                    .heads
+                    .iter()
+                    .map(|(id, (version, hash))| StreamHead {
+                        stream_id: id.clone(),
+                        version: *version,
+                        hash: *hash,
+                    })
+                    .collect();
+                let seal = match &key {
+                    Some(key) => json!({
+                        "seal": Checkpoint::sign(key, workspace.as_uuid(), head, &heads),
+                        "events_to": head,
+                    }),
+                    None => json!({
+                        "seal": null,
+                        "reason": "the server has no audit signing key (COLLAB_AUDIT_SIGNING_KEY)",
+                    }),
+                };
+                serde_json::to_writer(&mut chunk, &seal).map_err(std::io::Error::other)?;
+                chunk.push(b'\n');
+                cursor.sealed = true;
+            } else {
+                cursor.after = events.last().map_or(head, |e| e.position);
+            }
+            Ok(Some((Bytes::from(chunk), cursor)))
+        }
+    })
+    .boxed()
+}

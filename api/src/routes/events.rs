@@ -1,0 +1,419 @@
+//! Events for analytics consumers: the catalogue, replay (`/events`, NDJSON) and the live
+//! tail (`/events/live`, Server-Sent Events) of one workspace.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
+use collab_domain::workspace::Workspace;
+use collab_domain::{DomainEvent, InvalidValue, RecordedEvent, Scope, WorkspaceId, WorkspaceRole};
+use collab_store::EventLog;
+use futures::Stream;
+use serde_json::{json, Value};
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::Receiver;
+
+use super::path_id;
+use crate::error::ApiError;
+use crate::extract::Principal;
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/events/catalogue", get(catalogue))
+        .route("/v1/workspaces/{workspace_id}/events", get(replay))
+        .route("/v1/workspaces/{workspace_id}/events/live", get(live))
+}
+
+/// Events per page read from Postgres (and per response chunk).
+const PAGE: i64 = 500;
+
+/// How often a live tail re-checks that its reader may still read the workspace.
+const RECHECK_ACCESS: Duration = Duration::from_secs(15);
+
+/// The header a replay names the head it runs to in (without `limit`).
+pub const HEAD_HEADER: &str = "x-collab-head";
+
+async fn catalogue() -> Json<Value> {
+    Json(json!({ "events": DomainEvent::catalogue() }))
+}
+
+/// Who may read a workspace's history: its owners, admins and auditors, and its own
+/// service accounts whose key has `scope`. Everyone else gets 404, as for any workspace
+/// they cannot see. Decided on the aggregate, so a removed auditor loses access at once.
+pub(crate) async fn authorize_history(
+    state: &AppState,
+    principal: &Principal,
+    workspace: WorkspaceId,
+    scope: Scope,
+) -> Result<(), ApiError> {
+    if let Some(service) = &principal.service {
+        return if service.workspace == workspace && service.has(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::NotFound("workspace"))
+        };
+    }
+    let loaded = state
+        .aggregates
+        .load::<Workspace>(workspace.as_uuid())
+        .await?
+        .aggregate;
+    match loaded.role_of(&principal.id) {
+        Some(WorkspaceRole::Owner | WorkspaceRole::Admin | WorkspaceRole::Auditor) => Ok(()),
+        _ => Err(ApiError::NotFound("workspace")),
+    }
+}
+
+/// The query of a replay or a live tail.
+pub(crate) struct ReplayParams {
+    pub after: i64,
+    pub limit: Option<i64>,
+    pub filter: EventFilter,
+    pub form: PayloadForm,
+}
+
+fn invalid(value: InvalidValue) -> ApiError {
+    ApiError::InvalidParameter {
+        name: value.field,
+        reason: value.reason,
+    }
+}
+
+/// Parses `after`, `limit` (when `limit_allowed`), `category`, `type`, `stream`, `actor`
+/// and `payload`; anything else is a 400 naming it.
+pub(crate) fn parse_params(
+    raw: Option<&str>,
+    limit_allowed: bool,
+) -> Result<ReplayParams, ApiError> {
+    let mut params = ReplayParams {
+        after: 0,
+        limit: None,
+        filter: EventFilter::default(),
+        form: PayloadForm::Json,
+    };
+    let number = |name: &'static str, value: &str, min: i64| {
+        value
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= min)
+            .ok_or_else(|| ApiError::InvalidParameter {
+                name,
+                reason: format!("must be an integer of at least {min}"),
+            })
+    };
+    for (name, value) in form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+        match name.as_ref() {
+            "after" => params.after = number("after", &value, 0)?,
+            "limit" if limit_allowed => params.limit = Some(number("limit", &value, 1)?),
+            "payload" => params.form = PayloadForm::parse(&value).map_err(invalid)?,
+            "category" | "type" | "stream" | "actor" => {
+                params.filter.add(&name, &value).map_err(invalid)?
+            }
+            _ => {
+                return Err(ApiError::InvalidParameter {
+                    name: "query",
+                    reason: format!(
+                        "unknown parameter '{name}' (expected after, {}category, type, stream, actor, payload)",
+                        if limit_allowed { "limit, " } else { "" }
+                    ),
+                })
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// `GET /v1/workspaces/{ws}/events`: the workspace's events after `after`, in position
+/// order, as NDJSON, streamed page by page (memory stays bounded whatever the size), up
+/// to `limit` events or the head as of the request (`X-Collab-Head`).
+async fn replay(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(workspace_id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Response, ApiError> {
+    let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let params = parse_params(query.as_deref(), true)?;
+    authorize_history(&state, &principal, workspace, Scope::EventsRead).await?;
+    let head = EventLog::head(&state.pool).await?;
+    let lines = event_lines(state.pool.clone(), workspace, params, head);
+    let mut response = Body::from_stream(lines).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-ndjson"),
+    );
+    headers.insert(HEAD_HEADER, HeaderValue::from(head));
+    Ok(response)
+}
+
+/// The workspace's events matching `params` up to `head`, as NDJSON chunks of one page
+/// each. A database error ends the body early: the consumer resumes after the last
+/// position it got.
+pub(crate) fn event_lines(
+    pool: sqlx::PgPool,
+    workspace: WorkspaceId,
+    params: ReplayParams,
+    head: i64,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    struct Cursor {
+        after: i64,
+        remaining: Option<i64>,
+    }
+    let params = Arc::new(params);
+    let start = Cursor {
+        after: params.after,
+        remaining: params.limit,
+    };
+    futures::stream::try_unfold(start, move |cursor| {
+        let pool = pool.clone();
+        let params = params.clone();
+        async move {
+            let page = cursor.remaining.map_or(PAGE, |r| r.min(PAGE));
+            if page <= 0 || cursor.after >= head {
+                return Ok(None);
+            }
+            let events = EventLog::read_workspace(
+                &pool,
+                workspace,
+                &params.filter,
+                cursor.after,
+                head + 1,
+                page,
+            )
+            .await
+            .map_err(std::io::Error::other)?;
+            let Some(last) = events.last().map(|e| e.position) else {
+                return Ok(None);
+            };
+            let mut chunk = Vec::with_capacity(events.len() * 256);
+            for event in &events {
+                serde_json::to_writer(&mut chunk, &EventLine::new(event, params.form))
+                    .map_err(std::io::Error::other)?;
+                chunk.push(b'\n');
+            }
+            metrics::counter!("collab_replay_events_total", "route" => "replay")
+                .increment(events.len() as u64);
+            let after = if (events.len() as i64) < page {
+                head
+            } else {
+                last
+            };
+            Ok(Some((
+                Bytes::from(chunk),
+                Cursor {
+                    after,
+                    remaining: cursor.remaining.map(|r| r - events.len() as i64),
+                },
+            )))
+        }
+    })
+}
+
+/// `GET /v1/workspaces/{ws}/events/live`: Server-Sent Events, `id:` = position. Starts
+/// after `Last-Event-ID` (or `?after=`), catches up from Postgres, then follows new
+/// events with no gap and no duplicate at the hand-over. A subscriber that falls more
+/// than the tail's buffer behind gets `event: lagged` with the position to resume from,
+/// and the stream ends.
+async fn live(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(workspace_id): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let mut params = parse_params(query.as_deref(), false)?;
+    if let Some(last) = headers.get("last-event-id") {
+        params.after = last
+            .to_str()
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .filter(|p| *p >= 0)
+            .ok_or(ApiError::InvalidParameter {
+                name: "Last-Event-ID",
+                reason: "must be a position (a non-negative integer)".into(),
+            })?;
+    }
+    authorize_history(&state, &principal, workspace, Scope::EventsRead).await?;
+    let tail = Tail {
+        delivered: params.after,
+        scanned: params.after,
+        pending: VecDeque::new(),
+        phase: Phase::CatchUp(None),
+        recheck_at: tokio::time::Instant::now() + RECHECK_ACCESS,
+        workspace,
+        params,
+        principal,
+        state,
+    };
+    let stream = futures::stream::unfold(tail, |mut tail| async move {
+        let event = tail.next().await?;
+        Some((Ok(event), tail))
+    });
+    Ok(Sse::new(stream).keep_alive(
+        KeepAlive::new()
+            .interval(Duration::from_secs(15))
+            .text("keep-alive"),
+    ))
+}
+
+enum Phase {
+    /// Reading the log from Postgres; subscribed once near the head.
+    CatchUp(Option<Receiver<Arc<RecordedEvent>>>),
+    Live(Receiver<Arc<RecordedEvent>>),
+    Done,
+}
+
+struct Tail {
+    /// The last position sent (what `Last-Event-ID` resumes from).
+    delivered: i64,
+    /// Every global position up to here has been considered (sent or filtered out).
+    scanned: i64,
+    pending: VecDeque<Arc<RecordedEvent>>,
+    phase: Phase,
+    recheck_at: tokio::time::Instant,
+    workspace: WorkspaceId,
+    params: ReplayParams,
+    principal: Principal,
+    state: AppState,
+}
+
+impl Tail {
+    fn wanted(&self, event: &RecordedEvent) -> bool {
+        event.metadata.workspace_id == self.workspace && self.params.filter.matches(event)
+    }
+
+    fn line(&self, event: &RecordedEvent) -> Event {
+        let line = EventLine::new(event, self.params.form);
+        Event::default()
+            .id(event.position.to_string())
+            .data(serde_json::to_string(&line).expect("lines always serialize"))
+    }
+
+    fn end(&mut self, kind: &str, body: Value) -> Option<Event> {
+        self.phase = Phase::Done;
+        Some(
+            Event::default()
+                .id(self.delivered.to_string())
+                .event(kind)
+                .data(body.to_string()),
+        )
+    }
+
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                self.delivered = event.position;
+                metrics::counter!("collab_replay_events_total", "route" => "live").increment(1);
+                return Some(self.line(&event));
+            }
+            match std::mem::replace(&mut self.phase, Phase::Done) {
+                Phase::Done => return None,
+                Phase::CatchUp(receiver) => match self.catch_up(receiver).await {
+                    Ok(phase) => self.phase = phase,
+                    Err(error) => {
+                        tracing::warn!(%error, "live tail: reading the log failed");
+                        return self.end(
+                            "error",
+                            json!({ "resume_after": self.delivered,
+                                    "message": "reading the log failed; reconnect with Last-Event-ID" }),
+                        );
+                    }
+                },
+                Phase::Live(mut receiver) => {
+                    let received = tokio::time::timeout_at(self.recheck_at, receiver.recv()).await;
+                    match received {
+                        Err(_) => {
+                            self.recheck_at = tokio::time::Instant::now() + RECHECK_ACCESS;
+                            if authorize_history(
+                                &self.state,
+                                &self.principal,
+                                self.workspace,
+                                Scope::EventsRead,
+                            )
+                            .await
+                            .is_err()
+                            {
+                                return self.end(
+                                    "revoked",
+                                    json!({ "message": "access to this workspace's events ended" }),
+                                );
+                            }
+                            self.phase = Phase::Live(receiver);
+                        }
+                        Ok(Ok(event)) => {
+                            if event.position <= self.scanned {
+                                self.phase = Phase::Live(receiver);
+                            } else if event.position == self.scanned + 1 {
+                                self.scanned = event.position;
+                                if self.wanted(&event) {
+                                    self.pending.push_back(event);
+                                }
+                                self.phase = Phase::Live(receiver);
+                            } else {
+                                // The follower skipped ahead of us: read the hole from
+                                // the log, then follow again.
+                                self.phase = Phase::CatchUp(Some(receiver));
+                            }
+                        }
+                        Ok(Err(RecvError::Lagged(missed))) => {
+                            metrics::counter!("collab_live_tail_lagged_total").increment(1);
+                            return self.end(
+                                "lagged",
+                                json!({
+                                    "resume_after": self.delivered,
+                                    "missed_at_least": missed,
+                                    "message": "this consumer fell too far behind; reconnect with Last-Event-ID to resume",
+                                }),
+                            );
+                        }
+                        Ok(Err(RecvError::Closed)) => return None,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads one page from the log. Near the head, subscribes to the process's tail
+    /// first and reads up to the head once more, so nothing committed in between is
+    /// missed; events the subscription repeats are skipped by position.
+    async fn catch_up(
+        &mut self,
+        receiver: Option<Receiver<Arc<RecordedEvent>>>,
+    ) -> Result<Phase, collab_store::StoreError> {
+        let head = EventLog::head(&self.state.pool).await?;
+        let events = EventLog::read_workspace(
+            &self.state.pool,
+            self.workspace,
+            &self.params.filter,
+            self.scanned,
+            head + 1,
+            PAGE,
+        )
+        .await?;
+        let full = events.len() as i64 == PAGE;
+        self.scanned = match (full, events.last()) {
+            (true, Some(last)) => last.position,
+            _ => head.max(self.scanned),
+        };
+        self.pending.extend(events.into_iter().map(Arc::new));
+        Ok(match (full, receiver) {
+            // Far from the head: follow again once near it (no buffer fills meanwhile).
+            (true, _) => Phase::CatchUp(None),
+            (false, None) => Phase::CatchUp(Some(self.state.tail.subscribe())),
+            (false, Some(receiver)) => Phase::Live(receiver),
+        })
+    }
+}

@@ -1,0 +1,134 @@
+//! Following the log as it grows: one reader per process that hands every newly committed
+//! event, in position order, to any number of live subscribers (SSE tails), and the
+//! wake-up both it and the relay wait on (Postgres `NOTIFY` on every append, with a poll
+//! as the fallback).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use collab_domain::RecordedEvent;
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::debug;
+
+use crate::event_store::{EventLog, EVENTS_CHANNEL};
+
+/// Waits for the next append anywhere (any instance): a `NOTIFY` on the events channel,
+/// or `idle` passing, whichever is first. Reconnects its listener after an error.
+pub struct AppendSignal {
+    pool: PgPool,
+    idle: Duration,
+    listener: Option<PgListener>,
+}
+
+impl AppendSignal {
+    pub async fn new(pool: PgPool, idle: Duration) -> Self {
+        let mut signal = Self {
+            pool,
+            idle,
+            listener: None,
+        };
+        signal.listener = signal.listen().await;
+        signal
+    }
+
+    async fn listen(&self) -> Option<PgListener> {
+        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+        listener.listen(EVENTS_CHANNEL).await.ok()?;
+        Some(listener)
+    }
+
+    /// Returns after an append was signalled, `idle` passed, or `shutdown`.
+    pub async fn wait(&mut self, shutdown: &CancellationToken) {
+        let idle = tokio::time::sleep(self.idle);
+        match &mut self.listener {
+            Some(listener) => {
+                tokio::select! {
+                    received = listener.recv() => {
+                        if received.is_err() {
+                            self.listener = None;
+                        }
+                    }
+                    _ = idle => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            None => {
+                tokio::select! {
+                    _ = idle => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                self.listener = self.listen().await;
+            }
+        }
+    }
+}
+
+/// Events read from the log per query while following it.
+const PAGE: i64 = 1000;
+
+/// The process's follower of the log. Subscribers get every event committed after they
+/// subscribed, in position order, through a bounded buffer: one that falls further
+/// behind than the buffer holds sees [`broadcast::error::RecvError::Lagged`] (and decides
+/// what to do; it is never buffered without limit). The log is read only while someone
+/// subscribes.
+#[derive(Clone)]
+pub struct LogTail {
+    sender: broadcast::Sender<Arc<RecordedEvent>>,
+}
+
+impl LogTail {
+    /// Starts following from the current head; `capacity` events are buffered per
+    /// subscriber at most.
+    pub fn start(pool: PgPool, capacity: usize, shutdown: CancellationToken) -> Self {
+        let (sender, _) = broadcast::channel(capacity.max(1));
+        let tail = Self { sender };
+        tokio::spawn(tail.clone().follow(pool, shutdown));
+        tail
+    }
+
+    /// Every event committed from now on (some before, too: dedupe by position).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<RecordedEvent>> {
+        self.sender.subscribe()
+    }
+
+    async fn follow(self, pool: PgPool, shutdown: CancellationToken) {
+        let mut signal = AppendSignal::new(pool.clone(), Duration::from_secs(1)).await;
+        let mut at: Option<i64> = None;
+        while !shutdown.is_cancelled() {
+            if let Err(error) = self.step(&pool, &mut at).await {
+                debug!(%error, "log tail: reading the log failed; retrying");
+                at = None;
+            }
+            signal.wait(&shutdown).await;
+        }
+    }
+
+    async fn step(&self, pool: &PgPool, at: &mut Option<i64>) -> Result<(), crate::StoreError> {
+        if self.sender.receiver_count() == 0 {
+            // Nobody listens: skip to the head (subscribers fill gaps from the log).
+            *at = Some(EventLog::head(pool).await?);
+            return Ok(());
+        }
+        let mut after = match *at {
+            Some(after) => after,
+            None => EventLog::head(pool).await?,
+        };
+        loop {
+            let events = EventLog::read_all(pool, after, PAGE).await?;
+            let count = events.len() as i64;
+            for event in events {
+                after = event.position;
+                // No await between sends: a burst overtakes a slow subscriber's buffer
+                // and it learns that it lagged, instead of the reader slowing down.
+                let _ = self.sender.send(Arc::new(event));
+            }
+            *at = Some(after);
+            if count < PAGE {
+                return Ok(());
+            }
+        }
+    }
+}
