@@ -305,7 +305,7 @@ impl ChainVerifier {
                 break;
             }
             let (at, cp) = self.pending.pop_front().expect("front exists");
-            self.check_checkpoint(at, &cp);
+            self.check_checkpoint(at, &cp, false);
         }
         self.events += 1;
         let stream = event.stream_id.to_string();
@@ -382,11 +382,14 @@ impl ChainVerifier {
         );
     }
 
-    /// The heads of `workspace` now (audit streams excluded): what a checkpoint signs.
-    pub fn heads_of(&self, workspace: Uuid) -> Vec<StreamHead> {
+    /// The heads of `workspace` now: what a checkpoint signs (its own audit stream
+    /// excluded) or an export's seal (everything exported, audit stream included).
+    pub fn heads_of(&self, workspace: Uuid, with_audit: bool) -> Vec<StreamHead> {
         self.heads
             .iter()
-            .filter(|(_, h)| h.workspace_id == workspace && h.category != StreamCategory::Audit)
+            .filter(|(_, h)| {
+                h.workspace_id == workspace && (with_audit || h.category != StreamCategory::Audit)
+            })
             .map(|(id, h)| StreamHead {
                 stream_id: id.clone(),
                 version: h.version,
@@ -402,7 +405,7 @@ impl ChainVerifier {
             .map(|h| (h.version, h.hash, h.position))
     }
 
-    fn check_checkpoint(&mut self, at: i64, cp: &Checkpoint) {
+    fn check_checkpoint(&mut self, at: i64, cp: &Checkpoint, with_audit: bool) {
         let audit_stream = Some(format!(
             "{}-{}",
             StreamCategory::Audit.as_str(),
@@ -429,7 +432,7 @@ impl ChainVerifier {
             )));
             return;
         }
-        let heads = self.heads_of(cp.workspace_id);
+        let heads = self.heads_of(cp.workspace_id, with_audit);
         if heads.len() as u64 != cp.streams || merkle_root(&heads) != cp.root {
             self.fail(fail(format!(
                 "the log does not match the checkpoint covering position {}: it signed {} stream heads, \
@@ -442,13 +445,14 @@ impl ChainVerifier {
     }
 
     /// Checks the checkpoints not reached yet and, for an export, its seal: a checkpoint
-    /// made when the export was written, covering everything in it.
+    /// made when the export was written over the heads of everything in it (its audit
+    /// stream included, so dropping a checkpoint from the file shows too).
     pub fn finish(mut self, seal: Option<(i64, Checkpoint)>) -> Report {
         while let Some((at, cp)) = self.pending.pop_front() {
-            self.check_checkpoint(at, &cp);
+            self.check_checkpoint(at, &cp, false);
         }
         if let Some((at, seal)) = seal {
-            self.check_checkpoint(at, &seal);
+            self.check_checkpoint(at, &seal, true);
         }
         Report {
             streams: self.heads.len(),

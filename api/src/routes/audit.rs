@@ -14,7 +14,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use collab_domain::audit::{Checkpoint, Report, StreamHead};
 use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
-use collab_domain::{Actor, DomainEvent, Scope, StreamCategory, WorkspaceId};
+use collab_domain::{Actor, DomainEvent, Scope, WorkspaceId};
 use collab_projections::audit::{self as read_model, AuditEntry, AuditQuery};
 use collab_store::EventLog;
 use ed25519_dalek::SigningKey;
@@ -224,12 +224,11 @@ fn export_lines(
                 serde_json::to_writer(&mut chunk, &EventLine::new(event, PayloadForm::Both))
                     .map_err(std::io::Error::other)?;
                 chunk.push(b'\n');
-                if event.stream_id.category != StreamCategory::Audit {
-                    cursor.heads.insert(
-                        event.stream_id.to_string(),
-                        (event.stream_version, event.hash),
-                    );
-                }
+                // The seal covers every stream exported, checkpoints included.
+                cursor.heads.insert(
+                    event.stream_id.to_string(),
+                    (event.stream_version, event.hash),
+                );
             }
             if (events.len() as i64) < EXPORT_PAGE {
                 let heads: Vec<StreamHead> = cursor
