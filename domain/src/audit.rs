@@ -504,23 +504,11 @@ mod hex_vec {
 
 /// Lowercase hex, as replay lines carry hashes.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    hex::encode(bytes)
 }
 
 pub fn unhex(raw: &str) -> Option<Vec<u8>> {
-    if raw.len() % 2 != 0 {
-        return None;
-    }
-    (0..raw.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(raw.get(i..i + 2)?, 16).ok())
-        .collect()
+    hex::decode(raw).ok()
 }
 
 #[cfg(test)]

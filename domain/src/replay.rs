@@ -187,7 +187,7 @@ impl EventFilter {
 
     pub fn matches(&self, event: &RecordedEvent) -> bool {
         (self.categories.is_empty() || self.categories.contains(&event.stream_id.category))
-            && (self.types.is_empty() || self.types.iter().any(|t| *t == event.event_type))
+            && (self.types.is_empty() || self.types.contains(&event.event_type))
             && self.stream.is_none_or(|s| s == event.stream_id)
             && self
                 .actor

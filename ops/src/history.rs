@@ -189,14 +189,14 @@ async fn export(
     };
     enum Out {
         Ndjson(std::io::BufWriter<Box<dyn Write>>),
-        Csv(csv::Writer<Box<dyn Write>>),
+        Csv(Box<csv::Writer<Box<dyn Write>>>),
     }
     let mut out = match format {
         Format::Ndjson => Out::Ndjson(std::io::BufWriter::new(sink)),
         Format::Csv => {
             let mut writer = csv::Writer::from_writer(sink);
             writer.write_record(CSV_HEADER)?;
-            Out::Csv(writer)
+            Out::Csv(Box::new(writer))
         }
     };
     let progress = if to_file {

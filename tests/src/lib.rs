@@ -627,6 +627,11 @@ impl CollabProcess {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     pub fn ws(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }

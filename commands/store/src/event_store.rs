@@ -469,25 +469,39 @@ impl EventLog {
         before_position: i64,
         limit: i64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = sqlx::query_as(&format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = $1 \
-             AND position > $2 AND position < $3 \
-             AND (cardinality($4::text[]) = 0 OR stream_category = ANY($4)) \
-             AND (cardinality($5::text[]) = 0 OR event_type = ANY($5)) \
-             AND ($6::text IS NULL OR stream_id = $6) \
-             AND ($7::text IS NULL OR actor = $7) \
-             ORDER BY position LIMIT $8"
-        ))
-        .bind(workspace.as_uuid())
-        .bind(after_position)
-        .bind(before_position)
-        .bind(category_names(&filter.categories))
-        .bind(&filter.types)
-        .bind(filter.stream.map(|s| s.to_string()))
-        .bind(filter.actor.as_ref().map(|a| a.to_string()))
-        .bind(limit)
-        .fetch_all(executor)
-        .await?;
+        // Only the filters asked for, so each shape gets its own plan: a walk of
+        // `events_by_workspace` in order (or of the stream's key), never a sort of the
+        // workspace's rows.
+        let mut query = sqlx::QueryBuilder::<Postgres>::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE workspace_id = "
+        ));
+        query.push_bind(workspace.as_uuid());
+        query.push(" AND position > ").push_bind(after_position);
+        query.push(" AND position < ").push_bind(before_position);
+        if !filter.categories.is_empty() {
+            query
+                .push(" AND stream_category = ANY(")
+                .push_bind(category_names(&filter.categories))
+                .push(")");
+        }
+        if !filter.types.is_empty() {
+            query
+                .push(" AND event_type = ANY(")
+                .push_bind(filter.types.clone())
+                .push(")");
+        }
+        if let Some(stream) = filter.stream {
+            query
+                .push(" AND stream_id = ")
+                .push_bind(stream.to_string());
+        }
+        if let Some(actor) = &filter.actor {
+            query.push(" AND actor = ").push_bind(actor.to_string());
+        }
+        query
+            .push(" ORDER BY workspace_id, position LIMIT ")
+            .push_bind(limit);
+        let rows: Vec<EventRow> = query.build_query_as().fetch_all(executor).await?;
         rows_to_events(rows)
     }
 

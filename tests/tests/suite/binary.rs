@@ -165,3 +165,153 @@ async fn the_binary_serves_commands_with_minted_tokens_and_stops_gracefully() {
         .unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in bytes.
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .expect("field in /proc status")
+            * 1024
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Appends `count` content events to `workspace`, spread over 100 streams, through the
+/// event store (hash chains and all), in large batches.
+async fn seed_events(env: &TestEnv, workspace: &str, count: usize) {
+    use collab_domain::content::{ContentEvent, DocumentEdited};
+    use collab_domain::EventCodec;
+    use collab_store::{AppendContext, BatchAppend, EventStore, ExpectedVersion, NewEvent};
+    let store = EventStore::new(env.pool.clone());
+    let workspace = collab_domain::WorkspaceId::parse(workspace).unwrap();
+    let streams: Vec<uuid::Uuid> = (0..100).map(|_| uuid::Uuid::now_v7()).collect();
+    let context = AppendContext {
+        workspace_id: workspace,
+        actor: collab_domain::Actor::Service("seed".into()),
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+    };
+    let per_batch = 20_000;
+    for batch in 0..count.div_ceil(per_batch) {
+        let in_batch = per_batch.min(count - batch * per_batch);
+        let requests = streams
+            .iter()
+            .enumerate()
+            .map(|(s, stream)| BatchAppend {
+                stream: collab_domain::StreamId::new(
+                    collab_domain::StreamCategory::Content,
+                    *stream,
+                ),
+                expected: ExpectedVersion::Any,
+                context: context.clone(),
+                events: (0..in_batch / streams.len() + usize::from(s < in_batch % streams.len()))
+                    .map(|i| {
+                        let event = ContentEvent::DocumentEdited(DocumentEdited {
+                            client_id: 7,
+                            update: vec![(i % 251) as u8; 24],
+                        });
+                        NewEvent {
+                            event_type: event.event_type().into(),
+                            schema_version: 1,
+                            payload: event.encode(),
+                        }
+                    })
+                    .collect(),
+            })
+            .filter(|r| !r.events.is_empty())
+            .collect();
+        store.append_batch(requests).await.unwrap();
+    }
+}
+
+/// Replay streams from Postgres page by page: exporting a million events grows the
+/// server's resident memory by less than 64 MiB. Verification of the same log is timed
+/// (printed; the figure is in BENCHMARKS.md, measured with the release binary).
+#[tokio::test]
+async fn exporting_a_million_events_keeps_the_servers_memory_bounded() {
+    use collab_tests::{CollabProcess, Http};
+    use futures::StreamExt;
+    const EVENTS: usize = 1_000_000;
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[("COLLAB_ROLES", "api")]).await;
+    let http = Http::new(server.http());
+    let (workspace, _) = http.workspace_with_document("alice").await;
+    let seeding = std::time::Instant::now();
+    seed_events(&env, &workspace, EVENTS).await;
+    eprintln!(
+        "seeded {EVENTS} events in {:.1} s",
+        seeding.elapsed().as_secs_f64()
+    );
+
+    let pid = server.pid().unwrap();
+    let (before, _) = memory_of(pid);
+    let started = std::time::Instant::now();
+    let response = http
+        .client
+        .get(format!(
+            "{}/v1/workspaces/{workspace}/events",
+            server.http()
+        ))
+        .bearer_auth(collab_tests::mint("alice", 3600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let mut body = response.bytes_stream();
+    let (mut lines, mut bytes, mut peak) = (0usize, 0usize, before);
+    let mut last_byte = b'\n';
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.unwrap();
+        lines += chunk.iter().filter(|b| **b == b'\n').count();
+        bytes += chunk.len();
+        last_byte = *chunk.last().unwrap_or(&last_byte);
+        if lines % 50_000 < 500 {
+            peak = peak.max(memory_of(pid).0);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let (_, high_water) = memory_of(pid);
+    assert_eq!(last_byte, b'\n');
+    assert_eq!(
+        lines,
+        EVENTS + 3,
+        "the seeded events plus the workspace's own three"
+    );
+    let growth = peak.max(high_water).saturating_sub(before);
+    eprintln!(
+        "exported {lines} events ({} MiB) in {elapsed:.1} s ({:.0} events/s); resident memory \
+         {} MiB before, peak growth {} MiB",
+        bytes >> 20,
+        lines as f64 / elapsed,
+        before >> 20,
+        growth >> 20
+    );
+    assert!(
+        growth < 64 << 20,
+        "resident memory grew by {} MiB",
+        growth >> 20
+    );
+
+    let started = std::time::Instant::now();
+    let report = http
+        .call(
+            reqwest::Method::GET,
+            &format!("/v1/workspaces/{workspace}/audit/verify"),
+            "alice",
+            None,
+        )
+        .await;
+    eprintln!(
+        "verified {} events in {:.1} s",
+        report.body["events"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(report.status, 200, "{}", report.body);
+    assert_eq!(report.body["ok"], true, "{}", report.body);
+    assert_eq!(report.body["events"], EVENTS as u64 + 3);
+}
