@@ -11,8 +11,8 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
 fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
-# End-to-end tests start this binary.
-cargo build --locked -p collab-ops --bins
+# End-to-end tests start this binary (and run the JetStream consumer example).
+cargo build --locked -p collab-ops --bins --examples
 export COLLAB_BIN="$PWD/target/debug/collab"
 if command -v cargo-nextest >/dev/null 2>&1; then
   # Settings in .config/nextest.toml; CI gets the `ci` profile.

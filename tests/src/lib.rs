@@ -494,6 +494,27 @@ pub fn collab_bin() -> PathBuf {
     root.join("target/debug/collab")
 }
 
+/// An example program of `collab-ops` (`ops/examples/<name>.rs`), next to the binary
+/// (`ops/dev/test.sh` builds both), or built here once.
+pub fn example_bin(name: &str) -> PathBuf {
+    let bin = collab_bin();
+    let path = bin
+        .parent()
+        .expect("the binary is in a directory")
+        .join("examples")
+        .join(name);
+    if std::env::var("COLLAB_BIN").is_err() {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "collab-ops", "--example", name])
+            .current_dir(&root)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building example {name} failed");
+    }
+    path
+}
+
 /// A stock Yjs client (npm `yjs` + `y-websocket`) in a Node process, driven over stdio
 /// (see tests/node/client.mjs).
 pub struct NodeClient {
