@@ -3,6 +3,7 @@
 //! compare against), and the newest checkpoint of each workspace. The queries that serve
 //! it are here too.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -70,116 +71,267 @@ impl ReadModel for Audit {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        sqlx::query(
-            "INSERT INTO rm_audit_stream_heads \
-             (stream_id, workspace_id, stream_category, version, hash, position) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stream_id) DO UPDATE \
-             SET version = $4, hash = $5, position = $6",
-        )
-        .bind(event.stream_id.to_string())
-        .bind(event.metadata.workspace_id.as_uuid())
-        .bind(event.stream_id.category.as_str())
-        .bind(event.stream_version)
-        .bind(&event.hash[..])
-        .bind(event.position)
-        .execute(&mut *conn)
-        .await?;
-        match DomainEvent::decode_recorded(event)? {
-            DomainEvent::Audit(AuditEvent::AuditCheckpointSigned(cp)) => {
-                sqlx::query(
-                    "INSERT INTO rm_audit_checkpoints (workspace_id, covers_position, position) \
-                     VALUES ($1, $2, $3) ON CONFLICT (workspace_id) DO UPDATE \
-                     SET covers_position = $2, position = $3",
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
+
+    /// A page in a few statements: stream heads in one upsert; keystrokes grouped into
+    /// their bursts in memory and written once per burst; other events one by one (after
+    /// the bursts are written, so each sees the state as of its position).
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        upsert_heads(conn, events).await?;
+        let mut bursts = Bursts::new(self.edit_gap);
+        for event in events {
+            match DomainEvent::decode_recorded(event)? {
+                DomainEvent::Content(_) => bursts.edit(conn, event).await?,
+                DomainEvent::Audit(AuditEvent::AuditCheckpointSigned(cp)) => {
+                    sqlx::query(
+                        "INSERT INTO rm_audit_checkpoints (workspace_id, covers_position, position) \
+                         VALUES ($1, $2, $3) ON CONFLICT (workspace_id) DO UPDATE \
+                         SET covers_position = $2, position = $3",
+                    )
+                    .bind(event.metadata.workspace_id.as_uuid())
+                    .bind(cp.covers_position)
+                    .bind(event.position)
+                    .execute(&mut *conn)
+                    .await?;
+                }
+                DomainEvent::Workspace(e) => {
+                    bursts.flush(conn).await?;
+                    let (summary, member) = workspace_summary(conn, event, &e).await?;
+                    insert_entry(conn, event, summary, None, member).await?;
+                }
+                DomainEvent::Document(e) => {
+                    bursts.flush(conn).await?;
+                    let (summary, member) = document_summary(conn, event, &e).await?;
+                    insert_entry(conn, event, summary, Some(event.stream_id.id), member).await?;
+                }
+            }
+        }
+        bursts.flush(conn).await?;
+        Ok(())
+    }
+}
+
+/// Each stream's last event of the page, in one statement.
+async fn upsert_heads(
+    conn: &mut PgConnection,
+    events: &[RecordedEvent],
+) -> Result<(), sqlx::Error> {
+    let mut last: HashMap<String, &RecordedEvent> = HashMap::new();
+    for event in events {
+        last.insert(event.stream_id.to_string(), event);
+    }
+    let (mut ids, mut workspaces, mut categories, mut versions, mut hashes, mut positions) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for (id, event) in last {
+        ids.push(id);
+        workspaces.push(event.metadata.workspace_id.as_uuid());
+        categories.push(event.stream_id.category.as_str());
+        versions.push(event.stream_version);
+        hashes.push(event.hash.to_vec());
+        positions.push(event.position);
+    }
+    sqlx::query(
+        "INSERT INTO rm_audit_stream_heads \
+         (stream_id, workspace_id, stream_category, version, hash, position) \
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::bigint[], $5::bytea[], $6::bigint[]) \
+         ON CONFLICT (stream_id) DO UPDATE \
+         SET version = excluded.version, hash = excluded.hash, position = excluded.position",
+    )
+    .bind(ids)
+    .bind(workspaces)
+    .bind(categories)
+    .bind(versions)
+    .bind(hashes)
+    .bind(positions)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One actor's burst of edits on one document, as the audit trail shows it.
+struct Burst {
+    workspace: Uuid,
+    entry_position: i64,
+    stream_id: String,
+    started_at: DateTime<Utc>,
+    last_at: DateTime<Utc>,
+    last_position: i64,
+    first_version: i64,
+    last_version: i64,
+    edits: i32,
+}
+
+/// The bursts a page touches, kept in memory until written.
+struct Bursts {
+    gap: chrono::Duration,
+    open: HashMap<(Uuid, String), Burst>,
+    /// Bursts closed by a pause within this page, still to be written.
+    closed: Vec<((Uuid, String), Burst)>,
+}
+
+impl Bursts {
+    fn new(gap: Duration) -> Self {
+        Self {
+            gap: chrono::Duration::from_std(gap).unwrap_or(chrono::Duration::MAX),
+            open: HashMap::new(),
+            closed: vec![],
+        }
+    }
+
+    /// A content edit extends its actor's open burst on the document, or opens one.
+    async fn edit(
+        &mut self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), sqlx::Error> {
+        let key = (event.stream_id.id, event.metadata.actor.to_string());
+        if !self.open.contains_key(&key) {
+            if let Some(burst) = load_burst(conn, &key).await? {
+                self.open.insert(key.clone(), burst);
+            }
+        }
+        let at = event.metadata.recorded_at;
+        match self.open.get_mut(&key) {
+            Some(burst) if at - burst.last_at <= self.gap => {
+                burst.edits += 1;
+                burst.last_at = at;
+                burst.last_position = event.position;
+                burst.last_version = event.stream_version;
+            }
+            _ => {
+                let fresh = Burst {
+                    workspace: event.metadata.workspace_id.as_uuid(),
+                    entry_position: event.position,
+                    stream_id: event.stream_id.to_string(),
+                    started_at: at,
+                    last_at: at,
+                    last_position: event.position,
+                    first_version: event.stream_version,
+                    last_version: event.stream_version,
+                    edits: 1,
+                };
+                if let Some(old) = self.open.insert(key.clone(), fresh) {
+                    self.closed.push((key, old));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every burst touched so far.
+    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let open: Vec<_> = self.open.drain().collect();
+        for ((document, actor), burst) in self.closed.drain(..).chain(open) {
+            let title = name_of(conn, document).await?;
+            let summary = if burst.edits == 1 {
+                format!(
+                    "{} edited {title} (1 edit, version {})",
+                    who(&actor),
+                    burst.last_version
                 )
-                .bind(event.metadata.workspace_id.as_uuid())
-                .bind(cp.covers_position)
-                .bind(event.position)
-                .execute(&mut *conn)
-                .await?;
-            }
-            DomainEvent::Content(_) => self.edit(conn, event).await?,
-            DomainEvent::Workspace(e) => {
-                let (summary, member) = workspace_summary(conn, event, &e).await?;
-                insert_entry(conn, event, summary, None, member).await?;
-            }
-            DomainEvent::Document(e) => {
-                let (summary, member) = document_summary(conn, event, &e).await?;
-                insert_entry(conn, event, summary, Some(event.stream_id.id), member).await?;
-            }
+            } else {
+                format!(
+                    "{} edited {title} ({} edits, versions {}–{})",
+                    who(&actor),
+                    burst.edits,
+                    burst.first_version,
+                    burst.last_version
+                )
+            };
+            sqlx::query(
+                "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
+                 event_type, summary, document_id, member, stream_id, first_version, last_version, \
+                 edits, started_at, recorded_at) \
+                 VALUES ($1, $2, $3, $4, 'DocumentEdited', $5, $6, NULL, $7, $8, $9, $10, $11, $12) \
+                 ON CONFLICT (workspace_id, position) DO UPDATE SET last_position = $3, \
+                 summary = $5, last_version = $9, edits = $10, recorded_at = $12",
+            )
+            .bind(burst.workspace)
+            .bind(burst.entry_position)
+            .bind(burst.last_position)
+            .bind(&actor)
+            .bind(summary)
+            .bind(document)
+            .bind(&burst.stream_id)
+            .bind(burst.first_version)
+            .bind(burst.last_version)
+            .bind(burst.edits)
+            .bind(burst.started_at)
+            .bind(burst.last_at)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO rm_audit_open_edits \
+                 (document_id, actor, workspace_id, entry_position, last_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
+                 SET entry_position = $4, last_at = $5",
+            )
+            .bind(document)
+            .bind(&actor)
+            .bind(burst.workspace)
+            .bind(burst.entry_position)
+            .bind(burst.last_at)
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
 }
 
-impl Audit {
-    /// A content edit extends its actor's open burst on the document, or opens one.
-    async fn edit(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
-        let document = event.stream_id.id;
-        let actor = event.metadata.actor.to_string();
-        let at = event.metadata.recorded_at;
-        let gap = chrono::Duration::from_std(self.edit_gap).unwrap_or(chrono::Duration::MAX);
-        let open: Option<(i64, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT entry_position, last_at FROM rm_audit_open_edits \
-             WHERE document_id = $1 AND actor = $2",
-        )
-        .bind(document)
-        .bind(&actor)
-        .fetch_optional(&mut *conn)
-        .await?;
-        let title = name_of(conn, document).await?;
-        match open {
-            Some((entry, last_at)) if at - last_at <= gap => {
-                sqlx::query(
-                    "UPDATE rm_audit_entries SET edits = edits + 1, last_version = $3, \
-                     last_position = $4, recorded_at = $5, \
-                     summary = $6 || ' (' || (edits + 1) || ' edits, versions ' || first_version || '–' || $3 || ')' \
-                     WHERE workspace_id = $1 AND position = $2",
-                )
-                .bind(event.metadata.workspace_id.as_uuid())
-                .bind(entry)
-                .bind(event.stream_version)
-                .bind(event.position)
-                .bind(at)
-                .bind(format!("{} edited {title}", who(&actor)))
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "UPDATE rm_audit_open_edits SET last_at = $3 WHERE document_id = $1 AND actor = $2",
-                )
-                .bind(document)
-                .bind(&actor)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            _ => {
-                let summary = format!(
-                    "{} edited {title} (1 edit, version {})",
-                    who(&actor),
-                    event.stream_version
-                );
-                insert_entry(conn, event, summary, Some(document), None).await?;
-                sqlx::query(
-                    "INSERT INTO rm_audit_open_edits \
-                     (document_id, actor, workspace_id, entry_position, last_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
-                     SET entry_position = $4, last_at = $5",
-                )
-                .bind(document)
-                .bind(&actor)
-                .bind(event.metadata.workspace_id.as_uuid())
-                .bind(event.position)
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        Ok(())
-    }
+/// The open burst of `(document, actor)` as stored.
+async fn load_burst(
+    conn: &mut PgConnection,
+    key: &(Uuid, String),
+) -> Result<Option<Burst>, sqlx::Error> {
+    let row: Option<(
+        Uuid,
+        i64,
+        String,
+        DateTime<Utc>,
+        DateTime<Utc>,
+        i64,
+        i64,
+        i64,
+        i32,
+    )> = sqlx::query_as(
+        "SELECT e.workspace_id, e.position, e.stream_id, e.started_at, o.last_at, \
+             e.last_position, e.first_version, e.last_version, e.edits \
+             FROM rm_audit_open_edits o JOIN rm_audit_entries e \
+             ON e.workspace_id = o.workspace_id AND e.position = o.entry_position \
+             WHERE o.document_id = $1 AND o.actor = $2",
+    )
+    .bind(key.0)
+    .bind(&key.1)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(
+        |(
+            workspace,
+            entry_position,
+            stream_id,
+            started_at,
+            last_at,
+            last_position,
+            first_version,
+            last_version,
+            edits,
+        )| Burst {
+            workspace,
+            entry_position,
+            stream_id,
+            started_at,
+            last_at,
+            last_position,
+            first_version,
+            last_version,
+            edits,
+        },
+    ))
 }
 
 async fn insert_entry(

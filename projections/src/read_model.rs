@@ -47,6 +47,20 @@ pub trait ReadModel: Send + Sync + 'static {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError>;
+
+    /// Folds consecutive events (in position order). Read models that see many small
+    /// events (keystrokes) fold a page in a few statements; the result must not depend on
+    /// where pages start and end, so a rebuild equals the live fold.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        for event in events {
+            self.apply(conn, event).await?;
+        }
+        Ok(())
+    }
 }
 
 /// Events read from the log per query while folding.
@@ -79,9 +93,7 @@ pub(crate) async fn fold_to(
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
-        for event in &events {
-            model.apply(conn, event).await?;
-        }
+        model.apply_batch(conn, &events).await?;
         folded += events.len();
         *checkpoint = last;
         if (events.len() as i64) < PAGE {

@@ -84,7 +84,11 @@ async fn delivering_the_same_events_twice_changes_nothing() {
     assert_eq!(dump(&app.env.pool).await, once);
     assert_eq!(
         checkpoints(&app.env.pool).await,
-        vec![("documents".into(), 4), ("workspaces".into(), 4)]
+        vec![
+            ("audit".into(), 4),
+            ("documents".into(), 4),
+            ("workspaces".into(), 4)
+        ]
     );
 }
 
@@ -247,7 +251,11 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
     assert_eq!(rebuilt, live);
     assert_eq!(
         checkpoints(&app.env.pool).await,
-        vec![("documents".into(), last), ("workspaces".into(), last)]
+        vec![
+            ("audit".into(), last),
+            ("documents".into(), last),
+            ("workspaces".into(), last)
+        ]
     );
 
     // The live projectors carry on from the rebuilt position.

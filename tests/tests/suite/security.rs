@@ -341,7 +341,7 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 5, "{tables:?}");
+    assert_eq!(tables.len(), 10, "{tables:?}");
     for (table, rls, tenant_column) in &tables {
         assert!(
             *rls && *tenant_column,
@@ -381,7 +381,13 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
         .await
         .unwrap();
     assert_eq!(all, 2);
-    for table in ["rm_workspaces", "rm_workspace_members", "rm_documents"] {
+    for table in [
+        "rm_workspaces",
+        "rm_workspace_members",
+        "rm_documents",
+        "rm_audit_entries",
+        "rm_audit_stream_heads",
+    ] {
         assert_eq!(
             count_as(None, table).await,
             0,
