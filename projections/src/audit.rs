@@ -154,6 +154,7 @@ async fn upsert_heads(
 }
 
 /// One actor's burst of edits on one document, as the audit trail shows it.
+#[derive(sqlx::FromRow)]
 struct Burst {
     workspace: Uuid,
     entry_position: i64,
@@ -288,50 +289,17 @@ async fn load_burst(
     conn: &mut PgConnection,
     key: &(Uuid, String),
 ) -> Result<Option<Burst>, sqlx::Error> {
-    let row: Option<(
-        Uuid,
-        i64,
-        String,
-        DateTime<Utc>,
-        DateTime<Utc>,
-        i64,
-        i64,
-        i64,
-        i32,
-    )> = sqlx::query_as(
-        "SELECT e.workspace_id, e.position, e.stream_id, e.started_at, o.last_at, \
-             e.last_position, e.first_version, e.last_version, e.edits \
-             FROM rm_audit_open_edits o JOIN rm_audit_entries e \
-             ON e.workspace_id = o.workspace_id AND e.position = o.entry_position \
-             WHERE o.document_id = $1 AND o.actor = $2",
+    sqlx::query_as(
+        "SELECT e.workspace_id AS workspace, e.position AS entry_position, e.stream_id, \
+         e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits \
+         FROM rm_audit_open_edits o JOIN rm_audit_entries e \
+         ON e.workspace_id = o.workspace_id AND e.position = o.entry_position \
+         WHERE o.document_id = $1 AND o.actor = $2",
     )
     .bind(key.0)
     .bind(&key.1)
     .fetch_optional(conn)
-    .await?;
-    Ok(row.map(
-        |(
-            workspace,
-            entry_position,
-            stream_id,
-            started_at,
-            last_at,
-            last_position,
-            first_version,
-            last_version,
-            edits,
-        )| Burst {
-            workspace,
-            entry_position,
-            stream_id,
-            started_at,
-            last_at,
-            last_position,
-            first_version,
-            last_version,
-            edits,
-        },
-    ))
+    .await
 }
 
 async fn insert_entry(
