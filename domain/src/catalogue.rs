@@ -316,13 +316,21 @@ impl DomainEvent {
         }
     }
 
-    /// Every event type of every category: the catalogue, generated from the code.
-    pub fn catalogue() -> Vec<CatalogueEntry> {
-        let mut entries = WorkspaceEvent::catalogue();
-        entries.extend(DocumentEvent::catalogue());
-        entries.extend(ContentEvent::catalogue());
-        entries.extend(AuditEvent::catalogue());
-        entries
+    /// Every event type of every category: the catalogue, generated from the code (once).
+    pub fn catalogue() -> &'static [CatalogueEntry] {
+        static CATALOGUE: std::sync::OnceLock<Vec<CatalogueEntry>> = std::sync::OnceLock::new();
+        CATALOGUE.get_or_init(|| {
+            let mut entries = WorkspaceEvent::catalogue();
+            entries.extend(DocumentEvent::catalogue());
+            entries.extend(ContentEvent::catalogue());
+            entries.extend(AuditEvent::catalogue());
+            entries
+        })
+    }
+
+    /// Whether the catalogue has an event type of this name.
+    pub fn is_known_type(name: &str) -> bool {
+        Self::catalogue().iter().any(|e| e.event_type == name)
     }
 }
 
@@ -359,7 +367,7 @@ mod tests {
     fn every_event_type_and_field_is_described() {
         let entries = DomainEvent::catalogue();
         assert!(entries.len() >= 20);
-        for entry in &entries {
+        for entry in entries {
             assert!(
                 !entry.description.is_empty(),
                 "{} has no description",

@@ -328,32 +328,42 @@ pub fn events_stream_name(prefix: &str) -> String {
     name
 }
 
+/// A correctly hashed first event of a fresh stream, for tests.
+#[cfg(test)]
+pub(crate) fn sample_event(
+    category: StreamCategory,
+    event_type: &str,
+    payload: Vec<u8>,
+) -> RecordedEvent {
+    let metadata = EventMetadata {
+        event_id: EventId::new(),
+        workspace_id: WorkspaceId::new(),
+        actor: Actor::User(UserId::parse("alice").unwrap()),
+        correlation_id: Uuid::now_v7(),
+        causation_id: None,
+        recorded_at: now_micros(),
+    };
+    let stream_id = StreamId::new(category, Uuid::now_v7());
+    let hash = chain_hash(None, &stream_id, 1, event_type, 1, &payload, &metadata);
+    RecordedEvent {
+        position: 7,
+        stream_id,
+        stream_version: 1,
+        event_type: event_type.into(),
+        schema_version: 1,
+        payload,
+        metadata,
+        prev_hash: None,
+        hash,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sample() -> RecordedEvent {
-        let metadata = EventMetadata {
-            event_id: EventId::new(),
-            workspace_id: WorkspaceId::new(),
-            actor: Actor::User(UserId::parse("alice").unwrap()),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            recorded_at: now_micros(),
-        };
-        let stream_id = StreamId::new(StreamCategory::Document, Uuid::now_v7());
-        let hash = chain_hash(None, &stream_id, 1, "DocumentArchived", 1, &[], &metadata);
-        RecordedEvent {
-            position: 7,
-            stream_id,
-            stream_version: 1,
-            event_type: "DocumentArchived".into(),
-            schema_version: 1,
-            payload: vec![],
-            metadata,
-            prev_hash: None,
-            hash,
-        }
+        sample_event(StreamCategory::Document, "DocumentArchived", vec![])
     }
 
     #[test]

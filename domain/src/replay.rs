@@ -156,10 +156,7 @@ impl EventFilter {
             match name {
                 "category" => self.categories.push(StreamCategory::parse(value)?),
                 "type" => {
-                    if !DomainEvent::catalogue()
-                        .iter()
-                        .any(|e| e.event_type == value)
-                    {
+                    if !DomainEvent::is_known_type(value) {
                         return Err(InvalidValue::new(
                             "type",
                             "is not an event type of the catalogue (GET /v1/events/catalogue)",
@@ -201,8 +198,7 @@ mod tests {
     use super::*;
     use crate::catalogue::EventCodec;
     use crate::content::{ContentEvent, DocumentEdited};
-    use crate::envelope::{chain_hash, now_micros};
-    use crate::ids::UserId;
+    use crate::envelope::sample_event;
 
     #[test]
     fn lines_round_trip_and_decode_payloads() {
@@ -211,35 +207,7 @@ mod tests {
             update: vec![1, 2, 3],
         })
         .encode();
-        let metadata = EventMetadata {
-            event_id: EventId::new(),
-            workspace_id: WorkspaceId::new(),
-            actor: Actor::User(UserId::parse("alice").unwrap()),
-            correlation_id: Uuid::now_v7(),
-            causation_id: None,
-            recorded_at: now_micros(),
-        };
-        let stream_id = StreamId::new(StreamCategory::Content, Uuid::now_v7());
-        let hash = chain_hash(
-            None,
-            &stream_id,
-            1,
-            "DocumentEdited",
-            1,
-            &payload,
-            &metadata,
-        );
-        let event = RecordedEvent {
-            position: 3,
-            stream_id,
-            stream_version: 1,
-            event_type: "DocumentEdited".into(),
-            schema_version: 1,
-            payload,
-            metadata,
-            prev_hash: None,
-            hash,
-        };
+        let event = sample_event(StreamCategory::Content, "DocumentEdited", payload);
         let line = EventLine::new(&event, PayloadForm::Both);
         assert_eq!(line.data.as_ref().unwrap()["update"], "AQID");
         assert_eq!(line.recorded_at.len(), "2026-12-02T07:23:06.123456Z".len());

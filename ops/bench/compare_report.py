@@ -189,6 +189,11 @@ if failed:
     for r in failed:
         print(f"| {r['server']} | {r['failed']} | {r['error'] or '—'} |")
 
+consumers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CONSUMERS.md")
+if os.path.exists(consumers):
+    print()
+    print(open(consumers).read().rstrip())
+
 changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
 if os.path.exists(changes):
     print()

@@ -68,7 +68,7 @@ fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
                 query.actor = Some(actor);
             }
             "type" => {
-                if !DomainEvent::catalogue().iter().any(|e| e.event_type == value) {
+                if !DomainEvent::is_known_type(&value) {
                     return Err(bad("type", "is not an event type of the catalogue"));
                 }
                 query.event_type = Some(value.to_string());

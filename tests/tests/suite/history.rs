@@ -677,6 +677,21 @@ async fn assert_broken(
     assert!(found.reason.contains(reason), "{found:?}");
 }
 
+/// Tampers with a fresh history (`change` gets the content stream's positions) and checks
+/// that verification names the content stream, `version` and the position `at` picks.
+async fn caught(
+    change: impl Fn(&[i64]) -> String,
+    version: i64,
+    at: impl Fn(&[i64]) -> i64,
+    reason: &str,
+) {
+    let app = TestApp::spawn().await;
+    let (workspace, document, content) = history_to_tamper(&app).await;
+    tamper(&app, &change(&content)).await;
+    let stream = format!("content-{document}");
+    assert_broken(&app, &workspace, &stream, version, at(&content), reason).await;
+}
+
 #[tokio::test]
 async fn verification_catches_an_altered_payload_actor_or_timestamp() {
     for (i, change) in [
@@ -687,90 +702,36 @@ async fn verification_catches_an_altered_payload_actor_or_timestamp() {
     .into_iter()
     .enumerate()
     {
-        let app = TestApp::spawn().await;
-        let (workspace, document, content) = history_to_tamper(&app).await;
-        let target = content[1 + i % 2];
-        tamper(
-            &app,
-            &format!("UPDATE events SET {change} WHERE position = {target}"),
-        )
-        .await;
-        let version = content.iter().position(|p| *p == target).unwrap() as i64 + 1;
-        assert_broken(
-            &app,
-            &workspace,
-            &format!("content-{document}"),
-            version,
-            target,
-            "altered",
-        )
-        .await;
+        let index = 1 + i % 2;
+        let update =
+            move |c: &[i64]| format!("UPDATE events SET {change} WHERE position = {}", c[index]);
+        caught(update, index as i64 + 1, move |c| c[index], "altered").await;
     }
 }
 
 #[tokio::test]
 async fn verification_catches_a_deleted_event_in_the_middle_of_a_stream() {
-    let app = TestApp::spawn().await;
-    let (workspace, document, content) = history_to_tamper(&app).await;
-    tamper(
-        &app,
-        &format!("DELETE FROM events WHERE position = {}", content[1]),
-    )
-    .await;
-    assert_broken(
-        &app,
-        &workspace,
-        &format!("content-{document}"),
-        2,
-        content[1],
-        "missing",
-    )
-    .await;
+    let delete = |c: &[i64]| format!("DELETE FROM events WHERE position = {}", c[1]);
+    caught(delete, 2, |c| c[1], "missing").await;
 }
 
 #[tokio::test]
 async fn verification_catches_a_deleted_last_event_of_a_stream() {
-    let app = TestApp::spawn().await;
-    let (workspace, document, content) = history_to_tamper(&app).await;
-    tamper(
-        &app,
-        &format!("DELETE FROM events WHERE position = {}", content[3]),
-    )
-    .await;
-    assert_broken(
-        &app,
-        &workspace,
-        &format!("content-{document}"),
-        4,
-        content[3],
-        "deleted",
-    )
-    .await;
+    let delete = |c: &[i64]| format!("DELETE FROM events WHERE position = {}", c[3]);
+    caught(delete, 4, |c| c[3], "deleted").await;
 }
 
 #[tokio::test]
 async fn verification_catches_two_swapped_events() {
-    let app = TestApp::spawn().await;
-    let (workspace, document, content) = history_to_tamper(&app).await;
-    let (a, b) = (content[1], content[2]);
-    tamper(
-        &app,
-        &format!(
+    let swap = |c: &[i64]| {
+        let (a, b) = (c[1], c[2]);
+        format!(
             "UPDATE events SET position = 999999999 WHERE position = {a}; \
              UPDATE events SET position = {a} WHERE position = {b}; \
              UPDATE events SET position = {b} WHERE position = 999999999"
-        ),
-    )
-    .await;
-    assert_broken(
-        &app,
-        &workspace,
-        &format!("content-{document}"),
-        2,
-        a,
-        "missing",
-    )
-    .await;
+        )
+    };
+    caught(swap, 2, |c| c[1], "missing").await;
 }
 
 #[tokio::test]
@@ -1153,4 +1114,37 @@ async fn a_jetstream_consumer_sees_the_same_events_as_the_http_replay() {
         assert!(!replayed.is_empty());
         assert_eq!(consumed, replayed, "after {after}, category {category:?}");
     }
+}
+
+/// Bursts end at a pause longer than the gap: with no gap at all, every edit is its own
+/// entry (the default groups them, see above).
+#[tokio::test]
+async fn edits_after_a_pause_longer_than_the_gap_are_a_new_entry() {
+    use collab_projections::{documents::Documents, workspaces::Workspaces, Registry};
+    let registry = Registry::default()
+        .read_model(Workspaces)
+        .read_model(Documents)
+        .read_model(Audit {
+            edit_gap: Duration::ZERO,
+        });
+    let app = TestApp::spawn_with_registry(TestEnv::new().await, |_| {}, registry).await;
+    let (workspace, _) = app.create_workspace("alice", "Acme").await;
+    let document = app.create_document(&workspace, "alice", "Notes").await;
+    let mut last = 0;
+    for text in ["a", "b", "c"] {
+        last = edit(&app, &document, "alice", text).await;
+    }
+    let edits = audit(&app, &workspace, "type=DocumentEdited", last).await;
+    let summaries: Vec<&str> = edits
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        summaries,
+        vec![
+            "alice edited Notes (1 edit, version 3)",
+            "alice edited Notes (1 edit, version 2)",
+            "alice edited Notes (1 edit, version 1)",
+        ]
+    );
 }

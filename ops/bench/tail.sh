@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Consumers under load: a live tail (SSE) subscribed to a workspace while a trace is ingested
+# into it keystroke by keystroke, and the audit read model folding every keystroke.
+#
+#   ops/bench/tail.sh [DIR] [trace.json.gz]
+#
+# DIR holds `collab` and `collab-bench` (default target/release). Prints one JSON object:
+# the ingest's completion time, the events the tail received against the log (each content
+# position of the workspace exactly once, in order?), how long after the ingest finished the
+# tail had the last one, and how long after it the audit read model had folded everything.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR="$(realpath "${1:-target/release}")"
+TRACE="${2:-../shared/traces/automerge-paper.json.gz}"
+ops/dev/services.sh
+OUT="$(mktemp -d)"
+PORT=7793
+DB="collab_tail_$$"; PREFIX="tailx$$"
+SERVER_PID=""; TAIL_PID=""
+cleanup() {
+  [ -n "$TAIL_PID" ] && kill "$TAIL_PID" 2>/dev/null || true
+  [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+  "$DIR/collab-bench" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+export COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
+  COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs" \
+  COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0
+"$DIR/collab" serve --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
+SERVER_PID=$!
+for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+token="$("$DIR/collab" token mint --user bench)"
+api() { curl -fs -H "Authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
+ws="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces" -d '{"name":"tail"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+doc="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces/$ws/documents" -d '{"title":"trace"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
+curl -sN -H "Authorization: Bearer $token" "http://127.0.0.1:$PORT/v1/workspaces/$ws/events/live?category=content" >"$OUT/tail.sse" &
+TAIL_PID=$!
+sleep 1
+"$DIR/collab-bench" --url "ws://127.0.0.1:$PORT/v1/sync" --query "token=$token" \
+  ingest --doc "$doc" --trace "$TRACE" --timeout-seconds 300 >"$OUT/ingest.json"
+ended="$(date +%s.%N)"
+sql() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
+last="$(sql "SELECT max(position) FROM events WHERE workspace_id = '$ws' AND stream_category = 'content'")"
+tail_done=""; audit_done=""
+for _ in $(seq 1 6000); do
+  if [ -z "$tail_done" ] && grep -q "^id: $last\$" "$OUT/tail.sse"; then tail_done="$(date +%s.%N)"; fi
+  if [ -z "$audit_done" ] && [ "$(sql "SELECT position >= $last FROM projector_checkpoints WHERE name = 'audit'")" = t ]; then audit_done="$(date +%s.%N)"; fi
+  [ -n "$tail_done" ] && [ -n "$audit_done" ] && break
+  sleep 0.05
+done
+sql "SELECT position FROM events WHERE workspace_id = '$ws' AND stream_category = 'content' ORDER BY position" >"$OUT/expected.txt"
+entries="$(sql "SELECT count(*) || ' entries for ' || coalesce(sum(edits), 0) || ' edits' FROM rm_audit_entries WHERE event_type = 'DocumentEdited'")"
+python3 - "$OUT" "$ended" "${tail_done:-}" "${audit_done:-}" "$entries" <<'PY'
+import json, sys
+out, ended, tail_done, audit_done, entries = sys.argv[1:6]
+ingest = json.load(open(f"{out}/ingest.json"))
+expected = [int(l) for l in open(f"{out}/expected.txt") if l.strip()]
+got = [int(l[4:]) for l in open(f"{out}/tail.sse") if l.startswith("id: ")]
+lagged = sum(1 for l in open(f"{out}/tail.sse") if l.startswith("event: lagged"))
+print(json.dumps({
+    "trace_edits": len(expected),
+    "ingest_seconds": ingest.get("complete_seconds"),
+    "tail_received": len(got),
+    "tail_exactly_once_in_order": got == expected,
+    "tail_lagged": lagged,
+    "tail_caught_up_after_ingest_s": round(float(tail_done) - float(ended), 2) if tail_done else None,
+    "audit_caught_up_after_ingest_s": round(float(audit_done) - float(ended), 2) if audit_done else None,
+    "audit_entries": entries,
+}, indent=2))
+PY
