@@ -24,6 +24,13 @@ pub enum StreamCategory {
 }
 
 impl StreamCategory {
+    pub const ALL: [StreamCategory; 4] = [
+        StreamCategory::Workspace,
+        StreamCategory::Document,
+        StreamCategory::Content,
+        StreamCategory::Audit,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             StreamCategory::Workspace => "workspace",

@@ -44,12 +44,7 @@ impl ReadModel for Audit {
     }
 
     fn categories(&self) -> &'static [StreamCategory] {
-        &[
-            StreamCategory::Workspace,
-            StreamCategory::Document,
-            StreamCategory::Content,
-            StreamCategory::Audit,
-        ]
+        &StreamCategory::ALL
     }
 
     fn tables(&self) -> &'static [&'static str] {
