@@ -232,6 +232,7 @@ impl Application {
         let state = AppState {
             tail,
             audit_key: settings.audit.signing_key.clone().map(Arc::new),
+            closing: CancellationToken::new(),
             live,
             limits,
             aggregates,
@@ -316,6 +317,13 @@ impl Application {
                     _ = forget.cancelled() => return,
                 }
             }
+        });
+        // Live tails are responses that never end: end them when shutdown starts.
+        let closing = self.state.closing.clone();
+        let ending = shutdown.clone();
+        tokio::spawn(async move {
+            ending.cancelled().await;
+            closing.cancel();
         });
         // Upgraded sockets are not connections axum waits for: close them ourselves.
         let rooms = self.state.live.rooms.clone();

@@ -37,6 +37,9 @@ pub struct AppState {
     /// Signs audit checkpoints and export seals; its public key is the one verification
     /// trusts. None: nothing is signed.
     pub audit_key: Option<Arc<ed25519_dalek::SigningKey>>,
+    /// Cancelled when the server starts shutting down: endless responses (live tails)
+    /// end, so the graceful shutdown does not wait for their clients.
+    pub closing: tokio_util::sync::CancellationToken,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

@@ -109,6 +109,17 @@ pub struct Checkpoint {
     pub public_key: [u8; 32],
     #[serde(with = "hex_vec")]
     pub signature: Vec<u8>,
+    /// Present on an export's seal only: what the file holds. Signed too, under another
+    /// statement than checkpoints, so a checkpoint cannot pass for a seal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seal: Option<SealFacts>,
+}
+
+/// What a sealed export holds: its number of events and its last position.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SealFacts {
+    pub events: u64,
+    pub last_position: i64,
 }
 
 impl Checkpoint {
@@ -118,23 +129,37 @@ impl Checkpoint {
         covers_position: i64,
         streams: u64,
         root: &[u8; 32],
+        seal: Option<SealFacts>,
     ) -> Vec<u8> {
-        postcard::to_allocvec(&(
-            "collab-audit-checkpoint/1",
-            workspace_id,
-            covers_position,
-            streams,
-            root,
-        ))
+        match seal {
+            None => postcard::to_allocvec(&(
+                "collab-audit-checkpoint/1",
+                workspace_id,
+                covers_position,
+                streams,
+                root,
+            )),
+            Some(facts) => postcard::to_allocvec(&(
+                "collab-audit-export-seal/1",
+                workspace_id,
+                covers_position,
+                streams,
+                root,
+                facts.events,
+                facts.last_position,
+            )),
+        }
         .expect("statements always encode")
     }
 
-    /// Signs the workspace's `heads` as of `covers_position`.
+    /// Signs the workspace's `heads` as of `covers_position` (a checkpoint), or, with
+    /// `seal`, an export holding exactly those events.
     pub fn sign(
         key: &SigningKey,
         workspace_id: Uuid,
         covers_position: i64,
         heads: &[StreamHead],
+        seal: Option<SealFacts>,
     ) -> Self {
         let root = merkle_root(heads);
         let streams = heads.len() as u64;
@@ -143,6 +168,7 @@ impl Checkpoint {
             covers_position,
             streams,
             &root,
+            seal,
         ));
         Self {
             workspace_id,
@@ -151,6 +177,7 @@ impl Checkpoint {
             root,
             public_key: key.verifying_key().to_bytes(),
             signature: signature.to_bytes().to_vec(),
+            seal,
         }
     }
 
@@ -162,6 +189,7 @@ impl Checkpoint {
             root: event.root,
             public_key: event.public_key,
             signature: event.signature.clone(),
+            seal: None,
         }
     }
 
@@ -188,6 +216,7 @@ impl Checkpoint {
             self.covers_position,
             self.streams,
             &self.root,
+            self.seal,
         );
         key.verify(&statement, &signature).is_ok()
     }
@@ -452,6 +481,38 @@ impl ChainVerifier {
             self.check_checkpoint(at, &cp, false);
         }
         if let Some((at, seal)) = seal {
+            let at = at.max(self.last_position);
+            let fail = |reason: String| Break {
+                stream_id: None,
+                stream_version: None,
+                position: at,
+                reason,
+                missing_after: None,
+            };
+            match seal.seal {
+                None => self.fail(fail(
+                    "the last line is a checkpoint, not an export seal (truncated?)".into(),
+                )),
+                Some(facts)
+                    if facts.events != self.events || facts.last_position != self.last_position =>
+                {
+                    self.fail(fail(format!(
+                        "the seal covers {} events up to position {}, the file holds {} up to {}",
+                        facts.events, facts.last_position, self.events, self.last_position
+                    )))
+                }
+                Some(_) => {}
+            }
+            if let Some((stream, _)) = self
+                .heads
+                .iter()
+                .find(|(_, h)| h.workspace_id != seal.workspace_id)
+            {
+                let stream = stream.clone();
+                self.fail(fail(format!(
+                    "{stream} belongs to another workspace than the seal's"
+                )));
+            }
             self.check_checkpoint(at, &seal, true);
         }
         Report {
@@ -550,7 +611,7 @@ mod tests {
     fn checkpoints_sign_and_refuse_tampering() {
         let key = SigningKey::from_bytes(&[7; 32]);
         let heads = [head("document-1", 1)];
-        let cp = Checkpoint::sign(&key, Uuid::nil(), 10, &heads);
+        let cp = Checkpoint::sign(&key, Uuid::nil(), 10, &heads, None);
         assert!(cp.signature_holds());
         let mut forged = cp.clone();
         forged.covers_position = 11;
@@ -558,6 +619,12 @@ mod tests {
         let mut forged = cp.clone();
         forged.root[0] ^= 1;
         assert!(!forged.signature_holds());
+        let mut as_seal = cp.clone();
+        as_seal.seal = Some(SealFacts {
+            events: 1,
+            last_position: 10,
+        });
+        assert!(!as_seal.signature_holds(), "a checkpoint is not a seal");
         let seed = encode_key(&[7; 32]);
         assert_eq!(parse_signing_key(&seed).unwrap().to_bytes(), [7; 32]);
         assert!(parse_signing_key("short").is_err());

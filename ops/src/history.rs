@@ -284,7 +284,16 @@ async fn tail(remote: &Remote, filters: &Filters) -> anyhow::Result<()> {
     loop {
         let mut query = filters.query();
         query[0] = ("after", after.to_string());
-        let response = get(remote, &path, &query).await?;
+        let response = match get(remote, &path, &query).await {
+            Ok(response) => response,
+            // Refused (bad token, no access, bad filter): retrying will not help.
+            Err(error) if error.to_string().contains(" answered 4") => return Err(error),
+            Err(error) => {
+                eprintln!("{error:#}; retrying in 2 s");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
         let mut events = response.bytes_stream().eventsource();
         while let Some(event) = events.next().await {
             let Ok(event) = event else { break };
@@ -346,6 +355,12 @@ pub(crate) async fn run_audit(
                     verify_file(file, trusted)?
                 }
                 None => {
+                    if trusted.is_none() {
+                        eprintln!(
+                            "note: no --public-key: each checkpoint is checked against the key it \
+                             names, which proves it unaltered, not who signed it"
+                        );
+                    }
                     let pool = collab_api::app::connect_postgres(&settings()?).await?;
                     collab_projections::verify::verify(&pool, *workspace, trusted).await?
                 }
@@ -357,11 +372,17 @@ pub(crate) async fn run_audit(
     }
 }
 
-/// The last line of an export.
+/// The last line of an export: `{"seal": …, "events_to": …}`, or `{"seal": null,
+/// "reason": …}` from a server without a signing key.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SealLine {
     seal: Option<Checkpoint>,
+    #[serde(default)]
     reason: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    events_to: Option<i64>,
 }
 
 /// Verifies an export offline: two passes over the file (checkpoints first, then the

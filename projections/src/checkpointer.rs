@@ -112,15 +112,20 @@ pub async fn sign_due(
         .bind(workspace)
         .fetch_all(&mut *tx)
         .await?;
-        let heads: Vec<StreamHead> = rows
+        let heads = rows
             .into_iter()
-            .map(|(stream_id, version, hash)| StreamHead {
-                stream_id,
-                version,
-                hash: hash.try_into().unwrap_or([0; 32]),
+            .map(|(stream_id, version, hash)| {
+                let hash = hash.try_into().map_err(|_| {
+                    StoreError::Corrupt(format!("stream head of {stream_id} is not a 32-byte hash"))
+                })?;
+                Ok(StreamHead {
+                    stream_id,
+                    version,
+                    hash,
+                })
             })
-            .collect();
-        signed.push(Checkpoint::sign(key, workspace, covers, &heads));
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        signed.push(Checkpoint::sign(key, workspace, covers, &heads, None));
     }
     tx.commit().await?;
     for checkpoint in &signed {

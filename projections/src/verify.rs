@@ -54,12 +54,12 @@ pub async fn verify(
         }
     }
 
-    // Positions missing from the whole log (any workspace's: the sequence is global).
-    let gaps = missing_positions(pool, head).await?;
-    // A version hole found by the chain: name the missing position when the sequence has one.
+    // A version hole found by the chain: name the missing position when the (global)
+    // sequence has one between the stream's neighbours.
     if let Some(found) = verifier.first_break_mut() {
         if let Some(after) = found.missing_after {
-            if let Some(gap) = gaps.iter().find(|g| **g > after && **g < found.position) {
+            let gaps = missing_positions(pool, after, found.position - 1).await?;
+            if let Some(gap) = gaps.first() {
                 found.reason = format!("{} (position {gap} is missing from the log)", found.reason);
                 found.position = *gap;
             }
@@ -67,14 +67,18 @@ pub async fn verify(
     }
     // Heads the audit projector saw that the log no longer ends with.
     candidates.extend(head_mismatches(pool, workspace, head, &verifier).await?);
-    for gap in gaps {
-        candidates.push(Break {
-            stream_id: None,
-            stream_version: None,
-            position: gap,
-            reason: format!("position {gap} is missing from the log (an event was deleted)"),
-            missing_after: None,
-        });
+    // Positions missing anywhere: only for the whole log. A workspace's verification scans
+    // its own events alone, and says nothing about (nor reveals) other tenants' positions.
+    if workspace.is_none() {
+        for gap in missing_positions(pool, 0, head).await? {
+            candidates.push(Break {
+                stream_id: None,
+                stream_version: None,
+                position: gap,
+                reason: format!("position {gap} is missing from the log (an event was deleted)"),
+                missing_after: None,
+            });
+        }
     }
     let mut report = verifier.finish(None);
     candidates.extend(report.first_break.take());
@@ -124,17 +128,19 @@ async fn checkpoints(
     Ok(found)
 }
 
-/// Positions in `1..=head` with no event (at most 1000 of them).
-async fn missing_positions(pool: &PgPool, head: i64) -> Result<Vec<i64>, StoreError> {
+/// Positions in `after + 1..=until` with no event (at most 1000 of them).
+async fn missing_positions(pool: &PgPool, after: i64, until: i64) -> Result<Vec<i64>, StoreError> {
     Ok(sqlx::query_scalar(
         "SELECT gap FROM ( \
-           SELECT coalesce(lag(position) OVER (ORDER BY position), 0) + 1 AS gap, position \
-           FROM events WHERE position <= $1 \
+           SELECT coalesce(lag(position) OVER (ORDER BY position), $1) + 1 AS gap, position \
+           FROM events WHERE position > $1 AND position <= $2 \
            UNION ALL \
-           SELECT coalesce(max(position), 0) + 1, $1 + 1 FROM events WHERE position <= $1 \
+           SELECT coalesce(max(position), $1) + 1, $2 + 1 FROM events \
+           WHERE position > $1 AND position <= $2 \
          ) p WHERE gap < position ORDER BY gap LIMIT 1000",
     )
-    .bind(head)
+    .bind(after)
+    .bind(until)
     .fetch_all(pool)
     .await?)
 }

@@ -12,7 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use collab_domain::audit::{Checkpoint, Report, StreamHead};
+use collab_domain::audit::{Checkpoint, Report, SealFacts, StreamHead};
 use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
 use collab_domain::{Actor, DomainEvent, Scope, WorkspaceId};
 use collab_projections::audit::{self as read_model, AuditEntry, AuditQuery};
@@ -191,11 +191,15 @@ fn export_lines(
     struct Cursor {
         after: i64,
         heads: BTreeMap<String, (i64, [u8; 32])>,
+        events: u64,
+        last_position: i64,
         sealed: bool,
     }
     let start = Cursor {
         after: 0,
         heads: BTreeMap::new(),
+        events: 0,
+        last_position: 0,
         sealed: false,
     };
     futures::stream::try_unfold(start, move |mut cursor| {
@@ -224,6 +228,8 @@ fn export_lines(
                 serde_json::to_writer(&mut chunk, &EventLine::new(event, PayloadForm::Both))
                     .map_err(std::io::Error::other)?;
                 chunk.push(b'\n');
+                cursor.events += 1;
+                cursor.last_position = event.position;
                 // The seal covers every stream exported, checkpoints included.
                 cursor.heads.insert(
                     event.stream_id.to_string(),
@@ -242,7 +248,13 @@ fn export_lines(
                     .collect();
                 let seal = match &key {
                     Some(key) => json!({
-                        "seal": Checkpoint::sign(key, workspace.as_uuid(), head, &heads),
+                        "seal": Checkpoint::sign(
+                            key,
+                            workspace.as_uuid(),
+                            head,
+                            &heads,
+                            Some(SealFacts { events: cursor.events, last_position: cursor.last_position }),
+                        ),
                         "events_to": head,
                     }),
                     None => json!({

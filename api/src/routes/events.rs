@@ -57,18 +57,25 @@ pub(crate) async fn authorize_history(
     workspace: WorkspaceId,
     scope: Scope,
 ) -> Result<(), ApiError> {
-    if let Some(service) = &principal.service {
-        return if service.workspace == workspace && service.has(scope) {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound("workspace"))
-        };
+    if principal
+        .service
+        .as_ref()
+        .is_some_and(|s| s.workspace != workspace || !s.has(scope))
+    {
+        return Err(ApiError::NotFound("workspace"));
     }
     let loaded = state
         .aggregates
         .load::<Workspace>(workspace.as_uuid())
         .await?
         .aggregate;
+    if let Some(service) = &principal.service {
+        // Still a live account with the scope (long-lived tails re-check this).
+        return match loaded.service_account(service.account) {
+            Some(account) if account.scopes.contains(&scope) => Ok(()),
+            _ => Err(ApiError::NotFound("workspace")),
+        };
+    }
     match loaded.role_of(&principal.id) {
         Some(WorkspaceRole::Owner | WorkspaceRole::Admin | WorkspaceRole::Auditor) => Ok(()),
         _ => Err(ApiError::NotFound("workspace")),
@@ -314,6 +321,34 @@ impl Tail {
 
     async fn next(&mut self) -> Option<Event> {
         loop {
+            if matches!(self.phase, Phase::Done) && self.pending.is_empty() {
+                return None;
+            }
+            if self.state.closing.is_cancelled() {
+                return self.end(
+                    "closing",
+                    json!({ "resume_after": self.delivered,
+                            "message": "the server is restarting; reconnect with Last-Event-ID" }),
+                );
+            }
+            if tokio::time::Instant::now() >= self.recheck_at {
+                self.recheck_at = tokio::time::Instant::now() + RECHECK_ACCESS;
+                if authorize_history(
+                    &self.state,
+                    &self.principal,
+                    self.workspace,
+                    Scope::EventsRead,
+                )
+                .await
+                .is_err()
+                {
+                    self.pending.clear();
+                    return self.end(
+                        "revoked",
+                        json!({ "message": "access to this workspace's events ended" }),
+                    );
+                }
+            }
             if let Some(event) = self.pending.pop_front() {
                 self.delivered = event.position;
                 metrics::counter!("collab_replay_events_total", "route" => "live").increment(1);
@@ -333,26 +368,18 @@ impl Tail {
                     }
                 },
                 Phase::Live(mut receiver) => {
-                    let received = tokio::time::timeout_at(self.recheck_at, receiver.recv()).await;
-                    match received {
-                        Err(_) => {
-                            self.recheck_at = tokio::time::Instant::now() + RECHECK_ACCESS;
-                            if authorize_history(
-                                &self.state,
-                                &self.principal,
-                                self.workspace,
-                                Scope::EventsRead,
-                            )
-                            .await
-                            .is_err()
-                            {
-                                return self.end(
-                                    "revoked",
-                                    json!({ "message": "access to this workspace's events ended" }),
-                                );
-                            }
+                    let closing = self.state.closing.clone();
+                    let received = tokio::select! {
+                        received = tokio::time::timeout_at(self.recheck_at, receiver.recv()) => received,
+                        _ = closing.cancelled() => {
+                            // Ends the stream at the top of the loop.
                             self.phase = Phase::Live(receiver);
+                            continue;
                         }
+                    };
+                    match received {
+                        // Time to re-check access (at the top of the loop).
+                        Err(_) => self.phase = Phase::Live(receiver),
                         Ok(Ok(event)) => {
                             if event.position <= self.scanned {
                                 self.phase = Phase::Live(receiver);

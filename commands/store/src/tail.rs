@@ -99,8 +99,8 @@ impl LogTail {
         let mut at: Option<i64> = None;
         while !shutdown.is_cancelled() {
             if let Err(error) = self.step(&pool, &mut at).await {
+                // Keep the position: subscribers must not see a skip because of an error.
                 debug!(%error, "log tail: reading the log failed; retrying");
-                at = None;
             }
             signal.wait(&shutdown).await;
         }
@@ -108,9 +108,13 @@ impl LogTail {
 
     async fn step(&self, pool: &PgPool, at: &mut Option<i64>) -> Result<(), crate::StoreError> {
         if self.sender.receiver_count() == 0 {
-            // Nobody listens: skip to the head (subscribers fill gaps from the log).
-            *at = Some(EventLog::head(pool).await?);
-            return Ok(());
+            // Nobody listens: skip to the head, read *before* looking at the subscribers,
+            // so one that subscribes meanwhile gets everything after it from here.
+            let head = EventLog::head(pool).await?;
+            if self.sender.receiver_count() == 0 {
+                *at = Some(head);
+                return Ok(());
+            }
         }
         let mut after = match *at {
             Some(after) => after,

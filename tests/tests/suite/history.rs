@@ -861,10 +861,7 @@ async fn signed_checkpoints_and_sealed_exports_verify_offline_and_catch_tamperin
     let mut cut = lines[..n - 2].to_vec();
     cut.push(lines[n - 1].clone()); // drop the last event, keep the seal
     let (ok, out) = verify_offline(&dir, "cut.ndjson", &cut, &public).await;
-    assert!(
-        !ok && out.contains("does not match the checkpoint"),
-        "{out}"
-    );
+    assert!(!ok && out.contains("the seal covers"), "{out}");
     let mut altered = lines.clone();
     let i = altered
         .iter()
@@ -881,6 +878,26 @@ async fn signed_checkpoints_and_sealed_exports_verify_offline_and_catch_tamperin
     forged[n - 1] = seal.to_string();
     let (ok, out) = verify_offline(&dir, "forged.ndjson", &forged, &public).await;
     assert!(!ok && out.contains("does not hold"), "{out}");
+    // A checkpoint passed off as the seal of a file cut at its position: refused.
+    let checkpoint: collab_domain::audit::AuditCheckpointSigned =
+        serde_json::from_value(checkpoints[0]["data"].clone()).unwrap();
+    let covers = checkpoint.covers_position;
+    let checkpoint = collab_domain::audit::Checkpoint::from_event(
+        uuid::Uuid::parse_str(&workspace).unwrap(),
+        &checkpoint,
+    );
+    let mut passed_off: Vec<String> = lines[..n - 1]
+        .iter()
+        .filter(|l| {
+            let event: Value = serde_json::from_str(l).unwrap();
+            event["position"].as_i64().unwrap() <= covers
+                && event["type"] != "AuditCheckpointSigned"
+        })
+        .cloned()
+        .collect();
+    passed_off.push(json!({ "seal": checkpoint }).to_string());
+    let (ok, out) = verify_offline(&dir, "passed-off.ndjson", &passed_off, &public).await;
+    assert!(!ok && out.contains("not an export seal"), "{out}");
     let other = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
     let (ok, out) = verify_offline(
         &dir,
@@ -1147,4 +1164,37 @@ async fn edits_after_a_pause_longer_than_the_gap_are_a_new_entry() {
             "alice edited Notes (1 edit, version 1)",
         ]
     );
+}
+
+/// A live tail never ends by itself; shutting down ends it (with where to resume)
+/// instead of waiting for its client.
+#[tokio::test]
+async fn shutting_down_ends_live_tails_with_the_resume_position() {
+    let app = TestApp::spawn().await;
+    let (workspace, position) = app.create_workspace("alice", "Acme").await;
+    let response = open_live(&app, &workspace, "alice", None).await;
+    let mut stream = response.bytes_stream().eventsource();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if event.id == position.to_string() {
+            break;
+        }
+    }
+    let stopping = tokio::spawn(app.stop());
+    let closing = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("the tail is told in time")
+        .unwrap()
+        .unwrap();
+    assert_eq!(closing.event, "closing");
+    let body: Value = serde_json::from_str(&closing.data).unwrap();
+    assert_eq!(body["resume_after"], position);
+    tokio::time::timeout(Duration::from_secs(10), stopping)
+        .await
+        .expect("the server stops without waiting for the tail's client")
+        .unwrap();
 }
