@@ -758,7 +758,7 @@ async fn verification_of_the_whole_log_covers_every_workspace() {
 }
 
 /// Runs the `collab` binary (without blocking the runtime the app under test runs on).
-async fn collab(args: &[&str]) -> std::process::Output {
+async fn collab<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     tokio::process::Command::new(collab_tests::collab_bin())
         .args(args)
         .env_remove("COLLAB_AUDIT_PUBLIC_KEY")
@@ -942,7 +942,7 @@ async fn the_cli_exports_ndjson_and_csv_and_tails_through_the_http_api() {
     let url = app.url("");
     let dir = tempdir();
     let ndjson_path = dir.join("events.ndjson");
-    let out = collab(&[
+    let base = [
         "events",
         "export",
         "--workspace",
@@ -951,10 +951,11 @@ async fn the_cli_exports_ndjson_and_csv_and_tails_through_the_http_api() {
         &url,
         "--token",
         &token,
-        "--output",
-        ndjson_path.to_str().unwrap(),
-    ])
-    .await;
+    ];
+    let export = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    let out = collab(&export(&["--output", ndjson_path.to_str().unwrap()])).await;
     assert!(
         out.status.success(),
         "{}",
@@ -970,22 +971,14 @@ async fn the_cli_exports_ndjson_and_csv_and_tails_through_the_http_api() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("exported 6 events"));
 
     let csv_path = dir.join("edits.csv");
-    let out = collab(&[
-        "events",
-        "export",
-        "--workspace",
-        &workspace,
-        "--url",
-        &url,
-        "--token",
-        &token,
+    let out = collab(&export(&[
         "--type",
         "DocumentEdited",
         "--format",
         "csv",
         "--output",
         csv_path.to_str().unwrap(),
-    ])
+    ]))
     .await;
     assert!(
         out.status.success(),
