@@ -107,14 +107,8 @@ impl AppState {
         principal: &Principal,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
         let user = &principal.id;
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET LOCAL ROLE collab_reader")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT set_config('collab.user_id', $1, true)")
-            .bind(user.as_str())
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.begin_reader().await?;
+        set_local(&mut tx, "collab.user_id", user.as_str()).await?;
         match principal
             .service
             .as_ref()
@@ -122,10 +116,7 @@ impl AppState {
         {
             // A service account reads its own workspace.
             Some(service) => {
-                sqlx::query("SELECT set_config('collab.workspaces', $1, true)")
-                    .bind(service.workspace.to_string())
-                    .execute(&mut *tx)
-                    .await?;
+                set_local(&mut tx, "collab.workspaces", &service.workspace.to_string()).await?;
             }
             // Visible through the user_id policy alone, before the workspaces are known.
             None => {
@@ -148,12 +139,16 @@ impl AppState {
         &self,
         workspace: collab_domain::WorkspaceId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let mut tx = self.begin_reader().await?;
+        set_local(&mut tx, "collab.workspaces", &workspace.to_string()).await?;
+        Ok(tx)
+    }
+
+    /// A transaction as `collab_reader`, which row-level security applies to; it sees
+    /// nothing until the `collab.*` settings say whose rows.
+    async fn begin_reader(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SET LOCAL ROLE collab_reader")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("SELECT set_config('collab.workspaces', $1, true)")
-            .bind(workspace.to_string())
             .execute(&mut *tx)
             .await?;
         Ok(tx)
@@ -169,10 +164,7 @@ impl AppState {
         document: DocumentId,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
         let mut tx = self.reader(principal).await?;
-        sqlx::query("SELECT set_config('collab.documents', $1, true)")
-            .bind(document.to_string())
-            .execute(&mut *tx)
-            .await?;
+        set_local(&mut tx, "collab.documents", &document.to_string()).await?;
         Ok(tx)
     }
 
@@ -205,4 +197,18 @@ impl AppState {
             }),
         }
     }
+}
+
+/// Sets a `collab.*` setting for the rest of the transaction.
+async fn set_local(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    name: &str,
+    value: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT set_config($1, $2, true)")
+        .bind(name)
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

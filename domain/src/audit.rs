@@ -319,10 +319,6 @@ impl ChainVerifier {
         }
     }
 
-    pub fn is_broken(&self) -> bool {
-        self.first_break.is_some()
-    }
-
     pub fn last_position(&self) -> i64 {
         self.last_position
     }
@@ -413,7 +409,7 @@ impl ChainVerifier {
 
     /// The heads of `workspace` now: what a checkpoint signs (its own audit stream
     /// excluded) or an export's seal (everything exported, audit stream included).
-    pub fn heads_of(&self, workspace: Uuid, with_audit: bool) -> Vec<StreamHead> {
+    fn heads_of(&self, workspace: Uuid, with_audit: bool) -> Vec<StreamHead> {
         self.heads
             .iter()
             .filter(|(_, h)| {

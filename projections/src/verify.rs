@@ -14,6 +14,7 @@ use collab_domain::replay::EventFilter;
 use collab_domain::{DomainEvent, StreamCategory, WorkspaceId};
 use collab_store::{EventLog, StoreError};
 use ed25519_dalek::VerifyingKey;
+use futures::TryStreamExt;
 use sqlx::PgPool;
 
 /// Events read per query.
@@ -29,28 +30,18 @@ pub async fn verify(
     let head = EventLog::head(pool).await?;
     let mut verifier = ChainVerifier::new(checkpoints(pool, workspace, head).await?, trusted);
     let mut candidates: Vec<Break> = Vec::new();
-    let mut after = 0;
-    loop {
-        let events = match workspace {
-            Some(ws) => {
-                EventLog::read_workspace(pool, ws, &EventFilter::default(), after, head + 1, PAGE)
-                    .await?
-            }
-            None => {
-                let mut page = EventLog::read_all(pool, after, PAGE).await?;
-                page.retain(|e| e.position <= head);
-                page
-            }
-        };
-        let Some(last) = events.last().map(|e| e.position) else {
-            break;
-        };
+    let mut pages = std::pin::pin!(EventLog::pages(
+        pool.clone(),
+        workspace,
+        EventFilter::default(),
+        0,
+        head,
+        PAGE,
+        None,
+    ));
+    while let Some(events) = pages.try_next().await? {
         for event in &events {
             verifier.push(event);
-        }
-        after = last;
-        if (events.len() as i64) < PAGE {
-            break;
         }
     }
 

@@ -13,15 +13,15 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use collab_domain::audit::{Checkpoint, Report, SealFacts, StreamHead};
-use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
-use collab_domain::{Actor, DomainEvent, Scope, WorkspaceId};
+use collab_domain::replay::{EventFilter, PayloadForm};
+use collab_domain::{Actor, DomainEvent, RecordedEvent, Scope, WorkspaceId};
 use collab_projections::audit::{self as read_model, AuditEntry, AuditQuery};
 use collab_store::EventLog;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
-use super::events::authorize_history;
+use super::events::{authorize_history, ndjson_chunk};
 use super::path_id;
 use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
@@ -182,94 +182,96 @@ async fn export(
 
 const EXPORT_PAGE: i64 = 500;
 
+/// What the seal of an export covers, gathered while its pages go out.
+#[derive(Default)]
+struct Sealing {
+    heads: BTreeMap<String, (i64, [u8; 32])>,
+    events: u64,
+    last_position: i64,
+}
+
+impl Sealing {
+    fn saw(&mut self, events: &[RecordedEvent]) {
+        for event in events {
+            self.events += 1;
+            self.last_position = event.position;
+            // The seal covers every stream exported, checkpoints included.
+            self.heads.insert(
+                event.stream_id.to_string(),
+                (event.stream_version, event.hash),
+            );
+        }
+    }
+
+    /// The last line: the seal signed now, or why there is none.
+    fn line(&self, workspace: WorkspaceId, head: i64, key: Option<&SigningKey>) -> Value {
+        let heads: Vec<StreamHead> = self
+            .heads
+            .iter()
+            .map(|(id, (version, hash))| StreamHead {
+                stream_id: id.clone(),
+                version: *version,
+                hash: *hash,
+            })
+            .collect();
+        match key {
+            Some(key) => json!({
+                "seal": Checkpoint::sign(
+                    key,
+                    workspace.as_uuid(),
+                    head,
+                    &heads,
+                    Some(SealFacts { events: self.events, last_position: self.last_position }),
+                ),
+                "events_to": head,
+            }),
+            None => json!({
+                "seal": null,
+                "reason": "the server has no audit signing key (COLLAB_AUDIT_SIGNING_KEY)",
+            }),
+        }
+    }
+}
+
 fn export_lines(
     pool: sqlx::PgPool,
     workspace: WorkspaceId,
     head: i64,
     key: Option<Arc<SigningKey>>,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct Cursor {
-        after: i64,
-        heads: BTreeMap<String, (i64, [u8; 32])>,
-        events: u64,
-        last_position: i64,
-        sealed: bool,
-    }
-    let start = Cursor {
-        after: 0,
-        heads: BTreeMap::new(),
-        events: 0,
-        last_position: 0,
-        sealed: false,
-    };
-    futures::stream::try_unfold(start, move |mut cursor| {
-        let pool = pool.clone();
-        let key = key.clone();
-        async move {
-            if cursor.sealed {
-                return Ok(None);
-            }
-            let events = if cursor.after < head {
-                EventLog::read_workspace(
-                    &pool,
-                    workspace,
-                    &EventFilter::default(),
-                    cursor.after,
-                    head + 1,
-                    EXPORT_PAGE,
-                )
-                .await
-                .map_err(std::io::Error::other)?
-            } else {
-                vec![]
-            };
-            let mut chunk = Vec::with_capacity(events.len() * 320);
-            for event in &events {
-                serde_json::to_writer(&mut chunk, &EventLine::new(event, PayloadForm::Both))
-                    .map_err(std::io::Error::other)?;
-                chunk.push(b'\n');
-                cursor.events += 1;
-                cursor.last_position = event.position;
-                // The seal covers every stream exported, checkpoints included.
-                cursor.heads.insert(
-                    event.stream_id.to_string(),
-                    (event.stream_version, event.hash),
-                );
-            }
-            if (events.len() as i64) < EXPORT_PAGE {
-                let heads: Vec<StreamHead> = cursor
-                    .heads
-                    .iter()
-                    .map(|(id, (version, hash))| StreamHead {
-                        stream_id: id.clone(),
-                        version: *version,
-                        hash: *hash,
-                    })
-                    .collect();
-                let seal = match &key {
-                    Some(key) => json!({
-                        "seal": Checkpoint::sign(
-                            key,
-                            workspace.as_uuid(),
-                            head,
-                            &heads,
-                            Some(SealFacts { events: cursor.events, last_position: cursor.last_position }),
-                        ),
-                        "events_to": head,
-                    }),
-                    None => json!({
-                        "seal": null,
-                        "reason": "the server has no audit signing key (COLLAB_AUDIT_SIGNING_KEY)",
-                    }),
+    let pages = EventLog::pages(
+        pool,
+        Some(workspace),
+        EventFilter::default(),
+        0,
+        head,
+        EXPORT_PAGE,
+        None,
+    )
+    .boxed();
+    futures::stream::try_unfold(
+        (pages, Some(Sealing::default())),
+        move |(mut pages, sealing)| {
+            let key = key.clone();
+            async move {
+                let Some(mut sealing) = sealing else {
+                    return Ok(None);
                 };
-                serde_json::to_writer(&mut chunk, &seal).map_err(std::io::Error::other)?;
-                chunk.push(b'\n');
-                cursor.sealed = true;
-            } else {
-                cursor.after = events.last().map_or(head, |e| e.position);
+                match pages.next().await {
+                    Some(page) => {
+                        let events = page.map_err(std::io::Error::other)?;
+                        sealing.saw(&events);
+                        let chunk = ndjson_chunk(&events, PayloadForm::Both)?;
+                        Ok(Some((chunk, (pages, Some(sealing)))))
+                    }
+                    None => {
+                        let mut line = sealing.line(workspace, head, key.as_deref()).to_string();
+                        line.push('\n');
+                        Ok(Some((Bytes::from(line), (pages, None))))
+                    }
+                }
             }
-            Ok(Some((Bytes::from(chunk), cursor)))
-        }
-    })
+        },
+    )
     .boxed()
 }

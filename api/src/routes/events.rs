@@ -18,7 +18,7 @@ use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
 use collab_domain::workspace::Workspace;
 use collab_domain::{DomainEvent, InvalidValue, RecordedEvent, Scope, WorkspaceId, WorkspaceRole};
 use collab_store::EventLog;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
@@ -174,58 +174,36 @@ pub(crate) fn event_lines(
     params: ReplayParams,
     head: i64,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    struct Cursor {
-        after: i64,
-        remaining: Option<i64>,
-    }
-    let params = Arc::new(params);
-    let start = Cursor {
-        after: params.after,
-        remaining: params.limit,
-    };
-    futures::stream::try_unfold(start, move |cursor| {
-        let pool = pool.clone();
-        let params = params.clone();
-        async move {
-            let page = cursor.remaining.map_or(PAGE, |r| r.min(PAGE));
-            if page <= 0 || cursor.after >= head {
-                return Ok(None);
-            }
-            let events = EventLog::read_workspace(
-                &pool,
-                workspace,
-                &params.filter,
-                cursor.after,
-                head + 1,
-                page,
-            )
-            .await
-            .map_err(std::io::Error::other)?;
-            let Some(last) = events.last().map(|e| e.position) else {
-                return Ok(None);
-            };
-            let mut chunk = Vec::with_capacity(events.len() * 256);
-            for event in &events {
-                serde_json::to_writer(&mut chunk, &EventLine::new(event, params.form))
-                    .map_err(std::io::Error::other)?;
-                chunk.push(b'\n');
-            }
-            metrics::counter!("collab_replay_events_total", "route" => "replay")
-                .increment(events.len() as u64);
-            let after = if (events.len() as i64) < page {
-                head
-            } else {
-                last
-            };
-            Ok(Some((
-                Bytes::from(chunk),
-                Cursor {
-                    after,
-                    remaining: cursor.remaining.map(|r| r - events.len() as i64),
-                },
-            )))
-        }
+    let form = params.form;
+    let pages = EventLog::pages(
+        pool,
+        Some(workspace),
+        params.filter,
+        params.after,
+        head,
+        PAGE,
+        params.limit,
+    );
+    pages.map(move |page| {
+        let events = page.map_err(std::io::Error::other)?;
+        metrics::counter!("collab_replay_events_total", "route" => "replay")
+            .increment(events.len() as u64);
+        ndjson_chunk(&events, form)
     })
+}
+
+/// Events as NDJSON lines, one chunk.
+pub(crate) fn ndjson_chunk(
+    events: &[RecordedEvent],
+    form: PayloadForm,
+) -> Result<Bytes, std::io::Error> {
+    let mut chunk = Vec::with_capacity(events.len() * 256);
+    for event in events {
+        serde_json::to_writer(&mut chunk, &EventLine::new(event, form))
+            .map_err(std::io::Error::other)?;
+        chunk.push(b'\n');
+    }
+    Ok(Bytes::from(chunk))
 }
 
 /// `GET /v1/workspaces/{ws}/events/live`: Server-Sent Events, `id:` = position. Starts

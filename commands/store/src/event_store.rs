@@ -459,6 +459,50 @@ impl EventLog {
         rows_to_events(rows)
     }
 
+    /// The events of `workspace` (or of the whole log: `None`) matching `filter` with
+    /// `after < position <= until`, as keyset pages of at most `page` events and `limit`
+    /// events in all. A page is read only when the previous one has been taken, so a
+    /// consumer of any size holds one page at a time (replay, export, verification).
+    pub fn pages(
+        pool: PgPool,
+        workspace: Option<WorkspaceId>,
+        filter: EventFilter,
+        after: i64,
+        until: i64,
+        page: i64,
+        limit: Option<i64>,
+    ) -> impl futures::Stream<Item = Result<Vec<RecordedEvent>, StoreError>> + Send + 'static {
+        let start = (after, limit, pool, filter);
+        futures::stream::try_unfold(start, move |(after, remaining, pool, filter)| async move {
+            let size = remaining.map_or(page, |r| r.min(page));
+            if size <= 0 || after >= until {
+                return Ok(None);
+            }
+            let (mut events, read_to) = match workspace {
+                Some(ws) => {
+                    let events =
+                        Self::read_workspace(&pool, ws, &filter, after, until + 1, size).await?;
+                    let read_to = match events.last() {
+                        Some(last) if events.len() as i64 == size => last.position,
+                        _ => until,
+                    };
+                    (events, read_to)
+                }
+                None => {
+                    let events = Self::read_all(&pool, after, size).await?;
+                    let read_to = match events.last() {
+                        Some(last) if events.len() as i64 == size => last.position.min(until),
+                        _ => until,
+                    };
+                    (events, read_to)
+                }
+            };
+            events.retain(|e| e.position <= until && filter.matches(e));
+            let remaining = remaining.map(|r| r - events.len() as i64);
+            Ok(Some((events, (read_to, remaining, pool, filter))))
+        })
+    }
+
     /// Up to `limit` events of `workspace` matching `filter` with
     /// `after < position < before`, in order: one keyset page of a replay.
     pub async fn read_workspace(

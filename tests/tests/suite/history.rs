@@ -459,6 +459,13 @@ async fn audit(app: &TestApp, workspace: &str, query: &str, position: i64) -> Ve
     response.body["entries"].as_array().unwrap().clone()
 }
 
+fn summaries(entries: &[Value]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|e| e["summary"].as_str().unwrap())
+        .collect()
+}
+
 async fn audit_rows(pool: &sqlx::PgPool) -> Vec<(i64, String, String, i32, i64, i64)> {
     sqlx::query_as(
         "SELECT position, actor, summary, edits, first_version, last_version \
@@ -492,12 +499,8 @@ async fn the_audit_trail_says_who_did_what_and_groups_edits() {
     let last = edit(&app, &document, "bob", "d").await;
 
     let entries = audit(&app, &workspace, "", last).await;
-    let summaries: Vec<&str> = entries
-        .iter()
-        .map(|e| e["summary"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        summaries,
+        summaries(&entries),
         vec![
             "bob edited Budget 2026 (1 edit, version 4)",
             "alice added bob as member",
@@ -1145,12 +1148,8 @@ async fn edits_after_a_pause_longer_than_the_gap_are_a_new_entry() {
         last = edit(&app, &document, "alice", text).await;
     }
     let edits = audit(&app, &workspace, "type=DocumentEdited", last).await;
-    let summaries: Vec<&str> = edits
-        .iter()
-        .map(|e| e["summary"].as_str().unwrap())
-        .collect();
     assert_eq!(
-        summaries,
+        summaries(&edits),
         vec![
             "alice edited Notes (1 edit, version 3)",
             "alice edited Notes (1 edit, version 2)",
