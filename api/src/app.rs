@@ -184,7 +184,8 @@ pub struct Application {
 impl Application {
     /// Builds the process with the product's read models and workers.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
-        Self::build_with(settings, Registry::standard()).await
+        let registry = Registry::standard_with(settings.history);
+        Self::build_with(settings, registry).await
     }
 
     /// Builds the process with the given read models and workers (tests add their own).

@@ -268,6 +268,8 @@ impl From<DocumentError> for ApiError {
             DocumentError::NotArchived => ApiError::conflict("not_archived", &value),
             DocumentError::NotShared(_) => ApiError::NotFound("share"),
             DocumentError::LinkNotFound => ApiError::NotFound("link"),
+            DocumentError::VersionNameTaken(_) => ApiError::conflict("version_name_taken", &value),
+            DocumentError::VersionNotFound => ApiError::NotFound("version"),
         }
     }
 }

@@ -87,6 +87,8 @@ pub struct Settings {
     pub audit: AuditSettings,
     /// Events a live tail may fall behind before it is told `lagged` and closed.
     pub live_tail_buffer: usize,
+    /// How the history read model groups edits and takes history snapshots.
+    pub history: collab_projections::history::HistoryConfig,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -157,6 +159,7 @@ impl Settings {
             rate_limits: RateLimitSettings::default(),
             audit: AuditSettings::default(),
             live_tail_buffer: defaults::LIVE_TAIL_BUFFER,
+            history: Default::default(),
         }
     }
 }

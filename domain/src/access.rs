@@ -52,7 +52,9 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             | DocumentEvent::DocumentMoved(_)
             | DocumentEvent::DocumentArchived(_)
             | DocumentEvent::DocumentRestored(_)
-            | DocumentEvent::ShareLinkCreated(_) => None,
+            | DocumentEvent::ShareLinkCreated(_)
+            | DocumentEvent::VersionNamed(_)
+            | DocumentEvent::VersionDeleted(_) => None,
         },
         DomainEvent::Content(_) | DomainEvent::Audit(_) => None,
     }

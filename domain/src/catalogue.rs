@@ -44,7 +44,9 @@ pub trait EventCodec: Sized {
 /// with its catalogue codec (postcard encoding, JSON view, catalogue entries generated
 /// from the structs and their doc comments) and the cqrs-es `DomainEvent` impl.
 macro_rules! event_enum {
-    ($(#[$meta:meta])* $enum:ident in $category:ident { $($name:ident = $version:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $enum:ident in $category:ident {
+        $($name:ident = $version:literal $(($($old:literal => $old_type:ty),+))?),+ $(,)?
+    }) => {
         $(#[$meta])*
         #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
         pub enum $enum {
@@ -81,6 +83,10 @@ macro_rules! event_enum {
                     $((stringify!($name), $version) => postcard::from_bytes::<$name>(payload)
                         .map(Self::$name)
                         .map_err(|e| fail(e.to_string())),)+
+                    // Upcasters: an older schema version decodes as itself, then converts.
+                    $($($((stringify!($name), $old) => postcard::from_bytes::<$old_type>(payload)
+                        .map(|old| Self::$name(<$name>::from(old)))
+                        .map_err(|e| fail(e.to_string())),)+)?)+
                     _ => Err(fail("unknown type or schema version".to_owned())),
                 }
             }
@@ -97,6 +103,7 @@ macro_rules! event_enum {
                     $crate::envelope::StreamCategory::$category,
                     stringify!($name),
                     $version,
+                    &[$($($old),+)?],
                     schemars::schema_for!($name),
                 )),+]
             }
@@ -138,6 +145,9 @@ pub struct CatalogueEntry {
     #[serde(rename = "type")]
     pub event_type: &'static str,
     pub schema_version: i32,
+    /// Older schema versions still stored, which every reader sees upcast to this one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub upcast_from: Vec<i32>,
     /// The stream category (middle token of the NATS subject).
     pub category: &'static str,
     /// From the payload struct's doc comment.
@@ -163,6 +173,7 @@ impl CatalogueEntry {
         category: StreamCategory,
         event_type: &'static str,
         schema_version: i32,
+        upcast_from: &[i32],
         schema: schemars::Schema,
     ) -> Self {
         let schema = schema.to_value();
@@ -190,6 +201,7 @@ impl CatalogueEntry {
         Self {
             event_type,
             schema_version,
+            upcast_from: upcast_from.to_vec(),
             category: category.as_str(),
             description: text(schema.get("description")),
             fields,
@@ -228,11 +240,20 @@ fn describe_type(schema: &serde_json::Value) -> String {
             .iter()
             .filter(|o| o.get("type").and_then(|t| t.as_str()) != Some("null"))
             .collect();
-        let inner = real
+        // Unit variants of an enum are constants: list them as one choice.
+        let constants: Vec<&str> = real
             .iter()
+            .filter_map(|o| o.get("const").and_then(|c| c.as_str()))
+            .collect();
+        let mut described: Vec<String> = real
+            .iter()
+            .filter(|o| o.get("const").is_none())
             .map(|o| describe_type(o))
-            .collect::<Vec<_>>()
-            .join(" or ");
+            .collect();
+        if !constants.is_empty() {
+            described.insert(0, format!("one of {}", constants.join(", ")));
+        }
+        let inner = described.join(" or ");
         return if real.len() < options.len() {
             format!("optional {inner}")
         } else {
@@ -253,6 +274,13 @@ fn describe_type(schema: &serde_json::Value) -> String {
             "list of {}",
             schema.get("items").map(describe_type).unwrap_or_default()
         ),
+        (Some("object"), _) => match schema.get("properties").and_then(|p| p.as_object()) {
+            Some(properties) if !properties.is_empty() => {
+                let names: Vec<&str> = properties.keys().map(String::as_str).collect();
+                format!("object ({})", names.join(", "))
+            }
+            _ => "object".to_owned(),
+        },
         (Some(other), _) => other.to_owned(),
         (None, _) => "any".to_owned(),
     };
@@ -350,9 +378,15 @@ pub fn markdown_table() -> String {
                 .collect::<Vec<_>>()
                 .join("<br>")
         };
+        let version = if entry.upcast_from.is_empty() {
+            entry.schema_version.to_string()
+        } else {
+            let old: Vec<String> = entry.upcast_from.iter().map(i32::to_string).collect();
+            format!("{} (v{} upcast)", entry.schema_version, old.join(", v"))
+        };
         out.push_str(&format!(
             "| {} | `{}` | {} | {} | {} |\n",
-            entry.category, entry.event_type, entry.schema_version, entry.description, fields
+            entry.category, entry.event_type, version, entry.description, fields
         ));
     }
     out
@@ -411,11 +445,12 @@ mod tests {
         let event = ContentEvent::DocumentEdited(DocumentEdited {
             client_id: 42,
             update: vec![1, 2, 3],
+            origin: crate::content::EditOrigin::Restore { from_version: 3 },
         });
-        assert_eq!(event.encode(), vec![42, 3, 1, 2, 3]);
+        assert_eq!(event.encode(), vec![42, 3, 1, 2, 3, 2, 6]);
         assert_eq!(
             event.to_json(),
-            serde_json::json!({ "client_id": 42, "update": "AQID" })
+            serde_json::json!({ "client_id": 42, "update": "AQID", "origin": { "restore": { "from_version": 3 } } })
         );
         let entry = &ContentEvent::catalogue()[0];
         assert_eq!(entry.fields[1].field_type, "base64 bytes");

@@ -12,7 +12,7 @@ use crate::catalogue::event_enum;
 use crate::envelope::StreamCategory;
 use crate::ids::{DocumentId, UserId, WorkspaceId};
 use crate::role::{DocumentRole, WorkspaceRole};
-use crate::values::{FolderPath, Title};
+use crate::values::{FolderPath, Title, VersionName};
 use std::collections::BTreeMap;
 use uuid::Uuid;
 
@@ -84,6 +84,18 @@ pub enum DocumentCommand {
     RevokeShareLink {
         by: Acting,
         link_id: Uuid,
+    },
+    /// Names a point of the content history (`content_version`, checked by the caller to
+    /// exist).
+    NameVersion {
+        by: Acting,
+        version_id: Uuid,
+        name: VersionName,
+        content_version: i64,
+    },
+    DeleteVersion {
+        by: Acting,
+        version_id: Uuid,
     },
 }
 
@@ -167,6 +179,24 @@ pub struct ShareLinkRevoked {
     pub link_id: Uuid,
 }
 
+/// A point of the document's content history got a name.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VersionNamed {
+    /// The named version.
+    pub version_id: Uuid,
+    /// Its name, unique among the document's named versions.
+    pub name: String,
+    /// The content-stream version it names.
+    pub content_version: i64,
+}
+
+/// A named version was deleted (the content history itself stays).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct VersionDeleted {
+    /// The deleted named version.
+    pub version_id: Uuid,
+}
+
 event_enum!(
     /// Events of a document stream.
     DocumentEvent in Document {
@@ -180,6 +210,8 @@ event_enum!(
         DocumentUnshared = 1,
         ShareLinkCreated = 1,
         ShareLinkRevoked = 1,
+        VersionNamed = 1,
+        VersionDeleted = 1,
     }
 );
 
@@ -201,6 +233,10 @@ pub enum DocumentError {
     NotShared(UserId),
     #[error("share link not found")]
     LinkNotFound,
+    #[error("this document already has a version named '{0}'")]
+    VersionNameTaken(String),
+    #[error("named version not found")]
+    VersionNotFound,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -214,6 +250,9 @@ pub struct Document {
     deleted: bool,
     shares: BTreeMap<UserId, DocumentRole>,
     links: BTreeMap<Uuid, ShareLink>,
+    /// Named versions: id → name.
+    #[serde(default)]
+    versions: BTreeMap<Uuid, String>,
 }
 
 impl Document {
@@ -401,6 +440,35 @@ impl Document {
                 }
                 Ok(vec![E::ShareLinkRevoked(ShareLinkRevoked { link_id })])
             }
+            DocumentCommand::NameVersion {
+                by,
+                version_id,
+                name,
+                content_version,
+            } => {
+                Self::require_editor(&by)?;
+                if self.archived {
+                    return Err(DocumentError::Archived);
+                }
+                if self.versions.contains_key(&version_id) {
+                    return Err(DocumentError::AlreadyExists);
+                }
+                if self.versions.values().any(|n| n == name.as_str()) {
+                    return Err(DocumentError::VersionNameTaken(name.into()));
+                }
+                Ok(vec![E::VersionNamed(VersionNamed {
+                    version_id,
+                    name: name.into(),
+                    content_version,
+                })])
+            }
+            DocumentCommand::DeleteVersion { by, version_id } => {
+                Self::require_editor(&by)?;
+                if !self.versions.contains_key(&version_id) {
+                    return Err(DocumentError::VersionNotFound);
+                }
+                Ok(vec![E::VersionDeleted(VersionDeleted { version_id })])
+            }
         }
     }
 }
@@ -457,13 +525,19 @@ impl Aggregate for Document {
             DocumentEvent::ShareLinkRevoked(e) => {
                 self.links.remove(&e.link_id);
             }
+            DocumentEvent::VersionNamed(e) => {
+                self.versions.insert(e.version_id, e.name);
+            }
+            DocumentEvent::VersionDeleted(e) => {
+                self.versions.remove(&e.version_id);
+            }
         }
     }
 }
 
 impl EventSourced for Document {
     const CATEGORY: StreamCategory = StreamCategory::Document;
-    const SNAPSHOT_VERSION: i32 = 2;
+    const SNAPSHOT_VERSION: i32 = 3;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.workspace_id

@@ -351,13 +351,26 @@ pub(crate) fn sample_event(
         recorded_at: now_micros(),
     };
     let stream_id = StreamId::new(category, Uuid::now_v7());
-    let hash = chain_hash(None, &stream_id, 1, event_type, 1, &payload, &metadata);
+    // The current schema version of the type (samples are encoded by this build).
+    let schema_version = crate::DomainEvent::catalogue()
+        .iter()
+        .find(|e| e.event_type == event_type)
+        .map_or(1, |e| e.schema_version);
+    let hash = chain_hash(
+        None,
+        &stream_id,
+        1,
+        event_type,
+        schema_version,
+        &payload,
+        &metadata,
+    );
     RecordedEvent {
         position: 7,
         stream_id,
         stream_version: 1,
         event_type: event_type.into(),
-        schema_version: 1,
+        schema_version,
         payload,
         metadata,
         prev_hash: None,

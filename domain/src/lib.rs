@@ -24,4 +24,4 @@ pub use catalogue::{DomainEvent, EventCodec, UnknownEvent};
 pub use envelope::{Actor, EventMetadata, RecordedEvent, StreamCategory, StreamId, WireEnvelope};
 pub use ids::{DocumentId, EventId, UserId, WorkspaceId};
 pub use role::{DocumentRole, Scope, WorkspaceRole};
-pub use values::{FolderPath, InvalidValue, Title};
+pub use values::{FolderPath, InvalidValue, Title, VersionName};

@@ -205,6 +205,7 @@ mod tests {
         let payload = ContentEvent::DocumentEdited(DocumentEdited {
             client_id: 9,
             update: vec![1, 2, 3],
+            origin: crate::content::EditOrigin::Socket,
         })
         .encode();
         let event = sample_event(StreamCategory::Content, "DocumentEdited", payload);

@@ -32,20 +32,7 @@ impl Title {
     pub const MAX_CHARS: usize = 200;
 
     pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidValue> {
-        let trimmed = raw.trim();
-        if trimmed.is_empty() {
-            return Err(InvalidValue::new(field, "must not be empty"));
-        }
-        if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(InvalidValue::new(field, "must be at most 200 characters"));
-        }
-        if trimmed.chars().any(char::is_control) {
-            return Err(InvalidValue::new(
-                field,
-                "must not contain control characters",
-            ));
-        }
-        Ok(Self(trimmed.to_owned()))
+        parse_name(field, raw, Self::MAX_CHARS).map(Self)
     }
 
     pub fn as_str(&self) -> &str {
@@ -69,6 +56,58 @@ impl From<Title> for String {
 impl fmt::Display for Title {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A name: trimmed, 1..=`max` characters, no control characters.
+fn parse_name(field: &'static str, raw: &str, max: usize) -> Result<String, InvalidValue> {
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(InvalidValue::new(field, "must not be empty"));
+    }
+    if trimmed.chars().count() > max {
+        return Err(InvalidValue::new(
+            field,
+            format!("must be at most {max} characters"),
+        ));
+    }
+    if trimmed.chars().any(char::is_control) {
+        return Err(InvalidValue::new(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// The name of a document version: 1..=100 characters once trimmed, no control
+/// characters; unique per document (compared as given).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct VersionName(String);
+
+impl VersionName {
+    pub const MAX_CHARS: usize = 100;
+
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self, InvalidValue> {
+        parse_name(field, raw, Self::MAX_CHARS).map(Self)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for VersionName {
+    type Error = InvalidValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse("name", &value)
+    }
+}
+
+impl From<VersionName> for String {
+    fn from(value: VersionName) -> Self {
+        value.0
     }
 }
 

@@ -14,6 +14,7 @@ use collab_api::settings::{defaults, AuditSettings};
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_live::LiveConfig;
+use collab_projections::history::HistoryConfig;
 use collab_projections::{rebuild, Consumer, Registry};
 use indicatif::{ProgressBar, ProgressStyle};
 use jsonwebtoken::Algorithm;
@@ -95,6 +96,14 @@ struct GlobalArgs {
     /// Log format: json (default) or pretty.
     #[arg(long, env = "COLLAB_LOG_FORMAT", global = true, default_value = defaults::LOG_FORMAT)]
     log_format: String,
+    /// Document history: one actor's edits with no pause longer than this many seconds
+    /// form one history entry (the server and rebuilds must agree).
+    #[arg(long, env = "COLLAB_HISTORY_SESSION_GAP_SECS", global = true, default_value_t = HistoryConfig::default().session_gap.as_secs())]
+    history_session_gap_secs: u64,
+    /// Document history: a history snapshot every this many content versions (a point of
+    /// history replays fewer updates than this after its snapshot).
+    #[arg(long, env = "COLLAB_HISTORY_SNAPSHOT_EVERY", global = true, default_value_t = HistoryConfig::default().snapshot_every)]
+    history_snapshot_every: i64,
 }
 
 #[derive(Subcommand)]
@@ -317,6 +326,13 @@ impl GlobalArgs {
         );
         settings.nats_url = self.nats_url.clone();
         settings.subject_prefix = self.subject_prefix.clone();
+        if self.history_snapshot_every < 1 {
+            anyhow::bail!("COLLAB_HISTORY_SNAPSHOT_EVERY must be at least 1");
+        }
+        settings.history = HistoryConfig {
+            session_gap: Duration::from_secs(self.history_session_gap_secs),
+            snapshot_every: self.history_snapshot_every,
+        };
         Ok(settings)
     }
 }
@@ -391,7 +407,8 @@ async fn stop_on_signal(shutdown: CancellationToken) {
 }
 
 async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<()> {
-    let registry = Registry::standard();
+    let settings = global.settings()?;
+    let registry = Registry::standard_with(settings.history);
     let models: Vec<_> = if name == "all" {
         registry.read_models().cloned().collect()
     } else {
@@ -407,7 +424,6 @@ async fn rebuild_projections(global: &GlobalArgs, name: &str) -> anyhow::Result<
             ),
         }
     };
-    let settings = global.settings()?;
     let pool = migrate(&settings).await?;
     for model in models {
         let bar = ProgressBar::new(0).with_style(
@@ -438,7 +454,10 @@ async fn projections_status(global: &GlobalArgs) -> anyhow::Result<()> {
     let pool = connect_postgres(&global.settings()?).await?;
     let head = collab_store::EventLog::head(&pool).await?;
     println!("log head: {head}");
-    for consumer in collab_projections::status(&pool, &Registry::standard()).await? {
+    for consumer in
+        collab_projections::status(&pool, &Registry::standard_with(global.settings()?.history))
+            .await?
+    {
         let mut line = format!(
             "{:>10} ({}): position {}, lag {}",
             consumer.name, consumer.kind, consumer.position, consumer.lag

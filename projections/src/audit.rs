@@ -11,11 +11,12 @@ use chrono::{DateTime, Utc};
 use collab_domain::audit::AuditEvent;
 use collab_domain::document::DocumentEvent;
 use collab_domain::workspace::WorkspaceEvent;
-use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, WorkspaceId};
+use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId, WorkspaceId};
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::bursts::{Burst, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
@@ -81,7 +82,7 @@ impl ReadModel for Audit {
         let mut bursts = Bursts::new(self.edit_gap);
         for event in events {
             match DomainEvent::decode_recorded(event)? {
-                DomainEvent::Content(_) => bursts.edit(conn, event).await?,
+                DomainEvent::Content(_) => record_edit(&mut bursts, conn, event).await?,
                 DomainEvent::Audit(AuditEvent::AuditCheckpointSigned(cp)) => {
                     sqlx::query(
                         "INSERT INTO rm_audit_checkpoints (workspace_id, covers_position, position) \
@@ -95,18 +96,18 @@ impl ReadModel for Audit {
                     .await?;
                 }
                 DomainEvent::Workspace(e) => {
-                    bursts.flush(conn).await?;
+                    flush(&mut bursts, conn).await?;
                     let (summary, member) = workspace_summary(conn, event, &e).await?;
                     insert_entry(conn, event, summary, None, member).await?;
                 }
                 DomainEvent::Document(e) => {
-                    bursts.flush(conn).await?;
+                    flush(&mut bursts, conn).await?;
                     let (summary, member) = document_summary(conn, event, &e).await?;
                     insert_entry(conn, event, summary, Some(event.stream_id.id), member).await?;
                 }
             }
         }
-        bursts.flush(conn).await?;
+        flush(&mut bursts, conn).await?;
         Ok(())
     }
 }
@@ -148,135 +149,78 @@ async fn upsert_heads(
     Ok(())
 }
 
-/// One actor's burst of edits on one document, as the audit trail shows it.
-#[derive(sqlx::FromRow)]
-struct Burst {
-    workspace: Uuid,
-    entry_position: i64,
-    stream_id: String,
-    started_at: DateTime<Utc>,
-    last_at: DateTime<Utc>,
-    last_position: i64,
-    first_version: i64,
-    last_version: i64,
-    edits: i32,
+/// A content edit extends its actor's burst on the document (loaded on first sight).
+async fn record_edit(
+    bursts: &mut Bursts,
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+) -> Result<(), sqlx::Error> {
+    let key = (event.stream_id.id, event.metadata.actor.to_string());
+    if !bursts.knows(&key) {
+        let stored = load_burst(conn, &key).await?;
+        bursts.load(key.clone(), stored);
+    }
+    bursts.edit(key, event, 0, 0);
+    Ok(())
 }
 
-/// The bursts a page touches, kept in memory until written.
-struct Bursts {
-    gap: chrono::Duration,
-    open: HashMap<(Uuid, String), Burst>,
-    /// Bursts closed by a pause within this page, still to be written.
-    closed: Vec<((Uuid, String), Burst)>,
-}
-
-impl Bursts {
-    fn new(gap: Duration) -> Self {
-        Self {
-            gap: chrono::Duration::from_std(gap).unwrap_or(chrono::Duration::MAX),
-            open: HashMap::new(),
-            closed: vec![],
-        }
-    }
-
-    /// A content edit extends its actor's open burst on the document, or opens one.
-    async fn edit(
-        &mut self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), sqlx::Error> {
-        let key = (event.stream_id.id, event.metadata.actor.to_string());
-        if !self.open.contains_key(&key) {
-            if let Some(burst) = load_burst(conn, &key).await? {
-                self.open.insert(key.clone(), burst);
-            }
-        }
-        let at = event.metadata.recorded_at;
-        match self.open.get_mut(&key) {
-            Some(burst) if at - burst.last_at <= self.gap => {
-                burst.edits += 1;
-                burst.last_at = at;
-                burst.last_position = event.position;
-                burst.last_version = event.stream_version;
-            }
-            _ => {
-                let fresh = Burst {
-                    workspace: event.metadata.workspace_id.as_uuid(),
-                    entry_position: event.position,
-                    stream_id: event.stream_id.to_string(),
-                    started_at: at,
-                    last_at: at,
-                    last_position: event.position,
-                    first_version: event.stream_version,
-                    last_version: event.stream_version,
-                    edits: 1,
-                };
-                if let Some(old) = self.open.insert(key.clone(), fresh) {
-                    self.closed.push((key, old));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Writes every burst touched so far.
-    async fn flush(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let open: Vec<_> = self.open.drain().collect();
-        for ((document, actor), burst) in self.closed.drain(..).chain(open) {
-            let title = name_of(conn, document).await?;
-            let summary = if burst.edits == 1 {
-                format!(
-                    "{} edited {title} (1 edit, version {})",
-                    who(&actor),
-                    burst.last_version
-                )
-            } else {
-                format!(
-                    "{} edited {title} ({} edits, versions {}–{})",
-                    who(&actor),
-                    burst.edits,
-                    burst.first_version,
-                    burst.last_version
-                )
-            };
-            sqlx::query(
-                "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
-                 event_type, summary, document_id, member, stream_id, first_version, last_version, \
-                 edits, started_at, recorded_at) \
-                 VALUES ($1, $2, $3, $4, 'DocumentEdited', $5, $6, NULL, $7, $8, $9, $10, $11, $12) \
-                 ON CONFLICT (workspace_id, position) DO UPDATE SET last_position = $3, \
-                 summary = $5, last_version = $9, edits = $10, recorded_at = $12",
+/// Writes every burst touched so far.
+async fn flush(bursts: &mut Bursts, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    let (touched, _) = bursts.drain();
+    for ((document, actor), burst, _) in touched {
+        let title = name_of(conn, document).await?;
+        let summary = if burst.edits == 1 {
+            format!(
+                "{} edited {title} (1 edit, version {})",
+                who(&actor),
+                burst.last_version
             )
-            .bind(burst.workspace)
-            .bind(burst.entry_position)
-            .bind(burst.last_position)
-            .bind(&actor)
-            .bind(summary)
-            .bind(document)
-            .bind(&burst.stream_id)
-            .bind(burst.first_version)
-            .bind(burst.last_version)
-            .bind(burst.edits)
-            .bind(burst.started_at)
-            .bind(burst.last_at)
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query(
-                "INSERT INTO rm_audit_open_edits \
-                 (document_id, actor, workspace_id, entry_position, last_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
-                 SET entry_position = $4, last_at = $5",
+        } else {
+            format!(
+                "{} edited {title} ({} edits, versions {}–{})",
+                who(&actor),
+                burst.edits,
+                burst.first_version,
+                burst.last_version
             )
-            .bind(document)
-            .bind(&actor)
-            .bind(burst.workspace)
-            .bind(burst.entry_position)
-            .bind(burst.last_at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        Ok(())
+        };
+        sqlx::query(
+            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
+             event_type, summary, document_id, member, stream_id, first_version, last_version, \
+             edits, started_at, recorded_at) \
+             VALUES ($1, $2, $3, $4, 'DocumentEdited', $5, $6, NULL, $7, $8, $9, $10, $11, $12) \
+             ON CONFLICT (workspace_id, position) DO UPDATE SET last_position = $3, \
+             summary = $5, last_version = $9, edits = $10, recorded_at = $12",
+        )
+        .bind(burst.workspace)
+        .bind(burst.entry_position)
+        .bind(burst.last_position)
+        .bind(&actor)
+        .bind(summary)
+        .bind(document)
+        .bind(StreamId::new(StreamCategory::Content, document).to_string())
+        .bind(burst.first_version)
+        .bind(burst.last_version)
+        .bind(burst.edits)
+        .bind(burst.started_at)
+        .bind(burst.last_at)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO rm_audit_open_edits \
+             (document_id, actor, workspace_id, entry_position, last_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
+             SET entry_position = $4, last_at = $5",
+        )
+        .bind(document)
+        .bind(&actor)
+        .bind(burst.workspace)
+        .bind(burst.entry_position)
+        .bind(burst.last_at)
+        .execute(&mut *conn)
+        .await?;
     }
+    Ok(())
 }
 
 /// The open burst of `(document, actor)` as stored.
@@ -285,8 +229,9 @@ async fn load_burst(
     key: &(Uuid, String),
 ) -> Result<Option<Burst>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT e.workspace_id AS workspace, e.position AS entry_position, e.stream_id, \
-         e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits \
+        "SELECT e.workspace_id AS workspace, e.position AS entry_position, \
+         e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits, \
+         0::bigint AS inserted, 0::bigint AS deleted \
          FROM rm_audit_open_edits o JOIN rm_audit_entries e \
          ON e.workspace_id = o.workspace_id AND e.position = o.entry_position \
          WHERE o.document_id = $1 AND o.actor = $2",
@@ -457,6 +402,16 @@ async fn document_summary(
             None,
         ),
         DocumentEvent::ShareLinkRevoked(_) => (format!("{actor} revoked a link to {title}"), None),
+        DocumentEvent::VersionNamed(e) => (
+            format!(
+                "{actor} named version {} of {title} \"{}\"",
+                e.content_version, e.name
+            ),
+            None,
+        ),
+        DocumentEvent::VersionDeleted(_) => {
+            (format!("{actor} deleted a named version of {title}"), None)
+        }
     })
 }
 

@@ -130,6 +130,8 @@ async fn apply(
         }
         // Links are checked against the aggregate (consistent); no read model needs them.
         DocumentEvent::ShareLinkCreated(_) | DocumentEvent::ShareLinkRevoked(_) => {}
+        // Named versions are the history read model's.
+        DocumentEvent::VersionNamed(_) | DocumentEvent::VersionDeleted(_) => {}
     }
     Ok(())
 }

@@ -10,9 +10,11 @@
 //! the log, never on command handling.
 
 pub mod audit;
+mod bursts;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod documents;
+pub mod history;
 pub mod read_model;
 pub mod rebuild;
 pub mod registry;

@@ -16,6 +16,9 @@ pub enum ProjectionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     UnknownEvent(#[from] UnknownEvent),
+    /// Stored state the read model wrote cannot be read back.
+    #[error("{0}")]
+    Corrupt(String),
 }
 
 /// A read model: Postgres tables folded from the log.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use collab_domain::StreamCategory;
 
+use crate::history::{History, HistoryConfig};
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
 use crate::{audit, documents, workspaces};
@@ -50,10 +51,16 @@ pub struct Registry {
 impl Registry {
     /// Every read model and worker the product runs. Adding one is one line here.
     pub fn standard() -> Self {
+        Self::standard_with(HistoryConfig::default())
+    }
+
+    /// [`Registry::standard`] with the history read model configured.
+    pub fn standard_with(history: HistoryConfig) -> Self {
         Self::default()
             .read_model(workspaces::Workspaces)
             .read_model(documents::Documents)
             .read_model(audit::Audit::default())
+            .read_model(History::new(history))
     }
 
     /// Adds a read model. Names must be unique.

@@ -52,6 +52,11 @@ const commands = {
     ytext.insert(index ?? ytext.length, text)
     return { length: ytext.length }
   },
+  delete ({ root = 'text', index, length }) {
+    const ytext = doc.getText(root)
+    ytext.delete(index, length)
+    return { length: ytext.length }
+  },
   text ({ root = 'text' }) {
     return { text: doc.getText(root).toString() }
   },

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use collab_domain::catalogue::EventCodec;
-use collab_domain::content::{ContentEvent, DocumentEdited};
+use collab_domain::content::{ContentEvent, DocumentEdited, EditOrigin};
 use collab_domain::{Actor, DocumentId, StreamCategory, StreamId};
 use collab_store::{
     AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
@@ -34,7 +34,10 @@ pub struct EditRequest {
     pub correlation_id: Uuid,
     pub client_id: u64,
     pub update: Vec<u8>,
-    pub origin: Option<SessionId>,
+    /// Where the edit came from, as the event records it.
+    pub origin: EditOrigin,
+    /// The live session that sent it (its peers get it, it does not).
+    pub sender: Option<SessionId>,
     pub done: Option<oneshot::Sender<EditResult>>,
 }
 
@@ -139,6 +142,7 @@ async fn persist(store: &EventStore, queued: Vec<Queued>) -> Outcome {
             let event = ContentEvent::DocumentEdited(DocumentEdited {
                 client_id: edit.client_id,
                 update: edit.update.clone(),
+                origin: edit.origin,
             });
             BatchAppend {
                 stream: StreamId::new(StreamCategory::Content, edit.room.document_id.as_uuid()),
@@ -181,7 +185,7 @@ async fn deliver(
                     event.stream_version,
                     event.position,
                     &edit.update,
-                    edit.origin,
+                    edit.sender,
                 );
                 if let Some(done) = edit.done {
                     let _ = done.send(Ok((event.stream_version, event.position)));
@@ -205,7 +209,7 @@ async fn deliver(
             error!(error = %failure, edits = batch.len(), "cannot persist edits");
             for edit in batch {
                 // The sender believes it has this update; the reconnect makes it send it again.
-                if let Some(session) = edit.origin {
+                if let Some(session) = edit.sender {
                     edit.room.close_session(
                         session,
                         close::INTERNAL,

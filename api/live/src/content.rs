@@ -3,19 +3,69 @@
 use serde_json::{Map, Value};
 use yrs::branch::BranchPtr;
 use yrs::types::ToJson;
-use yrs::{Doc, GetString, Map as _, MapRef, Out, ReadTxn, TextRef, Transact};
+use yrs::{
+    Array as _, ArrayRef, Doc, GetString, Map as _, MapRef, Out, ReadTxn, TextRef, Transact,
+    XmlFragment as _, XmlFragmentRef,
+};
 
 fn any_to_json(any: yrs::Any) -> Value {
     serde_json::to_value(any).unwrap_or(Value::Null)
 }
 
-/// A root the server never declared has no type yet: a map if it has keys, else text.
-fn undefined_to_json<T: ReadTxn>(branch: BranchPtr, txn: &T) -> Value {
-    let map = MapRef::from(branch);
-    if map.len(txn) == 0 {
-        Value::String(TextRef::from(branch).get_string(txn))
+/// What kind of shared type a root holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootKind {
+    Text,
+    Xml,
+    Map,
+    Array,
+}
+
+impl RootKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RootKind::Text => "text",
+            RootKind::Xml => "XML fragment",
+            RootKind::Map => "map",
+            RootKind::Array => "array",
+        }
+    }
+}
+
+/// A root the server never declared has no type yet; its content says which it is: keys
+/// make a map, XML children an XML fragment, other children without text an array, and
+/// anything else (empty included) is text.
+fn undefined_kind<T: ReadTxn>(branch: BranchPtr, txn: &T) -> RootKind {
+    if MapRef::from(branch).len(txn) > 0 {
+        RootKind::Map
+    } else if XmlFragmentRef::from(branch).first_child().is_some() {
+        RootKind::Xml
+    } else if ArrayRef::from(branch).len(txn) > 0
+        && TextRef::from(branch).get_string(txn).is_empty()
+    {
+        RootKind::Array
     } else {
-        any_to_json(map.to_json(txn))
+        RootKind::Text
+    }
+}
+
+/// The kind of a root as a transaction returns it.
+pub fn root_kind<T: ReadTxn>(root: &Out, txn: &T) -> RootKind {
+    match root {
+        Out::YText(_) | Out::YXmlText(_) => RootKind::Text,
+        Out::YXmlFragment(_) | Out::YXmlElement(_) => RootKind::Xml,
+        Out::YArray(_) => RootKind::Array,
+        Out::UndefinedRef(branch) => undefined_kind(*branch, txn),
+        Out::YMap(_) | Out::Any(_) | Out::YDoc(_) => RootKind::Map,
+    }
+}
+
+fn undefined_to_json<T: ReadTxn>(branch: BranchPtr, txn: &T) -> Value {
+    match undefined_kind(branch, txn) {
+        RootKind::Map => any_to_json(MapRef::from(branch).to_json(txn)),
+        RootKind::Xml => Value::String(XmlFragmentRef::from(branch).get_string(txn)),
+        RootKind::Array => any_to_json(ArrayRef::from(branch).to_json(txn)),
+        RootKind::Text => Value::String(TextRef::from(branch).get_string(txn)),
     }
 }
 

@@ -19,6 +19,7 @@ pub mod appender;
 pub mod blob_store;
 pub mod content;
 pub mod fanout;
+pub mod history;
 pub mod presence;
 pub mod protocol;
 pub mod revalidate;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use collab_domain::content::EditOrigin;
 use collab_domain::{Actor, DocumentId, UserId};
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
@@ -290,7 +291,8 @@ impl Session {
                 correlation_id: self.id,
                 client_id,
                 update,
-                origin: Some(self.id),
+                origin: EditOrigin::Socket,
+                sender: Some(self.id),
                 done: None,
             })
             .await

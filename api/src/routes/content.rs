@@ -4,17 +4,18 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use collab_domain::content::EditOrigin;
 use collab_domain::{DocumentId, DocumentRole};
 use serde_json::json;
 use tokio::sync::oneshot;
 use yrs::{ReadTxn, StateVector, Transact};
 
-use super::{command_response, path_id};
+use super::{command_response, history, path_id};
 use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
@@ -23,6 +24,7 @@ use collab_live::appender::EditRequest;
 use collab_live::content;
 use collab_live::presence;
 use collab_live::rooms::RoomGuard;
+use collab_projections::history::AtPoint;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -35,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/documents/{document_id}/presence", get(get_presence))
 }
 
-async fn open_room(
+pub(crate) async fn open_room(
     state: &AppState,
     document: &str,
     principal: &Principal,
@@ -54,13 +56,80 @@ async fn open_room(
     Ok((guard, access.role))
 }
 
+/// Where content is read from: the live room (now) or the document as it was at a point.
+enum Source {
+    Live(RoomGuard),
+    Past(AtPoint),
+}
+
+impl Source {
+    /// Opens the room, or — with `at_version`, `at_position` or `at_time` — materialises
+    /// the document at that point.
+    async fn open(
+        state: &AppState,
+        document: &str,
+        principal: &Principal,
+        meta: &RequestMeta,
+        params: &HashMap<String, String>,
+    ) -> Result<Self, ApiError> {
+        match history::parse_point(params)? {
+            None => Ok(Source::Live(
+                open_room(state, document, principal, meta).await?.0,
+            )),
+            Some(point) => {
+                let id = path_id("document_id", document, DocumentId::parse)?;
+                state
+                    .document_access(id, principal, meta.link.as_ref())
+                    .await?;
+                Ok(Source::Past(history::document_at(state, id, point).await?))
+            }
+        }
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&yrs::Doc) -> R) -> R {
+        match self {
+            Source::Live(guard) => guard.room.read(f),
+            Source::Past(at) => f(&at.doc),
+        }
+    }
+
+    fn headers(&self) -> Vec<(&'static str, String)> {
+        match self {
+            Source::Live(guard) => {
+                let (version, position) = guard.room.applied();
+                vec![
+                    ("x-collab-content-version", version.to_string()),
+                    ("x-collab-position", position.to_string()),
+                ]
+            }
+            Source::Past(at) => history::point_headers(at),
+        }
+    }
+}
+
+fn with_headers(mut response: Response, headers: Vec<(&'static str, String)>) -> Response {
+    for (name, value) in headers {
+        if let Ok(value) = header::HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::HeaderName::from_static(name), value);
+        }
+    }
+    response
+}
+
+/// `GET /v1/documents/{id}/content[?format=text|json][&root=][&at_version=|at_position=|at_time=]`.
 async fn get_content(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
     Path(document): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let params = history::query_params(
+        query.as_deref(),
+        &["format", "root", "at_version", "at_position", "at_time"],
+    )?;
     let format = params.get("format").map(String::as_str).unwrap_or("text");
     if !matches!(format, "text" | "json") {
         return Err(ApiError::InvalidParameter {
@@ -68,57 +137,35 @@ async fn get_content(
             reason: "must be text or json".into(),
         });
     }
-    let (guard, _) = open_room(&state, &document, &principal, &meta).await?;
-    let (version, position) = guard.room.applied();
-    let headers = [
-        ("x-collab-content-version", version.to_string()),
-        ("x-collab-position", position.to_string()),
-    ];
-    Ok(match format {
-        "json" => {
-            let roots = guard.room.read(content::to_json);
-            (headers, Json(roots)).into_response()
-        }
+    let source = Source::open(&state, &document, &principal, &meta, &params).await?;
+    let response = match format {
+        "json" => Json(source.read(content::to_json)).into_response(),
         _ => {
             let root = params.get("root").map(String::as_str);
-            let text = guard.room.read(|doc| content::to_text(doc, root));
-            (
-                headers,
-                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-                text,
-            )
-                .into_response()
+            let text = source.read(|doc| content::to_text(doc, root));
+            ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response()
         }
-    })
+    };
+    Ok(with_headers(response, source.headers()))
 }
 
+/// `GET /v1/documents/{id}/state[?at_version=|at_position=|at_time=]`: the binary Yjs
+/// state (v1 update), which any Yjs client can apply.
 async fn get_state(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
     Path(document): Path<String>,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
-    let (guard, _) = open_room(&state, &document, &principal, &meta).await?;
-    let (version, position) = guard.room.applied();
-    let bytes = guard.room.read(|doc| {
+    let params = history::query_params(query.as_deref(), &history::POINT_PARAMS)?;
+    let source = Source::open(&state, &document, &principal, &meta, &params).await?;
+    let bytes = source.read(|doc| {
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
     });
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
-            (
-                header::HeaderName::from_static("x-collab-content-version"),
-                version.to_string(),
-            ),
-            (
-                header::HeaderName::from_static("x-collab-position"),
-                position.to_string(),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    let response = ([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response();
+    Ok(with_headers(response, source.headers()))
 }
 
 async fn post_update(
@@ -163,7 +210,8 @@ async fn post_update(
             correlation_id: meta.correlation_id,
             client_id: 0,
             update: body.to_vec(),
-            origin: None,
+            origin: EditOrigin::Http,
+            sender: None,
             done: Some(done),
         })
         .await

@@ -21,6 +21,7 @@ pub mod content;
 pub mod documents;
 pub mod events;
 pub mod health;
+pub mod history;
 pub mod members;
 pub mod permissions;
 pub mod service_accounts;
@@ -34,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(members::router())
         .merge(documents::router())
         .merge(content::router())
+        .merge(history::router())
         .merge(events::router())
         .merge(audit::router())
         .merge(permissions::router())

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_nats::jetstream::{self, stream};
 use collab_domain::catalogue::EventCodec;
-use collab_domain::content::{ContentEvent, DocumentEdited};
+use collab_domain::content::{ContentEvent, DocumentEdited, EditOrigin};
 use collab_domain::{Actor, StreamCategory, StreamId, UserId, WorkspaceId};
 use collab_store::event_store::AppendContext;
 use collab_store::{BatchAppend, EventStore, ExpectedVersion, NewEvent, Relay, RelayConfig};
@@ -24,6 +24,7 @@ fn edit() -> NewEvent {
         update: vec![
             1, 1, 135, 173, 226, 9, 0, 132, 135, 173, 226, 9, 4, 1, 120, 0,
         ],
+        origin: EditOrigin::Socket,
     });
     NewEvent {
         event_type: event.event_type().to_owned(),

@@ -214,10 +214,11 @@ async fn seed_events(env: &TestEnv, workspace: &str, count: usize) {
                         let event = ContentEvent::DocumentEdited(DocumentEdited {
                             client_id: 7,
                             update: vec![(i % 251) as u8; 24],
+                            origin: collab_domain::content::EditOrigin::Socket,
                         });
                         NewEvent {
                             event_type: event.event_type().into(),
-                            schema_version: 1,
+                            schema_version: event.schema_version(),
                             payload: event.encode(),
                         }
                     })

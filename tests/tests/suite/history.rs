@@ -390,11 +390,12 @@ async fn a_slow_live_tail_is_told_it_lagged_and_resumes_exactly_with_last_event_
                     collab_domain::content::DocumentEdited {
                         client_id: 1,
                         update: vec![i as u8],
+                        origin: collab_domain::content::EditOrigin::Http,
                     },
                 );
                 collab_store::NewEvent {
                     event_type: event.event_type().into(),
-                    schema_version: 1,
+                    schema_version: event.schema_version(),
                     payload: event.encode(),
                 }
             })

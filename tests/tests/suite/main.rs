@@ -11,3 +11,4 @@ mod projections;
 mod relay;
 mod security;
 mod sharing;
+mod versions;

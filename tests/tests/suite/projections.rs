@@ -87,6 +87,7 @@ async fn delivering_the_same_events_twice_changes_nothing() {
         vec![
             ("audit".into(), 4),
             ("documents".into(), 4),
+            ("history".into(), 4),
             ("workspaces".into(), 4)
         ]
     );
@@ -254,6 +255,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
         vec![
             ("audit".into(), last),
             ("documents".into(), last),
+            ("history".into(), last),
             ("workspaces".into(), last)
         ]
     );

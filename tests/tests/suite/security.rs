@@ -341,7 +341,7 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 10, "{tables:?}");
+    assert_eq!(tables.len(), 15, "{tables:?}");
     for (table, rls, tenant_column) in &tables {
         assert!(
             *rls && *tenant_column,

@@ -1,0 +1,812 @@
+//! The `history` read model: each document's history list (edit sessions, restores, named
+//! versions and metadata events), history snapshots (the merged Yjs state every K content
+//! versions, all kept), who made which Yjs items, and named versions — and
+//! [`document_at`], which materialises a document at any point of its history from the
+//! nearest snapshot before it plus fewer than K updates.
+//!
+//! It folds every keystroke, so it keeps each document it is folding as a live Yjs
+//! document in memory (a few, least recently used evicted) and writes a page of events
+//! in a few statements. A cached document is used only when it stands exactly one version
+//! before the event (after a rolled-back page or an eviction it is rebuilt from the
+//! snapshots), so the result never depends on the cache: a rebuild gives the same rows.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use collab_domain::catalogue::EventCodec;
+use collab_domain::content::{ContentEvent, EditOrigin};
+use collab_domain::document::DocumentEvent;
+use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId};
+use serde::Serialize;
+use sqlx::{PgConnection, PgExecutor};
+use tracing::warn;
+use uuid::Uuid;
+use yrs::updates::decoder::Decode;
+use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
+
+use crate::bursts::{Burst, BurstKey, Bursts};
+use crate::read_model::{ProjectionError, ReadModel};
+
+pub const NAME: &str = "history";
+
+/// Edits by one actor with no pause longer than this form one history entry.
+pub const DEFAULT_SESSION_GAP: Duration = Duration::from_secs(5 * 60);
+
+/// A history snapshot every this many content versions.
+pub const DEFAULT_SNAPSHOT_EVERY: i64 = 500;
+
+/// Documents kept live in memory while folding.
+const CACHED_DOCUMENTS: usize = 16;
+
+/// Content events read per query when materialising.
+const PAGE: i64 = 2000;
+
+/// How the history read model groups and snapshots. Both shape its rows, so the server
+/// and `collab projections rebuild` must use the same values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistoryConfig {
+    /// Edits by one actor with no pause longer than this form one entry.
+    pub session_gap: Duration,
+    /// K: a history snapshot at every content version that is a multiple of it.
+    pub snapshot_every: i64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            session_gap: DEFAULT_SESSION_GAP,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct History {
+    config: HistoryConfig,
+    cache: Mutex<HashMap<Uuid, Cached>>,
+    tick: AtomicU64,
+}
+
+impl History {
+    pub fn new(config: HistoryConfig) -> Self {
+        Self {
+            config: HistoryConfig {
+                snapshot_every: config.snapshot_every.max(1),
+                ..config
+            },
+            cache: Mutex::default(),
+            tick: AtomicU64::new(0),
+        }
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Cached>> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The document at content version `version`: the cached one if it stands there,
+    /// else materialised from the snapshots and the log.
+    async fn checkout(
+        &self,
+        conn: &mut PgConnection,
+        document: Uuid,
+        version: i64,
+    ) -> Result<Cached, ProjectionError> {
+        let cached = self.cache().remove(&document);
+        if let Some(cached) = cached.filter(|c| c.version == version) {
+            return Ok(cached);
+        }
+        let at = document_at(conn, document, Point::Version(version)).await?;
+        Ok(Cached {
+            doc: at.doc,
+            version: at.version,
+            used: 0,
+        })
+    }
+
+    fn checkin(&self, document: Uuid, mut cached: Cached) {
+        cached.used = self.tick.fetch_add(1, Ordering::Relaxed);
+        let mut cache = self.cache();
+        cache.insert(document, cached);
+        if cache.len() > CACHED_DOCUMENTS {
+            if let Some(oldest) = cache.iter().min_by_key(|(_, c)| c.used).map(|(k, _)| *k) {
+                cache.remove(&oldest);
+            }
+        }
+    }
+}
+
+/// A document being folded, at content version `version`.
+struct Cached {
+    doc: Doc,
+    version: i64,
+    used: u64,
+}
+
+/// What one update changed.
+#[derive(Default)]
+struct Change {
+    /// Clock units integrated and deleted (characters, for text).
+    inserted: i64,
+    deleted: i64,
+    /// The items it brought: (Yjs client, clock range).
+    items: Vec<(u64, std::ops::Range<u32>)>,
+}
+
+impl Cached {
+    fn apply(&mut self, update: &[u8]) -> Change {
+        let update = match Update::decode_v1(update) {
+            Ok(update) => update,
+            Err(error) => {
+                warn!(%error, "stored update does not decode; skipped");
+                return Change::default();
+            }
+        };
+        let mut txn = self.doc.transact_mut();
+        if let Err(error) = txn.apply_update(update) {
+            warn!(%error, "stored update does not apply");
+        }
+        let mut change = Change::default();
+        for (client, ranges) in txn.insert_set().iter() {
+            for range in ranges.iter() {
+                change.inserted += i64::from(range.end - range.start);
+                change.items.push((client.get(), range.clone()));
+            }
+        }
+        for (_, ranges) in txn.delete_set().iter() {
+            for range in ranges.iter() {
+                change.deleted += i64::from(range.end - range.start);
+            }
+        }
+        change
+    }
+
+    fn encode(&self) -> Vec<u8> {
+        self.doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default())
+    }
+}
+
+#[async_trait]
+impl ReadModel for History {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn categories(&self) -> &'static [StreamCategory] {
+        &[StreamCategory::Document, StreamCategory::Content]
+    }
+
+    fn tables(&self) -> &'static [&'static str] {
+        &[
+            "rm_history_entries",
+            "rm_history_open_sessions",
+            "rm_history_snapshots",
+            "rm_history_authors",
+            "rm_document_versions",
+        ]
+    }
+
+    fn awaited_by_every_query(&self) -> bool {
+        false
+    }
+
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        event: &RecordedEvent,
+    ) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
+
+    /// A page in a few statements: sessions and item authors gathered in memory and
+    /// written once; snapshots and other entries as they come.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut sessions = Bursts::new(self.config.session_gap);
+        let mut authors = Authors::default();
+        for event in events {
+            match DomainEvent::decode_recorded(event)? {
+                DomainEvent::Content(ContentEvent::DocumentEdited(edit)) => {
+                    let document = event.stream_id.id;
+                    let mut cached = self
+                        .checkout(conn, document, event.stream_version - 1)
+                        .await?;
+                    let change = cached.apply(&edit.update);
+                    cached.version = event.stream_version;
+                    if event.stream_version % self.config.snapshot_every == 0 {
+                        save_snapshot(conn, event, cached.encode()).await?;
+                    }
+                    self.checkin(document, cached);
+                    let actor = event.metadata.actor.to_string();
+                    authors.record(event, &actor, &change.items);
+                    let key: BurstKey = (document, actor);
+                    if !sessions.knows(&key) {
+                        let stored = load_session(conn, &key).await?;
+                        sessions.load(key.clone(), stored);
+                    }
+                    match edit.origin {
+                        EditOrigin::Restore { from_version } => {
+                            sessions.end(key);
+                            insert_entry(
+                                conn,
+                                event,
+                                "restored",
+                                Some(event.stream_version),
+                                (change.inserted, change.deleted),
+                                serde_json::json!({ "from_version": from_version }),
+                            )
+                            .await?;
+                        }
+                        EditOrigin::Socket | EditOrigin::Http => {
+                            sessions.edit(key, event, change.inserted, change.deleted)
+                        }
+                    }
+                }
+                DomainEvent::Document(decoded) => document_event(conn, event, decoded).await?,
+                DomainEvent::Workspace(_) | DomainEvent::Audit(_) => {}
+            }
+        }
+        write_sessions(conn, &mut sessions).await?;
+        authors.write(conn).await?;
+        Ok(())
+    }
+}
+
+async fn save_snapshot(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    state: Vec<u8>,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rm_history_snapshots \
+         (document_id, version, workspace_id, position, recorded_at, state) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (document_id, version) DO NOTHING",
+    )
+    .bind(event.stream_id.id)
+    .bind(event.stream_version)
+    .bind(event.metadata.workspace_id.as_uuid())
+    .bind(event.position)
+    .bind(event.metadata.recorded_at)
+    .bind(state)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// A history entry of one event.
+async fn insert_entry(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    kind: &str,
+    version: Option<i64>,
+    (inserted, deleted): (i64, i64),
+    details: serde_json::Value,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
+         last_position, first_version, last_version, edits, inserted, deleted, started_at, \
+         ended_at, details) \
+         VALUES ($1, $2, $3, $4, $5, $2, $6, $6, $7, $8, $9, $10, $10, $11)",
+    )
+    .bind(event.stream_id.id)
+    .bind(event.position)
+    .bind(event.metadata.workspace_id.as_uuid())
+    .bind(kind)
+    .bind(event.metadata.actor.to_string())
+    .bind(version)
+    .bind(i32::from(
+        event.stream_id.category == StreamCategory::Content,
+    ))
+    .bind(inserted)
+    .bind(deleted)
+    .bind(event.metadata.recorded_at)
+    .bind(details)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Named versions, and every metadata event as an entry of its own.
+async fn document_event(
+    conn: &mut PgConnection,
+    event: &RecordedEvent,
+    decoded: DocumentEvent,
+) -> Result<(), sqlx::Error> {
+    let document = event.stream_id.id;
+    let mut version = None;
+    let mut details = decoded.to_json();
+    match &decoded {
+        DocumentEvent::VersionNamed(named) => {
+            let content_position: Option<i64> = sqlx::query_scalar(
+                "SELECT position FROM events WHERE stream_id = $1 AND stream_version = $2",
+            )
+            .bind(StreamId::new(StreamCategory::Content, document).to_string())
+            .bind(named.content_version)
+            .fetch_optional(&mut *conn)
+            .await?;
+            sqlx::query(
+                "INSERT INTO rm_document_versions (version_id, document_id, workspace_id, name, \
+                 content_version, content_position, created_by, created_at, position) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (version_id) DO NOTHING",
+            )
+            .bind(named.version_id)
+            .bind(document)
+            .bind(event.metadata.workspace_id.as_uuid())
+            .bind(&named.name)
+            .bind(named.content_version)
+            .bind(content_position.unwrap_or(0))
+            .bind(event.metadata.actor.to_string())
+            .bind(event.metadata.recorded_at)
+            .bind(event.position)
+            .execute(&mut *conn)
+            .await?;
+            version = Some(named.content_version);
+        }
+        DocumentEvent::VersionDeleted(deleted) => {
+            let named: Option<(String, i64)> = sqlx::query_as(
+                "DELETE FROM rm_document_versions WHERE version_id = $1 \
+                 RETURNING name, content_version",
+            )
+            .bind(deleted.version_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if let Some((name, content_version)) = named {
+                details["name"] = name.into();
+                version = Some(content_version);
+            }
+        }
+        DocumentEvent::ShareLinkCreated(_) => {
+            // The secret's hash is no one's business in a history list.
+            if let Some(fields) = details.as_object_mut() {
+                fields.remove("secret_hash");
+            }
+        }
+        _ => {}
+    }
+    insert_entry(conn, event, decoded.event_type(), version, (0, 0), details).await
+}
+
+/// The stored open session of `(document, actor)`.
+async fn load_session(
+    conn: &mut PgConnection,
+    key: &BurstKey,
+) -> Result<Option<Burst>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT e.workspace_id AS workspace, e.position AS entry_position, e.started_at, \
+         o.last_at, e.last_position, e.first_version, e.last_version, e.edits, e.inserted, \
+         e.deleted \
+         FROM rm_history_open_sessions o JOIN rm_history_entries e \
+         ON e.document_id = o.document_id AND e.position = o.entry_position \
+         WHERE o.document_id = $1 AND o.actor = $2",
+    )
+    .bind(key.0)
+    .bind(&key.1)
+    .fetch_optional(conn)
+    .await
+}
+
+async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Result<(), sqlx::Error> {
+    let (touched, ended) = sessions.drain();
+    for ((document, actor), session, open) in touched {
+        sqlx::query(
+            "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
+             last_position, first_version, last_version, edits, inserted, deleted, started_at, \
+             ended_at, details) \
+             VALUES ($1, $2, $3, 'edits', $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}') \
+             ON CONFLICT (document_id, position) DO UPDATE SET last_position = $5, \
+             last_version = $7, edits = $8, inserted = $9, deleted = $10, ended_at = $12",
+        )
+        .bind(document)
+        .bind(session.entry_position)
+        .bind(session.workspace)
+        .bind(&actor)
+        .bind(session.last_position)
+        .bind(session.first_version)
+        .bind(session.last_version)
+        .bind(session.edits)
+        .bind(session.inserted)
+        .bind(session.deleted)
+        .bind(session.started_at)
+        .bind(session.last_at)
+        .execute(&mut *conn)
+        .await?;
+        if open {
+            sqlx::query(
+                "INSERT INTO rm_history_open_sessions \
+                 (document_id, actor, workspace_id, entry_position, last_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
+                 SET entry_position = $4, last_at = $5",
+            )
+            .bind(document)
+            .bind(&actor)
+            .bind(session.workspace)
+            .bind(session.entry_position)
+            .bind(session.last_at)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    for (document, actor) in ended {
+        sqlx::query("DELETE FROM rm_history_open_sessions WHERE document_id = $1 AND actor = $2")
+            .bind(document)
+            .bind(&actor)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A clock range of one Yjs client, and who delivered it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct AuthorRange {
+    first_clock: i64,
+    end_clock: i64,
+    actor: String,
+}
+
+/// Item authors gathered over a page: per (document, client), the ranges to write (the
+/// first may be the stored last range, extended).
+#[derive(Default)]
+struct Authors {
+    touched: HashMap<(Uuid, i64), (Uuid, Vec<AuthorRange>)>,
+    pending: Vec<(Uuid, i64, Uuid, AuthorRange)>,
+}
+
+impl Authors {
+    fn record(
+        &mut self,
+        event: &RecordedEvent,
+        actor: &str,
+        items: &[(u64, std::ops::Range<u32>)],
+    ) {
+        for (client, range) in items {
+            self.pending.push((
+                event.stream_id.id,
+                *client as i64,
+                event.metadata.workspace_id.as_uuid(),
+                AuthorRange {
+                    first_clock: i64::from(range.start),
+                    end_clock: i64::from(range.end),
+                    actor: actor.to_owned(),
+                },
+            ));
+        }
+    }
+
+    /// Merges each new range into its client's last range when the same actor continues
+    /// it, and writes what changed.
+    async fn write(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        for (document, client, workspace, range) in std::mem::take(&mut self.pending) {
+            let (_, ranges) = match self.touched.entry((document, client)) {
+                Entry::Occupied(known) => known.into_mut(),
+                Entry::Vacant(unknown) => {
+                    let last: Option<AuthorRange> = sqlx::query_as(
+                        "SELECT first_clock, end_clock, actor FROM rm_history_authors \
+                         WHERE document_id = $1 AND client_id = $2 \
+                         ORDER BY first_clock DESC LIMIT 1",
+                    )
+                    .bind(document)
+                    .bind(client)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    unknown.insert((workspace, last.into_iter().collect()))
+                }
+            };
+            match ranges.last_mut() {
+                Some(last)
+                    if last.actor == range.actor
+                        && range.first_clock <= last.end_clock
+                        && range.end_clock >= last.first_clock =>
+                {
+                    last.first_clock = last.first_clock.min(range.first_clock);
+                    last.end_clock = last.end_clock.max(range.end_clock);
+                }
+                _ => ranges.push(range),
+            }
+        }
+        for ((document, client), (workspace, ranges)) in self.touched {
+            for range in ranges {
+                sqlx::query(
+                    "INSERT INTO rm_history_authors \
+                     (document_id, client_id, first_clock, end_clock, actor, workspace_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (document_id, client_id, first_clock) \
+                     DO UPDATE SET end_clock = greatest(rm_history_authors.end_clock, $4)",
+                )
+                .bind(document)
+                .bind(client)
+                .bind(range.first_clock)
+                .bind(range.end_clock)
+                .bind(&range.actor)
+                .bind(workspace)
+                .execute(&mut *conn)
+                .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A point of a document's content history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Point {
+    /// After content version `V` (0: before the first edit).
+    Version(i64),
+    /// After every content event at or before global position `P`.
+    Position(i64),
+    /// After every content event recorded at or before this instant.
+    Time(DateTime<Utc>),
+    /// Now: after every content event.
+    Head,
+}
+
+/// A document as it was at a point.
+pub struct AtPoint {
+    pub doc: Doc,
+    /// Content version and global position of the last update folded in (0, 0: none).
+    pub version: i64,
+    pub position: i64,
+    /// When that update was recorded.
+    pub recorded_at: Option<DateTime<Utc>>,
+    /// Updates applied after the snapshot it started from.
+    pub replayed: usize,
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    version: i64,
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    state: Vec<u8>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ContentRow {
+    stream_version: i64,
+    position: i64,
+    recorded_at: DateTime<Utc>,
+    event_type: String,
+    schema_version: i32,
+    payload: Vec<u8>,
+}
+
+/// The document `document` exactly as it was at `point`: the newest history snapshot at or
+/// before it, then the content events after that snapshot up to the point (fewer than K
+/// once the history read model has folded them). Reads as the caller's connection allows:
+/// the server's role (after the aggregates authorized the caller) or a projector's.
+pub async fn document_at(
+    conn: &mut PgConnection,
+    document: Uuid,
+    point: Point,
+) -> Result<AtPoint, ProjectionError> {
+    const COLUMNS: &str = "SELECT version, position, recorded_at, state FROM rm_history_snapshots \
+                           WHERE document_id = $1";
+    let snapshot_query = match point {
+        Point::Version(_) | Point::Head => {
+            format!("{COLUMNS} AND version <= $2 ORDER BY version DESC LIMIT 1")
+        }
+        Point::Position(_) => {
+            format!("{COLUMNS} AND position <= $2 ORDER BY position DESC LIMIT 1")
+        }
+        Point::Time(_) => {
+            format!("{COLUMNS} AND recorded_at <= $3 ORDER BY recorded_at DESC LIMIT 1")
+        }
+    };
+    let (bound, time) = match point {
+        Point::Version(v) | Point::Position(v) => (v, None),
+        Point::Time(t) => (0, Some(t)),
+        Point::Head => (i64::MAX, None),
+    };
+    let snapshot: Option<SnapshotRow> = sqlx::query_as(&snapshot_query)
+        .bind(document)
+        .bind(bound)
+        .bind(time)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let doc = Doc::new();
+    let (mut version, mut position, mut recorded_at) = (0, 0, None);
+    if let Some(row) = snapshot {
+        let update =
+            Update::decode_v1(&row.state).map_err(|e| corrupt(document, row.version, e))?;
+        doc.transact_mut()
+            .apply_update(update)
+            .map_err(|e| corrupt(document, row.version, e))?;
+        (version, position, recorded_at) = (row.version, row.position, Some(row.recorded_at));
+    }
+    let stream = StreamId::new(StreamCategory::Content, document).to_string();
+    let mut replayed = 0;
+    'pages: loop {
+        let rows: Vec<ContentRow> = sqlx::query_as(
+            "SELECT stream_version, position, recorded_at, event_type, schema_version, payload \
+             FROM events WHERE stream_id = $1 AND stream_version > $2 \
+             ORDER BY stream_version LIMIT $3",
+        )
+        .bind(&stream)
+        .bind(version)
+        .bind(PAGE)
+        .fetch_all(&mut *conn)
+        .await?;
+        let full = rows.len() as i64 == PAGE;
+        let mut txn = doc.transact_mut();
+        for row in rows {
+            let beyond = match point {
+                Point::Version(v) => row.stream_version > v,
+                Point::Position(p) => row.position > p,
+                Point::Time(t) => row.recorded_at > t,
+                Point::Head => false,
+            };
+            if beyond {
+                break 'pages;
+            }
+            let ContentEvent::DocumentEdited(edit) =
+                ContentEvent::decode(&row.event_type, row.schema_version, &row.payload)?;
+            match Update::decode_v1(&edit.update) {
+                Ok(update) => {
+                    if let Err(error) = txn.apply_update(update) {
+                        warn!(version = row.stream_version, %error, "stored update does not apply");
+                    }
+                }
+                Err(error) => {
+                    warn!(version = row.stream_version, %error, "stored update does not decode")
+                }
+            }
+            (version, position, recorded_at) =
+                (row.stream_version, row.position, Some(row.recorded_at));
+            replayed += 1;
+        }
+        if !full {
+            break;
+        }
+    }
+    Ok(AtPoint {
+        doc,
+        version,
+        position,
+        recorded_at,
+        replayed,
+    })
+}
+
+fn corrupt(document: Uuid, version: i64, error: impl std::fmt::Display) -> ProjectionError {
+    ProjectionError::Corrupt(format!(
+        "history snapshot {version} of document {document} does not load: {error}"
+    ))
+}
+
+/// One entry of a document's history list.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct HistoryEntry {
+    /// `edits`, `restored`, `VersionNamed`, `VersionDeleted` or a document event type.
+    pub kind: String,
+    pub actor: String,
+    pub first_position: i64,
+    pub last_position: i64,
+    /// Content versions (for `edits` and `restored`; the named one for named versions).
+    pub first_version: Option<i64>,
+    pub last_version: Option<i64>,
+    pub edits: i32,
+    /// Yjs clock units inserted and deleted: characters, for text.
+    pub inserted: i64,
+    pub deleted: i64,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub details: sqlx::types::Json<serde_json::Value>,
+}
+
+/// Newest first (by each entry's last event), before `before` (a last position).
+pub async fn list(
+    executor: impl PgExecutor<'_>,
+    document: Uuid,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<HistoryEntry>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT kind, actor, position AS first_position, last_position, first_version, \
+         last_version, edits, inserted, deleted, started_at, ended_at, details \
+         FROM rm_history_entries WHERE document_id = $1 \
+         AND ($2::bigint IS NULL OR last_position < $2) \
+         ORDER BY last_position DESC LIMIT $3",
+    )
+    .bind(document)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// A named version.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+pub struct NamedVersion {
+    pub version_id: Uuid,
+    pub name: String,
+    pub content_version: i64,
+    pub content_position: i64,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+}
+
+const VERSION_COLUMNS: &str =
+    "SELECT version_id, name, content_version, content_position, created_by, created_at \
+     FROM rm_document_versions";
+
+/// A document's named versions, newest content first.
+pub async fn versions(
+    executor: impl PgExecutor<'_>,
+    document: Uuid,
+) -> Result<Vec<NamedVersion>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{VERSION_COLUMNS} WHERE document_id = $1 ORDER BY content_version DESC, position DESC"
+    ))
+    .bind(document)
+    .fetch_all(executor)
+    .await
+}
+
+/// One named version of a document.
+pub async fn named_version(
+    executor: impl PgExecutor<'_>,
+    document: Uuid,
+    version_id: Uuid,
+) -> Result<Option<NamedVersion>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "{VERSION_COLUMNS} WHERE document_id = $1 AND version_id = $2"
+    ))
+    .bind(document)
+    .bind(version_id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Who delivered which Yjs items of a document first.
+#[derive(Debug, Default)]
+pub struct ItemAuthors {
+    by_client: HashMap<u64, Vec<(u32, u32, String)>>,
+}
+
+impl ItemAuthors {
+    /// The actor whose edit brought item `(client, clock)`.
+    pub fn actor(&self, client: u64, clock: u32) -> Option<&str> {
+        let ranges = self.by_client.get(&client)?;
+        let index = ranges.partition_point(|(first, _, _)| *first <= clock);
+        let (first, end, actor) = ranges.get(index.checked_sub(1)?)?;
+        (*first <= clock && clock < *end).then_some(actor.as_str())
+    }
+
+    /// Where the range of `actor` covering `(client, clock)` ends (exclusive).
+    pub fn range_end(&self, client: u64, clock: u32) -> Option<u32> {
+        let ranges = self.by_client.get(&client)?;
+        let index = ranges.partition_point(|(first, _, _)| *first <= clock);
+        ranges.get(index.checked_sub(1)?).map(|(_, end, _)| *end)
+    }
+}
+
+pub async fn item_authors(
+    executor: impl PgExecutor<'_>,
+    document: Uuid,
+) -> Result<ItemAuthors, sqlx::Error> {
+    let rows: Vec<(i64, i64, i64, String)> = sqlx::query_as(
+        "SELECT client_id, first_clock, end_clock, actor FROM rm_history_authors \
+         WHERE document_id = $1 ORDER BY client_id, first_clock",
+    )
+    .bind(document)
+    .fetch_all(executor)
+    .await?;
+    let mut authors = ItemAuthors::default();
+    for (client, first, end, actor) in rows {
+        authors
+            .by_client
+            .entry(client as u64)
+            .or_default()
+            .push((first as u32, end as u32, actor));
+    }
+    Ok(authors)
+}
