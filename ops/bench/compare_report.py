@@ -194,6 +194,11 @@ if os.path.exists(consumers):
     print()
     print(open(consumers).read().rstrip())
 
+history = os.path.join(os.path.dirname(os.path.abspath(__file__)), "HISTORY.md")
+if os.path.exists(history):
+    print()
+    print(open(history).read().rstrip())
+
 changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
 if os.path.exists(changes):
     print()

@@ -606,6 +606,7 @@ pub async fn document_at(
         Point::Time(t) => (0, Some(t)),
         Point::Head => (i64::MAX, None),
     };
+    let started = std::time::Instant::now();
     let snapshot: Option<SnapshotRow> = sqlx::query_as(&snapshot_query)
         .bind(document)
         .bind(bound)
@@ -622,20 +623,30 @@ pub async fn document_at(
             .map_err(|e| corrupt(document, row.version, e))?;
         (version, position, recorded_at) = (row.version, row.position, Some(row.recorded_at));
     }
+    let snapshot_loaded = started.elapsed();
     let stream = StreamId::new(StreamCategory::Content, document).to_string();
     let mut replayed = 0;
     'pages: loop {
+        // A closed range of versions, so the plan is an index range scan whatever the
+        // planner thinks of `stream_version > $2` alone on a long stream.
+        let upto = match point {
+            Point::Version(v) => v.min(version + PAGE),
+            _ => version + PAGE,
+        };
+        if upto <= version {
+            break;
+        }
         let rows: Vec<ContentRow> = sqlx::query_as(
             "SELECT stream_version, position, recorded_at, event_type, schema_version, payload \
-             FROM events WHERE stream_id = $1 AND stream_version > $2 \
-             ORDER BY stream_version LIMIT $3",
+             FROM events WHERE stream_id = $1 AND stream_version > $2 AND stream_version <= $3 \
+             ORDER BY stream_version",
         )
         .bind(&stream)
         .bind(version)
-        .bind(PAGE)
+        .bind(upto)
         .fetch_all(&mut *conn)
         .await?;
-        let full = rows.len() as i64 == PAGE;
+        let full = rows.len() as i64 == upto - version;
         let mut txn = doc.transact_mut();
         for row in rows {
             let beyond = match point {
@@ -667,6 +678,14 @@ pub async fn document_at(
             break;
         }
     }
+    tracing::debug!(
+        document = %document,
+        version,
+        replayed,
+        snapshot_ms = snapshot_loaded.as_secs_f64() * 1e3,
+        total_ms = started.elapsed().as_secs_f64() * 1e3,
+        "document materialised at a point"
+    );
     Ok(AtPoint {
         doc,
         version,

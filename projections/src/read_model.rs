@@ -84,7 +84,9 @@ pub(crate) async fn fold_to(
         return Ok(0);
     }
     let mut folded = 0;
+    let (mut reading, mut applying) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
     loop {
+        let started = std::time::Instant::now();
         let events = EventLog::read_categories(
             &mut *conn,
             model.categories(),
@@ -96,7 +98,10 @@ pub(crate) async fn fold_to(
         let Some(last) = events.last().map(|e| e.position) else {
             break;
         };
+        let read = std::time::Instant::now();
+        reading += read - started;
         model.apply_batch(conn, &events).await?;
+        applying += read.elapsed();
         folded += events.len();
         *checkpoint = last;
         if (events.len() as i64) < PAGE {
@@ -104,5 +109,12 @@ pub(crate) async fn fold_to(
         }
     }
     *checkpoint = target;
+    tracing::debug!(
+        read_model = model.name(),
+        folded,
+        read_ms = reading.as_secs_f64() * 1e3,
+        apply_ms = applying.as_secs_f64() * 1e3,
+        "folded"
+    );
     Ok(folded)
 }

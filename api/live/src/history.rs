@@ -168,58 +168,29 @@ pub fn text_changes(old: &str, new: &str, new_authors: &[Attributed]) -> Vec<Tex
     }
     let chars: Vec<char> = new.chars().collect();
     let old_chars: Vec<char> = old.chars().collect();
-    let line_of = |text: &[char], at: usize| text[..at].iter().filter(|c| **c == '\n').count() + 1;
+    let change = |op, from: &[char], range: std::ops::Range<usize>, authors| TextChange {
+        op,
+        text: from[range.clone()].iter().collect(),
+        line: from[..range.start].iter().filter(|c| **c == '\n').count() + 1,
+        authors,
+    };
     let mut changes = vec![];
     for op in diff.ops() {
-        let mut emit = |op: &'static str, from: &[char], range: std::ops::Range<usize>, authors| {
-            if range.is_empty() {
-                return;
-            }
-            changes.push(TextChange {
-                op,
-                text: from[range.clone()].iter().collect(),
-                line: line_of(from, range.start),
-                authors,
-            });
-        };
-        match *op {
-            DiffOp::Equal { old_index, len, .. } => emit(
-                "equal",
-                &old_chars,
-                old_at[old_index]..old_at[old_index + len],
-                None,
-            ),
-            DiffOp::Delete {
-                old_index, old_len, ..
-            } => emit(
-                "delete",
-                &old_chars,
-                old_at[old_index]..old_at[old_index + old_len],
-                None,
-            ),
-            DiffOp::Insert {
-                new_index, new_len, ..
-            } => {
-                let range = new_at[new_index]..new_at[new_index + new_len];
-                let authors = authors_of(&chars, &runs, range.clone());
-                emit("insert", &chars, range, Some(authors))
-            }
-            DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => {
-                emit(
-                    "delete",
-                    &old_chars,
-                    old_at[old_index]..old_at[old_index + old_len],
-                    None,
-                );
-                let range = new_at[new_index]..new_at[new_index + new_len];
-                let authors = authors_of(&chars, &runs, range.clone());
-                emit("insert", &chars, range, Some(authors))
-            }
+        let (old, new) = (op.old_range(), op.new_range());
+        let (old, new) = (
+            old_at[old.start]..old_at[old.end],
+            new_at[new.start]..new_at[new.end],
+        );
+        if matches!(op, DiffOp::Equal { .. }) {
+            changes.push(change("equal", &old_chars, old, None));
+            continue;
+        }
+        if !old.is_empty() {
+            changes.push(change("delete", &old_chars, old, None));
+        }
+        if !new.is_empty() {
+            let authors = authors_of(&chars, &runs, new.clone());
+            changes.push(change("insert", &chars, new, Some(authors)));
         }
     }
     changes
@@ -397,34 +368,17 @@ fn restore_text(text: &yrs::TextRef, txn: &mut yrs::TransactionMut<'_>, now: &st
     let slice =
         |s: &str, from: usize, len: usize| -> String { s.chars().skip(from).take(len).collect() };
     for op in diff.ops().iter().rev() {
-        match *op {
-            DiffOp::Equal { .. } => {}
-            DiffOp::Delete {
-                old_index, old_len, ..
-            } => {
-                let at = byte_at(now, old_index);
-                let len = byte_at(now, old_index + old_len) - at;
-                text.remove_range(txn, at as u32, len as u32);
-            }
-            DiffOp::Insert {
-                old_index,
-                new_index,
-                new_len,
-            } => {
-                let at = byte_at(now, old_index);
-                text.insert(txn, at as u32, &slice(wanted, new_index, new_len));
-            }
-            DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => {
-                let at = byte_at(now, old_index);
-                let len = byte_at(now, old_index + old_len) - at;
-                text.remove_range(txn, at as u32, len as u32);
-                text.insert(txn, at as u32, &slice(wanted, new_index, new_len));
-            }
+        if matches!(op, DiffOp::Equal { .. }) {
+            continue;
+        }
+        let (old, new) = (op.old_range(), op.new_range());
+        let at = byte_at(now, old.start);
+        if !old.is_empty() {
+            let len = byte_at(now, old.end) - at;
+            text.remove_range(txn, at as u32, len as u32);
+        }
+        if !new.is_empty() {
+            text.insert(txn, at as u32, &slice(wanted, new.start, new.len()));
         }
     }
 }
@@ -585,5 +539,111 @@ mod tests {
         assert!(changes
             .iter()
             .any(|c| c.op == "delete" && c.text == "there"));
+    }
+}
+
+/// Timing of the pieces of materialising a point (run by hand:
+/// `cargo test --release -p collab-live --lib materialising_costs -- --ignored --nocapture`).
+#[cfg(test)]
+mod costs {
+    use std::time::Instant;
+
+    use yrs::updates::decoder::Decode;
+    use yrs::{Doc, GetString, ReadTxn, StateVector, Text, Transact, Update};
+
+    #[test]
+    #[ignore = "a measurement, not a check"]
+    fn materialising_costs() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../../shared/traces/automerge-paper.json.gz"
+        );
+        let file = std::fs::File::open(path).expect("the trace is there");
+        let trace: serde_json::Value =
+            serde_json::from_reader(flate2_reader(file)).expect("the trace is JSON");
+        let doc = Doc::with_client_id(7);
+        let text = doc.get_or_insert_text("text");
+        let mut updates = vec![];
+        for txn in trace["txns"].as_array().unwrap() {
+            let mut t = doc.transact_mut();
+            for patch in txn["patches"].as_array().unwrap() {
+                let (at, del, ins) = (
+                    patch[0].as_u64().unwrap() as u32,
+                    patch[1].as_u64().unwrap() as u32,
+                    patch[2].as_str().unwrap(),
+                );
+                if del > 0 {
+                    text.remove_range(&mut t, at, del);
+                }
+                if !ins.is_empty() {
+                    text.insert(&mut t, at, ins);
+                }
+            }
+            updates.push(t.encode_update_v1());
+        }
+        let v1 = doc
+            .transact()
+            .encode_state_as_update_v1(&StateVector::default());
+        let v2 = doc
+            .transact()
+            .encode_state_as_update_v2(&StateVector::default());
+        println!("state v1 {} bytes, v2 {} bytes", v1.len(), v2.len());
+        for _ in 0..3 {
+            let started = Instant::now();
+            let update = Update::decode_v1(&v1).unwrap();
+            let decoded = started.elapsed();
+            let fresh = Doc::new();
+            fresh.transact_mut().apply_update(update).unwrap();
+            let applied = started.elapsed();
+            let s = fresh
+                .get_or_insert_text("text")
+                .get_string(&fresh.transact());
+            println!(
+                "v1: decode {decoded:?}, + apply {applied:?}, + text {:?} ({} chars)",
+                started.elapsed(),
+                s.len()
+            );
+            let started = Instant::now();
+            let fresh = Doc::new();
+            fresh
+                .transact_mut()
+                .apply_update(Update::decode_v2(&v2).unwrap())
+                .unwrap();
+            println!("v2: decode + apply {:?}", started.elapsed());
+        }
+        let started = Instant::now();
+        let fresh = Doc::new();
+        {
+            let mut t = fresh.transact_mut();
+            for u in &updates[..500] {
+                t.apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            }
+        }
+        println!("500 updates in one transaction: {:?}", started.elapsed());
+        let started = Instant::now();
+        let fresh = Doc::new();
+        for u in &updates[..20000] {
+            let mut t = fresh.transact_mut();
+            t.apply_update(Update::decode_v1(u).unwrap()).unwrap();
+            let _ = t.insert_set().len() + t.delete_set().len();
+        }
+        println!(
+            "20,000 updates, one transaction each: {:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        for _ in 0..100 {
+            let _ = doc
+                .transact()
+                .encode_state_as_update_v1(&StateVector::default());
+        }
+        println!(
+            "encoding the final state: {:?} each",
+            started.elapsed() / 100
+        );
+    }
+
+    fn flate2_reader(file: std::fs::File) -> impl std::io::Read {
+        flate2::read::GzDecoder::new(file)
     }
 }

@@ -180,8 +180,9 @@ struct SnapshotRow {
 }
 
 /// The document's content as of content-stream version `at` (`None`: the newest): the
-/// newest snapshot at or below it plus the content events after it, up to `at`. Rooms
-/// load through it; so can any reader of a past version.
+/// newest room snapshot at or below it plus the content events after it, up to `at`. Rooms
+/// load through it. (Past points are read with `collab_projections::history::document_at`,
+/// which starts from the nearest of every history snapshot, not only the newest.)
 #[instrument(skip(deps), fields(document.id = %document))]
 pub async fn load_state(
     deps: &RoomDeps,

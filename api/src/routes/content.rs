@@ -200,6 +200,32 @@ async fn post_update(
             json!({ "document_id": guard.room.document_id, "version": version }),
         ));
     }
+    let (version, position) = submit_edit(
+        &state,
+        &guard,
+        &principal,
+        &meta,
+        (0, body.to_vec()),
+        EditOrigin::Http,
+    )
+    .await?;
+    Ok(command_response(
+        StatusCode::OK,
+        position,
+        json!({ "document_id": guard.room.document_id, "version": version }),
+    ))
+}
+
+/// Appends one update to the room's document like any edit (the room applies it and
+/// sends it to its sessions once durable) and waits for it to land: (version, position).
+pub(crate) async fn submit_edit(
+    state: &AppState,
+    guard: &RoomGuard,
+    principal: &Principal,
+    meta: &RequestMeta,
+    (client_id, update): (u64, Vec<u8>),
+    origin: EditOrigin,
+) -> Result<(i64, i64), ApiError> {
     let (done, landed) = oneshot::channel();
     state
         .live
@@ -208,23 +234,18 @@ async fn post_update(
             room: guard.room.clone(),
             actor: principal.actor(),
             correlation_id: meta.correlation_id,
-            client_id: 0,
-            update: body.to_vec(),
-            origin: EditOrigin::Http,
+            client_id,
+            update,
+            origin,
             sender: None,
             done: Some(done),
         })
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let (version, position) = landed
+    landed
         .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("edit was dropped")))?
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    Ok(command_response(
-        StatusCode::OK,
-        position,
-        json!({ "document_id": guard.room.document_id, "version": version }),
-    ))
+        .map_err(|_| ApiError::internal(anyhow::anyhow!("the edit was dropped")))?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
 }
 
 async fn get_presence(

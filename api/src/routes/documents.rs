@@ -6,8 +6,6 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
 use collab_domain::{
@@ -17,7 +15,7 @@ use collab_projections::documents::{self as read_model, ArchivedFilter, Document
 use collab_projections::workspaces::role_of;
 use serde::{Deserialize, Serialize};
 
-use super::{command_response, path_id};
+use super::{command_response, decode_cursor, encode_cursor, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -61,22 +59,6 @@ struct DocumentPage {
     next_cursor: Option<String>,
 }
 
-fn encode_cursor(position: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("p{position}"))
-}
-
-fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix('p')?.parse().ok())
-        .ok_or_else(|| ApiError::InvalidParameter {
-            name: "cursor",
-            reason: "is not a cursor this API returned".into(),
-        })
-}
-
 async fn list_documents(
     State(state): State<AppState>,
     principal: Principal,
@@ -107,7 +89,11 @@ async fn list_documents(
             })
         }
     };
-    let before = params.cursor.as_deref().map(decode_cursor).transpose()?;
+    let before = params
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor('p', c))
+        .transpose()?;
     state.reach(meta.min_position).await?;
     let mut reader = state.reader(&principal).await?;
     // A service account with a documents scope sees all of its workspace's documents.
@@ -134,7 +120,9 @@ async fn list_documents(
     .await?;
     let next_cursor = if documents.len() as i64 > limit {
         documents.truncate(limit as usize);
-        documents.last().map(|d| encode_cursor(d.created_position))
+        documents
+            .last()
+            .map(|d| encode_cursor('p', d.created_position))
     } else {
         None
     };

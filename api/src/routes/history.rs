@@ -9,25 +9,21 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, Utc};
 use collab_domain::content::EditOrigin;
 use collab_domain::document::DocumentCommand;
 use collab_domain::{DocumentId, VersionName};
 use collab_domain::{StreamCategory, StreamId};
-use collab_live::appender::EditRequest;
 use collab_live::history::{self as past, Attributed, RootKind};
 use collab_projections::history::{self as read_model, AtPoint, Point};
 use collab_store::EventLog;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 use yrs::{ReadTxn, StateVector, Transact};
 
-use super::content::open_room;
-use super::{command_response, path_id};
+use super::content::{open_room, submit_edit};
+use super::{command_response, decode_cursor, encode_cursor, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -199,22 +195,6 @@ async fn authorized(
 const DEFAULT_PAGE: i64 = 50;
 const MAX_PAGE: i64 = 200;
 
-fn encode_cursor(position: i64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("h{position}"))
-}
-
-fn decode_cursor(raw: &str) -> Result<i64, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(raw)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.strip_prefix('h')?.parse().ok())
-        .ok_or_else(|| ApiError::InvalidParameter {
-            name: "cursor",
-            reason: "is not a cursor this API returned".into(),
-        })
-}
-
 #[derive(Serialize)]
 struct HistoryPage {
     entries: Vec<read_model::HistoryEntry>,
@@ -243,7 +223,10 @@ async fn list_history(
                 reason: format!("must be an integer from 1 to {MAX_PAGE}"),
             })?,
     };
-    let before = params.get("cursor").map(|c| decode_cursor(c)).transpose()?;
+    let before = params
+        .get("cursor")
+        .map(|c| decode_cursor('h', c))
+        .transpose()?;
     let (document, _) = authorized(&state, &principal, &meta, &document).await?;
     state
         .reach_with(meta.min_position, read_model::NAME)
@@ -252,7 +235,7 @@ async fn list_history(
     let mut entries = read_model::list(&mut *reader, document.as_uuid(), before, limit + 1).await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
-        entries.last().map(|e| encode_cursor(e.last_position))
+        entries.last().map(|e| encode_cursor('h', e.last_position))
     } else {
         None
     };
@@ -452,26 +435,15 @@ async fn restore(
             json!({ "document_id": document, "version": version, "restored_from": from_version, "changed": false }),
         ));
     }
-    let (done, landed) = oneshot::channel();
-    state
-        .live
-        .appender
-        .submit(EditRequest {
-            room: guard.room.clone(),
-            actor: principal.actor(),
-            correlation_id: meta.correlation_id,
-            client_id,
-            update,
-            origin: EditOrigin::Restore { from_version },
-            sender: None,
-            done: Some(done),
-        })
-        .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
-    let (version, position) = landed
-        .await
-        .map_err(|_| ApiError::internal(anyhow::anyhow!("the restore was dropped")))?
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let (version, position) = submit_edit(
+        &state,
+        &guard,
+        &principal,
+        &meta,
+        (client_id, update),
+        EditOrigin::Restore { from_version },
+    )
+    .await?;
     Ok(command_response(
         StatusCode::OK,
         position,

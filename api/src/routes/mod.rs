@@ -92,6 +92,27 @@ where
         .await?)
 }
 
+/// An opaque page cursor for a position: `tag` keeps one listing's cursors from being
+/// accepted by another.
+pub(crate) fn encode_cursor(tag: char, position: i64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}{position}"))
+}
+
+/// The position of a cursor [`encode_cursor`] made with `tag`; anything else is a 400.
+pub(crate) fn decode_cursor(tag: char, raw: &str) -> Result<i64, ApiError> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .and_then(|text| text.strip_prefix(tag)?.parse().ok())
+        .ok_or_else(|| ApiError::InvalidParameter {
+            name: "cursor",
+            reason: "is not a cursor this API returned".into(),
+        })
+}
+
 /// Parses an id from the path, with a 400 that names it.
 pub fn path_id<T>(
     name: &'static str,

@@ -21,6 +21,7 @@ use clap::{Parser, Subcommand};
 
 mod append;
 mod durability;
+mod points;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -130,6 +131,22 @@ enum Scenario {
         prefix: String,
         #[arg(long, env = "COLLAB_NATS_URL", default_value = "nats://127.0.0.1:4222")]
         nats_url: String,
+    },
+    /// The document at `count` random points of its history (`content?at_version=`), one
+    /// request after another: p50/p90/p99.
+    Points {
+        /// The HTTP API base, e.g. http://127.0.0.1:7700.
+        #[arg(long)]
+        http: String,
+        #[arg(long)]
+        doc: String,
+        /// A bearer token that can read the document.
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        #[arg(long, default_value_t = 13)]
+        seed: u64,
     },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
@@ -732,6 +749,13 @@ async fn main() {
             .await
         }
         Scenario::ColdLoad { doc, repeat, root } => cold_load(&cli, doc, *repeat, root).await,
+        Scenario::Points {
+            http,
+            doc,
+            token,
+            count,
+            seed,
+        } => points::run(http, token, doc, *count, *seed).await,
         Scenario::Idle {
             docs,
             connections,
