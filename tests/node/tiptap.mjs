@@ -1,7 +1,8 @@
 // TipTap's own view of a document, for the export tests: builds the Yjs document that
 // @tiptap/extension-collaboration (y-prosemirror, fragment `default`) would hold for a
 // ProseMirror JSON document, renders TipTap's HTML for it (`generateHTML`), and compares
-// HTML and Markdown with ours after normalising both (CommonMark via commonmark.js).
+// HTML and Markdown with ours after normalising both (Markdown read by markdown-it:
+// CommonMark with GitHub's tables and strikethrough).
 // One JSON command on stdin, one JSON answer on stdout.
 import * as Y from 'yjs'
 import { getSchema } from '@tiptap/core'
@@ -12,7 +13,7 @@ import Image from '@tiptap/extension-image'
 import { Table, TableRow, TableHeader, TableCell } from '@tiptap/extension-table'
 import { Node } from '@tiptap/pm/model'
 import { prosemirrorToYXmlFragment } from 'y-prosemirror'
-import * as commonmark from 'commonmark'
+import MarkdownIt from 'markdown-it'
 import { Window } from 'happy-dom'
 
 export const extensions = [
@@ -29,20 +30,49 @@ export const extensions = [
 const schema = getSchema(extensions)
 
 // What a reader sees, whatever the markup: block structure, marks, links, images,
-// checkboxes and text; presentational attributes and wrappers dropped. A paragraph that is
-// the only content of a list item or table cell is unwrapped (CommonMark's tight lists
-// have none), whitespace between blocks ignored.
+// checkboxes and text; presentational attributes and wrappers dropped. A paragraph in a
+// list item or table cell is unwrapped (CommonMark's tight lists have none), empty
+// paragraphs and whitespace between blocks are ignored, whitespace runs in text collapse,
+// adjacent elements of one kind merge (<b>a</b><b>b</b> is <b>ab</b>), a link without a
+// URL is its text.
 const KEEP = {
   a: ['href'], img: ['src', 'alt', 'title'], ol: ['start'], input: ['checked'],
   th: [], td: [], code: ['class']
 }
-const BLOCKS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'pre', 'hr', 'table', 'thead', 'tbody', 'tr', 'th', 'td', 'div', 'label'])
-const SKIP = new Set(['colgroup', 'col', 'span'])
+const BLOCKS = new Set(['p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'ul', 'ol', 'li', 'blockquote', 'pre', 'table', 'tr', 'th', 'td', 'div', 'label'])
+const UNWRAP = new Set(['colgroup', 'col', 'span', 'div', 'label', 'thead', 'tbody', 'body', 'html'])
+const isBlock = (c) => typeof c !== 'string' && (BLOCKS.has(c.tag) || c.tag === 'br' || c.tag === 'hr')
+
+function tidy (tag, children) {
+  // Adjacent text merges; adjacent equal elements merge.
+  const merged = []
+  for (const c of children) {
+    const last = merged[merged.length - 1]
+    if (typeof c === 'string' && typeof last === 'string') merged[merged.length - 1] = last + c
+    else if (typeof c !== 'string' && typeof last === 'object' && last.tag === c.tag && !BLOCKS.has(c.tag) &&
+      c.tag !== 'br' && c.tag !== 'img' && c.tag !== 'input' && JSON.stringify(last.attrs) === JSON.stringify(c.attrs)) {
+      merged[merged.length - 1] = { ...last, children: tidy(c.tag, [...last.children, ...c.children]) }
+    } else merged.push(c)
+  }
+  if (tag === 'pre' || tag === 'code') return merged
+  // Whitespace: collapsed, trimmed at the edges of blocks and next to block children.
+  const out = []
+  merged.forEach((c, i) => {
+    if (typeof c !== 'string') return out.push(c)
+    let t = c.replace(/\s+/g, ' ')
+    const blockish = BLOCKS.has(tag) || tag === '#'
+    if (blockish && (i === 0 || isBlock(merged[i - 1]))) t = t.replace(/^ /, '')
+    if (blockish && (i === merged.length - 1 || isBlock(merged[i + 1]))) t = t.replace(/ $/, '')
+    if (t !== '') out.push(t)
+  })
+  return out
+}
 
 function normalise (html) {
+  const body = html.includes('<body>') ? html.slice(html.indexOf('<body>') + 6, html.lastIndexOf('</body>')) : html
   const window = new Window()
   const root = window.document.createElement('div')
-  root.innerHTML = html
+  root.innerHTML = body
   const walk = (node) => {
     if (node.nodeType === 3) return node.textContent
     if (node.nodeType !== 1) return ''
@@ -51,28 +81,36 @@ function normalise (html) {
     if (tag === 'i') tag = 'em'
     if (tag === 'del' || tag === 'strike') tag = 's'
     let children = [...node.childNodes].map(walk).filter((c) => c !== '')
-    // Whitespace-only text between blocks is formatting.
-    if (BLOCKS.has(tag) && tag !== 'pre') children = children.filter((c) => typeof c !== 'string' || c.trim() !== '')
-    if (SKIP.has(tag) || tag === 'div' || tag === 'label' || tag === 'thead' || tag === 'tbody') return children.length === 1 ? children[0] : { tag: '#', children }
-    if ((tag === 'li' || tag === 'td' || tag === 'th') && children.length >= 1) {
-      children = children.flatMap((c) => (c.tag === 'p' ? c.children : c.tag === '#' ? c.children : [c]))
-    }
     children = children.flatMap((c) => (c.tag === '#' ? c.children : [c]))
+    if (UNWRAP.has(tag)) return { tag: '#', children }
+    if (tag === 'li' || tag === 'td' || tag === 'th') {
+      children = children.flatMap((c) => (c.tag === 'p' ? c.children : [c]))
+    }
+    if (tag === 'pre' && children.length === 1 && children[0].tag === 'code') {
+      const code = children[0]
+      code.children = code.children.map((t) => (typeof t === 'string' ? t.replace(/\n$/, '') : t))
+    }
     const attrs = {}
     for (const name of KEEP[tag] ?? []) {
-      if (node.hasAttribute(name)) attrs[name] = name === 'checked' ? true : node.getAttribute(name)
+      if (node.hasAttribute(name) && node.getAttribute(name) !== '') attrs[name] = name === 'checked' ? true : node.getAttribute(name)
     }
     if (tag === 'ol' && attrs.start === '1') delete attrs.start
-    // Adjacent text merges.
-    const merged = []
-    for (const c of children) {
-      if (typeof c === 'string' && typeof merged[merged.length - 1] === 'string') merged[merged.length - 1] += c
-      else merged.push(c)
-    }
-    return { tag, attrs, children: merged }
+    if (tag === 'a' && !attrs.href) return { tag: '#', children }
+    children = tidy(tag, children)
+    if (tag === 'p' && children.length === 0) return ''
+    return { tag, attrs, children }
   }
-  const out = walk(root)
-  return out.children ?? [out]
+  const top = walk(root)
+  return tidy('#', top.children ?? [top])
+}
+
+// Markdown has no checkbox: GitHub's "[x] " is text to a CommonMark reader.
+function checkboxesAsText (nodes) {
+  return nodes.map((n) => {
+    if (typeof n === 'string' || n.tag === 'pre') return n
+    if (n.tag === 'input') return n.attrs.checked ? '[x] ' : '[ ] '
+    return { ...n, children: tidy(n.tag, checkboxesAsText(n.children)) }
+  })
 }
 
 const reply = (value) => process.stdout.write(JSON.stringify(value) + '\n')
@@ -92,14 +130,14 @@ try {
   } else if (command.op === 'compare') {
     const theirs = normalise(command.tiptap_html)
     const ours = normalise(command.our_html)
-    const reader = new commonmark.Parser()
-    const writer = new commonmark.HtmlRenderer()
-    const fromMarkdown = normalise(writer.render(reader.parse(command.our_markdown)))
+    const fromMarkdown = normalise(new MarkdownIt().render(command.our_markdown))
+    const theirsAsMarkdown = tidy('#', checkboxesAsText(theirs))
     reply({
       ok: true,
       html_equal: JSON.stringify(theirs) === JSON.stringify(ours),
-      markdown_equal: JSON.stringify(theirs) === JSON.stringify(fromMarkdown),
+      markdown_equal: JSON.stringify(theirsAsMarkdown) === JSON.stringify(fromMarkdown),
       tiptap: theirs,
+      tiptap_as_markdown: theirsAsMarkdown,
       ours,
       markdown: fromMarkdown
     })

@@ -18,6 +18,7 @@ pub mod admission;
 pub mod appender;
 pub mod blob_store;
 pub mod content;
+pub mod export;
 pub mod fanout;
 pub mod history;
 pub mod presence;

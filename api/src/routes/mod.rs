@@ -20,6 +20,7 @@ pub mod audit;
 pub mod content;
 pub mod documents;
 pub mod events;
+pub mod export;
 pub mod health;
 pub mod history;
 pub mod members;
@@ -36,6 +37,7 @@ pub fn router(state: AppState) -> Router {
         .merge(documents::router())
         .merge(content::router())
         .merge(history::router())
+        .merge(export::router())
         .merge(events::router())
         .merge(audit::router())
         .merge(permissions::router())

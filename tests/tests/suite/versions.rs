@@ -867,3 +867,305 @@ async fn bad_points_and_bodies_are_refused_and_change_nothing() {
         .await;
     assert_eq!(content.body, "");
 }
+
+/// Runs tests/node/tiptap.mjs with one command; its JSON answer.
+async fn tiptap(command: Value) -> Value {
+    use tokio::io::AsyncWriteExt;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+    let mut child = tokio::process::Command::new("node")
+        .arg("tiptap.mjs")
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(command.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("the TipTap helper answers")
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&output.stdout).expect("one JSON answer");
+    assert_eq!(answer["ok"], true, "{}", answer["error"]);
+    answer
+}
+
+fn text(t: &str) -> Value {
+    json!({"type": "text", "text": t})
+}
+
+fn marked(t: &str, marks: Value) -> Value {
+    json!({"type": "text", "text": t, "marks": marks})
+}
+
+fn block(kind: &str, content: Vec<Value>) -> Value {
+    json!({"type": kind, "content": content})
+}
+
+/// Every node and mark the export promises, as TipTap's JSON.
+fn rich_document() -> Value {
+    let li = |t: &str| block("listItem", vec![block("paragraph", vec![text(t)])]);
+    json!({"type": "doc", "content": [
+        {"type": "heading", "attrs": {"level": 1}, "content": [text("Release notes")]},
+        {"type": "heading", "attrs": {"level": 3}, "content": [text("Small # heading")]},
+        block("paragraph", vec![
+            text("Plain, "), marked("bold", json!([{"type": "bold"}])), text(", "),
+            marked("italic", json!([{"type": "italic"}])), text(", "),
+            marked("gone", json!([{"type": "strike"}])), text(", "),
+            marked("x < y && `z`", json!([{"type": "code"}])), text(" and "),
+            marked("a link", json!([{"type": "link", "attrs": {"href": "https://example.com/a?b=1&c=2"}}])),
+            json!({"type": "hardBreak"}),
+            text("after a break <script>alert(1)</script> * not emphasis * [not a link](x) 1. not a list"),
+        ]),
+        block("paragraph", vec![
+            marked("bold ", json!([{"type": "bold"}])),
+            marked("both", json!([{"type": "bold"}, {"type": "italic"}])),
+            text(" then "),
+            marked("linked bold", json!([{"type": "link", "attrs": {"href": "/docs/page"}}, {"type": "bold"}])),
+        ]),
+        block("bulletList", vec![
+            block("listItem", vec![
+                block("paragraph", vec![text("one")]),
+                block("bulletList", vec![li("nested"), li("nested too")]),
+            ]),
+            li("two"),
+        ]),
+        {"type": "orderedList", "attrs": {"start": 3}, "content": [li("third"), li("fourth")]},
+        block("taskList", vec![
+            json!({"type": "taskItem", "attrs": {"checked": true}, "content": [block("paragraph", vec![text("done")])]}),
+            json!({"type": "taskItem", "attrs": {"checked": false}, "content": [
+                block("paragraph", vec![text("todo")]),
+                block("taskList", vec![json!({"type": "taskItem", "attrs": {"checked": true}, "content": [block("paragraph", vec![text("sub-task")])]})]),
+            ]}),
+        ]),
+        block("blockquote", vec![block("paragraph", vec![text("quoted")]), block("paragraph", vec![text("twice")])]),
+        {"type": "codeBlock", "attrs": {"language": "rust"}, "content": [text("fn main() {\n    println!(\"<hi> ```\");\n}")]},
+        {"type": "horizontalRule"},
+        block("paragraph", vec![json!({"type": "image", "attrs": {"src": "https://example.com/cat.png", "alt": "a cat", "title": "Cat"}})]),
+        block("table", vec![
+            block("tableRow", vec![
+                block("tableHeader", vec![block("paragraph", vec![text("Name")])]),
+                block("tableHeader", vec![block("paragraph", vec![text("Value")])]),
+            ]),
+            block("tableRow", vec![
+                block("tableCell", vec![block("paragraph", vec![text("a | b")])]),
+                block("tableCell", vec![block("paragraph", vec![marked("1", json!([{"type": "bold"}]))])]),
+            ]),
+        ]),
+        block("paragraph", vec![marked("evil", json!([{"type": "link", "attrs": {"href": "javascript:alert(1)"}}]))]),
+    ]})
+}
+
+async fn export(app: &TestApp, path: &str, user: &str) -> (u16, String, String) {
+    let response = app
+        .http
+        .get(app.url(path))
+        .bearer_auth(TestApp::token(user))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let disposition = response
+        .headers()
+        .get("content-disposition")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (status, disposition, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn tiptap_documents_export_to_the_html_and_markdown_tiptap_itself_renders() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let doc = app
+        .create_document(&ws, "alice", "Release notes: Q1/Q2")
+        .await;
+    let built = tiptap(json!({"op": "build", "doc": rich_document()})).await;
+    use base64::Engine;
+    let update = base64::engine::general_purpose::STANDARD
+        .decode(built["update"].as_str().unwrap())
+        .unwrap();
+    post_update(&app, &doc, "alice", update).await;
+
+    let (status, disposition, html) = export(
+        &app,
+        &format!("/v1/documents/{doc}/export?format=html"),
+        "alice",
+    )
+    .await;
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(
+        disposition,
+        "attachment; filename=\"Release notes_ Q1_Q2.html\"; filename*=UTF-8''Release%20notes_%20Q1_Q2.html"
+    );
+    assert!(
+        !html.contains("<script") && !html.contains("javascript:"),
+        "{html}"
+    );
+    let (_, _, markdown) = export(&app, &format!("/v1/documents/{doc}/export"), "alice").await;
+    let compared = tiptap(json!({
+        "op": "compare",
+        "tiptap_html": built["html"],
+        "our_html": html,
+        "our_markdown": markdown,
+    }))
+    .await;
+    assert_eq!(
+        compared["html_equal"], true,
+        "HTML differs from TipTap's:\nours   {}\ntiptap {}",
+        compared["ours"], compared["tiptap"]
+    );
+    assert_eq!(
+        compared["markdown_equal"], true,
+        "Markdown reads differently:\n{markdown}\nread  {}\ntiptap {}",
+        compared["markdown"], compared["tiptap_as_markdown"]
+    );
+
+    let (_, _, plain) = export(
+        &app,
+        &format!("/v1/documents/{doc}/export?format=txt"),
+        "alice",
+    )
+    .await;
+    assert!(
+        plain.starts_with("Release notes\n\nSmall # heading\n\nPlain, bold"),
+        "{plain}"
+    );
+    assert!(
+        plain.contains("[x] done") && plain.contains("3. third"),
+        "{plain}"
+    );
+    let (_, _, prosemirror) = export(
+        &app,
+        &format!("/v1/documents/{doc}/export?format=json"),
+        "alice",
+    )
+    .await;
+    let prosemirror: Value = serde_json::from_str(&prosemirror).unwrap();
+    assert_eq!(prosemirror["type"], "doc");
+    assert_eq!(
+        prosemirror["content"][0],
+        json!({"type": "heading", "attrs": {"level": 1}, "content": [text("Release notes")]})
+    );
+    // Any point of history exports too; version 0 is empty.
+    let (status, _, empty) = export(
+        &app,
+        &format!("/v1/documents/{doc}/export?format=md&at_version=0"),
+        "alice",
+    )
+    .await;
+    assert_eq!((status, empty.trim()), (200, ""));
+    // A plain Y.Text document exports its text (Markdown as is).
+    let notes = app.create_document(&ws, "alice", "Notes").await;
+    let (update, _) = update_inserting(9, 0, "# Title\n\n*as typed*", &[]);
+    post_update(&app, &notes, "alice", update).await;
+    let (_, disposition, md) = export(
+        &app,
+        &format!("/v1/documents/{notes}/export?format=md"),
+        "alice",
+    )
+    .await;
+    assert_eq!(md, "# Title\n\n*as typed*");
+    assert!(disposition.contains("filename=\"Notes.md\""));
+    let (_, _, html) = export(
+        &app,
+        &format!("/v1/documents/{notes}/export?format=html"),
+        "alice",
+    )
+    .await;
+    assert!(html.contains("<p># Title</p><p>*as typed*</p>"), "{html}");
+
+    // Bad input, and someone else's document.
+    for (path, status) in [
+        (format!("/v1/documents/{doc}/export?format=pdf"), 400),
+        (
+            format!("/v1/documents/{doc}/export?root=nothing&format=md&x=1"),
+            400,
+        ),
+        (format!("/v1/documents/{doc}/export?at_version=99"), 400),
+    ] {
+        assert_eq!(export(&app, &path, "alice").await.0, status, "{path}");
+    }
+    app.create_workspace("mallory", "Evil").await;
+    assert_eq!(
+        export(&app, &format!("/v1/documents/{doc}/export"), "mallory")
+            .await
+            .0,
+        404
+    );
+}
+
+#[tokio::test]
+async fn a_workspace_exports_as_a_zip_in_its_folders() {
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    app.add_member(&ws, "alice", "bob", "member").await;
+    let top = app.create_document(&ws, "alice", "Overview").await;
+    let nested = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "alice",
+            json!({"title": "Q1 plan", "folder": "/plans/2027"}),
+        )
+        .await;
+    assert_eq!(nested.status, 201);
+    let nested = nested.body["id"].as_str().unwrap().to_owned();
+    let twin = app.create_document(&ws, "alice", "Overview").await;
+    for (document, words) in [
+        (&top, "top level"),
+        (&nested, "in a folder"),
+        (&twin, "same title"),
+    ] {
+        let built = tiptap(json!({"op": "build", "doc": {"type": "doc", "content": [block("paragraph", vec![text(words)])]}})).await;
+        use base64::Engine;
+        let update = base64::engine::general_purpose::STANDARD
+            .decode(built["update"].as_str().unwrap())
+            .unwrap();
+        post_update(&app, document, "alice", update).await;
+    }
+    let response = app
+        .http
+        .get(app.url(&format!("/v1/workspaces/{ws}/export?format=md")))
+        .bearer_auth(TestApp::token("bob"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let bytes = response.bytes().await.unwrap();
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).unwrap();
+    let mut files = std::collections::BTreeMap::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut file, &mut body).unwrap();
+        files.insert(file.name().to_owned(), body);
+    }
+    let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        vec!["Overview (2).md", "Overview.md", "plans/2027/Q1 plan.md"]
+    );
+    assert_eq!(files["plans/2027/Q1 plan.md"], "in a folder\n");
+    assert!(
+        files.values().any(|b| b == "top level\n") && files.values().any(|b| b == "same title\n")
+    );
+    // Outsiders get nothing; formats other than md and html are refused.
+    let outsider = export(&app, &format!("/v1/workspaces/{ws}/export"), "mallory").await;
+    assert_eq!(outsider.0, 404);
+    assert_eq!(
+        export(
+            &app,
+            &format!("/v1/workspaces/{ws}/export?format=json"),
+            "alice"
+        )
+        .await
+        .0,
+        400
+    );
+}
