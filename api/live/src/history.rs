@@ -42,40 +42,80 @@ pub fn root_kinds(doc: &Doc) -> Vec<(String, RootKind)> {
 }
 
 /// A run of visible text made by one Yjs item: its client and the clock of its first
-/// character (later characters follow on, one clock per UTF-16 unit).
+/// character (later characters follow on, one clock per UTF-16 unit); `None` for the line
+/// break this reader puts between the text nodes of an XML fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemText {
     pub text: String,
-    pub client: u64,
-    pub clock: u32,
+    pub id: Option<(u64, u32)>,
 }
 
-/// The visible text of text root `root`, item by item, in document order. Embedded
-/// (non-text) content is left out.
-pub fn text_items(doc: &Doc, root: &str) -> Vec<ItemText> {
-    let text = doc.get_or_insert_text(root);
-    let mut txn = doc.transact_mut();
+/// The visible text items of one text type, in order (against an empty snapshot every
+/// visible item comes back "added", as a chunk of its own, with its id).
+fn items_of<T: Text>(text: &T, txn: &mut yrs::TransactionMut<'_>) -> Vec<ItemText> {
     let now = txn.snapshot();
-    // Against an empty snapshot every visible item is "added", one chunk per item.
-    let chunks = text.diff_range(
-        &mut txn,
+    text.diff_range(
+        txn,
         Some(&now),
         Some(&Snapshot::default()),
         YChange::identity,
-    );
-    chunks
-        .into_iter()
-        .filter_map(|chunk| match (chunk.insert, chunk.ychange) {
-            (Out::Any(Any::String(s)), Some(change)) if change.kind == ChangeKind::Added => {
-                Some(ItemText {
-                    text: s.to_string(),
-                    client: change.id.client.get(),
-                    clock: change.id.clock,
-                })
-            }
-            _ => None,
-        })
-        .collect()
+    )
+    .into_iter()
+    .filter_map(|chunk| match (chunk.insert, chunk.ychange) {
+        (Out::Any(Any::String(s)), Some(change)) if change.kind == ChangeKind::Added => {
+            Some(ItemText {
+                text: s.to_string(),
+                id: Some((change.id.client.get(), change.id.clock)),
+            })
+        }
+        _ => None,
+    })
+    .collect()
+}
+
+/// The visible text of root `root`, item by item, in document order: a text root's text,
+/// or an XML fragment's text nodes (a TipTap document's paragraphs, headings, list items,
+/// cells...) one per line. Embedded (non-text) content is left out.
+pub fn text_items(doc: &Doc, root: &str) -> Vec<ItemText> {
+    let kind = {
+        let txn = doc.transact();
+        txn.root_refs()
+            .find(|(name, _)| *name == root)
+            .map(|(_, out)| root_kind(&out, &txn))
+    };
+    if kind != Some(RootKind::Xml) {
+        let text = doc.get_or_insert_text(root);
+        let mut txn = doc.transact_mut();
+        return items_of(&text, &mut txn);
+    }
+    let fragment = doc.get_or_insert_xml_fragment(root);
+    let texts: Vec<yrs::XmlTextRef> = {
+        let txn = doc.transact();
+        fragment
+            .successors(&txn)
+            .filter_map(|node| match node {
+                yrs::XmlOut::Text(text) => Some(text),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut txn = doc.transact_mut();
+    let mut items = vec![];
+    for (i, text) in texts.iter().enumerate() {
+        if i > 0 {
+            items.push(ItemText {
+                text: "\n".into(),
+                id: None,
+            });
+        }
+        items.extend(items_of(text, &mut txn));
+    }
+    items
+}
+
+/// The text blame and diff read: the items' text, concatenated.
+pub fn plain_text(items: &[ItemText]) -> String {
+    items.iter().map(|i| i.text.as_str()).collect()
 }
 
 /// Text attributed to whoever made it.
@@ -103,11 +143,14 @@ pub fn attribute(
         }),
     };
     for item in items {
-        let mut clock = item.clock;
+        let Some((client, mut clock)) = item.id else {
+            push(&item.text, None);
+            continue;
+        };
         let mut rest = item.text.as_str();
         while !rest.is_empty() {
-            let actor = actor_at(item.client, clock);
-            let end = range_end(item.client, clock).filter(|end| *end > clock);
+            let actor = actor_at(client, clock);
+            let end = range_end(client, clock).filter(|end| *end > clock);
             // Characters up to the end of this author's range (all, without one).
             let mut take = rest.len();
             if let Some(end) = end {
@@ -429,7 +472,7 @@ mod tests {
         let items = text_items(&now, "t");
         assert!(items
             .iter()
-            .any(|i| i.client == 1 && i.text.contains("quick brown fox")));
+            .any(|i| i.id.map(|(c, _)| c) == Some(1) && i.text.contains("quick brown fox")));
     }
 
     #[test]

@@ -451,34 +451,38 @@ async fn restore(
     ))
 }
 
-/// The text root a diff or blame reads: `root` if given (it must be text where it
-/// exists), else the documents' only text root.
+/// The root a diff or blame reads: `root` if given (it must be text or an XML fragment
+/// where it exists), else the documents' only such root (`default`, TipTap's, first).
 fn text_root(docs: &[&yrs::Doc], root: Option<&String>) -> Result<String, ApiError> {
+    let readable = |k: &RootKind| matches!(k, RootKind::Text | RootKind::Xml);
     let kinds: Vec<(String, RootKind)> = docs.iter().flat_map(|d| past::root_kinds(d)).collect();
     if let Some(root) = root {
-        if let Some((_, kind)) = kinds
-            .iter()
-            .find(|(n, k)| n == root && *k != RootKind::Text)
-        {
+        if let Some((_, kind)) = kinds.iter().find(|(n, k)| n == root && !readable(k)) {
             return Err(ApiError::InvalidParameter {
                 name: "root",
-                reason: format!("'{root}' is a {}, not text", kind.as_str()),
+                reason: format!(
+                    "'{root}' is a {}, not text or an XML fragment",
+                    kind.as_str()
+                ),
             });
         }
         return Ok(root.clone());
     }
     let mut texts: Vec<&String> = kinds
         .iter()
-        .filter(|(_, k)| *k == RootKind::Text)
+        .filter(|(_, k)| readable(k))
         .map(|(n, _)| n)
         .collect();
     texts.sort();
     texts.dedup();
+    if texts.iter().any(|n| *n == "default") {
+        return Ok("default".into());
+    }
     match texts.as_slice() {
         [one] => Ok((*one).clone()),
         [] => Err(ApiError::InvalidParameter {
             name: "root",
-            reason: "the document has no text root at these points".into(),
+            reason: "the document has no text at these points".into(),
         }),
         several => Err(ApiError::InvalidParameter {
             name: "root",
@@ -548,8 +552,9 @@ async fn diff(
     let old = document_at(&state, document, Point::Version(from)).await?;
     let new = document_at(&state, document, to.map_or(Point::Head, Point::Version)).await?;
     let root = text_root(&[&old.doc, &new.doc], params.get("root"))?;
-    let old_text = collab_live::content::to_text(&old.doc, Some(&root));
-    let new_text = collab_live::content::to_text(&new.doc, Some(&root));
+    // The text blame reads (an XML fragment's text nodes one per line).
+    let old_text = past::plain_text(&past::text_items(&old.doc, &root));
+    let new_text = past::plain_text(&past::text_items(&new.doc, &root));
     if format == "unified" {
         let body = past::unified_diff(
             &old_text,

@@ -1026,6 +1026,33 @@ async fn tiptap_documents_export_to_the_html_and_markdown_tiptap_itself_renders(
         compared["markdown"], compared["tiptap_as_markdown"]
     );
 
+    // Blame and diff read a TipTap document's text nodes, one per line.
+    let blame = app
+        .get(&format!("/v1/documents/{doc}/blame"), "alice")
+        .await;
+    assert_eq!(blame.status, 200, "{}", blame.body);
+    assert_eq!(blame.body["root"], "default");
+    let spans = blame.body["spans"].as_array().unwrap();
+    assert!(
+        spans[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Release notes"),
+        "{spans:?}"
+    );
+    assert_eq!(spans[1], json!({"text": "\n", "actor": null}));
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["actor"] == "user:alice" || s["text"] == "\n"),
+        "{spans:?}"
+    );
+    let diff = app
+        .get(&format!("/v1/documents/{doc}/diff?from=0"), "alice")
+        .await;
+    assert_eq!(diff.status, 200, "{}", diff.body);
+    let changes = diff.body["changes"].as_array().unwrap();
+    assert!(changes.iter().all(|c| c["op"] == "insert"), "{changes:?}");
     let (_, _, plain) = export(
         &app,
         &format!("/v1/documents/{doc}/export?format=txt"),
