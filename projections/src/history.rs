@@ -41,7 +41,7 @@ pub const DEFAULT_SESSION_GAP: Duration = Duration::from_secs(5 * 60);
 pub const DEFAULT_SNAPSHOT_EVERY: i64 = 500;
 
 /// Documents kept live in memory while folding.
-const CACHED_DOCUMENTS: usize = 16;
+const CACHED_DOCUMENTS: usize = 32;
 
 /// Content events read per query when materialising.
 const PAGE: i64 = 2000;
@@ -213,7 +213,12 @@ impl ReadModel for History {
     ) -> Result<(), ProjectionError> {
         let mut sessions = Bursts::new(self.config.session_gap);
         let mut authors = Authors::default();
-        for event in events {
+        // Rows of different documents never depend on each other: fold the page document
+        // by document (each in position order), so interleaved edits to many documents
+        // reuse the cached document instead of evicting it at every event.
+        let mut ordered: Vec<&RecordedEvent> = events.iter().collect();
+        ordered.sort_by_key(|e| (e.stream_id.id, e.position));
+        for event in ordered {
             match DomainEvent::decode_recorded(event)? {
                 DomainEvent::Content(ContentEvent::DocumentEdited(edit)) => {
                     let document = event.stream_id.id;
@@ -364,12 +369,12 @@ async fn document_event(
                 version = Some(content_version);
             }
         }
-        DocumentEvent::ShareLinkCreated(_) => {
-            // The secret's hash is no one's business in a history list.
-            if let Some(fields) = details.as_object_mut() {
-                fields.remove("secret_hash");
-            }
+        DocumentEvent::ShareLinkCreated(link) => {
+            // Links are for owners to see (the permissions route): the history says that
+            // one was made, and for which role, nothing that identifies it.
+            details = serde_json::json!({ "role": link.role });
         }
+        DocumentEvent::ShareLinkRevoked(_) => details = serde_json::json!({}),
         _ => {}
     }
     insert_entry(conn, event, decoded.event_type(), version, (0, 0), details).await
@@ -800,11 +805,16 @@ impl ItemAuthors {
         (*first <= clock && clock < *end).then_some(actor.as_str())
     }
 
-    /// Where the range of `actor` covering `(client, clock)` ends (exclusive).
+    /// Where the answer of [`ItemAuthors::actor`] for `(client, clock)` stops holding
+    /// (exclusive): the end of the range covering it, or — in a gap between ranges — where
+    /// the next one starts.
     pub fn range_end(&self, client: u64, clock: u32) -> Option<u32> {
         let ranges = self.by_client.get(&client)?;
         let index = ranges.partition_point(|(first, _, _)| *first <= clock);
-        ranges.get(index.checked_sub(1)?).map(|(_, end, _)| *end)
+        match index.checked_sub(1).and_then(|i| ranges.get(i)) {
+            Some((_, end, _)) if clock < *end => Some(*end),
+            _ => ranges.get(index).map(|(first, _, _)| *first),
+        }
     }
 }
 
@@ -828,4 +838,29 @@ pub async fn item_authors(
             .push((first as u32, end as u32, actor));
     }
     Ok(authors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authors_answer_in_ranges_and_across_gaps() {
+        let mut authors = ItemAuthors::default();
+        authors.by_client.insert(
+            7,
+            vec![(0, 5, "user:alice".into()), (10, 12, "user:bob".into())],
+        );
+        assert_eq!(authors.actor(7, 4), Some("user:alice"));
+        assert_eq!(authors.range_end(7, 4), Some(5));
+        // In the gap nobody is known, up to where bob's range starts.
+        assert_eq!(authors.actor(7, 6), None);
+        assert_eq!(authors.range_end(7, 6), Some(10));
+        assert_eq!(authors.actor(7, 11), Some("user:bob"));
+        assert_eq!(
+            (authors.actor(7, 12), authors.range_end(7, 12)),
+            (None, None)
+        );
+        assert_eq!(authors.actor(8, 0), None);
+    }
 }

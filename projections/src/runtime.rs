@@ -179,6 +179,12 @@ async fn consume(
                 let mut position = fold_batch(pool, model.as_ref(), ahead)
                     .await
                     .map_err(|e| e.to_string())?;
+                if EventLog::head(pool).await.map_err(|e| e.to_string())? - position >= CATCH_UP_AT
+                {
+                    // Acknowledge what was delivered before a long catch-up, so JetStream
+                    // does not redeliver it meanwhile.
+                    last.ack().await.map_err(|e| e.to_string())?;
+                }
                 // Far behind the log: catch up from the log itself instead of waiting for
                 // JetStream to hand over every message one by one.
                 while !shutdown.is_cancelled()

@@ -228,6 +228,12 @@ pub fn safe_url(raw: &str) -> Option<String> {
     if url.is_empty() || url.chars().any(|c| c.is_control()) {
         return None;
     }
+    // Before the first `/`, `?` or `#` is where a scheme would be: an entity there
+    // (`javascript&colon;`) is a scheme in disguise, since Markdown readers decode entities.
+    let head = &url[..url.find(['/', '?', '#']).unwrap_or(url.len())];
+    if head.contains('&') {
+        return None;
+    }
     match url.find(':') {
         Some(colon) if !url[..colon].contains(['/', '?', '#']) => {
             let scheme = url[..colon].to_ascii_lowercase();
@@ -483,7 +489,15 @@ fn escape_markdown(text: &str, at_line_start: bool) -> String {
     out
 }
 
+/// Line breaks inside inline Markdown would end the paragraph (and a blank line could start
+/// raw HTML): inline content is one line.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
 fn code_span(text: &str) -> String {
+    let text = one_line(text);
+    let text = text.as_str();
     let longest = text.split(|c| c != '`').map(str::len).max().unwrap_or(0);
     let fence = "`".repeat(longest + 1);
     let pad = if text.starts_with('`') || text.ends_with('`') {
@@ -503,7 +517,14 @@ fn md_url(url: &str) -> String {
 }
 
 fn md_title(title: &str) -> String {
-    format!(" \"{}\"", title.replace('\\', "\\\\").replace('"', "\\\""))
+    format!(
+        " \"{}\"",
+        one_line(title)
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('<', "\\<")
+            .replace('>', "\\>")
+    )
 }
 
 /// The nodes as CommonMark (GitHub's tables, strikethrough and task items).
@@ -584,7 +605,7 @@ fn md_block(node: &Node) -> String {
                 .enumerate()
                 .map(|(i, item)| {
                     let marker = match name {
-                        "orderedList" => format!("{}. ", start + i as i64),
+                        "orderedList" => format!("{}. ", start.saturating_add(i as i64)),
                         _ => "- ".to_owned(),
                     };
                     let (task, content) = match item {
@@ -684,7 +705,7 @@ fn md_inline(children: &[Node]) -> String {
                     .unwrap_or_default();
                 out.push_str(&format!(
                     "![{}]({}{title})",
-                    escape_markdown(&alt, false),
+                    escape_markdown(&one_line(&alt), false),
                     md_url(&src)
                 ));
             }
@@ -732,7 +753,10 @@ fn md_inline_runs(runs: &[Run], at_line_start: bool) -> String {
         if open.iter().any(|(m, _)| *m == "code") {
             out.push_str(&code_span(text));
         } else {
-            out.push_str(&escape_markdown(text, line_start && out.is_empty()));
+            out.push_str(&escape_markdown(
+                &one_line(text),
+                line_start && out.is_empty(),
+            ));
         }
         line_start = false;
     }
@@ -803,7 +827,9 @@ pub fn to_plain(nodes: &[Node]) -> String {
                             let marker = match (name.as_str(), item) {
                                 ("orderedList", _) => format!(
                                     "{}. ",
-                                    attr_i64(attrs, "start").unwrap_or(1) + i as i64
+                                    attr_i64(attrs, "start")
+                                        .unwrap_or(1)
+                                        .saturating_add(i as i64)
                                 ),
                                 (_, Node::Element { name, attrs, .. }) if name == "taskItem" => {
                                     if attr_true(attrs, "checked") {
@@ -939,6 +965,8 @@ mod tests {
             assert_eq!(safe_url(ok).as_deref(), Some(ok), "{ok}");
         }
         for bad in [
+            "javascript&colon;alert(1)",
+            "javascript&#58;alert(1)",
             "javascript:alert(1)",
             " JavaScript:alert(1)",
             "data:text/html,x",
@@ -948,6 +976,36 @@ mod tests {
         ] {
             assert_eq!(safe_url(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn inline_markdown_stays_on_one_line() {
+        let link = Any::from(std::collections::HashMap::from([
+            ("href".to_owned(), Any::from("https://example.com")),
+            (
+                "title".to_owned(),
+                Any::from("x\n\n<script>alert(1)</script>"),
+            ),
+        ]));
+        let run = |text: &str, mark: &str, attrs: Any| Run {
+            text: text.into(),
+            marks: BTreeMap::from([(mark.to_owned(), attrs)]),
+        };
+        let nodes = vec![Node::Element {
+            name: "paragraph".into(),
+            attrs: BTreeMap::new(),
+            children: vec![Node::Text(vec![
+                run("linked", "link", link),
+                run("a\n\n<img src=x onerror=alert(1)>", "code", Any::Null),
+                Run {
+                    text: "b\n\n<script>".into(),
+                    marks: BTreeMap::new(),
+                },
+            ])],
+        }];
+        let markdown = to_markdown(&nodes);
+        assert_eq!(markdown.trim_end().lines().count(), 1, "{markdown}");
+        assert!(!markdown.contains("<script>"), "{markdown}");
     }
 
     #[test]

@@ -211,12 +211,33 @@ pub fn text_changes(old: &str, new: &str, new_authors: &[Attributed]) -> Vec<Tex
     }
     let chars: Vec<char> = new.chars().collect();
     let old_chars: Vec<char> = old.chars().collect();
-    let change = |op, from: &[char], range: std::ops::Range<usize>, authors| TextChange {
-        op,
-        text: from[range.clone()].iter().collect(),
-        line: from[..range.start].iter().filter(|c| **c == '\n').count() + 1,
-        authors,
+    // Lines before each character, counted once (changes are many on a long text).
+    let lines = |text: &[char]| {
+        let mut before = Vec::with_capacity(text.len() + 1);
+        let mut count = 1;
+        before.push(count);
+        for c in text {
+            if *c == '\n' {
+                count += 1;
+            }
+            before.push(count);
+        }
+        before
     };
+    let (old_lines, new_lines) = (lines(&old_chars), lines(&chars));
+    let change =
+        |op, (from, lines): (&[char], &[usize]), range: std::ops::Range<usize>, authors| {
+            TextChange {
+                op,
+                text: from[range.clone()].iter().collect(),
+                line: lines[range.start],
+                authors,
+            }
+        };
+    let (old_side, new_side) = (
+        (&old_chars[..], &old_lines[..]),
+        (&chars[..], &new_lines[..]),
+    );
     let mut changes = vec![];
     for op in diff.ops() {
         let (old, new) = (op.old_range(), op.new_range());
@@ -225,15 +246,15 @@ pub fn text_changes(old: &str, new: &str, new_authors: &[Attributed]) -> Vec<Tex
             new_at[new.start]..new_at[new.end],
         );
         if matches!(op, DiffOp::Equal { .. }) {
-            changes.push(change("equal", &old_chars, old, None));
+            changes.push(change("equal", old_side, old, None));
             continue;
         }
         if !old.is_empty() {
-            changes.push(change("delete", &old_chars, old, None));
+            changes.push(change("delete", old_side, old, None));
         }
         if !new.is_empty() {
             let authors = authors_of(&chars, &runs, new.clone());
-            changes.push(change("insert", &chars, new, Some(authors)));
+            changes.push(change("insert", new_side, new, Some(authors)));
         }
     }
     changes
@@ -404,24 +425,40 @@ fn restore_text(text: &yrs::TextRef, txn: &mut yrs::TransactionMut<'_>, now: &st
     if now == wanted {
         return;
     }
+    // Embedded objects take a position in the text but not in its string: positions from
+    // the string would be wrong, so such a text is replaced whole.
+    if text.len(txn) as usize != now.len() {
+        let len = text.len(txn);
+        text.remove_range(txn, 0, len);
+        text.insert(txn, 0, wanted);
+        return;
+    }
     let diff = TextDiff::configure()
         .deadline(Instant::now() + DIFF_DEADLINE)
         .diff_chars(now, wanted);
-    let byte_at = |s: &str, chars: usize| s.char_indices().nth(chars).map_or(s.len(), |(b, _)| b);
-    let slice =
-        |s: &str, from: usize, len: usize| -> String { s.chars().skip(from).take(len).collect() };
+    // Byte offsets of every character, computed once.
+    let offsets = |s: &str| -> Vec<usize> {
+        s.char_indices()
+            .map(|(b, _)| b)
+            .chain(std::iter::once(s.len()))
+            .collect()
+    };
+    let (at_now, at_wanted) = (offsets(now), offsets(wanted));
     for op in diff.ops().iter().rev() {
         if matches!(op, DiffOp::Equal { .. }) {
             continue;
         }
         let (old, new) = (op.old_range(), op.new_range());
-        let at = byte_at(now, old.start);
+        let at = at_now[old.start];
         if !old.is_empty() {
-            let len = byte_at(now, old.end) - at;
-            text.remove_range(txn, at as u32, len as u32);
+            text.remove_range(txn, at as u32, (at_now[old.end] - at) as u32);
         }
         if !new.is_empty() {
-            text.insert(txn, at as u32, &slice(wanted, new.start, new.len()));
+            text.insert(
+                txn,
+                at as u32,
+                &wanted[at_wanted[new.start]..at_wanted[new.end]],
+            );
         }
     }
 }

@@ -237,6 +237,8 @@ async fn export_workspace(
     let docs = readable_documents(&state, &principal, workspace).await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
     let pool = state.pool.clone();
+    let aggregates = state.aggregates.clone();
+    let caller = principal.caller(meta.link.as_ref());
     tokio::spawn(async move {
         let chunks = Chunks::default();
         let mut zip = zip::ZipWriter::new_stream(chunks.clone());
@@ -245,6 +247,17 @@ async fn export_workspace(
         let mut used = std::collections::HashSet::new();
         for view in docs {
             let document = view.id;
+            // The listing is eventually consistent: access is decided on the aggregates,
+            // as for every content route (a share revoked a moment ago counts).
+            let allowed = collab_commands::access::resolve(
+                &aggregates,
+                DocumentId::from_uuid(document),
+                &caller,
+            )
+            .await;
+            if !matches!(allowed, Ok(Some(_))) {
+                continue;
+            }
             let rendered = async {
                 let mut conn = pool.acquire().await.map_err(|e| e.to_string())?;
                 let at = history_model::document_at(&mut conn, document, Point::Head)
@@ -260,7 +273,14 @@ async fn export_workspace(
                     continue;
                 }
             };
-            let folder = view.folder.trim_matches('/');
+            // Each folder segment made a plain name too (no `\`, `:` or the like).
+            let folder = view
+                .folder
+                .split('/')
+                .filter(|segment| !segment.is_empty())
+                .map(file_name)
+                .collect::<Vec<_>>()
+                .join("/");
             let base = file_name(&view.title);
             let mut path = String::new();
             for n in 1.. {

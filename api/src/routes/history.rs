@@ -317,7 +317,7 @@ async fn name_version(
     Path(document): Path<String>,
     ApiJson(body): ApiJson<NameVersionBody>,
 ) -> Result<Response, ApiError> {
-    let document = path_id("document_id", &document, DocumentId::parse)?;
+    let (document, _) = authorized(&state, &principal, &meta, &document).await?;
     let name = VersionName::parse("name", &body.name).map_err(ApiError::InvalidField)?;
     let head = content_head(&state, document).await?;
     let content_version = match body.at_version {
@@ -424,8 +424,14 @@ async fn restore(
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())
     });
-    let (client_id, update) = past::restore_update(&current, &target.doc)
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("cannot compute the restore: {e}")))?;
+    let target_doc = target.doc;
+    let (client_id, update) =
+        tokio::task::spawn_blocking(move || past::restore_update(&current, &target_doc))
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?
+            .map_err(|e| ApiError::internal(anyhow::anyhow!("cannot compute the restore: {e}")))?;
+    // The same limits as any edit (update size, document size).
+    collab_live::admission::admit(&state.live.config, guard.room.stored_bytes(), &update, true)?;
     // An update that changes nothing is two zero bytes (no clients, no deletions).
     if update == [0, 0] {
         let (version, position) = guard.room.applied();
@@ -565,7 +571,10 @@ async fn diff(
         return Ok(([(header::CONTENT_TYPE, "text/x-diff; charset=utf-8")], body).into_response());
     }
     let authors = attributed(&state, &principal, document, &new, &root).await?;
-    let changes = past::text_changes(&old_text, &new_text, &authors);
+    let changes =
+        tokio::task::spawn_blocking(move || past::text_changes(&old_text, &new_text, &authors))
+            .await
+            .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
     let count = |op: &str| -> usize {
         changes
             .iter()

@@ -480,8 +480,11 @@ async fn named_versions_and_a_restore_reach_every_live_client() {
         async move {
             let r = get(http, &format!("/v1/documents/{doc}/history"), "vera").await;
             let entries = r.body["entries"].as_array()?.clone();
-            (entries.len() >= 6 && entries.iter().any(|e| e["kind"] == "restored"))
-                .then_some(entries)
+            // Folded up to alice's last edit (content version 6).
+            let folded = entries
+                .iter()
+                .any(|e| e["kind"] == "edits" && e["last_version"] == 6);
+            folded.then_some(entries)
         }
     })
     .await;
@@ -845,6 +848,16 @@ async fn bad_points_and_bodies_are_refused_and_change_nothing() {
             .status,
         404
     );
+    // Naming a version of someone else's document says nothing about it, not even its
+    // length.
+    let named = app
+        .post(
+            &format!("/v1/documents/{doc}/versions"),
+            "mallory",
+            json!({"name": "x", "at_version": 999_999}),
+        )
+        .await;
+    assert_eq!(named.status, 404, "{}", named.body);
     let malformed = app
         .http
         .post(app.url(&restore))
@@ -1143,6 +1156,14 @@ async fn a_workspace_exports_as_a_zip_in_its_folders() {
     assert_eq!(nested.status, 201);
     let nested = nested.body["id"].as_str().unwrap().to_owned();
     let twin = app.create_document(&ws, "alice", "Overview").await;
+    let odd = app
+        .post(
+            &format!("/v1/workspaces/{ws}/documents"),
+            "alice",
+            json!({"title": "Odd", "folder": "/we\\ird:name"}),
+        )
+        .await;
+    assert_eq!(odd.status, 201, "{}", odd.body);
     for (document, words) in [
         (&top, "top level"),
         (&nested, "in a folder"),
@@ -1174,9 +1195,15 @@ async fn a_workspace_exports_as_a_zip_in_its_folders() {
         files.insert(file.name().to_owned(), body);
     }
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
+    // Folder segments are plain names too (an empty document exports empty).
     assert_eq!(
         names,
-        vec!["Overview (2).md", "Overview.md", "plans/2027/Q1 plan.md"]
+        vec![
+            "Overview (2).md",
+            "Overview.md",
+            "plans/2027/Q1 plan.md",
+            "we_ird_name/Odd.md"
+        ]
     );
     assert_eq!(files["plans/2027/Q1 plan.md"], "in a folder\n");
     assert!(
@@ -1195,4 +1222,44 @@ async fn a_workspace_exports_as_a_zip_in_its_folders() {
         .0,
         400
     );
+}
+
+#[tokio::test]
+async fn a_restore_keeps_to_the_update_size_limit() {
+    let app = TestApp::spawn_with(TestEnv::new().await, |settings| {
+        settings.live.max_update_bytes = 120;
+    })
+    .await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    let doc = app.create_document(&ws, "alice", "Notes").await;
+    // Five small edits make 200 characters; then one deletes them all.
+    let mut state = vec![];
+    for i in 0..5 {
+        let (update, next) = update_inserting(3, i * 40, &"abcdefgh".repeat(5), &state);
+        state = next;
+        post_update(&app, &doc, "alice", update).await;
+    }
+    let cleared = {
+        let d = yrs::Doc::with_client_id(4);
+        let root = d.get_or_insert_text("content");
+        d.transact_mut()
+            .apply_update(yrs::Update::decode_v1(&state).unwrap())
+            .unwrap();
+        let mut txn = d.transact_mut();
+        root.remove_range(&mut txn, 0, 200);
+        txn.encode_update_v1()
+    };
+    post_update(&app, &doc, "alice", cleared).await;
+    let before = app.env.count_events().await;
+    // Bringing the 200 characters back takes one update over the limit: refused, nothing
+    // stored.
+    let restored = app
+        .post(
+            &format!("/v1/documents/{doc}/history/restore"),
+            "alice",
+            json!({"at_version": 5}),
+        )
+        .await;
+    assert_eq!(restored.status, 413, "{}", restored.body);
+    assert_eq!(app.env.count_events().await, before);
 }
