@@ -199,6 +199,11 @@ if os.path.exists(history):
     print()
     print(open(history).read().rstrip())
 
+rebuild = os.path.join(os.path.dirname(os.path.abspath(__file__)), "REBUILD.md")
+if os.path.exists(rebuild):
+    print()
+    print(open(rebuild).read().rstrip())
+
 changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
 if os.path.exists(changes):
     print()

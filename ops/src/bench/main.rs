@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 mod append;
 mod durability;
 mod points;
+mod seed;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -147,6 +148,20 @@ enum Scenario {
         count: usize,
         #[arg(long, default_value_t = 13)]
         seed: u64,
+    },
+    /// Appends a realistic log of workspace and document events (no content) through the
+    /// event store: for rebuild and catch-up measurements.
+    Seed {
+        #[arg(long, env = "COLLAB_DATABASE_URL")]
+        database_url: String,
+        #[arg(long, default_value_t = 1000)]
+        workspaces: usize,
+        /// Documents per workspace.
+        #[arg(long, default_value_t = 100)]
+        documents: usize,
+        /// Renames per document (besides its creation, a move and a share).
+        #[arg(long, default_value_t = 20)]
+        renames: usize,
     },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
@@ -756,6 +771,12 @@ async fn main() {
             count,
             seed,
         } => points::run(http, token, doc, *count, *seed).await,
+        Scenario::Seed {
+            database_url,
+            workspaces,
+            documents,
+            renames,
+        } => seed::run(database_url, *workspaces, *documents, *renames).await,
         Scenario::Idle {
             docs,
             connections,

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Read models from scratch: a log of workspace and document events (no content) is
+# seeded through the event store, then
+#   - `collab projections rebuild all` is timed (every read model emptied and folded again
+#     from position 0 in one transaction each);
+#   - the same read models catch up from nothing in a running server that starts far behind
+#     (`collab serve --roles relay,projector`, checkpoints at 0): time until every read model
+#     has reached the head.
+#
+#   ops/bench/rebuild.sh [DIR] [WORKSPACES] [DOCUMENTS_PER_WORKSPACE] [RENAMES]
+#
+# DIR holds `collab` and `collab-bench` (default target/release). Defaults: 1000 workspaces ×
+# 100 documents × 20 renames: 2.3 million events. Prints one JSON object.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR="$(realpath "${1:-target/release}")"
+WORKSPACES="${2:-1000}"; DOCUMENTS="${3:-100}"; RENAMES="${4:-20}"
+ops/dev/services.sh
+OUT="$(mktemp -d)"
+PORT=7795
+DB="collab_rebuild_$$"; PREFIX="rebuildx$$"
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
+  "$DIR/collab-bench" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$OUT"
+}
+trap cleanup EXIT
+export COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
+  COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs"
+sql() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
+"$DIR/collab" migrate >/dev/null
+"$DIR/collab-bench" seed --database-url "$COLLAB_DATABASE_URL" --workspaces "$WORKSPACES" \
+  --documents "$DOCUMENTS" --renames "$RENAMES" >"$OUT/seed.json"
+psql -h 127.0.0.1 -U postgres -d "$DB" -qc "VACUUM ANALYZE events" >/dev/null
+head="$(sql "SELECT position FROM event_log_head")"
+started="$(date +%s.%N)"
+"$DIR/collab" projections rebuild all >"$OUT/rebuild.txt"
+rebuilt="$(date +%s.%N)"
+# A projector far behind: every read model back to position 0, tables emptied, then a
+# server with the relay and the projectors only.
+for table in $(sql "SELECT tablename FROM pg_tables WHERE tablename LIKE 'rm\_%'"); do sql "DELETE FROM $table" >/dev/null; done
+sql "UPDATE projector_checkpoints SET position = 0" >/dev/null
+started_catch_up="$(date +%s.%N)"
+"$DIR/collab" serve --listen "127.0.0.1:$PORT" --roles relay,projector 2>"$OUT/server.log" &
+SERVER_PID=$!
+caught_up=""
+for _ in $(seq 1 12000); do
+  if [ "$(sql "SELECT count(*) FILTER (WHERE position < $head) FROM projector_checkpoints")" = 0 ] \
+     && [ "$(sql "SELECT count(*) FROM projector_checkpoints")" -ge 4 ]; then caught_up="$(date +%s.%N)"; break; fi
+  sleep 0.05
+done
+python3 - "$OUT" "$head" "$started" "$rebuilt" "$started_catch_up" "${caught_up:-}" <<'PY'
+import json, sys
+out, head, started, rebuilt, catch_start, caught = sys.argv[1:7]
+head = int(head)
+seed = json.load(open(f"{out}/seed.json"))
+models = [l.strip() for l in open(f"{out}/rebuild.txt") if l.strip()]
+rebuild_s = float(rebuilt) - float(started)
+catch_s = float(caught) - float(catch_start) if caught else None
+print(json.dumps({
+    "events": head,
+    "seed_events_per_second": round(seed["events_per_second"]),
+    "rebuild_all_seconds": round(rebuild_s, 1),
+    "rebuild_events_per_second": round(head / rebuild_s),
+    "rebuild_per_model": models,
+    "catch_up_from_zero_seconds": round(catch_s, 1) if catch_s else None,
+    "catch_up_events_per_second": round(head / catch_s) if catch_s else None,
+}, indent=2))
+PY
