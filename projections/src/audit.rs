@@ -17,7 +17,7 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::bursts::{Burst, Bursts};
-use crate::read_model::{ProjectionError, ReadModel};
+use crate::read_model::{column, ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
 pub const DEFAULT_EDIT_GAP: Duration = Duration::from_secs(5 * 60);
@@ -71,8 +71,9 @@ impl ReadModel for Audit {
     }
 
     /// A page in a few statements: stream heads in one upsert; keystrokes grouped into
-    /// their bursts in memory and written once per burst; other events one by one (after
-    /// the bursts are written, so each sees the state as of its position).
+    /// their bursts in memory and written once per burst; other events' entries and the
+    /// names their summaries use gathered in memory (in position order, so each summary
+    /// sees the names as of its event) and written at the end.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,
@@ -80,6 +81,7 @@ impl ReadModel for Audit {
     ) -> Result<(), ProjectionError> {
         upsert_heads(conn, events).await?;
         let mut bursts = Bursts::new(self.edit_gap);
+        let mut page = Page::default();
         for event in events {
             match DomainEvent::decode_recorded(event)? {
                 DomainEvent::Content(_) => record_edit(&mut bursts, conn, event).await?,
@@ -96,18 +98,19 @@ impl ReadModel for Audit {
                     .await?;
                 }
                 DomainEvent::Workspace(e) => {
-                    flush(&mut bursts, conn).await?;
-                    let (summary, member) = workspace_summary(conn, event, &e).await?;
-                    insert_entry(conn, event, summary, None, member).await?;
+                    flush(&mut bursts, conn, &mut page).await?;
+                    let (summary, member) = workspace_summary(conn, &mut page, event, &e).await?;
+                    page.entry(event, summary, None, member);
                 }
                 DomainEvent::Document(e) => {
-                    flush(&mut bursts, conn).await?;
-                    let (summary, member) = document_summary(conn, event, &e).await?;
-                    insert_entry(conn, event, summary, Some(event.stream_id.id), member).await?;
+                    flush(&mut bursts, conn, &mut page).await?;
+                    let (summary, member) = document_summary(conn, &mut page, event, &e).await?;
+                    page.entry(event, summary, Some(event.stream_id.id), member);
                 }
             }
         }
-        flush(&mut bursts, conn).await?;
+        flush(&mut bursts, conn, &mut page).await?;
+        page.write(conn).await?;
         Ok(())
     }
 }
@@ -165,10 +168,14 @@ async fn record_edit(
 }
 
 /// Writes every burst touched so far.
-async fn flush(bursts: &mut Bursts, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+async fn flush(
+    bursts: &mut Bursts,
+    conn: &mut PgConnection,
+    page: &mut Page,
+) -> Result<(), sqlx::Error> {
     let (touched, _) = bursts.drain();
     for ((document, actor), burst, _) in touched {
-        let title = name_of(conn, document).await?;
+        let title = page.name_of(conn, document).await?;
         let summary = if burst.edits == 1 {
             format!(
                 "{} edited {title} (1 edit, version {})",
@@ -242,34 +249,6 @@ async fn load_burst(
     .await
 }
 
-async fn insert_entry(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    summary: String,
-    document: Option<Uuid>,
-    member: Option<String>,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, event_type, \
-         summary, document_id, member, stream_id, first_version, last_version, edits, \
-         started_at, recorded_at) \
-         VALUES ($1, $2, $2, $3, $4, $5, $6, $7, $8, $9, $9, 1, $10, $10)",
-    )
-    .bind(event.metadata.workspace_id.as_uuid())
-    .bind(event.position)
-    .bind(event.metadata.actor.to_string())
-    .bind(&event.event_type)
-    .bind(summary)
-    .bind(document)
-    .bind(member)
-    .bind(event.stream_id.to_string())
-    .bind(event.stream_version)
-    .bind(event.metadata.recorded_at)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
 /// `alice` for `user:alice`, `service account-…` for a service.
 fn who(actor: &str) -> String {
     match actor.split_once(':') {
@@ -279,34 +258,117 @@ fn who(actor: &str) -> String {
     }
 }
 
-async fn set_name(
-    conn: &mut PgConnection,
-    id: Uuid,
-    workspace: Uuid,
-    name: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO rm_audit_names (id, workspace_id, name) VALUES ($1, $2, $3) \
-         ON CONFLICT (id) DO UPDATE SET name = $3",
-    )
-    .bind(id)
-    .bind(workspace)
-    .bind(name)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// What a page of events writes besides bursts, gathered in memory and written in a few
+/// statements at its end: entries of single events, and the names summaries use (read from
+/// the table once per name and page, kept current in memory as the page renames things).
+#[derive(Default)]
+struct Page {
+    names: HashMap<Uuid, String>,
+    renamed: HashMap<Uuid, (Uuid, String)>,
+    entries: Vec<Entry>,
 }
 
-async fn name_of(conn: &mut PgConnection, id: Uuid) -> Result<String, sqlx::Error> {
-    let name: Option<String> = sqlx::query_scalar("SELECT name FROM rm_audit_names WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
+/// One audit entry of a single event.
+struct Entry {
+    workspace: Uuid,
+    position: i64,
+    actor: String,
+    event_type: String,
+    summary: String,
+    document: Option<Uuid>,
+    member: Option<String>,
+    stream_id: String,
+    version: i64,
+    at: DateTime<Utc>,
+}
+
+impl Page {
+    async fn name_of(&mut self, conn: &mut PgConnection, id: Uuid) -> Result<String, sqlx::Error> {
+        if let Some(name) = self.names.get(&id) {
+            return Ok(name.clone());
+        }
+        let stored: Option<String> =
+            sqlx::query_scalar("SELECT name FROM rm_audit_names WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await?;
+        let name = stored.unwrap_or_else(|| id.to_string());
+        self.names.insert(id, name.clone());
+        Ok(name)
+    }
+
+    fn set_name(&mut self, id: Uuid, workspace: Uuid, name: &str) {
+        self.names.insert(id, name.to_owned());
+        self.renamed.insert(id, (workspace, name.to_owned()));
+    }
+
+    fn entry(
+        &mut self,
+        event: &RecordedEvent,
+        summary: String,
+        document: Option<Uuid>,
+        member: Option<String>,
+    ) {
+        self.entries.push(Entry {
+            workspace: event.metadata.workspace_id.as_uuid(),
+            position: event.position,
+            actor: event.metadata.actor.to_string(),
+            event_type: event.event_type.clone(),
+            summary,
+            document,
+            member,
+            stream_id: event.stream_id.to_string(),
+            version: event.stream_version,
+            at: event.metadata.recorded_at,
+        });
+    }
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.renamed.is_empty() {
+            let (ids, rest): (Vec<Uuid>, Vec<(Uuid, String)>) = self.renamed.into_iter().unzip();
+            let (workspaces, names): (Vec<Uuid>, Vec<String>) = rest.into_iter().unzip();
+            sqlx::query(
+                "INSERT INTO rm_audit_names (id, workspace_id, name) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name",
+            )
+            .bind(ids)
+            .bind(workspaces)
+            .bind(names)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if self.entries.is_empty() {
+            return Ok(());
+        }
+        let e = &self.entries;
+        sqlx::query(
+            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, event_type, \
+             summary, document_id, member, stream_id, first_version, last_version, edits, \
+             started_at, recorded_at) \
+             SELECT w, p, p, a, t, s, d, m, st, v, v, 1, at, at FROM unnest($1::uuid[], \
+             $2::bigint[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], \
+             $8::text[], $9::bigint[], $10::timestamptz[]) AS x(w, p, a, t, s, d, m, st, v, at)",
+        )
+        .bind(column(e, |e| e.workspace))
+        .bind(column(e, |e| e.position))
+        .bind(column(e, |e| e.actor.clone()))
+        .bind(column(e, |e| e.event_type.clone()))
+        .bind(column(e, |e| e.summary.clone()))
+        .bind(column(e, |e| e.document))
+        .bind(column(e, |e| e.member.clone()))
+        .bind(column(e, |e| e.stream_id.clone()))
+        .bind(column(e, |e| e.version))
+        .bind(column(e, |e| e.at))
+        .execute(conn)
         .await?;
-    Ok(name.unwrap_or_else(|| id.to_string()))
+        Ok(())
+    }
 }
 
 async fn workspace_summary(
     conn: &mut PgConnection,
+    page: &mut Page,
     event: &RecordedEvent,
     decoded: &WorkspaceEvent,
 ) -> Result<(String, Option<String>), sqlx::Error> {
@@ -314,12 +376,12 @@ async fn workspace_summary(
     let workspace = event.metadata.workspace_id.as_uuid();
     Ok(match decoded {
         WorkspaceEvent::WorkspaceCreated(e) => {
-            set_name(conn, workspace, workspace, &e.name).await?;
+            page.set_name(workspace, workspace, &e.name);
             (format!("{actor} created workspace {}", e.name), None)
         }
         WorkspaceEvent::WorkspaceRenamed(e) => {
-            let old = name_of(conn, workspace).await?;
-            set_name(conn, workspace, workspace, &e.name).await?;
+            let old = page.name_of(conn, workspace).await?;
+            page.set_name(workspace, workspace, &e.name);
             (
                 format!("{actor} renamed workspace {old} to {}", e.name),
                 None,
@@ -349,7 +411,7 @@ async fn workspace_summary(
             None,
         ),
         WorkspaceEvent::ServiceAccountCreated(e) => {
-            set_name(conn, e.account_id, workspace, &e.name).await?;
+            page.set_name(e.account_id, workspace, &e.name);
             let scopes: Vec<&str> = e.scopes.iter().map(|s| s.as_str()).collect();
             (
                 format!(
@@ -361,7 +423,7 @@ async fn workspace_summary(
             )
         }
         WorkspaceEvent::ServiceAccountRevoked(e) => {
-            let name = name_of(conn, e.account_id).await?;
+            let name = page.name_of(conn, e.account_id).await?;
             (format!("{actor} revoked service account {name}"), None)
         }
     })
@@ -369,20 +431,25 @@ async fn workspace_summary(
 
 async fn document_summary(
     conn: &mut PgConnection,
+    page: &mut Page,
     event: &RecordedEvent,
     decoded: &DocumentEvent,
 ) -> Result<(String, Option<String>), sqlx::Error> {
     let actor = who(&event.metadata.actor.to_string());
     let document = event.stream_id.id;
     let workspace = event.metadata.workspace_id.as_uuid();
-    let title = name_of(&mut *conn, document).await?;
+    let title = match decoded {
+        // A new document has no name yet: nothing to look up.
+        DocumentEvent::DocumentCreated(_) => String::new(),
+        _ => page.name_of(&mut *conn, document).await?,
+    };
     Ok(match decoded {
         DocumentEvent::DocumentCreated(e) => {
-            set_name(conn, document, workspace, &e.title).await?;
+            page.set_name(document, workspace, &e.title);
             (format!("{actor} created {} in {}", e.title, e.folder), None)
         }
         DocumentEvent::DocumentRenamed(e) => {
-            set_name(conn, document, workspace, &e.title).await?;
+            page.set_name(document, workspace, &e.title);
             (format!("{actor} renamed {title} to {}", e.title), None)
         }
         DocumentEvent::DocumentMoved(e) => (format!("{actor} moved {title} to {}", e.folder), None),

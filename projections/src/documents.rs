@@ -10,7 +10,7 @@ use sqlx::{PgConnection, PgExecutor};
 use tracing::instrument;
 use uuid::Uuid;
 
-use crate::read_model::{ProjectionError, ReadModel};
+use crate::read_model::{column, ProjectionError, ReadModel};
 
 /// `rm_documents`, `rm_document_shares`: documents of a workspace, their metadata and
 /// explicit shares.
@@ -37,6 +37,218 @@ impl ReadModel for Documents {
     ) -> Result<(), ProjectionError> {
         let decoded = DocumentEvent::decode_recorded(event)?;
         Ok(apply(conn, event, &decoded).await?)
+    }
+
+    /// A page folded in memory first (each document's final row, each share's final
+    /// state), then written in a few statements: a rebuild of millions of events is not a
+    /// round trip per event.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut page = Page::default();
+        for event in events {
+            page.fold(event, DocumentEvent::decode_recorded(event)?);
+        }
+        Ok(page.write(conn).await?)
+    }
+}
+
+/// A new document's row as the page leaves it.
+struct NewRow {
+    workspace: Uuid,
+    title: String,
+    folder: String,
+    archived: bool,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    created_position: i64,
+    version: i64,
+}
+
+/// What the page changes in an existing document's row (`None`: unchanged).
+#[derive(Default)]
+struct RowChange {
+    title: Option<String>,
+    folder: Option<String>,
+    archived: Option<bool>,
+    updated_at: Option<DateTime<Utc>>,
+    version: i64,
+}
+
+#[derive(Default)]
+struct Page {
+    created: std::collections::HashMap<Uuid, NewRow>,
+    changed: std::collections::HashMap<Uuid, RowChange>,
+    deleted: Vec<Uuid>,
+    /// (document, user) → (workspace, role), or None: unshared.
+    shares: std::collections::HashMap<(Uuid, String), Option<(Uuid, &'static str)>>,
+}
+
+impl Page {
+    fn fold(&mut self, event: &RecordedEvent, decoded: DocumentEvent) {
+        let document = event.stream_id.id;
+        let at = event.metadata.recorded_at;
+        let version = event.stream_version;
+        let mut change = |title: Option<String>, folder: Option<String>, archived: Option<bool>| {
+            if let Some(row) = self.created.get_mut(&document) {
+                if let Some(title) = title {
+                    row.title = title;
+                }
+                if let Some(folder) = folder {
+                    row.folder = folder;
+                }
+                if let Some(archived) = archived {
+                    row.archived = archived;
+                }
+                row.updated_at = at;
+                row.version = version;
+                return;
+            }
+            let row = self.changed.entry(document).or_default();
+            if title.is_some() {
+                row.title = title;
+            }
+            if folder.is_some() {
+                row.folder = folder;
+            }
+            if archived.is_some() {
+                row.archived = archived;
+            }
+            row.updated_at = Some(at);
+            row.version = version;
+        };
+        match decoded {
+            DocumentEvent::DocumentCreated(e) => {
+                self.created.insert(
+                    document,
+                    NewRow {
+                        workspace: e.workspace_id.as_uuid(),
+                        title: e.title,
+                        folder: e.folder,
+                        archived: false,
+                        created_by: e.created_by.as_str().to_owned(),
+                        created_at: at,
+                        updated_at: at,
+                        created_position: event.position,
+                        version,
+                    },
+                );
+            }
+            DocumentEvent::DocumentRenamed(e) => change(Some(e.title), None, None),
+            DocumentEvent::DocumentMoved(e) => change(None, Some(e.folder), None),
+            DocumentEvent::DocumentArchived(_) => change(None, None, Some(true)),
+            DocumentEvent::DocumentRestored(_) => change(None, None, Some(false)),
+            DocumentEvent::DocumentDeleted(_) => {
+                if self.created.remove(&document).is_none() {
+                    self.deleted.push(document);
+                }
+                self.changed.remove(&document);
+                self.shares.retain(|(d, _), _| *d != document);
+            }
+            DocumentEvent::DocumentShared(e) => {
+                self.shares.insert(
+                    (document, e.user_id.as_str().to_owned()),
+                    Some((event.metadata.workspace_id.as_uuid(), e.role.as_str())),
+                );
+            }
+            DocumentEvent::DocumentUnshared(e) => {
+                self.shares
+                    .insert((document, e.user_id.as_str().to_owned()), None);
+            }
+            DocumentEvent::ShareLinkCreated(_)
+            | DocumentEvent::ShareLinkRevoked(_)
+            | DocumentEvent::VersionNamed(_)
+            | DocumentEvent::VersionDeleted(_) => {}
+        }
+    }
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if !self.deleted.is_empty() {
+            sqlx::query("DELETE FROM rm_document_shares WHERE document_id = ANY($1)")
+                .bind(&self.deleted)
+                .execute(&mut *conn)
+                .await?;
+            sqlx::query("DELETE FROM rm_documents WHERE document_id = ANY($1)")
+                .bind(&self.deleted)
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !self.created.is_empty() {
+            let rows: Vec<(Uuid, NewRow)> = self.created.into_iter().collect();
+            sqlx::query(
+                "INSERT INTO rm_documents (document_id, workspace_id, title, folder, archived, \
+                 created_by, created_at, updated_at, created_position, version) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], \
+                 $5::bool[], $6::text[], $7::timestamptz[], $8::timestamptz[], $9::bigint[], \
+                 $10::bigint[])",
+            )
+            .bind(column(&rows, |r| r.0))
+            .bind(column(&rows, |r| r.1.workspace))
+            .bind(column(&rows, |r| r.1.title.clone()))
+            .bind(column(&rows, |r| r.1.folder.clone()))
+            .bind(column(&rows, |r| r.1.archived))
+            .bind(column(&rows, |r| r.1.created_by.clone()))
+            .bind(column(&rows, |r| r.1.created_at))
+            .bind(column(&rows, |r| r.1.updated_at))
+            .bind(column(&rows, |r| r.1.created_position))
+            .bind(column(&rows, |r| r.1.version))
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !self.changed.is_empty() {
+            let rows: Vec<(Uuid, RowChange)> = self.changed.into_iter().collect();
+            sqlx::query(
+                "UPDATE rm_documents d SET title = coalesce(u.title, d.title), \
+                 folder = coalesce(u.folder, d.folder), archived = coalesce(u.archived, d.archived), \
+                 updated_at = coalesce(u.at, d.updated_at), version = u.version \
+                 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bool[], $5::timestamptz[], \
+                 $6::bigint[]) AS u(id, title, folder, archived, at, version) \
+                 WHERE d.document_id = u.id",
+            )
+            .bind(column(&rows, |r| r.0))
+            .bind(column(&rows, |r| r.1.title.clone()))
+            .bind(column(&rows, |r| r.1.folder.clone()))
+            .bind(column(&rows, |r| r.1.archived))
+            .bind(column(&rows, |r| r.1.updated_at))
+            .bind(column(&rows, |r| r.1.version))
+            .execute(&mut *conn)
+            .await?;
+        }
+        let (mut shared, mut unshared): (Vec<_>, Vec<_>) = (vec![], vec![]);
+        for ((document, user), state) in self.shares {
+            match state {
+                Some((workspace, role)) => shared.push((document, workspace, user, role)),
+                None => unshared.push((document, user)),
+            }
+        }
+        if !unshared.is_empty() {
+            let (documents, users): (Vec<Uuid>, Vec<String>) = unshared.into_iter().unzip();
+            sqlx::query(
+                "DELETE FROM rm_document_shares s USING unnest($1::uuid[], $2::text[]) AS u(d, usr) \
+                 WHERE s.document_id = u.d AND s.user_id = u.usr",
+            )
+            .bind(documents)
+            .bind(users)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if !shared.is_empty() {
+            sqlx::query(
+                "INSERT INTO rm_document_shares (document_id, workspace_id, user_id, role) \
+                 SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) \
+                 ON CONFLICT (document_id, user_id) DO UPDATE SET role = EXCLUDED.role",
+            )
+            .bind(column(&shared, |s| s.0))
+            .bind(column(&shared, |s| s.1))
+            .bind(column(&shared, |s| s.2.clone()))
+            .bind(column(&shared, |s| s.3))
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
     }
 }
 

@@ -213,6 +213,7 @@ impl ReadModel for History {
     ) -> Result<(), ProjectionError> {
         let mut sessions = Bursts::new(self.config.session_gap);
         let mut authors = Authors::default();
+        let mut entries = Entries::default();
         // Rows of different documents never depend on each other: fold the page document
         // by document (each in position order), so interleaved edits to many documents
         // reuse the cached document instead of evicting it at every event.
@@ -241,27 +242,28 @@ impl ReadModel for History {
                     match edit.origin {
                         EditOrigin::Restore { from_version } => {
                             sessions.end(key);
-                            insert_entry(
-                                conn,
+                            entries.push(
                                 event,
                                 "restored",
                                 Some(event.stream_version),
                                 (change.inserted, change.deleted),
                                 serde_json::json!({ "from_version": from_version }),
-                            )
-                            .await?;
+                            );
                         }
                         EditOrigin::Socket | EditOrigin::Http => {
                             sessions.edit(key, event, change.inserted, change.deleted)
                         }
                     }
                 }
-                DomainEvent::Document(decoded) => document_event(conn, event, decoded).await?,
+                DomainEvent::Document(decoded) => {
+                    document_event(conn, &mut entries, event, decoded).await?
+                }
                 DomainEvent::Workspace(_) | DomainEvent::Audit(_) => {}
             }
         }
         write_sessions(conn, &mut sessions).await?;
         authors.write(conn).await?;
+        entries.write(conn).await?;
         Ok(())
     }
 }
@@ -287,42 +289,81 @@ async fn save_snapshot(
     Ok(())
 }
 
-/// A history entry of one event.
-async fn insert_entry(
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-    kind: &str,
-    version: Option<i64>,
-    (inserted, deleted): (i64, i64),
-    details: serde_json::Value,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
-         last_position, first_version, last_version, edits, inserted, deleted, started_at, \
-         ended_at, details) \
-         VALUES ($1, $2, $3, $4, $5, $2, $6, $6, $7, $8, $9, $10, $10, $11)",
-    )
-    .bind(event.stream_id.id)
-    .bind(event.position)
-    .bind(event.metadata.workspace_id.as_uuid())
-    .bind(kind)
-    .bind(event.metadata.actor.to_string())
-    .bind(version)
-    .bind(i32::from(
-        event.stream_id.category == StreamCategory::Content,
-    ))
-    .bind(inserted)
-    .bind(deleted)
-    .bind(event.metadata.recorded_at)
-    .bind(details)
-    .execute(conn)
-    .await?;
-    Ok(())
+/// History entries of single events (restores, named versions, metadata events), gathered
+/// over a page and written in one statement.
+#[derive(Default)]
+struct Entries {
+    documents: Vec<Uuid>,
+    positions: Vec<i64>,
+    workspaces: Vec<Uuid>,
+    kinds: Vec<String>,
+    actors: Vec<String>,
+    versions: Vec<Option<i64>>,
+    edits: Vec<i32>,
+    inserted: Vec<i64>,
+    deleted: Vec<i64>,
+    at: Vec<DateTime<Utc>>,
+    details: Vec<serde_json::Value>,
+}
+
+impl Entries {
+    fn push(
+        &mut self,
+        event: &RecordedEvent,
+        kind: &str,
+        version: Option<i64>,
+        (inserted, deleted): (i64, i64),
+        details: serde_json::Value,
+    ) {
+        self.documents.push(event.stream_id.id);
+        self.positions.push(event.position);
+        self.workspaces.push(event.metadata.workspace_id.as_uuid());
+        self.kinds.push(kind.to_owned());
+        self.actors.push(event.metadata.actor.to_string());
+        self.versions.push(version);
+        self.edits.push(i32::from(
+            event.stream_id.category == StreamCategory::Content,
+        ));
+        self.inserted.push(inserted);
+        self.deleted.push(deleted);
+        self.at.push(event.metadata.recorded_at);
+        self.details.push(details);
+    }
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.documents.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
+             last_position, first_version, last_version, edits, inserted, deleted, started_at, \
+             ended_at, details) \
+             SELECT d, p, w, k, a, p, v, v, e, i, x, t, t, j FROM unnest($1::uuid[], \
+             $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::int[], \
+             $8::bigint[], $9::bigint[], $10::timestamptz[], $11::jsonb[]) \
+             AS u(d, p, w, k, a, v, e, i, x, t, j)",
+        )
+        .bind(self.documents)
+        .bind(self.positions)
+        .bind(self.workspaces)
+        .bind(self.kinds)
+        .bind(self.actors)
+        .bind(self.versions)
+        .bind(self.edits)
+        .bind(self.inserted)
+        .bind(self.deleted)
+        .bind(self.at)
+        .bind(self.details)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 }
 
 /// Named versions, and every metadata event as an entry of its own.
 async fn document_event(
     conn: &mut PgConnection,
+    entries: &mut Entries,
     event: &RecordedEvent,
     decoded: DocumentEvent,
 ) -> Result<(), sqlx::Error> {
@@ -377,7 +418,8 @@ async fn document_event(
         DocumentEvent::ShareLinkRevoked(_) => details = serde_json::json!({}),
         _ => {}
     }
-    insert_entry(conn, event, decoded.event_type(), version, (0, 0), details).await
+    entries.push(event, decoded.event_type(), version, (0, 0), details);
+    Ok(())
 }
 
 /// The stored open session of `(document, actor)`.

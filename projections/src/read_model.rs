@@ -66,6 +66,11 @@ pub trait ReadModel: Send + Sync + 'static {
     }
 }
 
+/// One column of rows, for a multi-row statement (`unnest($1::…[], …)`).
+pub(crate) fn column<T, U>(rows: &[T], field: impl Fn(&T) -> U) -> Vec<U> {
+    rows.iter().map(field).collect()
+}
+
 /// Events read from the log per query while folding.
 const PAGE: i64 = 1000;
 
