@@ -15,30 +15,13 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="$(realpath "${1:-target/release}")"
 TRACE="${2:-../shared/traces/automerge-paper.json.gz}"
-ops/dev/services.sh
-OUT="$(mktemp -d)"
-PORT=7794
-DB="collab_hist_$$"; PREFIX="histx$$"
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-  "$DIR/collab-bench" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
-  if [ -n "${SERVER_LOG:-}" ]; then cp "$OUT/server.log" "$SERVER_LOG" 2>/dev/null || true; fi
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
-export COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
-  COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG="${COLLAB_LOG:-warn}" COLLAB_BLOB_DIR="$OUT/blobs" \
-  COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0
-"$DIR/collab" serve --listen "127.0.0.1:$PORT" 2>"$OUT/server.log" &
-SERVER_PID=$!
-for _ in $(seq 1 150); do curl -fs "http://127.0.0.1:$PORT/readyz" >/dev/null 2>&1 && break; sleep 0.2; done
+. ops/bench/lib.sh
+bench_setup hist 7794
+start_server
 token="$("$DIR/collab" token mint --user bench)"
 api() { curl -fs -H "Authorization: Bearer $token" -H 'content-type: application/json' "$@"; }
 ws="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces" -d '{"name":"history"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
 doc="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces/$ws/documents" -d '{"title":"trace"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
-sql() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
 "$DIR/collab-bench" --url "ws://127.0.0.1:$PORT/v1/sync" --query "token=$token" \
   ingest --doc "$doc" --trace "$TRACE" --timeout-seconds 300 >"$OUT/ingest.json"
 ended="$(date +%s.%N)"

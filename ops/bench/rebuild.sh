@@ -15,21 +15,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="$(realpath "${1:-target/release}")"
 WORKSPACES="${2:-1000}"; DOCUMENTS="${3:-100}"; RENAMES="${4:-20}"
-ops/dev/services.sh
-OUT="$(mktemp -d)"
-PORT=7795
-DB="collab_rebuild_$$"; PREFIX="rebuildx$$"
-SERVER_PID=""
-cleanup() {
-  [ -n "$SERVER_PID" ] && { kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; }
-  "$DIR/collab-bench" cleanup --prefix "$PREFIX" >/dev/null 2>&1 || true
-  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
-  rm -rf "$OUT"
-}
-trap cleanup EXIT
-export COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
-  COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs"
-sql() { psql -h 127.0.0.1 -U postgres -d "$DB" -Atc "$1"; }
+. ops/bench/lib.sh
+bench_setup rebuild 7795
 "$DIR/collab" migrate >/dev/null
 "$DIR/collab-bench" seed --database-url "$COLLAB_DATABASE_URL" --workspaces "$WORKSPACES" \
   --documents "$DOCUMENTS" --renames "$RENAMES" >"$OUT/seed.json"
