@@ -57,6 +57,25 @@ where
     }
 }
 
+/// nats-server 2.9 removes an account's stream directory when its last stream is deleted,
+/// and a stream created by a parallel test at that moment fails ("could not create storage
+/// directory"). Tests create and delete streams all the time; one stream that is never
+/// deleted keeps the directory there.
+async fn keep_jetstream_storage(nats_url: &str) {
+    let Ok(client) = async_nats::connect(nats_url).await else {
+        return; // the test itself reports an unreachable NATS
+    };
+    let js = async_nats::jetstream::new(client);
+    let _ = js
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: "COLLAB_TESTS_KEEP".into(),
+            subjects: vec!["collab-tests-keep".into()],
+            max_messages: 1,
+            ..Default::default()
+        })
+        .await;
+}
+
 /// One test's private world: its own database (migrated) and its own subject prefix
 /// (hence its own JetStream stream and consumers). Both are removed on drop.
 pub struct TestEnv {
@@ -73,6 +92,7 @@ impl TestEnv {
     }
 
     pub async fn with_nats(nats_url: String) -> Self {
+        keep_jetstream_storage(&nats_url).await;
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("collab_test_{}", &id[..16]);
         let mut admin = PgConnection::connect(&admin_database_url())
