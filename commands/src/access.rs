@@ -300,7 +300,9 @@ mod tests {
         assert_eq!(LinkKey::parse(&token), Some(key));
         assert!(LinkKey::parse("cfl_nope").is_none());
         assert!(LinkKey::parse(&token.replace("cfl_", "xyz_")).is_none());
-        let tampered = format!("{}0", &token[..token.len() - 1]);
+        // Another last character (the same one would be no tampering: 1 run in 64 drew '0').
+        let last = if token.ends_with('0') { '1' } else { '0' };
+        let tampered = format!("{}{last}", &token[..token.len() - 1]);
         assert_ne!(
             LinkKey::parse(&tampered).map(|k| k.secret_hash),
             Some(key.secret_hash)
