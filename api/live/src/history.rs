@@ -319,40 +319,26 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
         }
     }
     // Shared types are taken before the transaction (taking one opens its own).
-    let texts: Vec<_> = plans
-        .iter()
-        .map(|(name, kind, _, _)| {
-            (*kind == RootKind::Text).then(|| work.get_or_insert_text(name.as_str()))
-        })
-        .collect();
-    let fragments: Vec<_> = plans
-        .iter()
-        .map(|(name, kind, _, _)| {
-            (*kind == RootKind::Xml).then(|| work.get_or_insert_xml_fragment(name.as_str()))
-        })
-        .collect();
-    let maps: Vec<_> = plans
-        .iter()
-        .map(|(name, kind, _, _)| {
-            (*kind == RootKind::Map).then(|| work.get_or_insert_map(name.as_str()))
-        })
-        .collect();
-    let arrays: Vec<_> = plans
-        .iter()
-        .map(|(name, kind, _, _)| {
-            (*kind == RootKind::Array).then(|| work.get_or_insert_array(name.as_str()))
+    let targets: Vec<(Root, Option<In>, String)> = plans
+        .into_iter()
+        .map(|(name, kind, prelim, old_text)| {
+            let root = match kind {
+                RootKind::Text => Root::Text(work.get_or_insert_text(name.as_str())),
+                RootKind::Xml => Root::Xml(work.get_or_insert_xml_fragment(name.as_str())),
+                RootKind::Map => Root::Map(work.get_or_insert_map(name.as_str())),
+                RootKind::Array => Root::Array(work.get_or_insert_array(name.as_str())),
+            };
+            (root, prelim, old_text)
         })
         .collect();
     let mut txn = work.transact_mut();
-    for (i, (_, kind, prelim, old_text)) in plans.into_iter().enumerate() {
-        match kind {
-            RootKind::Text => {
-                let text = texts[i].as_ref().expect("planned above");
+    for (root, prelim, old_text) in targets {
+        match root {
+            Root::Text(text) => {
                 let now = text.get_string(&txn);
-                restore_text(text, &mut txn, &now, &old_text);
+                restore_text(&text, &mut txn, &now, &old_text);
             }
-            RootKind::Xml => {
-                let fragment = fragments[i].as_ref().expect("planned above");
+            Root::Xml(fragment) => {
                 let len = fragment.len(&txn);
                 if len > 0 {
                     fragment.remove_range(&mut txn, 0, len);
@@ -361,8 +347,7 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
                     fragment.push_back(&mut txn, child);
                 }
             }
-            RootKind::Map => {
-                let map = maps[i].as_ref().expect("planned above");
+            Root::Map(map) => {
                 let keys: Vec<Arc<str>> = map.keys(&txn).map(Arc::from).collect();
                 for key in keys {
                     map.remove(&mut txn, &key);
@@ -373,8 +358,7 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
                     }
                 }
             }
-            RootKind::Array => {
-                let array = arrays[i].as_ref().expect("planned above");
+            Root::Array(array) => {
                 let len = array.len(&txn);
                 if len > 0 {
                     array.remove_range(&mut txn, 0, len);
@@ -389,6 +373,14 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
     }
     let client = txn.doc().client_id().get();
     Ok((client, txn.encode_update_v1()))
+}
+
+/// A root of the working document, by kind.
+enum Root {
+    Text(yrs::TextRef),
+    Xml(yrs::XmlFragmentRef),
+    Map(yrs::MapRef),
+    Array(yrs::ArrayRef),
 }
 
 /// The children of an XML root as XML values (an undeclared fragment reads as an array).

@@ -312,15 +312,18 @@ async fn catch_up(room: &Room, deps: &RoomDeps) {
     }
 }
 
-async fn head_version(deps: &RoomDeps, document: DocumentId) -> Option<i64> {
-    sqlx::query_scalar(
+/// The document's current content version: its content stream's length (0: no edit yet).
+pub async fn content_head(
+    executor: impl sqlx::PgExecutor<'_>,
+    document: DocumentId,
+) -> Result<i64, sqlx::Error> {
+    Ok(sqlx::query_scalar(
         "SELECT stream_version FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1",
     )
     .bind(content_stream(document).to_string())
-    .fetch_optional(&deps.pool)
-    .await
-    .ok()
-    .flatten()
+    .fetch_optional(executor)
+    .await?
+    .unwrap_or(0))
 }
 
 async fn room_task(
@@ -373,7 +376,7 @@ async fn room_task(
                         deps.fanout.publish_awareness(&room, removal).await;
                     }
                     // Safety net for a lost fan-out message with nothing after it.
-                    if head_version(&deps, room.document_id).await > Some(room.applied().0) {
+                    if content_head(&deps.pool, room.document_id).await.is_ok_and(|head| head > room.applied().0) {
                         catch_up(&room, &deps).await;
                     }
                 }

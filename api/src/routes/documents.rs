@@ -15,7 +15,7 @@ use collab_projections::documents::{self as read_model, ArchivedFilter, Document
 use collab_projections::workspaces::role_of;
 use serde::{Deserialize, Serialize};
 
-use super::{command_response, decode_cursor, encode_cursor, path_id};
+use super::{command_response, decode_cursor, encode_cursor, page_limit, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -42,9 +42,6 @@ pub fn router() -> Router<AppState> {
         )
 }
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 200;
-
 #[derive(Deserialize)]
 struct ListParams {
     limit: Option<String>,
@@ -67,17 +64,7 @@ async fn list_documents(
     Query(params): Query<ListParams>,
 ) -> Result<Json<DocumentPage>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
-    let limit = match params.limit.as_deref() {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| ApiError::InvalidParameter {
-                name: "limit",
-                reason: format!("must be an integer from 1 to {MAX_PAGE}"),
-            })?,
-    };
+    let limit = page_limit(params.limit.as_deref())?;
     let archived = match params.archived.as_deref() {
         None | Some("exclude") => ArchivedFilter::Exclude,
         Some("include") => ArchivedFilter::Include,

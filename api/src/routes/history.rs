@@ -13,7 +13,6 @@ use chrono::{DateTime, Utc};
 use collab_domain::content::EditOrigin;
 use collab_domain::document::DocumentCommand;
 use collab_domain::{DocumentId, VersionName};
-use collab_domain::{StreamCategory, StreamId};
 use collab_live::history::{self as past, Attributed, RootKind};
 use collab_projections::history::{self as read_model, AtPoint, Point};
 use collab_store::EventLog;
@@ -23,7 +22,7 @@ use uuid::Uuid;
 use yrs::{ReadTxn, StateVector, Transact};
 
 use super::content::{open_room, submit_edit};
-use super::{command_response, decode_cursor, encode_cursor, path_id};
+use super::{command_response, decode_cursor, encode_cursor, page_limit, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -119,12 +118,7 @@ pub(crate) fn parse_point(params: &HashMap<String, String>) -> Result<Option<Poi
 
 /// The document's current content version (its content stream's length).
 async fn content_head(state: &AppState, document: DocumentId) -> Result<i64, ApiError> {
-    let head: Option<i64> =
-        sqlx::query_scalar("SELECT max(stream_version) FROM events WHERE stream_id = $1")
-            .bind(StreamId::new(StreamCategory::Content, document.as_uuid()).to_string())
-            .fetch_one(&state.pool)
-            .await?;
-    Ok(head.unwrap_or(0))
+    Ok(collab_live::rooms::content_head(&state.pool, document).await?)
 }
 
 /// The document as it was at `point`, for a caller the aggregates already authorized.
@@ -192,9 +186,6 @@ async fn authorized(
     Ok((document, access))
 }
 
-const DEFAULT_PAGE: i64 = 50;
-const MAX_PAGE: i64 = 200;
-
 #[derive(Serialize)]
 struct HistoryPage {
     entries: Vec<read_model::HistoryEntry>,
@@ -212,17 +203,7 @@ async fn list_history(
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = query_params(query.as_deref(), &["cursor", "limit"])?;
-    let limit = match params.get("limit") {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<i64>()
-            .ok()
-            .filter(|l| (1..=MAX_PAGE).contains(l))
-            .ok_or_else(|| ApiError::InvalidParameter {
-                name: "limit",
-                reason: format!("must be an integer from 1 to {MAX_PAGE}"),
-            })?,
-    };
+    let limit = page_limit(params.get("limit").map(String::as_str))?;
     let before = params
         .get("cursor")
         .map(|c| decode_cursor('h', c))

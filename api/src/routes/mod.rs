@@ -94,6 +94,23 @@ where
         .await?)
 }
 
+/// Page sizes of the listings: `limit` 1–200, 50 by default.
+pub(crate) fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
+    const DEFAULT_PAGE: i64 = 50;
+    const MAX_PAGE: i64 = 200;
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => raw
+            .parse::<i64>()
+            .ok()
+            .filter(|l| (1..=MAX_PAGE).contains(l))
+            .ok_or_else(|| ApiError::InvalidParameter {
+                name: "limit",
+                reason: format!("must be an integer from 1 to {MAX_PAGE}"),
+            }),
+    }
+}
+
 /// An opaque page cursor for a position: `tag` keeps one listing's cursors from being
 /// accepted by another.
 pub(crate) fn encode_cursor(tag: char, position: i64) -> String {
