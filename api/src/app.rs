@@ -52,6 +52,8 @@ pub enum StartupError {
     },
     #[error("invalid settings: {0}")]
     Settings(String),
+    #[error("cannot open the search index: {0}")]
+    Search(collab_search::SearchError),
 }
 
 /// Hides the password of a connection URL for messages.
@@ -173,6 +175,8 @@ pub async fn connect_nats(
 
 pub struct Application {
     tail_stop: CancellationToken,
+    search_stop: CancellationToken,
+    search_task: Option<tokio::task::JoinHandle<()>>,
     live_tasks: LiveTasks,
     listener: Option<TcpListener>,
     local_addr: Option<SocketAddr>,
@@ -230,7 +234,18 @@ impl Application {
             settings.live_tail_buffer,
             tail_stop.clone(),
         );
+        let search_stop = CancellationToken::new();
+        let (search, search_task) = if settings.roles.api {
+            let (search, task) =
+                collab_search::Search::start(&settings.search, pool.clone(), search_stop.clone())
+                    .await
+                    .map_err(StartupError::Search)?;
+            (Some(search), Some(task))
+        } else {
+            (None, None)
+        };
         let state = AppState {
+            search,
             tail,
             audit_key: settings.audit.signing_key.clone().map(Arc::new),
             closing: CancellationToken::new(),
@@ -247,6 +262,8 @@ impl Application {
         };
         Ok(Self {
             tail_stop,
+            search_stop,
+            search_task,
             live_tasks,
             listener,
             local_addr,
@@ -363,6 +380,10 @@ impl Application {
         }
         background.cancel();
         self.tail_stop.cancel();
+        self.search_stop.cancel();
+        if let Some(task) = self.search_task {
+            let _ = task.await;
+        }
         while tasks.join_next().await.is_some() {}
         self.state.nats.flush().await.ok();
         served

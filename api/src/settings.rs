@@ -89,6 +89,8 @@ pub struct Settings {
     pub live_tail_buffer: usize,
     /// How the history read model groups edits and takes history snapshots.
     pub history: collab_projections::history::HistoryConfig,
+    /// Where this instance keeps its search index, and how fresh.
+    pub search: collab_search::SearchConfig,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -160,6 +162,11 @@ impl Settings {
             audit: AuditSettings::default(),
             live_tail_buffer: defaults::LIVE_TAIL_BUFFER,
             history: Default::default(),
+            // In memory: every in-process server gets its own, refilled from the log.
+            search: collab_search::SearchConfig {
+                dir: None,
+                indexer: Default::default(),
+            },
         }
     }
 }

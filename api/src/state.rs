@@ -40,6 +40,8 @@ pub struct AppState {
     /// Cancelled when the server starts shutting down: endless responses (live tails)
     /// end, so the graceful shutdown does not wait for their clients.
     pub closing: tokio_util::sync::CancellationToken,
+    /// This instance's search index (None when the api role is off).
+    pub search: Option<collab_search::Search>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

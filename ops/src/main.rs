@@ -16,6 +16,7 @@ use collab_domain::UserId;
 use collab_live::LiveConfig;
 use collab_projections::history::HistoryConfig;
 use collab_projections::{rebuild, Consumer, Registry};
+use collab_search::{IndexerConfig, SearchConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use jsonwebtoken::Algorithm;
 use secrecy::SecretString;
@@ -124,6 +125,23 @@ enum Command {
     /// Verify the log's integrity; make signing keys.
     #[command(subcommand)]
     Audit(history::AuditCommand),
+    /// This instance's search index.
+    #[command(subcommand)]
+    Search(SearchCommand),
+}
+
+#[derive(Subcommand)]
+enum SearchCommand {
+    /// Make the search index anew from the log (stop the server that uses it first).
+    Rebuild {
+        #[arg(long, env = "COLLAB_SEARCH_DIR", default_value = "data/search")]
+        dir: std::path::PathBuf,
+    },
+    /// Print every entry of the index as JSON lines, in key order (to compare indexes).
+    Dump {
+        #[arg(long, env = "COLLAB_SEARCH_DIR", default_value = "data/search")]
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -204,6 +222,14 @@ struct ServeArgs {
     /// ...or every this many seconds, whichever comes first.
     #[arg(long, env = "COLLAB_AUDIT_CHECKPOINT_INTERVAL_SECS", default_value_t = defaults::AUDIT_CHECKPOINT_INTERVAL_SECS)]
     audit_checkpoint_interval_secs: u64,
+    /// Directory of this instance's search index (each instance its own); `memory`: an
+    /// index in memory, refilled from the log at every start.
+    #[arg(long, env = "COLLAB_SEARCH_DIR", default_value = "data/search")]
+    search_dir: String,
+    /// A document being edited is re-indexed for search at most once per this many
+    /// milliseconds.
+    #[arg(long, env = "COLLAB_SEARCH_REFRESH_MS", default_value_t = IndexerConfig::default().refresh.as_millis() as u64)]
+    search_refresh_ms: u64,
     /// Events a live tail (SSE) may fall behind before it gets `event: lagged` and closes.
     #[arg(long, env = "COLLAB_LIVE_TAIL_BUFFER", default_value_t = defaults::LIVE_TAIL_BUFFER)]
     live_tail_buffer: usize,
@@ -387,6 +413,13 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         checkpoint_interval: Duration::from_secs(args.audit_checkpoint_interval_secs.max(1)),
     };
     settings.live_tail_buffer = args.live_tail_buffer.max(1);
+    settings.search = SearchConfig {
+        dir: (args.search_dir != "memory").then(|| args.search_dir.clone().into()),
+        indexer: IndexerConfig {
+            refresh: Duration::from_millis(args.search_refresh_ms.max(1)),
+            ..IndexerConfig::default()
+        },
+    };
     let app = Application::build(settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
@@ -523,6 +556,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     "verification failed: {}",
                     report.first_break.map(|b| b.reason).unwrap_or_default()
                 );
+            }
+            Ok(())
+        }
+        Command::Search(SearchCommand::Rebuild { dir }) => {
+            let pool = migrate(&cli.global.settings()?).await?;
+            let bar = ProgressBar::new(0).with_style(
+                ProgressStyle::with_template("search [{bar:40}] {pos}/{len} positions ({eta})")
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            let started = std::time::Instant::now();
+            let position = collab_search::rebuild(dir, pool, |done, head| {
+                bar.set_length(head as u64);
+                bar.set_position(done as u64);
+            })
+            .await?;
+            bar.finish_and_clear();
+            println!(
+                "search: rebuilt to position {position} in {:.2?}",
+                started.elapsed()
+            );
+            Ok(())
+        }
+        Command::Search(SearchCommand::Dump { dir }) => {
+            if !dir.join("meta.json").exists() {
+                anyhow::bail!("no search index in {}", dir.display());
+            }
+            let index = collab_search::SearchIndex::open(Some(dir))?;
+            for entry in index.dump()? {
+                println!("{entry}");
             }
             Ok(())
         }

@@ -644,6 +644,8 @@ impl CollabProcess {
             ("COLLAB_RATE_LIMIT_USER_PER_SECOND".into(), "0".into()),
             ("COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND".into(), "0".into()),
             ("COLLAB_SOCKET_MESSAGES_PER_SECOND".into(), "0".into()),
+            // Each process an index of its own (tests that need one on disk say where).
+            ("COLLAB_SEARCH_DIR".into(), "memory".into()),
             (
                 "COLLAB_BLOB_DIR".into(),
                 std::env::temp_dir()

@@ -118,6 +118,22 @@ pub fn plain_text(items: &[ItemText]) -> String {
     items.iter().map(|i| i.text.as_str()).collect()
 }
 
+/// The text a reader of the document sees, for search: every text root and every XML
+/// fragment's text nodes (one per line), root by root in name order; maps, arrays and
+/// embedded content are left out.
+pub fn searchable_text(doc: &Doc) -> String {
+    let mut out = String::new();
+    for (name, kind) in root_kinds(doc) {
+        if matches!(kind, RootKind::Text | RootKind::Xml) {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&plain_text(&text_items(doc, &name)));
+        }
+    }
+    out
+}
+
 /// Text attributed to whoever made it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Attributed {

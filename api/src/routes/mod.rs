@@ -25,6 +25,7 @@ pub mod health;
 pub mod history;
 pub mod members;
 pub mod permissions;
+pub mod search;
 pub mod service_accounts;
 pub mod sync;
 pub mod workspaces;
@@ -41,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(audit::router())
         .merge(permissions::router())
+        .merge(search::router())
         .merge(service_accounts::router())
         .merge(sync::router())
         .merge(health::router())

@@ -9,6 +9,7 @@ mod history;
 mod live;
 mod projections;
 mod relay;
+mod search;
 mod security;
 mod sharing;
 mod versions;

@@ -1,0 +1,414 @@
+//! Following the log into the index. Every instance that serves search runs one indexer
+//! over its own index: it reads the document and content events after its checkpoint,
+//! marks their documents stale, and re-indexes a stale document from its current state —
+//! at most once per `refresh` while it is being edited, not on every keystroke.
+//!
+//! A document's entry is made from its row in the `documents` read model (title, folder,
+//! workspace, archived) and its content at the head of the log (the history read model's
+//! snapshot plus the updates after it): a function of the log alone, so a rebuild gives
+//! the same entries. A document whose metadata events the `documents` read model has not
+//! folded yet waits for it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use collab_domain::StreamCategory;
+use collab_projections::history::{document_at, Point};
+use collab_store::{AppendSignal, EventLog};
+use sqlx::PgPool;
+use tantivy::{IndexWriter, TantivyDocument, Term};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use uuid::Uuid;
+
+use crate::index::{Checkpoint, Fields, SearchIndex, FORMAT};
+use crate::SearchError;
+
+/// How the indexer paces itself.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexerConfig {
+    /// A document being edited is re-indexed at most once per this.
+    pub refresh: Duration,
+    /// Documents re-indexed per round.
+    pub batch: usize,
+}
+
+impl Default for IndexerConfig {
+    fn default() -> Self {
+        Self {
+            refresh: Duration::from_millis(1000),
+            batch: 256,
+        }
+    }
+}
+
+/// Events read per query while following the log.
+const PAGE: i64 = 2000;
+/// Commit at least this often while there is work (a long refill shows progress and a
+/// restart does not lose it).
+const COMMIT_EVERY: Duration = Duration::from_secs(2);
+
+/// Unindexed events of a document.
+#[derive(Debug, Clone, Copy)]
+struct Stale {
+    /// The first of them: the checkpoint stays before it until the document is indexed.
+    first: i64,
+    /// The last metadata (document-category) event: the `documents` read model must have
+    /// folded it before the entry is made.
+    last_metadata: i64,
+}
+
+/// The log identity an index checkpoint names.
+async fn log_identity(pool: &PgPool) -> Result<String, SearchError> {
+    let first: Option<Uuid> = sqlx::query_scalar("SELECT event_id FROM events WHERE position = 1")
+        .fetch_optional(pool)
+        .await?;
+    Ok(first.map_or_else(|| "empty".to_owned(), |id| id.to_string()))
+}
+
+async fn documents_checkpoint(pool: &PgPool) -> Result<i64, SearchError> {
+    Ok(
+        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = 'documents'")
+            .fetch_optional(pool)
+            .await?
+            .unwrap_or(0),
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct DocumentRow {
+    document_id: Uuid,
+    workspace_id: Uuid,
+    title: String,
+    folder: String,
+    archived: bool,
+    created_by: String,
+    updated_at: DateTime<Utc>,
+}
+
+/// One document's entry, or its removal (deleted, archived).
+enum Entry {
+    Put(Box<TantivyDocument>),
+    Remove,
+}
+
+pub struct Indexer {
+    index: Arc<SearchIndex>,
+    writer: IndexWriter,
+    pool: PgPool,
+    config: IndexerConfig,
+    log: String,
+    /// Events read up to here.
+    read_to: i64,
+    stale: HashMap<Uuid, Stale>,
+    /// When each recently indexed document was indexed (for the refresh interval).
+    indexed_at: HashMap<Uuid, Instant>,
+    uncommitted: bool,
+    last_commit: Instant,
+    reflected: watch::Sender<i64>,
+}
+
+impl Indexer {
+    /// Opens the writer and resumes from the index's checkpoint; an index of another log
+    /// or format is emptied first.
+    pub async fn start(
+        index: Arc<SearchIndex>,
+        pool: PgPool,
+        config: IndexerConfig,
+        reflected: watch::Sender<i64>,
+    ) -> Result<Self, SearchError> {
+        let writer = index.writer()?;
+        let log = log_identity(&pool).await?;
+        let read_to = match index.checkpoint()? {
+            Some(c) if c.log == log || c.position == 0 => c.position,
+            other => {
+                if other.is_some() {
+                    info!("the search index was made from another log: refilling it");
+                }
+                writer.delete_all_documents()?;
+                0
+            }
+        };
+        reflected.send_replace(read_to);
+        Ok(Self {
+            index,
+            writer,
+            pool,
+            config,
+            log,
+            read_to,
+            stale: HashMap::new(),
+            indexed_at: HashMap::new(),
+            uncommitted: read_to == 0,
+            last_commit: Instant::now(),
+            reflected,
+        })
+    }
+
+    /// Follows the log until `stop`, then commits what it has.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut signal = AppendSignal::new(self.pool.clone(), Duration::from_secs(1)).await;
+        let mut failures = 0u32;
+        while !stop.is_cancelled() {
+            match self.step().await {
+                Ok(()) => failures = 0,
+                Err(error) => {
+                    failures += 1;
+                    warn!(%error, "search indexer: a round failed; retrying");
+                    metrics::counter!("collab_search_index_failures_total").increment(1);
+                    let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stop.cancelled() => {}
+                    }
+                    continue;
+                }
+            }
+            if self.stale.is_empty() {
+                signal.wait(&stop).await;
+            } else {
+                // Stale documents wait for their refresh or for the documents read model.
+                tokio::select! {
+                    _ = tokio::time::sleep(self.config.refresh / 8) => {}
+                    _ = stop.cancelled() => {}
+                }
+            }
+        }
+        if let Err(error) = self.commit() {
+            warn!(%error, "search indexer: the last commit failed");
+        }
+    }
+
+    /// Indexes everything up to the log's head as it is now, then commits; `progress`
+    /// hears (position reflected, head). For `collab search rebuild`.
+    pub async fn catch_up(&mut self, progress: impl Fn(i64, i64)) -> Result<i64, SearchError> {
+        let head = EventLog::head(&self.pool).await?;
+        let mut last_progress = (self.position(), Instant::now());
+        loop {
+            self.step().await?;
+            let position = self.position();
+            progress(position, head);
+            if self.read_to >= head && self.stale.is_empty() {
+                break;
+            }
+            if position > last_progress.0 {
+                last_progress = (position, Instant::now());
+            } else if last_progress.1.elapsed() > Duration::from_secs(30) {
+                return Err(SearchError::Directory(format!(
+                    "no progress for 30 s at position {position}: the documents read model \
+                     is at {}; start the projector role or run `collab projections rebuild documents`",
+                    documents_checkpoint(&self.pool).await?
+                )));
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        self.commit()?;
+        Ok(self.position())
+    }
+
+    /// One round: read the new events, re-index the documents that are due, commit.
+    pub async fn step(&mut self) -> Result<(), SearchError> {
+        self.read_events().await?;
+        let documents_at = documents_checkpoint(&self.pool).await?;
+        let now = Instant::now();
+        let refresh = self.config.refresh;
+        self.indexed_at
+            .retain(|_, at| now.duration_since(*at) < refresh);
+        let mut due: Vec<(Uuid, i64)> = self
+            .stale
+            .iter()
+            .filter(|(id, stale)| {
+                stale.last_metadata <= documents_at && !self.indexed_at.contains_key(id)
+            })
+            .map(|(id, stale)| (*id, stale.first))
+            .collect();
+        due.sort_by_key(|(_, first)| *first);
+        due.truncate(self.config.batch);
+        if !due.is_empty() {
+            let ids: Vec<Uuid> = due.iter().map(|(id, _)| *id).collect();
+            let entries = self.entries(&ids).await?;
+            for (id, entry) in entries {
+                self.writer
+                    .delete_term(Term::from_field_text(self.index.fields.key, &key(id)));
+                if let Entry::Put(doc) = entry {
+                    self.writer.add_document(*doc)?;
+                }
+                self.stale.remove(&id);
+                self.indexed_at.insert(id, now);
+            }
+            metrics::counter!("collab_search_documents_indexed_total").increment(ids.len() as u64);
+            self.uncommitted = true;
+        }
+        let position = self.position();
+        let behind_refresh = !self.stale.is_empty();
+        if self.uncommitted && (!behind_refresh || self.last_commit.elapsed() >= COMMIT_EVERY) {
+            self.commit()?;
+        } else if !self.uncommitted && position > *self.reflected.borrow() {
+            // Nothing of these events changed an entry: the index reflects them as it is.
+            self.reflected.send_replace(position);
+        }
+        Ok(())
+    }
+
+    /// Drops every entry: the next rounds refill the index from the start of the log.
+    pub fn empty(&mut self) -> Result<(), SearchError> {
+        self.writer.delete_all_documents()?;
+        self.read_to = 0;
+        self.stale.clear();
+        self.indexed_at.clear();
+        self.uncommitted = true;
+        Ok(())
+    }
+
+    /// Every event up to here is reflected once committed: up to the first event of a
+    /// document still stale.
+    fn position(&self) -> i64 {
+        self.stale
+            .values()
+            .map(|s| s.first - 1)
+            .min()
+            .unwrap_or(self.read_to)
+            .min(self.read_to)
+    }
+
+    fn commit(&mut self) -> Result<(), SearchError> {
+        let position = self.position();
+        let checkpoint = Checkpoint {
+            format: FORMAT,
+            log: self.log.clone(),
+            position,
+        };
+        let started = Instant::now();
+        let mut prepared = self.writer.prepare_commit()?;
+        prepared.set_payload(&serde_json::to_string(&checkpoint).expect("serialisable"));
+        prepared.commit()?;
+        self.index.reader.reload()?;
+        self.uncommitted = false;
+        self.last_commit = Instant::now();
+        self.reflected.send_replace(position);
+        metrics::histogram!("collab_search_commit_seconds").record(started.elapsed().as_secs_f64());
+        metrics::gauge!("collab_search_position").set(position as f64);
+        debug!(position, stale = self.stale.len(), "search index committed");
+        Ok(())
+    }
+
+    async fn read_events(&mut self) -> Result<(), SearchError> {
+        let head = EventLog::head(&self.pool).await?;
+        if self.read_to == 0 && head > 0 && self.log == "empty" {
+            // The log's first event arrived since start: it names the log from now on.
+            self.log = log_identity(&self.pool).await?;
+        }
+        while self.read_to < head {
+            let events = EventLog::read_categories(
+                &self.pool,
+                &[StreamCategory::Document, StreamCategory::Content],
+                self.read_to,
+                head + 1,
+                PAGE,
+            )
+            .await?;
+            let full = events.len() as i64 == PAGE;
+            for event in &events {
+                let stale = self.stale.entry(event.stream_id.id).or_insert(Stale {
+                    first: event.position,
+                    last_metadata: 0,
+                });
+                if event.stream_id.category == StreamCategory::Document {
+                    stale.last_metadata = event.position;
+                }
+            }
+            self.read_to = match events.last() {
+                Some(last) if full => last.position,
+                _ => head,
+            };
+        }
+        metrics::gauge!("collab_search_stale_documents").set(self.stale.len() as f64);
+        Ok(())
+    }
+
+    /// The entries of `ids` as of now.
+    async fn entries(&self, ids: &[Uuid]) -> Result<Vec<(Uuid, Entry)>, SearchError> {
+        let rows: Vec<DocumentRow> = sqlx::query_as(
+            "SELECT document_id, workspace_id, title, folder, archived, created_by, updated_at \
+             FROM rm_documents WHERE document_id = ANY($1)",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut rows: HashMap<Uuid, DocumentRow> =
+            rows.into_iter().map(|r| (r.document_id, r)).collect();
+        let mut out = Vec::with_capacity(ids.len());
+        let mut conn = self.pool.acquire().await?;
+        for id in ids {
+            let entry = match rows.remove(id) {
+                Some(row) if !row.archived => {
+                    let at = document_at(&mut conn, *id, Point::Head).await?;
+                    let fields = self.index.fields;
+                    // Reading a large document's text is CPU work: off the async workers.
+                    let doc = tokio::task::spawn_blocking(move || {
+                        let body = collab_live::history::searchable_text(&at.doc);
+                        let updated = at
+                            .recorded_at
+                            .map_or(row.updated_at, |t| t.max(row.updated_at));
+                        entry(&fields, &row, &body, updated)
+                    })
+                    .await
+                    .map_err(|e| SearchError::Directory(format!("indexing task: {e}")))?;
+                    Entry::Put(Box::new(doc))
+                }
+                // Deleted (no row) or archived: not searchable.
+                _ => Entry::Remove,
+            };
+            out.push((*id, entry));
+        }
+        Ok(out)
+    }
+}
+
+pub(crate) fn key(document: Uuid) -> String {
+    format!("document:{document}")
+}
+
+/// `/a/b` → `/`, `/a`, `/a/b`.
+pub(crate) fn folder_and_ancestors(folder: &str) -> Vec<String> {
+    let mut out = vec!["/".to_owned()];
+    let mut path = String::new();
+    for segment in folder.split('/').filter(|s| !s.is_empty()) {
+        path.push('/');
+        path.push_str(segment);
+        out.push(path.clone());
+    }
+    out
+}
+
+fn entry(f: &Fields, row: &DocumentRow, body: &str, updated: DateTime<Utc>) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.key, key(row.document_id));
+    doc.add_text(f.kind, "document");
+    doc.add_text(f.workspace, row.workspace_id.to_string());
+    doc.add_text(f.document, row.document_id.to_string());
+    for folder in folder_and_ancestors(&row.folder) {
+        doc.add_text(f.folders, folder);
+    }
+    doc.add_text(f.folder, &row.folder);
+    doc.add_text(f.creator, &row.created_by);
+    doc.add_text(f.title, &row.title);
+    doc.add_text(f.body, body);
+    doc.add_i64(f.updated, updated.timestamp_micros());
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn folders_filter_by_every_ancestor() {
+        assert_eq!(folder_and_ancestors("/"), vec!["/"]);
+        assert_eq!(folder_and_ancestors("/a/b"), vec!["/", "/a", "/a/b"]);
+    }
+}

@@ -1,0 +1,170 @@
+//! `GET /v1/search`: full-text search over what the caller may read.
+
+use axum::extract::{Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use collab_domain::access::{document_role, AccessFacts};
+use collab_domain::{DocumentRole, FolderPath, Scope as ApiScope, WorkspaceId, WorkspaceRole};
+use collab_search::{query, Hit, Kind, Request, Scope};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{decode_cursor, encode_cursor, page_limit, path_id};
+use crate::error::ApiError;
+use crate::extract::{Principal, RequestMeta};
+use crate::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/search", get(search))
+}
+
+/// Results past this many are not paged (as in web search: refine the query instead).
+const MAX_OFFSET: usize = 1000;
+
+#[derive(Deserialize)]
+struct SearchParams {
+    q: Option<String>,
+    workspace: Option<String>,
+    kind: Option<String>,
+    folder: Option<String>,
+    cursor: Option<String>,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct SearchPage {
+    results: Vec<Hit>,
+    /// How many results match in all.
+    total: usize,
+    /// Pass as `cursor` for the next page; absent on the last.
+    next_cursor: Option<String>,
+    /// The log position the index reflected when it answered.
+    position: i64,
+}
+
+/// What the caller may read, from the read models (a share or an unshare counts as soon
+/// as the `documents` read model has folded it; read-your-writes waits for that).
+async fn scope(state: &AppState, principal: &Principal) -> Result<Scope, ApiError> {
+    let mut scope = Scope {
+        user: principal.id.as_str().to_owned(),
+        ..Scope::default()
+    };
+    if let Some(service) = &principal.service {
+        if service.has(ApiScope::DocumentsRead) || service.has(ApiScope::DocumentsWrite) {
+            scope.workspaces.push(service.workspace.as_uuid());
+        }
+        return Ok(scope);
+    }
+    let mut reader = state.reader(principal).await?;
+    let memberships: Vec<(Uuid, String, Option<String>)> = sqlx::query_as(
+        "SELECT m.workspace_id, m.role, w.default_document_role \
+         FROM rm_workspace_members m JOIN rm_workspaces w USING (workspace_id) \
+         WHERE m.user_id = $1",
+    )
+    .bind(principal.id.as_str())
+    .fetch_all(&mut *reader)
+    .await?;
+    let other = collab_domain::UserId::parse("search:someone-else").expect("a valid user id");
+    for (workspace, role, default_role) in memberships {
+        let workspace_role = WorkspaceRole::parse(&role).ok();
+        let default_member_role = default_role.and_then(|r| DocumentRole::parse(&r).ok());
+        let role_for = |creator| {
+            document_role(AccessFacts {
+                user: &principal.id,
+                workspace_role,
+                default_member_role,
+                created_by: Some(creator),
+                shared_role: None,
+            })
+        };
+        if role_for(&other).is_some() {
+            scope.workspaces.push(workspace);
+        } else if role_for(&principal.id).is_some() {
+            scope.own_in.push(workspace);
+        }
+    }
+    scope.documents =
+        sqlx::query_scalar("SELECT document_id FROM rm_document_shares WHERE user_id = $1")
+            .bind(principal.id.as_str())
+            .fetch_all(&mut *reader)
+            .await?;
+    Ok(scope)
+}
+
+async fn search(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Query(params): Query<SearchParams>,
+) -> Result<Json<SearchPage>, ApiError> {
+    let raw = params.q.as_deref().unwrap_or("");
+    let parsed = query::parse(raw).map_err(|e| ApiError::InvalidParameter {
+        name: "q",
+        reason: e.to_string(),
+    })?;
+    let workspace = params
+        .workspace
+        .as_deref()
+        .map(|w| path_id("workspace", w, WorkspaceId::parse))
+        .transpose()?;
+    let kind = match params.kind.as_deref() {
+        None => None,
+        Some("document") => Some(Kind::Document),
+        Some("comment") => Some(Kind::Comment),
+        Some(_) => {
+            return Err(ApiError::InvalidParameter {
+                name: "kind",
+                reason: "must be document or comment".into(),
+            })
+        }
+    };
+    let folder = params
+        .folder
+        .as_deref()
+        .map(|f| {
+            FolderPath::parse(f).map_err(|e| ApiError::InvalidParameter {
+                name: "folder",
+                reason: e.to_string(),
+            })
+        })
+        .transpose()?;
+    let limit = page_limit(params.limit.as_deref())? as usize;
+    let offset = params
+        .cursor
+        .as_deref()
+        .map(|c| decode_cursor('s', c))
+        .transpose()?
+        .unwrap_or(0)
+        .clamp(0, MAX_OFFSET as i64) as usize;
+    let search = state.search.as_ref().ok_or(ApiError::NotFound("route"))?;
+    state.reach(meta.min_position).await?;
+    if let Some(min) = meta.min_position {
+        if !search.reach(min, state.read_wait).await {
+            return Err(ApiError::NotYetConsistent { requested: min });
+        }
+    }
+    let scope = scope(&state, &principal).await?;
+    let position = search.position();
+    let results = search
+        .search(Request {
+            query: parsed,
+            scope,
+            workspace: workspace.map(|w| w.as_uuid()),
+            folder: folder.map(String::from),
+            kind,
+            offset,
+            limit,
+            now_micros: chrono::Utc::now().timestamp_micros(),
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let next = offset + results.hits.len();
+    let next_cursor =
+        (next < results.total && next < MAX_OFFSET).then(|| encode_cursor('s', next as i64));
+    Ok(Json(SearchPage {
+        results: results.hits,
+        total: results.total,
+        next_cursor,
+        position,
+    }))
+}
