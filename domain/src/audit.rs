@@ -250,7 +250,7 @@ pub fn encode_key(bytes: &[u8]) -> String {
 }
 
 /// The first thing found wrong, located as precisely as the evidence allows.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Break {
     pub stream_id: Option<String>,
     pub stream_version: Option<i64>,
@@ -264,7 +264,7 @@ pub struct Break {
 }
 
 /// What a verification found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub streams: usize,
     pub events: u64,

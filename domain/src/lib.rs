@@ -14,6 +14,7 @@ pub mod content;
 pub mod document;
 pub mod envelope;
 pub mod ids;
+mod openapi;
 pub mod replay;
 pub mod role;
 pub mod values;

@@ -11,6 +11,18 @@ if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
 fi
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+# The contract test runs schemathesis (PyPI) against the binary: one virtualenv, kept.
+SCHEMATHESIS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/collab/schemathesis-4.32.5"
+if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
+  if ! python3 -m venv "$SCHEMATHESIS_VENV" 2>/dev/null; then
+    echo "test: installing python3-venv" >&2
+    if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; fi
+    python3 -m venv "$SCHEMATHESIS_VENV"
+  fi
+  "$SCHEMATHESIS_VENV/bin/pip" install -q schemathesis==4.32.5
+fi
+export SCHEMATHESIS_BIN="$SCHEMATHESIS_VENV/bin/schemathesis"
 # End-to-end tests start this binary (and run the JetStream consumer example).
 cargo build --locked -p collab-ops --bins --examples
 export COLLAB_BIN="$PWD/target/debug/collab"

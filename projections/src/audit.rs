@@ -483,7 +483,7 @@ async fn document_summary(
 }
 
 /// One line of the audit trail.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub position: i64,
     pub last_position: i64,

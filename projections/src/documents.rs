@@ -348,7 +348,7 @@ async fn apply(
     Ok(())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct DocumentView {
     pub id: Uuid,
     pub workspace_id: Uuid,

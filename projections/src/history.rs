@@ -749,7 +749,7 @@ fn corrupt(document: Uuid, version: i64, error: impl std::fmt::Display) -> Proje
 }
 
 /// One entry of a document's history list.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// `edits`, `restored`, `VersionNamed`, `VersionDeleted` or a document event type.
     pub kind: String,
@@ -765,6 +765,7 @@ pub struct HistoryEntry {
     pub deleted: i64,
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
     pub details: sqlx::types::Json<serde_json::Value>,
 }
 
@@ -790,7 +791,7 @@ pub async fn list(
 }
 
 /// A named version.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct NamedVersion {
     pub version_id: Uuid,
     pub name: String,

@@ -121,7 +121,7 @@ async fn apply(
 }
 
 /// A workspace as one of its members sees it in a listing.
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct WorkspaceView {
     pub id: Uuid,
     pub name: String,
@@ -135,7 +135,7 @@ pub struct WorkspaceView {
     pub default_document_role: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: String,
     pub role: String,

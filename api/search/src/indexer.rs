@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use collab_domain::StreamCategory;
+use collab_domain::{StreamCategory, StreamId};
 use collab_projections::history::{document_at, Point};
 use collab_store::{AppendSignal, EventLog};
 use sqlx::PgPool;
@@ -303,26 +303,35 @@ impl Indexer {
             self.log = log_identity(&self.pool).await?;
         }
         while self.read_to < head {
-            let events = EventLog::read_categories(
-                &self.pool,
-                &[StreamCategory::Document, StreamCategory::Content],
-                self.read_to,
-                head + 1,
-                PAGE,
+            // Which streams changed, not what: the entries are read from their sources.
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT position, stream_id FROM events WHERE stream_category = ANY($1) \
+                 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4",
             )
+            .bind([
+                StreamCategory::Document.as_str(),
+                StreamCategory::Content.as_str(),
+            ])
+            .bind(self.read_to)
+            .bind(head)
+            .bind(PAGE)
+            .fetch_all(&self.pool)
             .await?;
-            let full = events.len() as i64 == PAGE;
-            for event in &events {
-                let stale = self.stale.entry(event.stream_id.id).or_insert(Stale {
-                    first: event.position,
+            let full = rows.len() as i64 == PAGE;
+            for (position, stream) in &rows {
+                let stream: StreamId = stream.parse().map_err(|_| {
+                    SearchError::Directory(format!("unreadable stream id {stream} in the log"))
+                })?;
+                let stale = self.stale.entry(stream.id).or_insert(Stale {
+                    first: *position,
                     last_metadata: 0,
                 });
-                if event.stream_id.category == StreamCategory::Document {
-                    stale.last_metadata = event.position;
+                if stream.category == StreamCategory::Document {
+                    stale.last_metadata = *position;
                 }
             }
-            self.read_to = match events.last() {
-                Some(last) if full => last.position,
+            self.read_to = match rows.last() {
+                Some((last, _)) if full => *last,
                 _ => head,
             };
         }

@@ -8,8 +8,7 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use collab_domain::audit::{Checkpoint, Report, SealFacts, StreamHead};
@@ -20,6 +19,9 @@ use collab_store::EventLog;
 use ed25519_dalek::SigningKey;
 use futures::StreamExt;
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::events::{authorize_history, ndjson_chunk};
 use super::path_id;
@@ -27,11 +29,18 @@ use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workspaces/{workspace_id}/audit", get(trail))
-        .route("/v1/workspaces/{workspace_id}/audit/verify", get(verify))
-        .route("/v1/workspaces/{workspace_id}/audit/export", get(export))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(trail))
+        .routes(routes!(verify))
+        .routes(routes!(export))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct Trail {
+    entries: Vec<AuditEntry>,
+    /// Pass as `cursor` for the next (older) page; null on the last.
+    next_cursor: Option<i64>,
 }
 
 const DEFAULT_LIMIT: i64 = 50;
@@ -112,13 +121,30 @@ fn parse_query(raw: Option<&str>) -> Result<AuditQuery, ApiError> {
 
 /// `GET /v1/workspaces/{ws}/audit`: newest first, edits grouped per actor, document and
 /// burst; `next_cursor` pages on.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/audit",
+    tag = "audit",
+    params(
+        ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
+        ("actor" = Option<String>, Query, description = "Only this actor (`alice` is short for `user:alice`)"),
+        ("type" = Option<String>, Query, description = "Only this event type of the catalogue"),
+        ("document" = Option<uuid::Uuid>, Query, description = "Only this document"),
+        ("from" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Recorded at or after (RFC 3339)"),
+        ("to" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "Recorded before (RFC 3339)"),
+        ("cursor" = Option<i64>, Query, minimum = 1, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 500, description = "1–500, 50 by default"),
+        ("min_position" = Option<i64>, Query, minimum = 0, description = "Wait until the audit read model has reached this position")
+    ),
+    responses((status = 200, description = "A page of the trail, newest first", body = Trail), crate::openapi::Refusals)
+)]
 async fn trail(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
     Path(workspace_id): Path<String>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Trail>, ApiError> {
     let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     let query = parse_query(raw.as_deref())?;
     authorize_history(&state, &principal, workspace, Scope::AuditRead).await?;
@@ -130,13 +156,21 @@ async fn trail(
     let next_cursor = (entries.len() as i64 == query.limit)
         .then(|| entries.last().map(|e| e.position))
         .flatten();
-    Ok(Json(
-        json!({ "entries": entries, "next_cursor": next_cursor }),
-    ))
+    Ok(Json(Trail {
+        entries,
+        next_cursor,
+    }))
 }
 
 /// `GET /v1/workspaces/{ws}/audit/verify`: recomputes the workspace's chains, the
 /// position sequence and its checkpoints.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/audit/verify",
+    tag = "audit",
+    params(("workspace_id" = uuid::Uuid, Path, description = "The workspace")),
+    responses((status = 200, description = "What verification found", body = Report), crate::openapi::Refusals)
+)]
 async fn verify(
     State(state): State<AppState>,
     principal: Principal,
@@ -155,6 +189,16 @@ async fn verify(
 /// included) as NDJSON lines carrying both `data` and the raw `payload`, then one last
 /// line `{"seal": …}`: a checkpoint signed now over the heads of exactly what was
 /// exported, so a truncated or edited file fails offline verification.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/audit/export",
+    tag = "audit",
+    params(("workspace_id" = uuid::Uuid, Path, description = "The workspace")),
+    responses(
+        (status = 200, description = "NDJSON: every event with `data` and its raw `payload`, checkpoints, then `{\"seal\": ...}`", content_type = "application/x-ndjson", body = String),
+        crate::openapi::Refusals
+    )
+)]
 async fn export(
     State(state): State<AppState>,
     principal: Principal,

@@ -7,12 +7,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::content::EditOrigin;
 use collab_domain::{DocumentId, DocumentRole};
 use serde_json::json;
 use tokio::sync::oneshot;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use yrs::{ReadTxn, StateVector, Transact};
 
 use super::{command_response, history, path_id};
@@ -26,15 +28,19 @@ use collab_live::presence;
 use collab_live::rooms::RoomGuard;
 use collab_projections::history::AtPoint;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/documents/{document_id}/content", get(get_content))
-        .route("/v1/documents/{document_id}/state", get(get_state))
-        .route(
-            "/v1/documents/{document_id}/updates",
-            axum::routing::post(post_update),
-        )
-        .route("/v1/documents/{document_id}/presence", get(get_presence))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(get_content))
+        .routes(routes!(get_state))
+        .routes(routes!(post_update))
+        .routes(routes!(get_presence))
+}
+
+#[derive(serde::Serialize, ToSchema)]
+struct UpdateApplied {
+    document_id: DocumentId,
+    /// The document's content version after the update.
+    version: i64,
 }
 
 pub(crate) async fn open_room(
@@ -119,6 +125,27 @@ fn with_headers(mut response: Response, headers: Vec<(&'static str, String)>) ->
 }
 
 /// `GET /v1/documents/{id}/content[?format=text|json][&root=][&at_version=|at_position=|at_time=]`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/content",
+    tag = "content",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("format" = Option<String>, Query, description = "`text` (default) or `json` (every root by name)"),
+        ("root" = Option<String>, Query, description = "For `text`: only this root"),
+        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
+        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
+        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)"),
+        ("min_position" = Option<i64>, Query, minimum = 0, description = "Read your writes: wait for this position")
+    ),
+    responses(
+        (status = 200, description = "The content; `X-Collab-Content-Version` and `X-Collab-Position` say which", content(
+            (String = "text/plain"),
+            (Object = "application/json")
+        )),
+        crate::openapi::Refusals
+    )
+)]
 async fn get_content(
     State(state): State<AppState>,
     principal: Principal,
@@ -151,6 +178,22 @@ async fn get_content(
 
 /// `GET /v1/documents/{id}/state[?at_version=|at_position=|at_time=]`: the binary Yjs
 /// state (v1 update), which any Yjs client can apply.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/state",
+    tag = "content",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
+        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
+        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)"),
+        ("min_position" = Option<i64>, Query, minimum = 0, description = "Read your writes: wait for this position")
+    ),
+    responses(
+        (status = 200, description = "The Yjs state as one v1 update", content_type = "application/octet-stream", body = Vec<u8>),
+        crate::openapi::Refusals
+    )
+)]
 async fn get_state(
     State(state): State<AppState>,
     principal: Principal,
@@ -168,6 +211,19 @@ async fn get_state(
     Ok(with_headers(response, source.headers()))
 }
 
+/// Apply a Yjs update (editors): live sessions receive it once it is durable.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/updates",
+    tag = "content",
+    params(("document_id" = uuid::Uuid, Path, description = "The document")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "A Yjs v1 update"),
+    responses(
+        (status = 200, description = "Applied (or changed nothing)", body = crate::openapi::Committed<UpdateApplied>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn post_update(
     State(state): State<AppState>,
     principal: Principal,
@@ -197,7 +253,10 @@ async fn post_update(
         return Ok(command_response(
             StatusCode::OK,
             position,
-            json!({ "document_id": guard.room.document_id, "version": version }),
+            UpdateApplied {
+                document_id: guard.room.document_id,
+                version,
+            },
         ));
     }
     let (version, position) = submit_edit(
@@ -212,7 +271,10 @@ async fn post_update(
     Ok(command_response(
         StatusCode::OK,
         position,
-        json!({ "document_id": guard.room.document_id, "version": version }),
+        UpdateApplied {
+            document_id: guard.room.document_id,
+            version,
+        },
     ))
 }
 
@@ -248,6 +310,17 @@ pub(crate) async fn submit_edit(
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))
 }
 
+/// Who is connected to the document now.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/presence",
+    tag = "content",
+    params(("document_id" = uuid::Uuid, Path, description = "The document")),
+    responses(
+        (status = 200, description = "`{users: [...], sessions: [{session_id, user_id, awareness...}]}`", body = Object),
+        crate::openapi::Refusals
+    )
+)]
 async fn get_presence(
     State(state): State<AppState>,
     principal: Principal,

@@ -4,8 +4,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::document::{Acting, ActingMember, Document, DocumentCommand};
 use collab_domain::workspace::Workspace;
 use collab_domain::{
@@ -14,48 +13,54 @@ use collab_domain::{
 use collab_projections::documents::{self as read_model, ArchivedFilter, DocumentView};
 use collab_projections::workspaces::role_of;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{command_response, decode_cursor, encode_cursor, page_limit, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/workspaces/{workspace_id}/documents",
-            get(list_documents).post(create_document),
-        )
-        .route(
-            "/v1/documents/{document_id}",
-            get(get_document)
-                .patch(update_document)
-                .delete(delete_document),
-        )
-        .route(
-            "/v1/documents/{document_id}/archive",
-            post(archive_document),
-        )
-        .route(
-            "/v1/documents/{document_id}/restore",
-            post(restore_document),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_documents, create_document))
+        .routes(routes!(get_document, update_document, delete_document))
+        .routes(routes!(archive_document))
+        .routes(routes!(restore_document))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListParams {
+    /// 1–200, 50 by default.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// `exclude` (default), `include` or `only`.
+    #[param(pattern = "^(exclude|include|only)$")]
     archived: Option<String>,
 }
 
-#[derive(Serialize)]
+const WS: &str = "The workspace";
+const DOC: &str = "The document";
+
+#[derive(Serialize, ToSchema)]
 struct DocumentPage {
     documents: Vec<DocumentView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     next_cursor: Option<String>,
 }
 
+/// The workspace's documents the caller can read, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/documents",
+    tag = "documents",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS), ListParams),
+    responses((status = 200, description = "A page of documents", body = DocumentPage), crate::openapi::Refusals)
+)]
 async fn list_documents(
     State(state): State<AppState>,
     principal: Principal,
@@ -119,14 +124,16 @@ async fn list_documents(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateDocumentBody {
+    #[schema(min_length = 1, max_length = 200)]
     title: String,
+    /// `/` (default) or `/a/b`: segments of 1–100 characters, at most 16 deep.
     folder: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DocumentCreated {
     id: DocumentId,
     workspace_id: WorkspaceId,
@@ -137,6 +144,19 @@ struct DocumentCreated {
     version: i64,
 }
 
+/// Create a document (members; guests cannot).
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace_id}/documents",
+    tag = "documents",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS)),
+    request_body = CreateDocumentBody,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::Committed<DocumentCreated>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn create_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -197,7 +217,7 @@ async fn create_document(
     ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DocumentWithRole {
     #[serde(flatten)]
     document: DocumentView,
@@ -205,6 +225,14 @@ struct DocumentWithRole {
     role: DocumentRole,
 }
 
+/// A document and the caller's role on it.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    responses((status = 200, description = "The document", body = DocumentWithRole), crate::openapi::Refusals)
+)]
 async fn get_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -228,14 +256,16 @@ async fn get_document(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UpdateDocumentBody {
+    /// Rename: 1–200 characters.
     title: Option<String>,
+    /// Move: `/` or `/a/b`.
     folder: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DocumentChanged {
     id: DocumentId,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -245,6 +275,19 @@ struct DocumentChanged {
     version: i64,
 }
 
+/// Rename and/or move a document (editors); both or neither.
+#[utoipa::path(
+    patch,
+    path = "/v1/documents/{document_id}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    request_body = UpdateDocumentBody,
+    responses(
+        (status = 200, description = "Changed", body = crate::openapi::Committed<DocumentChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn update_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -318,6 +361,18 @@ async fn lifecycle(
     ))
 }
 
+/// Delete a document (owners); its live sessions close.
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{document_id}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    responses(
+        (status = 200, description = "Done", body = crate::openapi::Committed<DocumentChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn delete_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -331,6 +386,18 @@ async fn delete_document(
     .await
 }
 
+/// Archive a document (editors).
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/archive",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    responses(
+        (status = 200, description = "Done", body = crate::openapi::Committed<DocumentChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn archive_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -343,6 +410,18 @@ async fn archive_document(
     .await
 }
 
+/// Restore an archived document (editors).
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/restore",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    responses(
+        (status = 200, description = "Done", body = crate::openapi::Committed<DocumentChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn restore_document(
     State(state): State<AppState>,
     principal: Principal,

@@ -11,8 +11,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
 use collab_domain::workspace::Workspace;
@@ -22,17 +21,19 @@ use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::broadcast::Receiver;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::path_id;
 use crate::error::ApiError;
 use crate::extract::Principal;
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/events/catalogue", get(catalogue))
-        .route("/v1/workspaces/{workspace_id}/events", get(replay))
-        .route("/v1/workspaces/{workspace_id}/events/live", get(live))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(catalogue))
+        .routes(routes!(replay))
+        .routes(routes!(live))
 }
 
 /// Events per page read from Postgres (and per response chunk).
@@ -44,6 +45,15 @@ const RECHECK_ACCESS: Duration = Duration::from_secs(15);
 /// The header a replay names the head it runs to in (without `limit`).
 pub const HEAD_HEADER: &str = "x-collab-head";
 
+/// Every event type: its schema versions, stream category, meaning, fields and the JSON
+/// Schema of its `data` (no authentication needed).
+#[utoipa::path(
+    get,
+    path = "/v1/events/catalogue",
+    tag = "events",
+    security(()),
+    responses((status = 200, description = "`{events: [...]}`", body = Object))
+)]
 async fn catalogue() -> Json<Value> {
     Json(json!({ "events": DomainEvent::catalogue() }))
 }
@@ -144,6 +154,25 @@ pub(crate) fn parse_params(
 /// `GET /v1/workspaces/{ws}/events`: the workspace's events after `after`, in position
 /// order, as NDJSON, streamed page by page (memory stays bounded whatever the size), up
 /// to `limit` events or the head as of the request (`X-Collab-Head`).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/events",
+    tag = "events",
+    params(
+        ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (0: from the start)"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many events"),
+        ("category" = Option<String>, Query, description = "Only these stream categories (`workspace`, `document`, `content`, `audit`); repeatable"),
+        ("type" = Option<String>, Query, description = "Only these event types (e.g. `DocumentCreated`); repeatable"),
+        ("stream" = Option<String>, Query, description = "Only this stream (e.g. `document-<id>`)"),
+        ("actor" = Option<String>, Query, description = "Only events by this actor (`user:<id>` or `service:<name>`)"),
+        ("payload" = Option<String>, Query, description = "`json` (default: `data` decoded) or `raw` (also the stored bytes, base64)")
+    ),
+    responses(
+        (status = 200, description = "One JSON event per line, in position order; `X-Collab-Head` names the head it runs to", content_type = "application/x-ndjson", body = String),
+        crate::openapi::Refusals
+    )
+)]
 async fn replay(
     State(state): State<AppState>,
     principal: Principal,
@@ -211,6 +240,25 @@ pub(crate) fn ndjson_chunk(
 /// events with no gap and no duplicate at the hand-over. A subscriber that falls more
 /// than the tail's buffer behind gets `event: lagged` with the position to resume from,
 /// and the stream ends.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/events/live",
+    tag = "events",
+    params(
+        ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
+        ("category" = Option<String>, Query, description = "Only these stream categories; repeatable"),
+        ("type" = Option<String>, Query, description = "Only these event types; repeatable"),
+        ("stream" = Option<String>, Query, description = "Only this stream"),
+        ("actor" = Option<String>, Query, description = "Only events by this actor"),
+        ("payload" = Option<String>, Query, description = "`json` or `raw`")
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events without end: `id:` is the position, `data:` one event line; `event: lagged` (with the position to resume from) ends a stream that fell too far behind", content_type = "text/event-stream", body = String),
+        crate::openapi::Refusals
+    )
+)]
 async fn live(
     State(state): State<AppState>,
     principal: Principal,

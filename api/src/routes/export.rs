@@ -9,8 +9,6 @@ use axum::body::Body;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use collab_domain::{DocumentId, WorkspaceId};
 use collab_live::export::{self, Format};
 use collab_projections::documents::{self as documents, ArchivedFilter, DocumentView};
@@ -18,6 +16,8 @@ use collab_projections::history::{self as history_model, Point};
 use collab_projections::workspaces::role_of;
 use futures::StreamExt;
 use tracing::warn;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use yrs::updates::decoder::Decode;
 use yrs::{ReadTxn, StateVector, Transact};
 
@@ -28,13 +28,10 @@ use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/documents/{document_id}/export", get(export_document))
-        .route(
-            "/v1/workspaces/{workspace_id}/export",
-            get(export_workspace),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(export_document))
+        .routes(routes!(export_workspace))
 }
 
 fn format_param(raw: Option<&String>, allowed: &[Format]) -> Result<Format, ApiError> {
@@ -95,6 +92,28 @@ fn content_disposition(name: &str) -> String {
 }
 
 /// `GET /v1/documents/{id}/export?format=md|html|txt|json[&root=][&at_version=|at_position=|at_time=]`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/export",
+    tag = "history",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("format" = Option<String>, Query, description = "`md` (default), `html`, `txt` or `json` (ProseMirror)"),
+        ("root" = Option<String>, Query, description = "The root to export (default: `default`, TipTap's)"),
+        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
+        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
+        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)")
+    ),
+    responses(
+        (status = 200, description = "The document as a file (`Content-Disposition: attachment`)", content(
+            (String = "text/markdown"),
+            (String = "text/html"),
+            (String = "text/plain"),
+            (Object = "application/json")
+        )),
+        crate::openapi::Refusals
+    )
+)]
 async fn export_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -222,6 +241,19 @@ async fn readable_documents(
 
 /// `GET /v1/workspaces/{ws}/export?format=md|html`: a zip, streamed one document at a time,
 /// of every document the caller can read, in folders as in the workspace.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/export",
+    tag = "history",
+    params(
+        ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
+        ("format" = Option<String>, Query, description = "`md` (default) or `html`")
+    ),
+    responses(
+        (status = 200, description = "A zip of every document the caller can read, in the workspace's folders, streamed", content_type = "application/zip", body = Vec<u8>),
+        crate::openapi::Refusals
+    )
+)]
 async fn export_workspace(
     State(state): State<AppState>,
     principal: Principal,

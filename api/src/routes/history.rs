@@ -7,8 +7,7 @@ use std::collections::HashMap;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use collab_domain::content::EditOrigin;
 use collab_domain::document::DocumentCommand;
@@ -18,6 +17,9 @@ use collab_projections::history::{self as read_model, AtPoint, Point};
 use collab_store::EventLog;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 use yrs::{ReadTxn, StateVector, Transact};
 
@@ -27,20 +29,14 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/v1/documents/{document_id}/history", get(list_history))
-        .route("/v1/documents/{document_id}/history/restore", post(restore))
-        .route(
-            "/v1/documents/{document_id}/versions",
-            get(list_versions).post(name_version),
-        )
-        .route(
-            "/v1/documents/{document_id}/versions/{version_id}",
-            get(get_version).delete(delete_version),
-        )
-        .route("/v1/documents/{document_id}/diff", get(diff))
-        .route("/v1/documents/{document_id}/blame", get(blame))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_history))
+        .routes(routes!(restore))
+        .routes(routes!(list_versions, name_version))
+        .routes(routes!(get_version, delete_version))
+        .routes(routes!(diff))
+        .routes(routes!(blame))
 }
 
 /// Query parameters, each at most once; any name outside `allowed` (and the `link` and
@@ -186,7 +182,7 @@ async fn authorized(
     Ok((document, access))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct HistoryPage {
     entries: Vec<read_model::HistoryEntry>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
@@ -195,6 +191,17 @@ struct HistoryPage {
 
 /// `GET /v1/documents/{id}/history?cursor=&limit=`: edit sessions, restores, named
 /// versions and metadata events, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/history",
+    tag = "history",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 200, description = "1–200, 50 by default")
+    ),
+    responses((status = 200, description = "A page of the history, newest first", body = HistoryPage), crate::openapi::Refusals)
+)]
 async fn list_history(
     State(state): State<AppState>,
     principal: Principal,
@@ -226,12 +233,19 @@ async fn list_history(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct VersionList {
     versions: Vec<read_model::NamedVersion>,
 }
 
 /// `GET /v1/documents/{id}/versions`: named versions, newest content first.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/versions",
+    tag = "history",
+    params(("document_id" = uuid::Uuid, Path, description = "The document")),
+    responses((status = 200, description = "The named versions", body = VersionList), crate::openapi::Refusals)
+)]
 async fn list_versions(
     State(state): State<AppState>,
     principal: Principal,
@@ -266,6 +280,14 @@ async fn find_version(
         .ok_or(ApiError::NotFound("version"))
 }
 
+/// A named version.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/versions/{version_id}",
+    tag = "history",
+    params(("document_id" = uuid::Uuid, Path, description = "The document"), ("version_id" = uuid::Uuid, Path, description = "The named version")),
+    responses((status = 200, description = "The named version", body = read_model::NamedVersion), crate::openapi::Refusals)
+)]
 async fn get_version(
     State(state): State<AppState>,
     principal: Principal,
@@ -282,15 +304,29 @@ async fn get_version(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NameVersionBody {
+    /// 1–100 characters, unique in the document.
     name: String,
+    /// The content version to name (default: the current one).
     at_version: Option<i64>,
 }
 
 /// `POST /v1/documents/{id}/versions {name, at_version?}`: names a point of the content
 /// history (default: the current version). Editors only; names are unique per document.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/versions",
+    tag = "history",
+    params(("document_id" = uuid::Uuid, Path, description = "The document")),
+    request_body = NameVersionBody,
+    responses(
+        (status = 201, description = "Named: `{version_id, name, content_version, position}`", body = Object),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn name_version(
     State(state): State<AppState>,
     principal: Principal,
@@ -334,6 +370,17 @@ async fn name_version(
 }
 
 /// `DELETE /v1/documents/{id}/versions/{vid}` (editors).
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{document_id}/versions/{version_id}",
+    tag = "history",
+    params(("document_id" = uuid::Uuid, Path, description = "The document"), ("version_id" = uuid::Uuid, Path, description = "The named version")),
+    responses(
+        (status = 200, description = "Deleted: `{version_id, deleted, position}`", body = Object),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn delete_version(
     State(state): State<AppState>,
     principal: Principal,
@@ -354,16 +401,30 @@ async fn delete_version(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RestoreBody {
+    /// Restore the content as it was after this version...
     at_version: Option<i64>,
+    /// ...or at this named version (exactly one of the two).
     version_id: Option<Uuid>,
 }
 
 /// `POST /v1/documents/{id}/history/restore {at_version | version_id}`: one update that
 /// turns the current content into the content at that point, appended like any edit
 /// (live sessions get it at once). History is not rewritten.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/history/restore",
+    tag = "history",
+    params(("document_id" = uuid::Uuid, Path, description = "The document")),
+    request_body = RestoreBody,
+    responses(
+        (status = 200, description = "Restored as one forward edit: `{document_id, version, restored_from, changed, position}`", body = Object),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn restore(
     State(state): State<AppState>,
     principal: Principal,
@@ -512,6 +573,25 @@ fn point_json(at: &AtPoint) -> serde_json::Value {
 }
 
 /// `GET /v1/documents/{id}/diff?from=V1&to=V2[&root=NAME]&format=json|unified`.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/diff",
+    tag = "history",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("from" = i64, Query, minimum = 0, description = "The older content version"),
+        ("to" = Option<i64>, Query, minimum = 0, description = "The newer content version (default: now)"),
+        ("root" = Option<String>, Query, description = "The text or XML root (default: the only one, `default` first)"),
+        ("format" = Option<String>, Query, description = "`json` (default: word-grouped changes, attributed) or `unified`")
+    ),
+    responses(
+        (status = 200, description = "The changes", content(
+            (Object = "application/json"),
+            (String = "text/x-diff")
+        )),
+        crate::openapi::Refusals
+    )
+)]
 async fn diff(
     State(state): State<AppState>,
     principal: Principal,
@@ -577,6 +657,22 @@ async fn diff(
 
 /// `GET /v1/documents/{id}/blame[?at_version=V|at_position=P|at_time=T][&root=NAME]`:
 /// the text at that point (default: now) split by who wrote each part.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/blame",
+    tag = "history",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("at_version" = Option<i64>, Query, minimum = 0, description = "After this content version"),
+        ("at_position" = Option<i64>, Query, minimum = 0, description = "At this global position"),
+        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "At this time (RFC 3339)"),
+        ("root" = Option<String>, Query, description = "The text or XML root")
+    ),
+    responses(
+        (status = 200, description = "`{document_id, root, at, authors: [{actor, characters}], spans: [{text, actor}]}`", body = Object),
+        crate::openapi::Refusals
+    )
+)]
 async fn blame(
     State(state): State<AppState>,
     principal: Principal,

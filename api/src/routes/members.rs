@@ -3,45 +3,48 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{get, patch};
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::workspace::{Workspace, WorkspaceCommand};
 use collab_domain::{UserId, WorkspaceId, WorkspaceRole};
 use collab_projections::workspaces as read_model;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{command_response, path_id, run};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/workspaces/{workspace_id}/members",
-            get(list_members).post(add_member),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/members/{user_id}",
-            patch(change_member_role).delete(remove_member),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_members, add_member))
+        .routes(routes!(change_member_role, remove_member))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct AddMemberBody {
+    #[schema(value_type = UserId)]
     user_id: String,
+    #[schema(value_type = WorkspaceRole)]
     role: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ChangeRoleBody {
+    #[schema(value_type = WorkspaceRole)]
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+struct MemberList {
+    members: Vec<read_model::MemberView>,
+}
+
+#[derive(Serialize, ToSchema)]
 struct MemberChanged {
     workspace_id: WorkspaceId,
     user_id: UserId,
@@ -50,12 +53,23 @@ struct MemberChanged {
     version: i64,
 }
 
+const WS: &str = "The workspace";
+const USER: &str = "The member's user id";
+
+/// The workspace's members (any member may list them).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/members",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS)),
+    responses((status = 200, description = "The members", body = MemberList), crate::openapi::Refusals)
+)]
 async fn list_members(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
     Path(workspace_id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<MemberList>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
     let mut reader = state.reader(&principal).await?;
@@ -66,7 +80,7 @@ async fn list_members(
         return Err(ApiError::NotFound("workspace"));
     }
     let members = read_model::members(&mut *reader, workspace_id).await?;
-    Ok(Json(json!({ "members": members })))
+    Ok(Json(MemberList { members }))
 }
 
 async fn execute(
@@ -87,6 +101,19 @@ async fn execute(
     .await
 }
 
+/// Add a member (owners and admins).
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace_id}/members",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS)),
+    request_body = AddMemberBody,
+    responses(
+        (status = 201, description = "Added", body = crate::openapi::Committed<MemberChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn add_member(
     State(state): State<AppState>,
     principal: Principal,
@@ -115,6 +142,19 @@ async fn add_member(
     ))
 }
 
+/// Change a member's role (owners and admins; only owners make or unmake owners).
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS), ("user_id" = String, Path, description = USER)),
+    request_body = ChangeRoleBody,
+    responses(
+        (status = 200, description = "Changed", body = crate::openapi::Committed<MemberChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn change_member_role(
     State(state): State<AppState>,
     principal: Principal,
@@ -143,6 +183,18 @@ async fn change_member_role(
     ))
 }
 
+/// Remove a member (owners and admins); their live sessions close.
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS), ("user_id" = String, Path, description = USER)),
+    responses(
+        (status = 200, description = "Removed", body = crate::openapi::Committed<MemberChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn remove_member(
     State(state): State<AppState>,
     principal: Principal,

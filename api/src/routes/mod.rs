@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{middleware, Json, Router};
 use serde::Serialize;
 use tower_http::trace::TraceLayer;
+use utoipa_axum::router::OpenApiRouter;
 
 use collab_commands::Committed;
 use collab_domain::EventSourced;
@@ -30,22 +31,30 @@ pub mod service_accounts;
 pub mod sync;
 pub mod workspaces;
 
-pub fn router(state: AppState) -> Router {
-    let limit = state.max_body_bytes;
-    Router::new()
+/// Every route, with its OpenAPI description.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    crate::openapi::base()
         .merge(workspaces::router())
-        .merge(members::router())
         .merge(documents::router())
+        .merge(members::router())
+        .merge(permissions::router())
+        .merge(service_accounts::router())
+        .merge(search::router())
+        .merge(sync::router())
+        .merge(health::router())
+        .merge(events::router())
+        .merge(audit::router())
         .merge(content::router())
         .merge(history::router())
         .merge(export::router())
-        .merge(events::router())
-        .merge(audit::router())
-        .merge(permissions::router())
-        .merge(search::router())
-        .merge(service_accounts::router())
-        .merge(sync::router())
-        .merge(health::router())
+        .merge(crate::openapi::router())
+}
+
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    let (routes, document) = api_router().split_for_parts();
+    crate::openapi::publish(document);
+    routes
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limit))
         .layer(middleware::from_fn(move |request, next| {

@@ -4,12 +4,14 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use chrono::{DateTime, Utc};
 use collab_domain::document::{Document, DocumentCommand};
 use collab_domain::{DocumentId, DocumentRole, UserId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{command_response, path_id};
@@ -18,22 +20,16 @@ use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 use collab_commands::access::LinkKey;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/documents/{document_id}/permissions",
-            get(list_permissions),
-        )
-        .route(
-            "/v1/documents/{document_id}/permissions/{principal}",
-            put(share_document).delete(unshare_document),
-        )
-        .route("/v1/documents/{document_id}/links", post(create_link))
-        .route(
-            "/v1/documents/{document_id}/links/{link_id}",
-            delete(revoke_link),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_permissions))
+        .routes(routes!(share_document, unshare_document))
+        .routes(routes!(create_link))
+        .routes(routes!(revoke_link))
 }
+
+const DOC: &str = "The document";
+const PRINCIPAL: &str = "`user:<id>` or a bare user id";
 
 /// `user:<id>` or a bare user id.
 fn parse_principal(raw: &str) -> Result<UserId, ApiError> {
@@ -44,20 +40,20 @@ fn parse_principal(raw: &str) -> Result<UserId, ApiError> {
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Share {
     principal: String,
     role: DocumentRole,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Link {
     id: Uuid,
     role: DocumentRole,
     expires_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct Permissions {
     /// The caller's own role.
     role: DocumentRole,
@@ -67,6 +63,15 @@ struct Permissions {
     links: Vec<Link>,
 }
 
+/// Who has which role on a document: the caller's, the members' default, explicit shares,
+/// and (for owners) the share links.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/permissions",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    responses((status = 200, description = "The permissions", body = Permissions), crate::openapi::Refusals)
+)]
 async fn list_permissions(
     State(state): State<AppState>,
     principal: Principal,
@@ -118,12 +123,45 @@ async fn list_permissions(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ShareBody {
+    #[schema(value_type = DocumentRole)]
     role: String,
 }
 
+#[derive(Serialize, ToSchema)]
+struct Unshared {
+    principal: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LinkRevoked {
+    id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
+struct LinkCreated {
+    id: Uuid,
+    role: DocumentRole,
+    expires_at: Option<DateTime<Utc>>,
+    /// Shown once: pass it as `?link=` (sockets, content) or `X-Collab-Link`.
+    token: String,
+}
+
+/// Share a document with a user, or change their role (owners).
+#[utoipa::path(
+    put,
+    path = "/v1/documents/{document_id}/permissions/{principal}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC), ("principal" = String, Path, description = PRINCIPAL)),
+    request_body = ShareBody,
+    responses(
+        (status = 200, description = "Shared", body = crate::openapi::Committed<Share>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn share_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -153,6 +191,18 @@ async fn share_document(
     ))
 }
 
+/// Take a user's share away (owners); their live sessions close.
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{document_id}/permissions/{principal}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC), ("principal" = String, Path, description = PRINCIPAL)),
+    responses(
+        (status = 200, description = "Unshared", body = crate::openapi::Committed<Unshared>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn unshare_document(
     State(state): State<AppState>,
     principal: Principal,
@@ -172,18 +222,36 @@ async fn unshare_document(
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        serde_json::json!({ "principal": format!("user:{user}") }),
+        Unshared {
+            principal: format!("user:{user}"),
+        },
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct LinkBody {
+    /// `viewer`, `commenter` or `editor`.
+    #[schema(pattern = "^(viewer|commenter|editor)$")]
     role: String,
     /// Lifetime in seconds; none: until revoked.
     expires_in_seconds: Option<i64>,
 }
 
+/// Create a share link (owners): whoever holds its token gets its role, until it is
+/// revoked or expires.
+#[utoipa::path(
+    post,
+    path = "/v1/documents/{document_id}/links",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC)),
+    request_body = LinkBody,
+    responses(
+        (status = 201, description = "Created; the token is shown only here", body = crate::openapi::Committed<LinkCreated>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn create_link(
     State(state): State<AppState>,
     principal: Principal,
@@ -223,18 +291,10 @@ async fn create_link(
             }]
         })
         .await?;
-    #[derive(Serialize)]
-    struct Created {
-        id: Uuid,
-        role: DocumentRole,
-        expires_at: Option<DateTime<Utc>>,
-        /// Shown once: pass it as `?link=` (sockets, content) or `X-Collab-Link`.
-        token: String,
-    }
     Ok(command_response(
         StatusCode::CREATED,
         committed.position,
-        Created {
+        LinkCreated {
             id: key.link_id,
             role,
             expires_at,
@@ -243,6 +303,18 @@ async fn create_link(
     ))
 }
 
+/// Revoke a share link (owners); sockets opened with it close.
+#[utoipa::path(
+    delete,
+    path = "/v1/documents/{document_id}/links/{link_id}",
+    tag = "documents",
+    params(("document_id" = uuid::Uuid, Path, description = DOC), ("link_id" = uuid::Uuid, Path, description = "The link")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::openapi::Committed<LinkRevoked>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn revoke_link(
     State(state): State<AppState>,
     principal: Principal,
@@ -262,6 +334,6 @@ async fn revoke_link(
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        serde_json::json!({ "id": link_id }),
+        LinkRevoked { id: link_id },
     ))
 }

@@ -1,12 +1,14 @@
 //! `GET /v1/search`: full-text search over what the caller may read.
 
 use axum::extract::{Query, State};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::access::{document_role, AccessFacts};
 use collab_domain::{DocumentRole, FolderPath, Scope as ApiScope, WorkspaceId, WorkspaceRole};
 use collab_search::{query, Hit, Kind, Request, Scope};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{decode_cursor, encode_cursor, page_limit, path_id};
@@ -14,25 +16,66 @@ use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/search", get(search))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(search))
 }
 
 /// Results past this many are not paged (as in web search: refine the query instead).
 const MAX_OFFSET: usize = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SearchParams {
+    /// Words (all must match), `"a phrase"`, `-excluded`, `a OR b`; the last word also
+    /// matches as a prefix while it is being typed (no space after it). At most 500
+    /// characters.
+    #[param(required = true)]
     q: Option<String>,
+    /// Only this workspace.
+    #[param(value_type = Option<uuid::Uuid>)]
     workspace: Option<String>,
+    /// `document` or `comment`.
     kind: Option<String>,
+    /// Only documents in this folder or below (`/a/b`).
     folder: Option<String>,
+    /// `next_cursor` of the previous page.
     cursor: Option<String>,
+    /// 1–200, 50 by default.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
     limit: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One result.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct SearchHit {
+    /// `document` or `comment`.
+    kind: String,
+    document_id: uuid::Uuid,
+    workspace_id: uuid::Uuid,
+    title: String,
+    folder: String,
+    updated_at: chrono::DateTime<chrono::Utc>,
+    score: f32,
+    /// The title in pieces; the matched words have `highlight: true`.
+    title_highlight: Vec<Piece>,
+    /// The best passage of the text (up to 200 characters) in pieces; the matched words
+    /// have `highlight: true`.
+    snippet: Vec<Piece>,
+}
+
+/// A piece of highlighted text.
+#[derive(Serialize, ToSchema)]
+#[allow(dead_code)]
+struct Piece {
+    text: String,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    highlight: bool,
+}
+
+#[derive(Serialize, ToSchema)]
 struct SearchPage {
+    #[schema(value_type = Vec<SearchHit>)]
     results: Vec<Hit>,
     /// How many results match in all.
     total: usize,
@@ -91,6 +134,14 @@ async fn scope(state: &AppState, principal: &Principal) -> Result<Scope, ApiErro
     Ok(scope)
 }
 
+/// Full-text search over the documents (and comments) the caller may read, best first.
+#[utoipa::path(
+    get,
+    path = "/v1/search",
+    tag = "search",
+    params(SearchParams),
+    responses((status = 200, description = "A page of results", body = SearchPage), crate::openapi::Refusals)
+)]
 async fn search(
     State(state): State<AppState>,
     principal: Principal,

@@ -5,11 +5,13 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::workspace::{Workspace, WorkspaceCommand};
 use collab_domain::{Scope, Title, WorkspaceId};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::{command_response, path_id, run};
@@ -18,30 +20,57 @@ use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 use collab_commands::access::ApiKey;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/workspaces/{workspace_id}/service-accounts",
-            get(list_service_accounts).post(create_service_account),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}/service-accounts/{account_id}",
-            delete(revoke_service_account),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_service_accounts, create_service_account))
+        .routes(routes!(revoke_service_account))
 }
 
-#[derive(Serialize)]
+const WS: &str = "The workspace";
+
+#[derive(Serialize, ToSchema)]
+struct ServiceAccountList {
+    service_accounts: Vec<ServiceAccountView>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ServiceAccountCreated {
+    id: Uuid,
+    name: String,
+    scopes: Vec<Scope>,
+    /// Shown once. Use it as `Authorization: Bearer <key>` (or `?token=` on sockets).
+    key: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ServiceAccountRevoked {
+    id: Uuid,
+}
+
+#[derive(Serialize, ToSchema)]
 struct ServiceAccountView {
     id: Uuid,
     name: String,
     scopes: Vec<Scope>,
 }
 
+/// The workspace's service accounts (owners and admins).
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}/service-accounts",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS)),
+    responses(
+        (status = 200, description = "The service accounts", body = ServiceAccountList),
+        crate::openapi::Refusals,
+        crate::openapi::Forbidden
+    )
+)]
 async fn list_service_accounts(
     State(state): State<AppState>,
     principal: Principal,
     Path(workspace_id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ServiceAccountList>, ApiError> {
     let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     let workspace = state
         .aggregates
@@ -66,16 +95,34 @@ async fn list_service_accounts(
             scopes: account.scopes.clone(),
         })
         .collect();
-    Ok(Json(serde_json::json!({ "service_accounts": accounts })))
+    Ok(Json(ServiceAccountList {
+        service_accounts: accounts,
+    }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
+    /// At least one.
+    #[schema(value_type = Vec<Scope>, min_items = 1)]
     scopes: Vec<String>,
 }
 
+/// Create a service account (owners and admins); its API key is shown only in this answer.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces/{workspace_id}/service-accounts",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS)),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::Committed<ServiceAccountCreated>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn create_service_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -113,21 +160,13 @@ async fn create_service_account(
         None,
     )
     .await?;
-    #[derive(Serialize)]
-    struct Created {
-        id: Uuid,
-        name: String,
-        scopes: Vec<Scope>,
-        /// Shown once. Use it as `Authorization: Bearer <key>` (or `?token=` on sockets).
-        key: String,
-    }
     let mut scopes = scopes;
     scopes.sort();
     scopes.dedup();
     Ok(command_response(
         StatusCode::CREATED,
         committed.position,
-        Created {
+        ServiceAccountCreated {
             id: key.account,
             name: name.into(),
             scopes,
@@ -136,6 +175,18 @@ async fn create_service_account(
     ))
 }
 
+/// Revoke a service account (owners and admins): its key stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/v1/workspaces/{workspace_id}/service-accounts/{account_id}",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = WS), ("account_id" = uuid::Uuid, Path, description = "The service account")),
+    responses(
+        (status = 200, description = "Revoked", body = crate::openapi::Committed<ServiceAccountRevoked>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn revoke_service_account(
     State(state): State<AppState>,
     principal: Principal,
@@ -163,6 +214,6 @@ async fn revoke_service_account(
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        serde_json::json!({ "id": account_id }),
+        ServiceAccountRevoked { id: account_id },
     ))
 }

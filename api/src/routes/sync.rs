@@ -7,9 +7,9 @@ use std::collections::HashMap;
 use axum::extract::{Path, Query, State, WebSocketUpgrade};
 use axum::http::{header, HeaderMap};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Router;
 use collab_domain::DocumentId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::auth::AuthError;
 use crate::error::ApiError;
@@ -22,10 +22,32 @@ use collab_live::session::{self, token_from, Admission};
 /// Per-socket read buffer (see `sync_socket`).
 const READ_BUFFER_BYTES: usize = 4 * 1024;
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/sync/{document_id}", get(sync_socket))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(sync_socket))
 }
 
+/// The live document: a WebSocket speaking the y-websocket protocol (sync and awareness).
+/// The token comes as `?token=` (browsers cannot set headers on a WebSocket) or
+/// `Authorization: Bearer`; a share link as `?link=`. Refusals after the upgrade are close
+/// frames with a code and a readable reason (4401 unauthenticated, 4403 forbidden, 4404 not
+/// found, 1009 too large...).
+#[utoipa::path(
+    get,
+    path = "/v1/sync/{document_id}",
+    tag = "content",
+    // Authenticated after the upgrade (`?token=`), refused with a close frame, not a 401.
+    security(()),
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("token" = Option<String>, Query, description = "A JWT or an API key"),
+        ("link" = Option<String>, Query, description = "A share link's token")
+    ),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = crate::openapi::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = crate::openapi::ErrorBody)
+    )
+)]
 async fn sync_socket(
     State(state): State<AppState>,
     Path(document): Path<String>,

@@ -3,45 +3,79 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use collab_domain::workspace::{Workspace, WorkspaceCommand};
 use collab_domain::{DocumentRole, Title, WorkspaceId, WorkspaceRole};
 use collab_projections::workspaces::{self as read_model, WorkspaceView};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::{command_response, path_id};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/workspaces",
-            get(list_workspaces).post(create_workspace),
-        )
-        .route(
-            "/v1/workspaces/{workspace_id}",
-            get(get_workspace).patch(rename_workspace),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_workspaces, create_workspace))
+        .routes(routes!(get_workspace, rename_workspace))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspaceBody {
+    #[schema(min_length = 1, max_length = 200)]
     name: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WorkspacePatch {
+    /// 1–200 characters.
     name: Option<String>,
     /// `viewer`, `commenter`, `editor`, `owner`, or `none`.
     default_document_role: Option<String>,
 }
 
+#[derive(Serialize, ToSchema)]
+struct WorkspaceCreated {
+    id: WorkspaceId,
+    name: String,
+    role: WorkspaceRole,
+    version: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct WorkspaceChanged {
+    id: WorkspaceId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    /// The new default document role (null: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<DocumentRole>)]
+    default_document_role: Option<Option<DocumentRole>>,
+    version: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct WorkspaceList {
+    workspaces: Vec<WorkspaceView>,
+}
+
+/// Create a workspace; the caller becomes its owner.
+#[utoipa::path(
+    post,
+    path = "/v1/workspaces",
+    tag = "workspaces",
+    request_body = WorkspaceBody,
+    responses(
+        (status = 201, description = "Created", body = crate::openapi::Committed<WorkspaceCreated>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn create_workspace(
     State(state): State<AppState>,
     principal: Principal,
@@ -64,17 +98,10 @@ async fn create_workspace(
         .aggregates
         .execute::<Workspace>(id.as_uuid(), command, &principal.command_meta(&meta), None)
         .await?;
-    #[derive(Serialize)]
-    struct Created {
-        id: WorkspaceId,
-        name: String,
-        role: WorkspaceRole,
-        version: i64,
-    }
     Ok(command_response(
         StatusCode::CREATED,
         committed.position,
-        Created {
+        WorkspaceCreated {
             id,
             name: name.into(),
             role: WorkspaceRole::Owner,
@@ -83,17 +110,32 @@ async fn create_workspace(
     ))
 }
 
+/// The workspaces the caller belongs to, oldest first, with their role in each.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces",
+    tag = "workspaces",
+    responses((status = 200, description = "The caller's workspaces", body = WorkspaceList), crate::openapi::Refusals)
+)]
 async fn list_workspaces(
     State(state): State<AppState>,
     principal: Principal,
     meta: RequestMeta,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<WorkspaceList>, ApiError> {
     state.reach(meta.min_position).await?;
     let workspaces: Vec<WorkspaceView> =
         read_model::list_for_user(&mut *state.reader(&principal).await?, &principal.id).await?;
-    Ok(Json(json!({ "workspaces": workspaces })))
+    Ok(Json(WorkspaceList { workspaces }))
 }
 
+/// A workspace the caller belongs to.
+#[utoipa::path(
+    get,
+    path = "/v1/workspaces/{workspace_id}",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = "The workspace")),
+    responses((status = 200, description = "The workspace and the caller's role", body = WorkspaceView), crate::openapi::Refusals)
+)]
 async fn get_workspace(
     State(state): State<AppState>,
     principal: Principal,
@@ -109,6 +151,20 @@ async fn get_workspace(
         .ok_or(ApiError::NotFound("workspace"))
 }
 
+/// Rename a workspace and/or change the role members get on documents not shared with
+/// them (owners and admins).
+#[utoipa::path(
+    patch,
+    path = "/v1/workspaces/{workspace_id}",
+    tag = "workspaces",
+    params(("workspace_id" = uuid::Uuid, Path, description = "The workspace")),
+    request_body = WorkspacePatch,
+    responses(
+        (status = 200, description = "Changed", body = crate::openapi::Committed<WorkspaceChanged>),
+        crate::openapi::Refusals,
+        crate::openapi::CommandRefusals
+    )
+)]
 async fn rename_workspace(
     State(state): State<AppState>,
     principal: Principal,
@@ -163,19 +219,10 @@ async fn rename_workspace(
         );
     }
     let committed = committed.expect("at least one change was requested");
-    #[derive(Serialize)]
-    struct Changed {
-        id: WorkspaceId,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        name: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        default_document_role: Option<Option<DocumentRole>>,
-        version: i64,
-    }
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        Changed {
+        WorkspaceChanged {
             id,
             name: name.map(String::from),
             default_document_role: default_role,

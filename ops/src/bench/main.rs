@@ -22,6 +22,7 @@ use clap::{Parser, Subcommand};
 mod append;
 mod durability;
 mod points;
+mod search;
 mod seed;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -163,6 +164,37 @@ enum Scenario {
         #[arg(long, default_value_t = 20)]
         renames: usize,
     },
+    /// Appends a search corpus: documents with titles and text drawn from a word-frequency
+    /// list, spread over workspaces that all have the member `reader`; the same text goes
+    /// to the table `bench_corpus` for the ILIKE baseline.
+    SearchSeed {
+        #[arg(long, env = "COLLAB_DATABASE_URL")]
+        database_url: String,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
+    /// Concurrent clients issuing a mix of one-word, two-word, phrase and prefix queries
+    /// for --seconds (or --max-queries), against the API (`--url`, `--token`) or as ILIKE
+    /// scans (`--ilike-database-url`); p50/p90/p99 per kind.
+    SearchLoad {
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long)]
+        token: Option<String>,
+        /// Also measure edit-to-findable on this document (the token must edit it).
+        #[arg(long)]
+        fresh_document: Option<String>,
+        #[arg(long)]
+        ilike_database_url: Option<String>,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        #[arg(long)]
+        max_queries: Option<usize>,
+        #[command(flatten)]
+        corpus: CorpusArgs,
+    },
     /// Fresh clients fetch the whole document, one after another.
     ColdLoad {
         #[arg(long)]
@@ -172,6 +204,37 @@ enum Scenario {
         #[arg(long, default_value = "text")]
         root: String,
     },
+}
+
+/// The corpus `search-seed` made (`search-load` draws phrases from the same text).
+#[derive(clap::Args)]
+struct CorpusArgs {
+    /// `word<TAB>frequency` lines, most frequent first.
+    #[arg(long)]
+    words: std::path::PathBuf,
+    #[arg(long, default_value_t = 50)]
+    workspaces: usize,
+    #[arg(long, default_value_t = 100_000)]
+    documents: usize,
+    #[arg(long, default_value_t = 1024)]
+    min_bytes: usize,
+    #[arg(long, default_value_t = 20 * 1024)]
+    max_bytes: usize,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+impl CorpusArgs {
+    fn corpus(&self) -> search::Corpus<'_> {
+        search::Corpus {
+            words: &self.words,
+            workspaces: self.workspaces,
+            documents: self.documents,
+            min_bytes: self.min_bytes,
+            max_bytes: self.max_bytes.max(self.min_bytes + 1),
+            seed: self.seed,
+        }
+    }
 }
 
 type Socket =
@@ -777,6 +840,33 @@ async fn main() {
             documents,
             renames,
         } => seed::run(database_url, *workspaces, *documents, *renames).await,
+        Scenario::SearchSeed {
+            database_url,
+            corpus,
+        } => search::seed(database_url, corpus.corpus()).await,
+        Scenario::SearchLoad {
+            url,
+            token,
+            fresh_document,
+            ilike_database_url,
+            clients,
+            seconds,
+            max_queries,
+            corpus,
+        } => {
+            let target = match (url, token, ilike_database_url) {
+                (Some(url), Some(token), None) => search::Target::Http {
+                    url: url.clone(),
+                    token: token.clone(),
+                    fresh_document: fresh_document.clone(),
+                },
+                (None, None, Some(database_url)) => search::Target::Ilike {
+                    database_url: database_url.clone(),
+                },
+                _ => panic!("give --url and --token, or --ilike-database-url"),
+            };
+            search::load(target, corpus.corpus(), *clients, *seconds, *max_queries).await
+        }
         Scenario::Idle {
             docs,
             connections,

@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// A small seeded generator (xorshift64*): the same seed draws the same points.
-struct Draw(u64);
+pub(crate) struct Draw(pub(crate) u64);
 
 impl Draw {
-    fn next(&mut self, below: u64) -> u64 {
+    pub(crate) fn next(&mut self, below: u64) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;

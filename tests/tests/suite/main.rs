@@ -7,6 +7,7 @@ mod event_store;
 mod extensions;
 mod history;
 mod live;
+mod openapi;
 mod projections;
 mod relay;
 mod search;
