@@ -245,6 +245,7 @@ impl Application {
             (None, None)
         };
         let state = AppState {
+            graphql: Arc::new(crate::graphql::schema()),
             search,
             tail,
             audit_key: settings.audit.signing_key.clone().map(Arc::new),

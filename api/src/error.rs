@@ -106,7 +106,7 @@ impl ApiError {
         }
     }
 
-    fn code(&self) -> &'static str {
+    pub fn code(&self) -> &'static str {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidBody(_) => "invalid_body",

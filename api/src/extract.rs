@@ -66,23 +66,11 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let tokens = Arc::<TokenVerifier>::from_ref(state);
         let header = parts
             .headers
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or(""));
-        let bearer = header
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim);
-        let (user, service, service_workspace) = match bearer {
-            Some(key) if ApiKey::looks_like(key) => {
-                let (service, workspace) =
-                    authenticate_key(&AppState::from_ref(state), key).await?;
-                (service.user_id(), Some(service), Some(workspace))
-            }
-            _ => (tokens.verify_header(header).await?.user, None, None),
-        };
-        Arc::<RateLimits>::from_ref(state).check_user(&user)?;
+        let principal = authenticate(&AppState::from_ref(state), header).await?;
         // Workspace-scoped routes count against the workspace too.
         if let Some(workspace) = parts
             .uri
@@ -93,12 +81,29 @@ where
         {
             Arc::<RateLimits>::from_ref(state).check_workspace(workspace)?;
         }
-        Ok(Principal {
-            id: user,
-            service,
-            service_workspace,
-        })
+        Ok(principal)
     }
+}
+
+/// Who an `Authorization` header value (`Bearer <JWT or API key>`) names, within the
+/// user's rate limit: the one authentication of HTTP requests and GraphQL sockets.
+pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Principal, ApiError> {
+    let bearer = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let (user, service, service_workspace) = match bearer {
+        Some(key) if ApiKey::looks_like(key) => {
+            let (service, workspace) = authenticate_key(state, key).await?;
+            (service.user_id(), Some(service), Some(workspace))
+        }
+        _ => (state.tokens.verify_header(header).await?.user, None, None),
+    };
+    state.limits.check_user(&user)?;
+    Ok(Principal {
+        id: user,
+        service,
+        service_workspace,
+    })
 }
 
 /// Verifies a service account's API key (401 when unknown, revoked or wrong).
@@ -144,6 +149,7 @@ impl Principal {
 }
 
 /// Per-request facts commands need: correlation id, read position, expected version.
+#[derive(Clone)]
 pub struct RequestMeta {
     pub correlation_id: Uuid,
     /// `X-Collab-Min-Position` header or `min_position` query parameter.
@@ -152,6 +158,19 @@ pub struct RequestMeta {
     pub if_match: Option<i64>,
     /// A share link (`X-Collab-Link` header or `link` query parameter).
     pub link: Option<LinkKey>,
+}
+
+impl RequestMeta {
+    /// No headers: a fresh correlation id, no wait, no expected version, no link (a
+    /// GraphQL WebSocket's operations).
+    pub fn none() -> Self {
+        Self {
+            correlation_id: Uuid::now_v7(),
+            min_position: None,
+            if_match: None,
+            link: None,
+        }
+    }
 }
 
 pub const MIN_POSITION_HEADER: &str = "x-collab-min-position";

@@ -141,6 +141,7 @@ impl Modify for Security {
         (name = "content", description = "A document's content, updates and presence; the live sync socket"),
         (name = "history", description = "A document's past: points, history list, named versions, restore, diff, blame, export"),
         (name = "search", description = "Full-text search"),
+        (name = "graphql", description = "The GraphQL endpoint (schema: docs/schema.graphql)"),
         (name = "events", description = "Replay and live tails for consumers; the event catalogue"),
         (name = "audit", description = "Audit trail, verification and signed exports"),
         (name = "operations", description = "Health, readiness, metrics, this document")

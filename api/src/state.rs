@@ -42,6 +42,8 @@ pub struct AppState {
     pub closing: tokio_util::sync::CancellationToken,
     /// This instance's search index (None when the api role is off).
     pub search: Option<collab_search::Search>,
+    /// The GraphQL schema (`/v1/graphql`).
+    pub graphql: Arc<crate::graphql::CollabSchema>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

@@ -204,6 +204,11 @@ if os.path.exists(rebuild):
     print()
     print(open(rebuild).read().rstrip())
 
+search = os.path.join(os.path.dirname(os.path.abspath(__file__)), "SEARCH.md")
+if os.path.exists(search):
+    print()
+    print(open(search).read().rstrip())
+
 changes = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CHANGES.md")
 if os.path.exists(changes):
     print()

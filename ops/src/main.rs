@@ -128,6 +128,15 @@ enum Command {
     /// This instance's search index.
     #[command(subcommand)]
     Search(SearchCommand),
+    /// The GraphQL schema.
+    #[command(subcommand)]
+    Graphql(GraphqlCommand),
+}
+
+#[derive(Subcommand)]
+enum GraphqlCommand {
+    /// Print the schema's SDL (a federation subgraph), as committed in docs/schema.graphql.
+    Sdl,
 }
 
 #[derive(Subcommand)]
@@ -587,6 +596,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for entry in index.dump()? {
                 println!("{entry}");
             }
+            Ok(())
+        }
+        Command::Graphql(GraphqlCommand::Sdl) => {
+            print!("{}", collab_api::graphql::sdl());
             Ok(())
         }
         Command::Projections(ProjectionsCommand::Status) => projections_status(&cli.global).await,

@@ -299,9 +299,46 @@ fn highlight_all(parsed: &Parsed, text: &str) -> Vec<Piece> {
     pieces(text, &ranges)
 }
 
+/// Where the best passage may start: near the first place a word of the query appears.
+/// Found by a plain search of the ASCII-lower-cased text (bytes keep their offsets), so a
+/// long document is not tokenized whole for each result; `None` when no word is found
+/// that way (an accented spelling, say): then the whole text is read.
+fn first_match(parsed: &Parsed, text: &str) -> Option<usize> {
+    let lower = text.to_ascii_lowercase();
+    let bytes = lower.as_bytes();
+    let boundary = |at: usize| at == 0 || !(bytes[at - 1] as char).is_alphanumeric();
+    parsed
+        .highlighted_words()
+        .flat_map(|item| item.words.iter())
+        .filter_map(|word| {
+            lower
+                .match_indices(word.as_str())
+                .map(|(at, _)| at)
+                .find(|at| boundary(*at))
+        })
+        .min()
+}
+
+/// The part of `text` around byte `at`: a little before, enough after for a snippet.
+fn window(text: &str, at: usize) -> &str {
+    let mut start = at.saturating_sub(SNIPPET_CHARS);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let mut end = (at + 3 * SNIPPET_CHARS).min(text.len());
+    while !text.is_char_boundary(end) {
+        end += 1;
+    }
+    &text[start..end]
+}
+
 /// The best passage of `text` for the query, its matched words highlighted (empty when
-/// none matched).
+/// none matched). Long texts are read only around their first match.
 fn passage(f: Field, parsed: &Parsed, text: &str) -> Vec<Piece> {
+    let text = match first_match(parsed, text) {
+        Some(at) => window(text, at),
+        None => text,
+    };
     let generator = SnippetGenerator::new(
         highlighted_terms(parsed, text),
         analyzer(),
@@ -394,5 +431,37 @@ impl SearchIndex {
             title_highlight,
             snippet,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn highlighted(pieces: &[Piece]) -> Vec<&str> {
+        pieces
+            .iter()
+            .filter(|p| p.highlight)
+            .map(|p| p.text.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_long_texts_passage_is_read_around_its_first_match() {
+        let (_, f) = crate::index::schema();
+        let filler = "Plain filler words. ".repeat(1000);
+        let text = format!("{filler}The zephyr winds, a Café.{filler}");
+        let pieces = passage(f.body, &crate::query::parse("zephyr ").unwrap(), &text);
+        assert_eq!(highlighted(&pieces), vec!["zephyr"]);
+        assert!(pieces.iter().map(|p| p.text.len()).sum::<usize>() <= 4 * SNIPPET_CHARS);
+        // An accented spelling is not found by the plain search: the whole text is read.
+        let pieces = passage(f.body, &crate::query::parse("cafe ").unwrap(), &text);
+        assert_eq!(highlighted(&pieces), vec!["Café"]);
+        // The typed prefix highlights the words it stands for.
+        let pieces = passage(f.body, &crate::query::parse("zeph").unwrap(), &text);
+        assert_eq!(highlighted(&pieces), vec!["zephyr"]);
+        // No match: nothing highlighted.
+        let pieces = passage(f.body, &crate::query::parse("absent ").unwrap(), &text);
+        assert!(highlighted(&pieces).is_empty());
     }
 }

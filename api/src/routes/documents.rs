@@ -30,27 +30,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(restore_document))
 }
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
-struct ListParams {
+pub(crate) struct ListParams {
     /// 1–200, 50 by default.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// `exclude` (default), `include` or `only`.
     #[param(pattern = "^(exclude|include|only)$")]
-    archived: Option<String>,
+    pub(crate) archived: Option<String>,
 }
 
 const WS: &str = "The workspace";
 const DOC: &str = "The document";
 
 #[derive(Serialize, ToSchema)]
-struct DocumentPage {
-    documents: Vec<DocumentView>,
+pub(crate) struct DocumentPage {
+    pub(crate) documents: Vec<DocumentView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// The workspace's documents the caller can read, newest first.
@@ -68,7 +68,20 @@ async fn list_documents(
     Path(workspace_id): Path<String>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<DocumentPage>, ApiError> {
-    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    Ok(Json(
+        list(&state, &principal, &meta, &workspace_id, params).await?,
+    ))
+}
+
+/// A page of the workspace's documents the caller can read (REST and GraphQL).
+pub(crate) async fn list(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    workspace_id: &str,
+    params: ListParams,
+) -> Result<DocumentPage, ApiError> {
+    let workspace_id = path_id("workspace_id", workspace_id, WorkspaceId::parse)?;
     let limit = page_limit(params.limit.as_deref())?;
     let archived = match params.archived.as_deref() {
         None | Some("exclude") => ArchivedFilter::Exclude,
@@ -87,7 +100,7 @@ async fn list_documents(
         .map(|c| decode_cursor('p', c))
         .transpose()?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal).await?;
+    let mut reader = state.reader(principal).await?;
     // A service account with a documents scope sees all of its workspace's documents.
     let sees_all = principal
         .service
@@ -118,30 +131,30 @@ async fn list_documents(
     } else {
         None
     };
-    Ok(Json(DocumentPage {
+    Ok(DocumentPage {
         documents,
         next_cursor,
-    }))
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct CreateDocumentBody {
+pub(crate) struct CreateDocumentBody {
     #[schema(min_length = 1, max_length = 200)]
-    title: String,
+    pub(crate) title: String,
     /// `/` (default) or `/a/b`: segments of 1–100 characters, at most 16 deep.
-    folder: Option<String>,
+    pub(crate) folder: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct DocumentCreated {
-    id: DocumentId,
-    workspace_id: WorkspaceId,
-    title: String,
-    folder: String,
-    archived: bool,
-    created_by: UserId,
-    version: i64,
+pub(crate) struct DocumentCreated {
+    pub(crate) id: DocumentId,
+    pub(crate) workspace_id: WorkspaceId,
+    pub(crate) title: String,
+    pub(crate) folder: String,
+    pub(crate) archived: bool,
+    pub(crate) created_by: UserId,
+    pub(crate) version: i64,
 }
 
 /// Create a document (members; guests cannot).
@@ -164,7 +177,19 @@ async fn create_document(
     Path(workspace_id): Path<String>,
     ApiJson(body): ApiJson<CreateDocumentBody>,
 ) -> Result<Response, ApiError> {
-    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    let (position, created) = create(&state, &principal, &meta, &workspace_id, body).await?;
+    Ok(command_response(StatusCode::CREATED, position, created))
+}
+
+/// Creates a document for the caller: (position, the document).
+pub(crate) async fn create(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    workspace_id: &str,
+    body: CreateDocumentBody,
+) -> Result<(i64, DocumentCreated), ApiError> {
+    let workspace_id = path_id("workspace_id", workspace_id, WorkspaceId::parse)?;
     let title = Title::parse("title", &body.title)?;
     let folder = match body.folder.as_deref() {
         Some(raw) => FolderPath::parse(raw)?,
@@ -200,10 +225,9 @@ async fn create_document(
     };
     let committed = state
         .aggregates
-        .execute::<Document>(id.as_uuid(), command, &principal.command_meta(&meta), None)
+        .execute::<Document>(id.as_uuid(), command, &principal.command_meta(meta), None)
         .await?;
-    Ok(command_response(
-        StatusCode::CREATED,
+    Ok((
         committed.position,
         DocumentCreated {
             id,
@@ -211,18 +235,18 @@ async fn create_document(
             title: title.into(),
             folder: folder.into(),
             archived: false,
-            created_by: principal.id,
+            created_by: principal.id.clone(),
             version: committed.version,
         },
     ))
 }
 
 #[derive(Serialize, ToSchema)]
-struct DocumentWithRole {
+pub(crate) struct DocumentWithRole {
     #[serde(flatten)]
-    document: DocumentView,
+    pub(crate) document: DocumentView,
     /// The caller's role on this document.
-    role: DocumentRole,
+    pub(crate) role: DocumentRole,
 }
 
 /// A document and the caller's role on it.
@@ -239,40 +263,50 @@ async fn get_document(
     meta: RequestMeta,
     Path(document_id): Path<String>,
 ) -> Result<Json<DocumentWithRole>, ApiError> {
-    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    Ok(Json(get(&state, &principal, &meta, &document_id).await?))
+}
+
+/// A document and the caller's role on it (REST and GraphQL).
+pub(crate) async fn get(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: &str,
+) -> Result<DocumentWithRole, ApiError> {
+    let document_id = path_id("document_id", document_id, DocumentId::parse)?;
     state.reach(meta.min_position).await?;
     // The caller's role from the aggregates, like every other document route: a share
     // link or a service account's key counts as much as a membership.
     let access = state
-        .document_access(document_id, &principal, meta.link.as_ref())
+        .document_access(document_id, principal, meta.link.as_ref())
         .await?;
-    let mut reader = state.reader_for_document(&principal, document_id).await?;
+    let mut reader = state.reader_for_document(principal, document_id).await?;
     let document = read_model::get(&mut *reader, document_id)
         .await?
         .ok_or(ApiError::NotFound("document"))?;
-    Ok(Json(DocumentWithRole {
+    Ok(DocumentWithRole {
         document,
         role: access.role,
-    }))
+    })
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UpdateDocumentBody {
+pub(crate) struct UpdateDocumentBody {
     /// Rename: 1–200 characters.
-    title: Option<String>,
+    pub(crate) title: Option<String>,
     /// Move: `/` or `/a/b`.
-    folder: Option<String>,
+    pub(crate) folder: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct DocumentChanged {
-    id: DocumentId,
+pub(crate) struct DocumentChanged {
+    pub(crate) id: DocumentId,
     #[serde(skip_serializing_if = "Option::is_none")]
-    title: Option<String>,
+    pub(crate) title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    folder: Option<String>,
-    version: i64,
+    pub(crate) folder: Option<String>,
+    pub(crate) version: i64,
 }
 
 /// Rename and/or move a document (editors); both or neither.
@@ -295,7 +329,19 @@ async fn update_document(
     Path(document_id): Path<String>,
     ApiJson(body): ApiJson<UpdateDocumentBody>,
 ) -> Result<Response, ApiError> {
-    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+    let (position, changed) = update(&state, &principal, &meta, &document_id, body).await?;
+    Ok(command_response(StatusCode::OK, position, changed))
+}
+
+/// Renames and/or moves a document: (position, what changed).
+pub(crate) async fn update(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: &str,
+    body: UpdateDocumentBody,
+) -> Result<(i64, DocumentChanged), ApiError> {
+    let document_id = path_id("document_id", document_id, DocumentId::parse)?;
     let title = body
         .title
         .as_deref()
@@ -310,7 +356,7 @@ async fn update_document(
     // One command path: the document and its workspace are loaded once, both changes
     // decided on that state and appended together (or neither).
     let committed = state
-        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+        .run_on_document(principal, meta, document_id, meta.if_match, |by| {
             let mut commands = vec![];
             if let Some(title) = title.clone() {
                 commands.push(DocumentCommand::RenameDocument {
@@ -324,8 +370,7 @@ async fn update_document(
             commands
         })
         .await?;
-    Ok(command_response(
-        StatusCode::OK,
+    Ok((
         committed.position,
         DocumentChanged {
             id: document_id,
@@ -336,21 +381,21 @@ async fn update_document(
     ))
 }
 
-async fn lifecycle(
-    state: AppState,
-    principal: Principal,
-    meta: RequestMeta,
-    document_id: String,
+/// Deletes, archives or restores a document: (position, its new version).
+pub(crate) async fn lifecycle(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: &str,
     command: fn(Acting) -> DocumentCommand,
-) -> Result<Response, ApiError> {
-    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
+) -> Result<(i64, DocumentChanged), ApiError> {
+    let document_id = path_id("document_id", document_id, DocumentId::parse)?;
     let committed = state
-        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+        .run_on_document(principal, meta, document_id, meta.if_match, |by| {
             vec![command(by)]
         })
         .await?;
-    Ok(command_response(
-        StatusCode::OK,
+    Ok((
         committed.position,
         DocumentChanged {
             id: document_id,
@@ -359,6 +404,30 @@ async fn lifecycle(
             version: committed.version,
         },
     ))
+}
+
+/// The command of a lifecycle route.
+pub(crate) fn delete_command(by: Acting) -> DocumentCommand {
+    DocumentCommand::DeleteDocument { by }
+}
+
+pub(crate) fn archive_command(by: Acting) -> DocumentCommand {
+    DocumentCommand::ArchiveDocument { by }
+}
+
+pub(crate) fn restore_command(by: Acting) -> DocumentCommand {
+    DocumentCommand::RestoreDocument { by }
+}
+
+async fn lifecycle_response(
+    state: AppState,
+    principal: Principal,
+    meta: RequestMeta,
+    document_id: String,
+    command: fn(Acting) -> DocumentCommand,
+) -> Result<Response, ApiError> {
+    let (position, changed) = lifecycle(&state, &principal, &meta, &document_id, command).await?;
+    Ok(command_response(StatusCode::OK, position, changed))
 }
 
 /// Delete a document (owners); its live sessions close.
@@ -380,10 +449,7 @@ async fn delete_document(
     Path(document_id): Path<String>,
 ) -> Result<Response, ApiError> {
     // Its sockets close because the deletion is committed (collab_live::revalidate).
-    lifecycle(state, principal, meta, document_id, |by| {
-        DocumentCommand::DeleteDocument { by }
-    })
-    .await
+    lifecycle_response(state, principal, meta, document_id, delete_command).await
 }
 
 /// Archive a document (editors).
@@ -404,10 +470,7 @@ async fn archive_document(
     meta: RequestMeta,
     Path(document_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    lifecycle(state, principal, meta, document_id, |by| {
-        DocumentCommand::ArchiveDocument { by }
-    })
-    .await
+    lifecycle_response(state, principal, meta, document_id, archive_command).await
 }
 
 /// Restore an archived document (editors).
@@ -428,8 +491,5 @@ async fn restore_document(
     meta: RequestMeta,
     Path(document_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    lifecycle(state, principal, meta, document_id, |by| {
-        DocumentCommand::RestoreDocument { by }
-    })
-    .await
+    lifecycle_response(state, principal, meta, document_id, restore_command).await
 }

@@ -183,10 +183,10 @@ async fn authorized(
 }
 
 #[derive(Serialize, ToSchema)]
-struct HistoryPage {
-    entries: Vec<read_model::HistoryEntry>,
+pub(crate) struct HistoryPage {
+    pub(crate) entries: Vec<read_model::HistoryEntry>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// `GET /v1/documents/{id}/history?cursor=&limit=`: edit sessions, restores, named
@@ -210,16 +210,35 @@ async fn list_history(
     RawQuery(query): RawQuery,
 ) -> Result<Json<HistoryPage>, ApiError> {
     let params = query_params(query.as_deref(), &["cursor", "limit"])?;
-    let limit = page_limit(params.get("limit").map(String::as_str))?;
-    let before = params
-        .get("cursor")
-        .map(|c| decode_cursor('h', c))
-        .transpose()?;
-    let (document, _) = authorized(&state, &principal, &meta, &document).await?;
+    Ok(Json(
+        history_page(
+            &state,
+            &principal,
+            &meta,
+            &document,
+            params.get("cursor").map(String::as_str),
+            params.get("limit").map(String::as_str),
+        )
+        .await?,
+    ))
+}
+
+/// A page of a document's history, newest first (REST and GraphQL).
+pub(crate) async fn history_page(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document: &str,
+    cursor: Option<&str>,
+    limit: Option<&str>,
+) -> Result<HistoryPage, ApiError> {
+    let limit = page_limit(limit)?;
+    let before = cursor.map(|c| decode_cursor('h', c)).transpose()?;
+    let (document, _) = authorized(state, principal, meta, document).await?;
     state
         .reach_with(meta.min_position, read_model::NAME)
         .await?;
-    let mut reader = state.reader_for_document(&principal, document).await?;
+    let mut reader = state.reader_for_document(principal, document).await?;
     let mut entries = read_model::list(&mut *reader, document.as_uuid(), before, limit + 1).await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
@@ -227,10 +246,10 @@ async fn list_history(
     } else {
         None
     };
-    Ok(Json(HistoryPage {
+    Ok(HistoryPage {
         entries,
         next_cursor,
-    }))
+    })
 }
 
 #[derive(Serialize, ToSchema)]

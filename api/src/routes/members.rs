@@ -70,17 +70,28 @@ async fn list_members(
     meta: RequestMeta,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<MemberList>, ApiError> {
-    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    Ok(Json(MemberList {
+        members: list(&state, &principal, &meta, &workspace_id).await?,
+    }))
+}
+
+/// The workspace's members, for any member (REST and GraphQL).
+pub(crate) async fn list(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    workspace_id: &str,
+) -> Result<Vec<read_model::MemberView>, ApiError> {
+    let workspace_id = path_id("workspace_id", workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal).await?;
+    let mut reader = state.reader(principal).await?;
     if read_model::role_of(&mut *reader, workspace_id, &principal.id)
         .await?
         .is_none()
     {
         return Err(ApiError::NotFound("workspace"));
     }
-    let members = read_model::members(&mut *reader, workspace_id).await?;
-    Ok(Json(MemberList { members }))
+    Ok(read_model::members(&mut *reader, workspace_id).await?)
 }
 
 async fn execute(

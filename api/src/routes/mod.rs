@@ -47,6 +47,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(content::router())
         .merge(history::router())
         .merge(export::router())
+        .merge(crate::graphql::router())
         .merge(crate::openapi::router())
 }
 

@@ -41,9 +41,9 @@ fn parse_principal(raw: &str) -> Result<UserId, ApiError> {
 }
 
 #[derive(Serialize, ToSchema)]
-struct Share {
-    principal: String,
-    role: DocumentRole,
+pub(crate) struct Share {
+    pub(crate) principal: String,
+    pub(crate) role: DocumentRole,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -125,14 +125,14 @@ async fn list_permissions(
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ShareBody {
+pub(crate) struct ShareBody {
     #[schema(value_type = DocumentRole)]
-    role: String,
+    pub(crate) role: String,
 }
 
 #[derive(Serialize, ToSchema)]
-struct Unshared {
-    principal: String,
+pub(crate) struct Unshared {
+    pub(crate) principal: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -169,11 +169,24 @@ async fn share_document(
     Path((document_id, target)): Path<(String, String)>,
     ApiJson(body): ApiJson<ShareBody>,
 ) -> Result<Response, ApiError> {
-    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
-    let user = parse_principal(&target)?;
+    let (position, share) = share(&state, &principal, &meta, &document_id, &target, body).await?;
+    Ok(command_response(StatusCode::OK, position, share))
+}
+
+/// Shares a document with a user (or changes their role): (position, the share).
+pub(crate) async fn share(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: &str,
+    target: &str,
+    body: ShareBody,
+) -> Result<(i64, Share), ApiError> {
+    let document_id = path_id("document_id", document_id, DocumentId::parse)?;
+    let user = parse_principal(target)?;
     let role = DocumentRole::parse(&body.role)?;
     let committed = state
-        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+        .run_on_document(principal, meta, document_id, meta.if_match, |by| {
             vec![DocumentCommand::ShareDocument {
                 by,
                 user: user.clone(),
@@ -181,8 +194,7 @@ async fn share_document(
             }]
         })
         .await?;
-    Ok(command_response(
-        StatusCode::OK,
+    Ok((
         committed.position,
         Share {
             principal: format!("user:{user}"),
@@ -209,18 +221,29 @@ async fn unshare_document(
     meta: RequestMeta,
     Path((document_id, target)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let document_id = path_id("document_id", &document_id, DocumentId::parse)?;
-    let user = parse_principal(&target)?;
+    let (position, unshared) = unshare(&state, &principal, &meta, &document_id, &target).await?;
+    Ok(command_response(StatusCode::OK, position, unshared))
+}
+
+/// Takes a user's share away: (position, whose).
+pub(crate) async fn unshare(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    document_id: &str,
+    target: &str,
+) -> Result<(i64, Unshared), ApiError> {
+    let document_id = path_id("document_id", document_id, DocumentId::parse)?;
+    let user = parse_principal(target)?;
     let committed = state
-        .run_on_document(&principal, &meta, document_id, meta.if_match, |by| {
+        .run_on_document(principal, meta, document_id, meta.if_match, |by| {
             vec![DocumentCommand::UnshareDocument {
                 by,
                 user: user.clone(),
             }]
         })
         .await?;
-    Ok(command_response(
-        StatusCode::OK,
+    Ok((
         committed.position,
         Unshared {
             principal: format!("user:{user}"),

@@ -23,26 +23,26 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Results past this many are not paged (as in web search: refine the query instead).
 const MAX_OFFSET: usize = 1000;
 
-#[derive(Deserialize, IntoParams)]
+#[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
-struct SearchParams {
+pub(crate) struct SearchParams {
     /// Words (all must match), `"a phrase"`, `-excluded`, `a OR b`; the last word also
     /// matches as a prefix while it is being typed (no space after it). At most 500
     /// characters.
     #[param(required = true)]
-    q: Option<String>,
+    pub(crate) q: Option<String>,
     /// Only this workspace.
     #[param(value_type = Option<uuid::Uuid>)]
-    workspace: Option<String>,
+    pub(crate) workspace: Option<String>,
     /// `document` or `comment`.
-    kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Only documents in this folder or below (`/a/b`).
-    folder: Option<String>,
+    pub(crate) folder: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
     /// 1–200, 50 by default.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
 }
 
 /// One result.
@@ -74,15 +74,15 @@ struct Piece {
 }
 
 #[derive(Serialize, ToSchema)]
-struct SearchPage {
+pub(crate) struct SearchPage {
     #[schema(value_type = Vec<SearchHit>)]
-    results: Vec<Hit>,
+    pub(crate) results: Vec<Hit>,
     /// How many results match in all.
-    total: usize,
+    pub(crate) total: usize,
     /// Pass as `cursor` for the next page; absent on the last.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
     /// The log position the index reflected when it answered.
-    position: i64,
+    pub(crate) position: i64,
 }
 
 /// What the caller may read, from the read models (a share or an unshare counts as soon
@@ -148,6 +148,16 @@ async fn search(
     meta: RequestMeta,
     Query(params): Query<SearchParams>,
 ) -> Result<Json<SearchPage>, ApiError> {
+    Ok(Json(run(&state, &principal, &meta, params).await?))
+}
+
+/// A search for the caller (REST and GraphQL).
+pub(crate) async fn run(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    params: SearchParams,
+) -> Result<SearchPage, ApiError> {
     let raw = params.q.as_deref().unwrap_or("");
     let parsed = query::parse(raw).map_err(|e| ApiError::InvalidParameter {
         name: "q",
@@ -194,7 +204,7 @@ async fn search(
             return Err(ApiError::NotYetConsistent { requested: min });
         }
     }
-    let scope = scope(&state, &principal).await?;
+    let scope = scope(state, principal).await?;
     let position = search.position();
     let results = search
         .search(Request {
@@ -212,10 +222,10 @@ async fn search(
     let next = offset + results.hits.len();
     let next_cursor =
         (next < results.total && next < MAX_OFFSET).then(|| encode_cursor('s', next as i64));
-    Ok(Json(SearchPage {
+    Ok(SearchPage {
         results: results.hits,
         total: results.total,
         next_cursor,
         position,
-    }))
+    })
 }

@@ -25,9 +25,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct WorkspaceBody {
+pub(crate) struct WorkspaceBody {
     #[schema(min_length = 1, max_length = 200)]
-    name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -40,11 +40,11 @@ struct WorkspacePatch {
 }
 
 #[derive(Serialize, ToSchema)]
-struct WorkspaceCreated {
-    id: WorkspaceId,
-    name: String,
-    role: WorkspaceRole,
-    version: i64,
+pub(crate) struct WorkspaceCreated {
+    pub(crate) id: WorkspaceId,
+    pub(crate) name: String,
+    pub(crate) role: WorkspaceRole,
+    pub(crate) version: i64,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -82,6 +82,17 @@ async fn create_workspace(
     meta: RequestMeta,
     ApiJson(body): ApiJson<WorkspaceBody>,
 ) -> Result<Response, ApiError> {
+    let (position, created) = create(&state, &principal, &meta, body).await?;
+    Ok(command_response(StatusCode::CREATED, position, created))
+}
+
+/// Creates a workspace owned by the caller: (position, the workspace).
+pub(crate) async fn create(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    body: WorkspaceBody,
+) -> Result<(i64, WorkspaceCreated), ApiError> {
     if principal.service.is_some() {
         return Err(ApiError::Forbidden(
             "service accounts cannot create workspaces".into(),
@@ -96,10 +107,9 @@ async fn create_workspace(
     };
     let committed = state
         .aggregates
-        .execute::<Workspace>(id.as_uuid(), command, &principal.command_meta(&meta), None)
+        .execute::<Workspace>(id.as_uuid(), command, &principal.command_meta(meta), None)
         .await?;
-    Ok(command_response(
-        StatusCode::CREATED,
+    Ok((
         committed.position,
         WorkspaceCreated {
             id,

@@ -5,6 +5,7 @@ mod api;
 mod binary;
 mod event_store;
 mod extensions;
+mod graphql;
 mod history;
 mod live;
 mod openapi;

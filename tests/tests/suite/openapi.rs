@@ -84,6 +84,10 @@ async fn the_document_covers_every_route_and_nothing_else() {
     assert!(created("/v1/workspaces/{workspace_id}/service-accounts")["key"].is_object());
     assert!(created("/v1/workspaces")["role"].is_object());
     assert!(created("/v1/workspaces")["key"].is_null());
+    // Regression (schemathesis): GraphQL answers `application/graphql-response+json` to
+    // clients that accept it.
+    let graphql = &doc["paths"]["/v1/graphql"]["post"]["responses"]["200"]["content"];
+    assert!(graphql["application/graphql-response+json"].is_object(), "{graphql}");
 
     // No route can enter the router except through the document.
     let calls = undocumented_route_calls();

@@ -1,0 +1,909 @@
+//! GraphQL (`POST /v1/graphql`, and `GET /v1/graphql` upgraded to a WebSocket speaking
+//! graphql-transport-ws for subscriptions), through async-graphql.
+//!
+//! Every resolver calls the same functions as the REST handlers (`routes::documents::create`,
+//! `routes::search::run`...): the same parsing, the same authorization on the aggregates,
+//! the same row-level-security readers, so no rule has a second copy here. Errors carry
+//! the REST error's `code` and `status` in their `extensions`.
+//!
+//! The schema is a federation subgraph (`@key(fields: "id")` on `Workspace`, `Document`
+//! and `User`); queries deeper than [`MAX_DEPTH`] or costlier than [`MAX_COMPLEXITY`] are
+//! refused before they run. Its SDL is committed as `docs/schema.graphql` (a test compares
+//! it with the code; `collab graphql sdl` prints it).
+
+use std::sync::Arc;
+
+use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
+use async_graphql::{
+    ComplexObject, Context, Data, Error, ErrorExtensions, Json, Object, Result, Schema,
+    SimpleObject, Subscription, ID,
+};
+use async_graphql_axum::{GraphQLProtocol, GraphQLRequest, GraphQLResponse, GraphQLWebSocket};
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use collab_domain::access::{access_reduced_by, AccessReduced};
+use collab_domain::replay::{EventLine, PayloadForm};
+use collab_domain::{DocumentId, DomainEvent};
+use futures::Stream;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::extract::{authenticate, Principal, RequestMeta};
+use crate::routes::{documents, history, members, permissions, search, workspaces};
+use crate::state::AppState;
+
+/// Deepest selection a query may have.
+pub const MAX_DEPTH: usize = 10;
+/// Most fields (lists counted by their children) a query may select.
+pub const MAX_COMPLEXITY: usize = 500;
+
+pub type CollabSchema = Schema<Query, Mutation, SubscriptionRoot>;
+
+/// The schema (without per-request data).
+pub fn schema() -> CollabSchema {
+    Schema::build(Query, Mutation, SubscriptionRoot)
+        .enable_federation()
+        .limit_depth(MAX_DEPTH)
+        .limit_complexity(MAX_COMPLEXITY)
+        .finish()
+}
+
+/// The schema's SDL as a federation subgraph (what `docs/schema.graphql` holds).
+pub fn sdl() -> String {
+    schema().sdl_with_options(async_graphql::SDLExportOptions::new().federation())
+}
+
+/// Who asks, for this request (or this WebSocket).
+struct Caller {
+    principal: Principal,
+    meta: RequestMeta,
+}
+
+fn context<'a>(ctx: &'a Context<'_>) -> Result<(&'a AppState, &'a Caller)> {
+    Ok((ctx.data::<AppState>()?, ctx.data::<Arc<Caller>>()?.as_ref()))
+}
+
+/// A REST error as a GraphQL error: the message, and `code`/`status` as extensions.
+fn refused(error: ApiError) -> Error {
+    if let ApiError::Internal(cause) = &error {
+        tracing::error!(error = format!("{cause:#}"), "graphql request failed");
+    }
+    let code = error.code();
+    let status = error.status().as_u16();
+    Error::new(error.to_string()).extend_with(|_, extensions| {
+        extensions.set("code", code);
+        extensions.set("status", status);
+    })
+}
+
+// ---------------------------------------------------------------- types
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Workspace {
+    id: ID,
+    name: String,
+    /// The caller's role.
+    role: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+    /// The role members get on documents not shared with them (null: none).
+    default_document_role: Option<String>,
+}
+
+impl From<collab_projections::workspaces::WorkspaceView> for Workspace {
+    fn from(w: collab_projections::workspaces::WorkspaceView) -> Self {
+        Self {
+            id: ID(w.id.to_string()),
+            name: w.name,
+            role: w.role,
+            created_by: w.created_by,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+            version: w.version,
+            default_document_role: w.default_document_role,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Workspace {
+    /// The workspace's documents the caller can read, newest first.
+    async fn documents(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "1–200, 50 by default")] limit: Option<i32>,
+        #[graphql(desc = "`nextCursor` of the previous page")] cursor: Option<String>,
+        #[graphql(desc = "`exclude` (default), `include` or `only`")] archived: Option<String>,
+    ) -> Result<DocumentPage> {
+        list_documents(ctx, &self.id, limit, cursor, archived).await
+    }
+
+    /// Its members.
+    async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
+        let (state, caller) = context(ctx)?;
+        Ok(
+            members::list(state, &caller.principal, &caller.meta, &self.id)
+                .await
+                .map_err(refused)?
+                .into_iter()
+                .map(|m| Member {
+                    user_id: m.user_id,
+                    role: m.role,
+                    added_at: m.added_at,
+                })
+                .collect(),
+        )
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Member {
+    user_id: String,
+    role: String,
+    added_at: DateTime<Utc>,
+}
+
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct Document {
+    id: ID,
+    workspace_id: ID,
+    title: String,
+    folder: String,
+    archived: bool,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+impl From<collab_projections::documents::DocumentView> for Document {
+    fn from(d: collab_projections::documents::DocumentView) -> Self {
+        Self {
+            id: ID(d.id.to_string()),
+            workspace_id: ID(d.workspace_id.to_string()),
+            title: d.title,
+            folder: d.folder,
+            archived: d.archived,
+            created_by: d.created_by,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+            version: d.version,
+        }
+    }
+}
+
+#[ComplexObject]
+impl Document {
+    /// The caller's role on the document (from the aggregates, like every command).
+    async fn role(&self, ctx: &Context<'_>) -> Result<String> {
+        let (state, caller) = context(ctx)?;
+        let document = documents::get(state, &caller.principal, &caller.meta, &self.id)
+            .await
+            .map_err(refused)?;
+        Ok(document.role.as_str().to_owned())
+    }
+
+    /// Edit sessions, restores, named versions and metadata changes, newest first.
+    async fn history(
+        &self,
+        ctx: &Context<'_>,
+        limit: Option<i32>,
+        cursor: Option<String>,
+    ) -> Result<HistoryPage> {
+        let (state, caller) = context(ctx)?;
+        let limit = limit.map(|l| l.to_string());
+        let page = history::history_page(
+            state,
+            &caller.principal,
+            &caller.meta,
+            &self.id,
+            cursor.as_deref(),
+            limit.as_deref(),
+        )
+        .await
+        .map_err(refused)?;
+        Ok(HistoryPage {
+            entries: page
+                .entries
+                .into_iter()
+                .map(|e| HistoryEntry {
+                    kind: e.kind,
+                    actor: e.actor,
+                    first_position: e.first_position,
+                    last_position: e.last_position,
+                    first_version: e.first_version,
+                    last_version: e.last_version,
+                    edits: e.edits,
+                    inserted: e.inserted,
+                    deleted: e.deleted,
+                    started_at: e.started_at,
+                    ended_at: e.ended_at,
+                    details: Json(e.details.0),
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct DocumentPage {
+    documents: Vec<Document>,
+    /// Pass as `cursor` for the next (older) page; null on the last.
+    next_cursor: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct HistoryEntry {
+    /// `edits`, `restored`, `VersionNamed`, `VersionDeleted` or a document event type.
+    kind: String,
+    actor: String,
+    first_position: i64,
+    last_position: i64,
+    first_version: Option<i64>,
+    last_version: Option<i64>,
+    edits: i32,
+    inserted: i64,
+    deleted: i64,
+    started_at: DateTime<Utc>,
+    ended_at: DateTime<Utc>,
+    details: Json<serde_json::Value>,
+}
+
+#[derive(SimpleObject)]
+pub struct HistoryPage {
+    entries: Vec<HistoryEntry>,
+    next_cursor: Option<String>,
+}
+
+/// A person, by the id the identity provider gives them.
+#[derive(SimpleObject)]
+#[graphql(complex)]
+pub struct User {
+    id: ID,
+}
+
+#[ComplexObject]
+impl User {
+    /// The workspaces this user belongs to: only for the caller themselves (null otherwise).
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<Workspace>>> {
+        let (state, caller) = context(ctx)?;
+        if self.id.as_str() != caller.principal.id.as_str() {
+            return Ok(None);
+        }
+        Ok(Some(list_workspaces(state, caller).await?))
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Piece {
+    text: String,
+    highlight: bool,
+}
+
+fn pieces(pieces: Vec<collab_search::Piece>) -> Vec<Piece> {
+    pieces
+        .into_iter()
+        .map(|p| Piece {
+            text: p.text,
+            highlight: p.highlight,
+        })
+        .collect()
+}
+
+#[derive(SimpleObject)]
+pub struct SearchResult {
+    /// `document` or `comment`.
+    kind: String,
+    document_id: ID,
+    workspace_id: ID,
+    title: String,
+    folder: String,
+    updated_at: DateTime<Utc>,
+    score: f32,
+    title_highlight: Vec<Piece>,
+    snippet: Vec<Piece>,
+}
+
+#[derive(SimpleObject)]
+pub struct SearchPage {
+    results: Vec<SearchResult>,
+    total: i64,
+    next_cursor: Option<String>,
+    /// The log position the index reflected when it answered.
+    position: i64,
+}
+
+/// What a command did: the global position of its last event (send it back as
+/// `X-Collab-Min-Position` to read your write) and the stream's new version.
+#[derive(SimpleObject)]
+pub struct DocumentChange {
+    id: ID,
+    version: i64,
+    position: i64,
+    title: Option<String>,
+    folder: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct WorkspaceChange {
+    id: ID,
+    name: String,
+    role: String,
+    version: i64,
+    position: i64,
+}
+
+#[derive(SimpleObject)]
+pub struct ShareChange {
+    /// `user:<id>`.
+    principal: String,
+    /// The role granted (null: the share was taken away).
+    role: Option<String>,
+    position: i64,
+}
+
+/// An event of a document's stream as it is committed.
+#[derive(SimpleObject)]
+pub struct DocumentEvent {
+    position: i64,
+    /// The event type (`DocumentRenamed`, `DocumentShared`, `VersionNamed`...).
+    #[graphql(name = "type")]
+    event_type: String,
+    stream_id: String,
+    stream_version: i64,
+    actor: String,
+    recorded_at: String,
+    /// The event's data as the catalogue describes it.
+    data: Json<serde_json::Value>,
+}
+
+// ---------------------------------------------------------------- shared resolvers
+
+async fn list_workspaces(state: &AppState, caller: &Caller) -> Result<Vec<Workspace>> {
+    state
+        .reach(caller.meta.min_position)
+        .await
+        .map_err(refused)?;
+    let mut reader = state.reader(&caller.principal).await.map_err(refused)?;
+    let views = collab_projections::workspaces::list_for_user(&mut *reader, &caller.principal.id)
+        .await
+        .map_err(|e| refused(e.into()))?;
+    Ok(views.into_iter().map(Workspace::from).collect())
+}
+
+async fn get_workspace(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Workspace>> {
+    let Ok(id) = collab_domain::WorkspaceId::parse(id) else {
+        return Ok(None);
+    };
+    state
+        .reach(caller.meta.min_position)
+        .await
+        .map_err(refused)?;
+    let mut reader = state.reader(&caller.principal).await.map_err(refused)?;
+    Ok(
+        collab_projections::workspaces::get_for_user(&mut *reader, id, &caller.principal.id)
+            .await
+            .map_err(|e| refused(e.into()))?
+            .map(Workspace::from),
+    )
+}
+
+async fn get_document(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Document>> {
+    match documents::get(state, &caller.principal, &caller.meta, id).await {
+        Ok(document) => Ok(Some(document.document.into())),
+        Err(ApiError::NotFound(_)) => Ok(None),
+        Err(other) => Err(refused(other)),
+    }
+}
+
+async fn list_documents(
+    ctx: &Context<'_>,
+    workspace_id: &str,
+    limit: Option<i32>,
+    cursor: Option<String>,
+    archived: Option<String>,
+) -> Result<DocumentPage> {
+    let (state, caller) = context(ctx)?;
+    let page = documents::list(
+        state,
+        &caller.principal,
+        &caller.meta,
+        workspace_id,
+        documents::ListParams {
+            limit: limit.map(|l| l.to_string()),
+            cursor,
+            archived,
+        },
+    )
+    .await
+    .map_err(refused)?;
+    Ok(DocumentPage {
+        documents: page.documents.into_iter().map(Document::from).collect(),
+        next_cursor: page.next_cursor,
+    })
+}
+
+// ---------------------------------------------------------------- roots
+
+pub struct Query;
+
+#[Object]
+impl Query {
+    /// The signed-in user (or service account).
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        let (_, caller) = context(ctx)?;
+        Ok(User {
+            id: ID(caller.principal.id.as_str().to_owned()),
+        })
+    }
+
+    /// The workspaces the caller belongs to, oldest first.
+    async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<Workspace>> {
+        let (state, caller) = context(ctx)?;
+        list_workspaces(state, caller).await
+    }
+
+    /// A workspace the caller belongs to (null: none such).
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Workspace>> {
+        let (state, caller) = context(ctx)?;
+        get_workspace(state, caller, &id).await
+    }
+
+    /// A page of a workspace's documents the caller can read, newest first.
+    async fn documents(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        limit: Option<i32>,
+        cursor: Option<String>,
+        archived: Option<String>,
+    ) -> Result<DocumentPage> {
+        list_documents(ctx, &workspace_id, limit, cursor, archived).await
+    }
+
+    /// A document the caller can read (null: none such, or not visible).
+    async fn document(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Document>> {
+        let (state, caller) = context(ctx)?;
+        get_document(state, caller, &id).await
+    }
+
+    /// Full-text search over what the caller may read (the syntax of `GET /v1/search`).
+    // Each argument is a GraphQL argument.
+    #[allow(clippy::too_many_arguments)]
+    async fn search(
+        &self,
+        ctx: &Context<'_>,
+        q: String,
+        workspace_id: Option<ID>,
+        #[graphql(desc = "`document` or `comment`")] kind: Option<String>,
+        folder: Option<String>,
+        limit: Option<i32>,
+        cursor: Option<String>,
+    ) -> Result<SearchPage> {
+        let (state, caller) = context(ctx)?;
+        let page = search::run(
+            state,
+            &caller.principal,
+            &caller.meta,
+            search::SearchParams {
+                q: Some(q),
+                workspace: workspace_id.map(|w| w.0),
+                kind,
+                folder,
+                cursor,
+                limit: limit.map(|l| l.to_string()),
+            },
+        )
+        .await
+        .map_err(refused)?;
+        Ok(SearchPage {
+            results: page
+                .results
+                .into_iter()
+                .map(|hit| SearchResult {
+                    kind: hit.kind.to_owned(),
+                    document_id: ID(hit.document_id),
+                    workspace_id: ID(hit.workspace_id),
+                    title: hit.title,
+                    folder: hit.folder,
+                    updated_at: hit.updated_at,
+                    score: hit.score,
+                    title_highlight: pieces(hit.title_highlight),
+                    snippet: pieces(hit.snippet),
+                })
+                .collect(),
+            total: page.total as i64,
+            next_cursor: page.next_cursor,
+            position: page.position,
+        })
+    }
+
+    #[graphql(entity)]
+    async fn find_workspace_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Workspace>> {
+        let (state, caller) = context(ctx)?;
+        get_workspace(state, caller, &id).await
+    }
+
+    #[graphql(entity)]
+    async fn find_document_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Document>> {
+        let (state, caller) = context(ctx)?;
+        get_document(state, caller, &id).await
+    }
+
+    #[graphql(entity)]
+    async fn find_user_by_id(&self, id: ID) -> User {
+        User { id }
+    }
+}
+
+pub struct Mutation;
+
+fn document_change(position: i64, changed: documents::DocumentChanged) -> DocumentChange {
+    DocumentChange {
+        id: ID(changed.id.to_string()),
+        version: changed.version,
+        position,
+        title: changed.title,
+        folder: changed.folder,
+    }
+}
+
+#[Object]
+impl Mutation {
+    /// Create a workspace; the caller becomes its owner.
+    async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> Result<WorkspaceChange> {
+        let (state, caller) = context(ctx)?;
+        let (position, created) = workspaces::create(
+            state,
+            &caller.principal,
+            &caller.meta,
+            workspaces::WorkspaceBody { name },
+        )
+        .await
+        .map_err(refused)?;
+        Ok(WorkspaceChange {
+            id: ID(created.id.to_string()),
+            name: created.name,
+            role: created.role.as_str().to_owned(),
+            version: created.version,
+            position,
+        })
+    }
+
+    /// Create a document (members; guests cannot).
+    async fn create_document(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        title: String,
+        folder: Option<String>,
+    ) -> Result<DocumentChange> {
+        let (state, caller) = context(ctx)?;
+        let (position, created) = documents::create(
+            state,
+            &caller.principal,
+            &caller.meta,
+            &workspace_id,
+            documents::CreateDocumentBody { title, folder },
+        )
+        .await
+        .map_err(refused)?;
+        Ok(DocumentChange {
+            id: ID(created.id.to_string()),
+            version: created.version,
+            position,
+            title: Some(created.title),
+            folder: Some(created.folder),
+        })
+    }
+
+    /// Rename a document (editors).
+    async fn rename_document(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        title: String,
+    ) -> Result<DocumentChange> {
+        let (state, caller) = context(ctx)?;
+        let body = documents::UpdateDocumentBody {
+            title: Some(title),
+            folder: None,
+        };
+        let (position, changed) =
+            documents::update(state, &caller.principal, &caller.meta, &id, body)
+                .await
+                .map_err(refused)?;
+        Ok(document_change(position, changed))
+    }
+
+    /// Move a document to another folder (editors).
+    async fn move_document(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        folder: String,
+    ) -> Result<DocumentChange> {
+        let (state, caller) = context(ctx)?;
+        let body = documents::UpdateDocumentBody {
+            title: None,
+            folder: Some(folder),
+        };
+        let (position, changed) =
+            documents::update(state, &caller.principal, &caller.meta, &id, body)
+                .await
+                .map_err(refused)?;
+        Ok(document_change(position, changed))
+    }
+
+    /// Archive a document (editors).
+    async fn archive_document(&self, ctx: &Context<'_>, id: ID) -> Result<DocumentChange> {
+        lifecycle(ctx, &id, documents::archive_command).await
+    }
+
+    /// Restore an archived document (editors).
+    async fn restore_document(&self, ctx: &Context<'_>, id: ID) -> Result<DocumentChange> {
+        lifecycle(ctx, &id, documents::restore_command).await
+    }
+
+    /// Delete a document (owners).
+    async fn delete_document(&self, ctx: &Context<'_>, id: ID) -> Result<DocumentChange> {
+        lifecycle(ctx, &id, documents::delete_command).await
+    }
+
+    /// Share a document with a user, or change their role (owners).
+    async fn share_document(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        user_id: String,
+        #[graphql(desc = "`viewer`, `commenter`, `editor` or `owner`")] role: String,
+    ) -> Result<ShareChange> {
+        let (state, caller) = context(ctx)?;
+        let (position, share) = permissions::share(
+            state,
+            &caller.principal,
+            &caller.meta,
+            &id,
+            &user_id,
+            permissions::ShareBody { role },
+        )
+        .await
+        .map_err(refused)?;
+        Ok(ShareChange {
+            principal: share.principal,
+            role: Some(share.role.as_str().to_owned()),
+            position,
+        })
+    }
+
+    /// Take a user's share away (owners).
+    async fn unshare_document(
+        &self,
+        ctx: &Context<'_>,
+        id: ID,
+        user_id: String,
+    ) -> Result<ShareChange> {
+        let (state, caller) = context(ctx)?;
+        let (position, unshared) =
+            permissions::unshare(state, &caller.principal, &caller.meta, &id, &user_id)
+                .await
+                .map_err(refused)?;
+        Ok(ShareChange {
+            principal: unshared.principal,
+            role: None,
+            position,
+        })
+    }
+}
+
+async fn lifecycle(
+    ctx: &Context<'_>,
+    id: &str,
+    command: fn(collab_domain::document::Acting) -> collab_domain::document::DocumentCommand,
+) -> Result<DocumentChange> {
+    let (state, caller) = context(ctx)?;
+    let (position, changed) =
+        documents::lifecycle(state, &caller.principal, &caller.meta, id, command)
+            .await
+            .map_err(refused)?;
+    Ok(document_change(position, changed))
+}
+
+pub struct SubscriptionRoot;
+
+#[Subscription]
+impl SubscriptionRoot {
+    /// The events of a document's stream as they are committed: renames, moves, shares,
+    /// archive and restore, named versions (and comment events once comments exist). Ends
+    /// when the caller loses access to the document, or falls so far behind that events
+    /// would be skipped (subscribe again).
+    async fn document_events(
+        &self,
+        ctx: &Context<'_>,
+        document_id: ID,
+    ) -> Result<impl Stream<Item = DocumentEvent>> {
+        let (state, caller) = context(ctx)?;
+        let document = crate::routes::path_id("document_id", &document_id, DocumentId::parse)
+            .map_err(refused)?;
+        // Subscribe before checking, so nothing committed in between is missed.
+        let events = state.tail.subscribe();
+        state
+            .document_access(document, &caller.principal, caller.meta.link.as_ref())
+            .await
+            .map_err(refused)?;
+        let follow = Follow {
+            state: state.clone(),
+            caller: ctx.data::<Arc<Caller>>()?.clone(),
+            document,
+            stream: format!("document-{document}"),
+            events,
+        };
+        Ok(futures::stream::unfold(follow, |mut follow| async move {
+            let event = follow.next().await?;
+            Some((event, follow))
+        }))
+    }
+}
+
+/// A subscriber following one document's stream on the process's log tail.
+struct Follow {
+    state: AppState,
+    caller: Arc<Caller>,
+    document: DocumentId,
+    stream: String,
+    events: tokio::sync::broadcast::Receiver<Arc<collab_domain::RecordedEvent>>,
+}
+
+impl Follow {
+    /// The next event of the document; None when the tail closes or access is lost.
+    async fn next(&mut self) -> Option<DocumentEvent> {
+        loop {
+            let event = match self.events.recv().await {
+                Ok(event) => event,
+                // Too far behind to deliver everything: end, the client subscribes again
+                // (and reads what it missed from the history or the replay).
+                Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
+            };
+            if event.stream_id.to_string() != self.stream {
+                continue;
+            }
+            let decoded = DomainEvent::decode_recorded(&event).ok();
+            let reduced = decoded
+                .as_ref()
+                .and_then(|d| access_reduced_by(&event, d))
+                .is_some_and(|r| r == AccessReduced::Document(self.document));
+            if reduced
+                && self
+                    .state
+                    .document_access(
+                        self.document,
+                        &self.caller.principal,
+                        self.caller.meta.link.as_ref(),
+                    )
+                    .await
+                    .is_err()
+            {
+                return None;
+            }
+            let line = EventLine::new(&event, PayloadForm::Json);
+            return Some(DocumentEvent {
+                position: line.position,
+                event_type: line.event_type,
+                stream_id: line.stream_id,
+                stream_version: line.stream_version,
+                actor: line.actor,
+                recorded_at: line.recorded_at,
+                data: Json(line.data.unwrap_or(serde_json::Value::Null)),
+            });
+        }
+    }
+}
+
+// ---------------------------------------------------------------- routes
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(graphql_ws, graphql_http))
+}
+
+/// Queries and mutations (and subscriptions over the WebSocket of `GET`): a GraphQL
+/// request `{query, variables, operationName}`, answered `{data, errors}`. Errors carry
+/// the REST error's `code` and `status` in `extensions`.
+#[utoipa::path(
+    post,
+    path = "/v1/graphql",
+    tag = "graphql",
+    request_body(content = Object, description = "`{query, variables?, operationName?}`"),
+    responses(
+        (status = 200, description = "`{data, errors?}` (`application/graphql-response+json` when the client accepts it)", content(
+            (Object = "application/json"),
+            (Object = "application/graphql-response+json")
+        )),
+        (status = 400, description = "Not a GraphQL request", body = crate::openapi::ErrorBody),
+        (status = 401, description = "No token, or a forged, expired or revoked one", body = crate::openapi::ErrorBody),
+        (status = 413, description = "The body is larger than the server takes", body = crate::openapi::ErrorBody),
+        (status = 415, description = "Not JSON", body = crate::openapi::ErrorBody),
+        (status = 429, description = "Too many requests", body = crate::openapi::ErrorBody)
+    )
+)]
+async fn graphql_http(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    request: GraphQLRequest,
+) -> GraphQLResponse {
+    let caller = Arc::new(Caller { principal, meta });
+    state
+        .graphql
+        .execute(request.into_inner().data(state.clone()).data(caller))
+        .await
+        .into()
+}
+
+/// Subscriptions: a WebSocket speaking graphql-transport-ws (or the older graphql-ws);
+/// the token comes in `connection_init`'s payload as `{"token": "..."}` or
+/// `{"Authorization": "Bearer ..."}` (browsers cannot set headers on a WebSocket).
+#[utoipa::path(
+    get,
+    path = "/v1/graphql",
+    tag = "graphql",
+    security(()),
+    responses(
+        (status = 101, description = "Switched to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade request with a GraphQL subprotocol", body = crate::openapi::ErrorBody),
+        (status = 426, description = "The connection cannot be upgraded", body = crate::openapi::ErrorBody)
+    )
+)]
+async fn graphql_ws(
+    State(state): State<AppState>,
+    protocol: Result<GraphQLProtocol, axum::http::StatusCode>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Response {
+    let (Ok(protocol), Ok(upgrade)) = (protocol, upgrade) else {
+        return ApiError::InvalidParameter {
+            name: "Sec-WebSocket-Protocol",
+            reason:
+                "GET /v1/graphql is a WebSocket for graphql-transport-ws; send queries with POST"
+                    .into(),
+        }
+        .into_response();
+    };
+    let schema = state.graphql.clone();
+    upgrade
+        .protocols(ALL_WEBSOCKET_PROTOCOLS)
+        .on_upgrade(move |socket| async move {
+            GraphQLWebSocket::new(socket, (*schema).clone(), protocol)
+                .on_connection_init(move |payload| async move {
+                    let token = payload
+                        .get("token")
+                        .and_then(|t| t.as_str())
+                        .map(|t| format!("Bearer {t}"))
+                        .or_else(|| {
+                            payload
+                                .get("Authorization")
+                                .or_else(|| payload.get("authorization"))
+                                .and_then(|t| t.as_str())
+                                .map(str::to_owned)
+                        });
+                    let principal = authenticate(&state, token.as_deref())
+                        .await
+                        .map_err(|e| Error::new(e.to_string()))?;
+                    let mut data = Data::default();
+                    data.insert(state.clone());
+                    data.insert(Arc::new(Caller {
+                        principal,
+                        meta: RequestMeta::none(),
+                    }));
+                    Ok(data)
+                })
+                .serve()
+                .await
+        })
+}

@@ -1,0 +1,368 @@
+//! GraphQL (issue 16): queries and mutations over HTTP under the same rules as REST (the
+//! same errors, as `extensions.code`/`status`), search, federation entities, depth and
+//! complexity limits, the committed SDL, and subscriptions from the stock npm `graphql-ws`
+//! client against the real binary.
+
+use std::path::PathBuf;
+
+use collab_tests::{mint, CollabProcess, Http, TestEnv};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+struct Gql {
+    url: String,
+    client: reqwest::Client,
+}
+
+impl Gql {
+    /// Runs a GraphQL request as `user`, waiting for `position` (read-your-writes).
+    async fn run(&self, user: &str, query: &str, variables: Value, position: i64) -> Value {
+        let response = self
+            .client
+            .post(&self.url)
+            .bearer_auth(mint(user, 3600))
+            .header("x-collab-min-position", position.to_string())
+            .json(&json!({"query": query, "variables": variables}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
+}
+
+fn error_code(body: &Value) -> (&str, u64) {
+    let error = &body["errors"][0]["extensions"];
+    (
+        error["code"].as_str().unwrap_or("none"),
+        error["status"].as_u64().unwrap_or(0),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graphql_queries_and_mutations_follow_the_rest_rules() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let gql = Gql {
+        url: format!("{}/v1/graphql", server.http()),
+        client: reqwest::Client::new(),
+    };
+    // Mutations: a workspace, a document, a rename and a move.
+    let created = gql
+        .run(
+            "alice",
+            "mutation { createWorkspace(name: \"Acme\") { id name role position } }",
+            json!({}),
+            0,
+        )
+        .await;
+    let ws = created["data"]["createWorkspace"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(created["data"]["createWorkspace"]["role"], "owner");
+    let doc = gql
+        .run(
+            "alice",
+            "mutation ($ws: ID!) { createDocument(workspaceId: $ws, title: \"Plan\", folder: \"/q3\") { id version position } }",
+            json!({"ws": ws}),
+            0,
+        )
+        .await;
+    let id = doc["data"]["createDocument"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let renamed = gql
+        .run(
+            "alice",
+            "mutation ($id: ID!) { renameDocument(id: $id, title: \"Quarterly plan\") { title version position } }",
+            json!({"id": id}),
+            0,
+        )
+        .await;
+    assert_eq!(renamed["data"]["renameDocument"]["title"], "Quarterly plan");
+    let at = renamed["data"]["renameDocument"]["position"]
+        .as_i64()
+        .unwrap();
+
+    // Queries: the caller, their workspaces and documents, a document with its role and
+    // history — the rename is there (read-your-writes with the mutation's position).
+    let me = gql
+        .run(
+            "alice",
+            "{ me { id workspaces { name role documents(limit: 10) { documents { id title folder role } nextCursor } members { userId role } } } }",
+            json!({}),
+            at,
+        )
+        .await;
+    assert!(me["errors"].is_null(), "{me}");
+    assert_eq!(me["data"]["me"]["id"], "alice");
+    let workspace = &me["data"]["me"]["workspaces"][0];
+    assert_eq!(workspace["name"], "Acme");
+    assert_eq!(
+        workspace["documents"]["documents"][0],
+        json!({"id": id, "title": "Quarterly plan", "folder": "/q3", "role": "owner"})
+    );
+    assert_eq!(
+        workspace["members"],
+        json!([{"userId": "alice", "role": "owner"}])
+    );
+    let document = gql
+        .run(
+            "alice",
+            "query ($id: ID!) { document(id: $id) { title history { entries { kind actor } } } }",
+            json!({"id": id}),
+            at,
+        )
+        .await;
+    let kinds: Vec<&str> = document["data"]["document"]["history"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(kinds.contains(&"DocumentRenamed"), "{document}");
+
+    // Search, with the same syntax and access rules as GET /v1/search.
+    let found = gql
+        .run(
+            "alice",
+            "{ search(q: \"quarterly\") { total results { title titleHighlight { text highlight } } } }",
+            json!({}),
+            at,
+        )
+        .await;
+    assert_eq!(found["data"]["search"]["total"], 1, "{found}");
+    assert_eq!(
+        found["data"]["search"]["results"][0]["titleHighlight"][0],
+        json!({"text": "Quarterly", "highlight": true})
+    );
+    let bad = gql
+        .run("alice", "{ search(q: \"\") { total } }", json!({}), 0)
+        .await;
+    assert_eq!(error_code(&bad), ("invalid_parameter", 400));
+
+    // Someone else: the document is not visible (null, as REST's 404), and a command on
+    // it is refused with REST's error; shared as viewer, they read it but cannot rename.
+    let hidden = gql
+        .run(
+            "bob",
+            "query ($id: ID!) { document(id: $id) { title } }",
+            json!({"id": id}),
+            at,
+        )
+        .await;
+    assert!(hidden["data"]["document"].is_null(), "{hidden}");
+    let refused = gql
+        .run(
+            "bob",
+            "mutation ($id: ID!) { renameDocument(id: $id, title: \"Mine\") { title } }",
+            json!({"id": id}),
+            0,
+        )
+        .await;
+    assert_eq!(error_code(&refused), ("not_found", 404), "{refused}");
+    let shared = gql
+        .run(
+            "alice",
+            "mutation ($id: ID!) { shareDocument(id: $id, userId: \"bob\", role: \"viewer\") { principal role position } }",
+            json!({"id": id}),
+            0,
+        )
+        .await;
+    let at = shared["data"]["shareDocument"]["position"]
+        .as_i64()
+        .unwrap();
+    let visible = gql
+        .run(
+            "bob",
+            "query ($id: ID!) { document(id: $id) { title role } }",
+            json!({"id": id}),
+            at,
+        )
+        .await;
+    assert_eq!(
+        visible["data"]["document"],
+        json!({"title": "Quarterly plan", "role": "viewer"})
+    );
+    let forbidden = gql
+        .run(
+            "bob",
+            "mutation ($id: ID!) { renameDocument(id: $id, title: \"Mine\") { title } }",
+            json!({"id": id}),
+            0,
+        )
+        .await;
+    assert_eq!(error_code(&forbidden).1, 403, "{forbidden}");
+    let bad_title = gql
+        .run(
+            "alice",
+            "mutation ($id: ID!) { renameDocument(id: $id, title: \"\") { title } }",
+            json!({"id": id}),
+            0,
+        )
+        .await;
+    assert_eq!(error_code(&bad_title).1, 422, "{bad_title}");
+
+    // Federation: the subgraph's SDL and entity references.
+    let service = gql.run("alice", "{ _service { sdl } }", json!({}), 0).await;
+    let sdl = service["data"]["_service"]["sdl"].as_str().unwrap();
+    for entity in ["Workspace", "Document", "User"] {
+        assert!(
+            sdl.contains(&format!("type {entity} @key(fields: \"id\")")),
+            "{entity} is not an entity:\n{sdl}"
+        );
+    }
+    let entities = "query ($r: [_Any!]!) { _entities(representations: $r) { ... on Document { title } ... on User { id } } }";
+    let representations =
+        json!({"r": [{"__typename": "Document", "id": id}, {"__typename": "User", "id": "carol"}]});
+    let resolved = gql.run("alice", entities, representations.clone(), 0).await;
+    assert_eq!(
+        resolved["data"]["_entities"],
+        json!([{"title": "Quarterly plan"}, {"id": "carol"}])
+    );
+    let resolved = gql.run("carol", entities, representations, 0).await;
+    assert!(resolved["data"]["_entities"][0].is_null(), "{resolved}");
+
+    // Abusive queries are refused before they run.
+    let too_deep = gql
+        .run(
+            "alice",
+            "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } }",
+            json!({}),
+            0,
+        )
+        .await;
+    assert!(
+        too_deep["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested too deep"),
+        "{too_deep}"
+    );
+    let aliases: String = (0..600).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let too_costly = gql
+        .run("alice", &format!("{{ {aliases} }}"), json!({}), 0)
+        .await;
+    assert!(
+        too_costly["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too complex"),
+        "{too_costly}"
+    );
+
+    // No token: the same 401 as every route.
+    let anonymous = gql
+        .client
+        .post(&gql.url)
+        .json(&json!({"query": "{ me { id } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+    let garbage = gql
+        .client
+        .post(&gql.url)
+        .bearer_auth(mint("alice", 3600))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), StatusCode::BAD_REQUEST);
+}
+
+#[test]
+fn the_committed_sdl_is_the_schema() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/schema.graphql");
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        committed,
+        collab_api::graphql::sdl(),
+        "docs/schema.graphql is out of date: run `collab graphql sdl > docs/schema.graphql`"
+    );
+}
+
+/// Runs tests/node/graphql.mjs: a stock graphql-ws client subscribing to a document's
+/// events and renaming it over the same socket.
+async fn graphql_ws(server: &CollabProcess, token: &str, document: &str) -> Value {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+    assert!(
+        dir.join("node_modules/graphql-ws").exists(),
+        "run `npm ci --prefix tests/node` first (ops/dev/test.sh does)"
+    );
+    let output = tokio::process::Command::new("node")
+        .arg("graphql.mjs")
+        .arg(format!("{}/v1/graphql", server.ws()))
+        .arg(token)
+        .arg(document)
+        .arg("Renamed live")
+        .current_dir(&dir)
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|_| {
+        panic!(
+            "graphql.mjs: {stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriptions_reach_a_stock_graphql_ws_client() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_, document) = http.workspace_with_document("alice").await;
+
+    let seen = graphql_ws(&server, &mint("alice", 3600), &document).await;
+    assert!(seen["error"].is_null(), "{seen}");
+    let rename = seen["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["type"] == "DocumentRenamed")
+        .unwrap_or_else(|| panic!("{seen}"))
+        .clone();
+    assert_eq!(rename["actor"], "user:alice");
+    assert!(
+        rename["data"]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Renamed live"),
+        "{rename}"
+    );
+    // The event is the one a mutation of this socket committed.
+    let positions: Vec<i64> = seen["mutations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["data"]["renameDocument"]["position"].as_i64().unwrap())
+        .collect();
+    assert!(
+        positions.contains(&rename["position"].as_i64().unwrap()),
+        "{seen}"
+    );
+
+    // Someone who cannot read the document gets an error, not its events.
+    let outsider = graphql_ws(&server, &mint("mallory", 3600), &document).await;
+    assert!(
+        outsider["events"].as_array().unwrap().is_empty(),
+        "{outsider}"
+    );
+    assert!(
+        outsider["error"].to_string().contains("not found"),
+        "{outsider}"
+    );
+    // No token: the connection is refused.
+    let anonymous = graphql_ws(&server, "", &document).await;
+    assert!(
+        anonymous["events"].as_array().unwrap().is_empty(),
+        "{anonymous}"
+    );
+    assert!(!anonymous["error"].is_null(), "{anonymous}");
+}
