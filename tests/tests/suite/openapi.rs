@@ -87,7 +87,10 @@ async fn the_document_covers_every_route_and_nothing_else() {
     // Regression (schemathesis): GraphQL answers `application/graphql-response+json` to
     // clients that accept it.
     let graphql = &doc["paths"]["/v1/graphql"]["post"]["responses"]["200"]["content"];
-    assert!(graphql["application/graphql-response+json"].is_object(), "{graphql}");
+    assert!(
+        graphql["application/graphql-response+json"].is_object(),
+        "{graphql}"
+    );
 
     // No route can enter the router except through the document.
     let calls = undocumented_route_calls();
