@@ -11,7 +11,8 @@
 //! refused before they run. Its SDL is committed as `docs/schema.graphql` (a test compares
 //! it with the code; `collab graphql sdl` prints it).
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use async_graphql::http::ALL_WEBSOCKET_PROTOCOLS;
 use async_graphql::{
@@ -46,6 +47,8 @@ pub type CollabSchema = Schema<Query, Mutation, SubscriptionRoot>;
 pub fn schema() -> CollabSchema {
     Schema::build(Query, Mutation, SubscriptionRoot)
         .enable_federation()
+        // Routers that federate subscriptions (Apollo Router's) see them too.
+        .enable_subscription_in_federation()
         .limit_depth(MAX_DEPTH)
         .limit_complexity(MAX_COMPLEXITY)
         .finish()
@@ -58,12 +61,67 @@ pub fn sdl() -> String {
 
 /// Who asks, for this request (or this WebSocket).
 struct Caller {
-    principal: Principal,
+    /// As last authenticated: for a request, by its `Authorization`; for a WebSocket,
+    /// again at every operation (see [`root`]).
+    principal: RwLock<Arc<Principal>>,
     meta: RequestMeta,
+    /// A WebSocket's `Authorization` value (None: an HTTP request).
+    socket_token: Option<String>,
+    /// Root fields resolved so far.
+    root_fields: AtomicUsize,
+}
+
+impl Caller {
+    fn new(principal: Principal, meta: RequestMeta, socket_token: Option<String>) -> Self {
+        Self {
+            principal: RwLock::new(Arc::new(principal)),
+            meta,
+            socket_token,
+            root_fields: AtomicUsize::new(0),
+        }
+    }
+
+    fn principal(&self) -> Arc<Principal> {
+        self.principal
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
 }
 
 fn context<'a>(ctx: &'a Context<'_>) -> Result<(&'a AppState, &'a Caller)> {
     Ok((ctx.data::<AppState>()?, ctx.data::<Arc<Caller>>()?.as_ref()))
+}
+
+/// The context of a root field (an operation's top-level query, mutation or
+/// subscription field). A WebSocket authenticates its token again for each — a revoked API
+/// key or an expired token stops working on a socket already open — which also charges the
+/// user's rate limit; a request's fields after its first are charged too (the request
+/// itself was charged once).
+async fn root<'a>(ctx: &'a Context<'_>) -> Result<(&'a AppState, &'a Caller)> {
+    let (state, caller) = context(ctx)?;
+    let earlier = caller.root_fields.fetch_add(1, Ordering::Relaxed);
+    match &caller.socket_token {
+        Some(token) => {
+            let fresh = authenticate(state, Some(token)).await.map_err(refused)?;
+            *caller.principal.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh);
+        }
+        None if earlier > 0 => state
+            .limits
+            .check_user(&caller.principal().id)
+            .map_err(refused)?,
+        None => {}
+    }
+    Ok((state, caller))
+}
+
+/// A workspace-scoped field counts against the workspace's rate limit, as a REST route
+/// under `/v1/workspaces/{id}` does.
+fn charge_workspace(state: &AppState, id: &str) -> Result<()> {
+    if let Ok(id) = collab_domain::WorkspaceId::parse(id) {
+        state.limits.check_workspace(id).map_err(refused)?;
+    }
+    Ok(())
 }
 
 /// A REST error as a GraphQL error: the message, and `code`/`status` as extensions.
@@ -127,8 +185,9 @@ impl Workspace {
     /// Its members.
     async fn members(&self, ctx: &Context<'_>) -> Result<Vec<Member>> {
         let (state, caller) = context(ctx)?;
+        charge_workspace(state, &self.id)?;
         Ok(
-            members::list(state, &caller.principal, &caller.meta, &self.id)
+            members::list(state, &caller.principal(), &caller.meta, &self.id)
                 .await
                 .map_err(refused)?
                 .into_iter()
@@ -184,7 +243,7 @@ impl Document {
     /// The caller's role on the document (from the aggregates, like every command).
     async fn role(&self, ctx: &Context<'_>) -> Result<String> {
         let (state, caller) = context(ctx)?;
-        let document = documents::get(state, &caller.principal, &caller.meta, &self.id)
+        let document = documents::get(state, &caller.principal(), &caller.meta, &self.id)
             .await
             .map_err(refused)?;
         Ok(document.role.as_str().to_owned())
@@ -201,7 +260,7 @@ impl Document {
         let limit = limit.map(|l| l.to_string());
         let page = history::history_page(
             state,
-            &caller.principal,
+            &caller.principal(),
             &caller.meta,
             &self.id,
             cursor.as_deref(),
@@ -275,7 +334,7 @@ impl User {
     /// The workspaces this user belongs to: only for the caller themselves (null otherwise).
     async fn workspaces(&self, ctx: &Context<'_>) -> Result<Option<Vec<Workspace>>> {
         let (state, caller) = context(ctx)?;
-        if self.id.as_str() != caller.principal.id.as_str() {
+        if self.id.as_str() != caller.principal().id.as_str() {
             return Ok(None);
         }
         Ok(Some(list_workspaces(state, caller).await?))
@@ -372,14 +431,15 @@ async fn list_workspaces(state: &AppState, caller: &Caller) -> Result<Vec<Worksp
         .reach(caller.meta.min_position)
         .await
         .map_err(refused)?;
-    let mut reader = state.reader(&caller.principal).await.map_err(refused)?;
-    let views = collab_projections::workspaces::list_for_user(&mut *reader, &caller.principal.id)
+    let mut reader = state.reader(&caller.principal()).await.map_err(refused)?;
+    let views = collab_projections::workspaces::list_for_user(&mut *reader, &caller.principal().id)
         .await
         .map_err(|e| refused(e.into()))?;
     Ok(views.into_iter().map(Workspace::from).collect())
 }
 
 async fn get_workspace(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Workspace>> {
+    charge_workspace(state, id)?;
     let Ok(id) = collab_domain::WorkspaceId::parse(id) else {
         return Ok(None);
     };
@@ -387,9 +447,9 @@ async fn get_workspace(state: &AppState, caller: &Caller, id: &str) -> Result<Op
         .reach(caller.meta.min_position)
         .await
         .map_err(refused)?;
-    let mut reader = state.reader(&caller.principal).await.map_err(refused)?;
+    let mut reader = state.reader(&caller.principal()).await.map_err(refused)?;
     Ok(
-        collab_projections::workspaces::get_for_user(&mut *reader, id, &caller.principal.id)
+        collab_projections::workspaces::get_for_user(&mut *reader, id, &caller.principal().id)
             .await
             .map_err(|e| refused(e.into()))?
             .map(Workspace::from),
@@ -397,7 +457,7 @@ async fn get_workspace(state: &AppState, caller: &Caller, id: &str) -> Result<Op
 }
 
 async fn get_document(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Document>> {
-    match documents::get(state, &caller.principal, &caller.meta, id).await {
+    match documents::get(state, &caller.principal(), &caller.meta, id).await {
         Ok(document) => Ok(Some(document.document.into())),
         Err(ApiError::NotFound(_)) => Ok(None),
         Err(other) => Err(refused(other)),
@@ -412,9 +472,10 @@ async fn list_documents(
     archived: Option<String>,
 ) -> Result<DocumentPage> {
     let (state, caller) = context(ctx)?;
+    charge_workspace(state, workspace_id)?;
     let page = documents::list(
         state,
-        &caller.principal,
+        &caller.principal(),
         &caller.meta,
         workspace_id,
         documents::ListParams {
@@ -439,21 +500,21 @@ pub struct Query;
 impl Query {
     /// The signed-in user (or service account).
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        let (_, caller) = context(ctx)?;
+        let (_, caller) = root(ctx).await?;
         Ok(User {
-            id: ID(caller.principal.id.as_str().to_owned()),
+            id: ID(caller.principal().id.as_str().to_owned()),
         })
     }
 
     /// The workspaces the caller belongs to, oldest first.
     async fn workspaces(&self, ctx: &Context<'_>) -> Result<Vec<Workspace>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         list_workspaces(state, caller).await
     }
 
     /// A workspace the caller belongs to (null: none such).
     async fn workspace(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Workspace>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         get_workspace(state, caller, &id).await
     }
 
@@ -466,12 +527,13 @@ impl Query {
         cursor: Option<String>,
         archived: Option<String>,
     ) -> Result<DocumentPage> {
+        root(ctx).await?;
         list_documents(ctx, &workspace_id, limit, cursor, archived).await
     }
 
     /// A document the caller can read (null: none such, or not visible).
     async fn document(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Document>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         get_document(state, caller, &id).await
     }
 
@@ -488,10 +550,10 @@ impl Query {
         limit: Option<i32>,
         cursor: Option<String>,
     ) -> Result<SearchPage> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let page = search::run(
             state,
-            &caller.principal,
+            &caller.principal(),
             &caller.meta,
             search::SearchParams {
                 q: Some(q),
@@ -528,19 +590,20 @@ impl Query {
 
     #[graphql(entity)]
     async fn find_workspace_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Workspace>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         get_workspace(state, caller, &id).await
     }
 
     #[graphql(entity)]
     async fn find_document_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Document>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         get_document(state, caller, &id).await
     }
 
     #[graphql(entity)]
-    async fn find_user_by_id(&self, id: ID) -> User {
-        User { id }
+    async fn find_user_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<User> {
+        root(ctx).await?;
+        Ok(User { id })
     }
 }
 
@@ -560,10 +623,10 @@ fn document_change(position: i64, changed: documents::DocumentChanged) -> Docume
 impl Mutation {
     /// Create a workspace; the caller becomes its owner.
     async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> Result<WorkspaceChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let (position, created) = workspaces::create(
             state,
-            &caller.principal,
+            &caller.principal(),
             &caller.meta,
             workspaces::WorkspaceBody { name },
         )
@@ -586,10 +649,11 @@ impl Mutation {
         title: String,
         folder: Option<String>,
     ) -> Result<DocumentChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
+        charge_workspace(state, &workspace_id)?;
         let (position, created) = documents::create(
             state,
-            &caller.principal,
+            &caller.principal(),
             &caller.meta,
             &workspace_id,
             documents::CreateDocumentBody { title, folder },
@@ -612,13 +676,13 @@ impl Mutation {
         id: ID,
         title: String,
     ) -> Result<DocumentChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let body = documents::UpdateDocumentBody {
             title: Some(title),
             folder: None,
         };
         let (position, changed) =
-            documents::update(state, &caller.principal, &caller.meta, &id, body)
+            documents::update(state, &caller.principal(), &caller.meta, &id, body)
                 .await
                 .map_err(refused)?;
         Ok(document_change(position, changed))
@@ -631,13 +695,13 @@ impl Mutation {
         id: ID,
         folder: String,
     ) -> Result<DocumentChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let body = documents::UpdateDocumentBody {
             title: None,
             folder: Some(folder),
         };
         let (position, changed) =
-            documents::update(state, &caller.principal, &caller.meta, &id, body)
+            documents::update(state, &caller.principal(), &caller.meta, &id, body)
                 .await
                 .map_err(refused)?;
         Ok(document_change(position, changed))
@@ -666,10 +730,10 @@ impl Mutation {
         user_id: String,
         #[graphql(desc = "`viewer`, `commenter`, `editor` or `owner`")] role: String,
     ) -> Result<ShareChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let (position, share) = permissions::share(
             state,
-            &caller.principal,
+            &caller.principal(),
             &caller.meta,
             &id,
             &user_id,
@@ -691,9 +755,9 @@ impl Mutation {
         id: ID,
         user_id: String,
     ) -> Result<ShareChange> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let (position, unshared) =
-            permissions::unshare(state, &caller.principal, &caller.meta, &id, &user_id)
+            permissions::unshare(state, &caller.principal(), &caller.meta, &id, &user_id)
                 .await
                 .map_err(refused)?;
         Ok(ShareChange {
@@ -709,9 +773,9 @@ async fn lifecycle(
     id: &str,
     command: fn(collab_domain::document::Acting) -> collab_domain::document::DocumentCommand,
 ) -> Result<DocumentChange> {
-    let (state, caller) = context(ctx)?;
+    let (state, caller) = root(ctx).await?;
     let (position, changed) =
-        documents::lifecycle(state, &caller.principal, &caller.meta, id, command)
+        documents::lifecycle(state, &caller.principal(), &caller.meta, id, command)
             .await
             .map_err(refused)?;
     Ok(document_change(position, changed))
@@ -719,30 +783,33 @@ async fn lifecycle(
 
 pub struct SubscriptionRoot;
 
-#[Subscription]
+#[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
-    /// The events of a document's stream as they are committed: renames, moves, shares,
-    /// archive and restore, named versions (and comment events once comments exist). Ends
-    /// when the caller loses access to the document, or falls so far behind that events
-    /// would be skipped (subscribe again).
+    /// The events of a document's stream as they are committed: renames, moves, archive
+    /// and restore, deletion, named versions (and comment events once comments exist);
+    /// shares and share links too for the document's owners. Ends when the caller loses
+    /// access to the document (an unshare, a removal from its workspace, a revoked key...)
+    /// or falls so far behind that events would be skipped (subscribe again).
     async fn document_events(
         &self,
         ctx: &Context<'_>,
         document_id: ID,
     ) -> Result<impl Stream<Item = DocumentEvent>> {
-        let (state, caller) = context(ctx)?;
+        let (state, caller) = root(ctx).await?;
         let document = crate::routes::path_id("document_id", &document_id, DocumentId::parse)
             .map_err(refused)?;
         // Subscribe before checking, so nothing committed in between is missed.
         let events = state.tail.subscribe();
-        state
-            .document_access(document, &caller.principal, caller.meta.link.as_ref())
+        let access = state
+            .document_access(document, &caller.principal(), caller.meta.link.as_ref())
             .await
             .map_err(refused)?;
         let follow = Follow {
             state: state.clone(),
             caller: ctx.data::<Arc<Caller>>()?.clone(),
             document,
+            workspace: access.workspace,
+            role: access.role,
             stream: format!("document-{document}"),
             events,
         };
@@ -753,16 +820,59 @@ impl SubscriptionRoot {
     }
 }
 
+/// Events of a document only its owners receive: who it is shared with, its share links.
+const OWNER_EVENTS: [&str; 4] = [
+    "DocumentShared",
+    "DocumentUnshared",
+    "ShareLinkCreated",
+    "ShareLinkRevoked",
+];
+
 /// A subscriber following one document's stream on the process's log tail.
 struct Follow {
     state: AppState,
     caller: Arc<Caller>,
     document: DocumentId,
+    workspace: collab_domain::WorkspaceId,
+    /// The subscriber's role, as last decided.
+    role: collab_domain::DocumentRole,
     stream: String,
     events: tokio::sync::broadcast::Receiver<Arc<collab_domain::RecordedEvent>>,
 }
 
 impl Follow {
+    /// Decides the subscriber's access again (authenticating a socket's token again
+    /// first): false when it is gone.
+    async fn still_allowed(&mut self) -> bool {
+        if let Some(token) = &self.caller.socket_token {
+            match authenticate(&self.state, Some(token)).await {
+                Ok(fresh) => {
+                    *self
+                        .caller
+                        .principal
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner()) = Arc::new(fresh)
+                }
+                Err(_) => return false,
+            }
+        }
+        match self
+            .state
+            .document_access(
+                self.document,
+                &self.caller.principal(),
+                self.caller.meta.link.as_ref(),
+            )
+            .await
+        {
+            Ok(access) => {
+                self.role = access.role;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// The next event of the document; None when the tail closes or access is lost.
     async fn next(&mut self) -> Option<DocumentEvent> {
         loop {
@@ -772,28 +882,34 @@ impl Follow {
                 // (and reads what it missed from the history or the replay).
                 Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return None,
             };
+            // Any event that may take access away — on this document, or on its
+            // workspace (a member removed or demoted, the default role, a key revoked) —
+            // has it decided again before anything else is delivered.
+            let reduced = DomainEvent::decode_recorded(&event)
+                .ok()
+                .and_then(|decoded| access_reduced_by(&event, &decoded));
+            let ours = match reduced {
+                Some(AccessReduced::Document(d)) => d == self.document,
+                Some(AccessReduced::Workspace(w)) => w == self.workspace,
+                None => false,
+            };
+            if ours && !self.still_allowed().await {
+                return None;
+            }
             if event.stream_id.to_string() != self.stream {
                 continue;
             }
-            let decoded = DomainEvent::decode_recorded(&event).ok();
-            let reduced = decoded
-                .as_ref()
-                .and_then(|d| access_reduced_by(&event, d))
-                .is_some_and(|r| r == AccessReduced::Document(self.document));
-            if reduced
-                && self
-                    .state
-                    .document_access(
-                        self.document,
-                        &self.caller.principal,
-                        self.caller.meta.link.as_ref(),
-                    )
-                    .await
-                    .is_err()
-            {
-                return None;
-            }
             let line = EventLine::new(&event, PayloadForm::Json);
+            if OWNER_EVENTS.contains(&line.event_type.as_str())
+                && self.role != collab_domain::DocumentRole::Owner
+            {
+                continue;
+            }
+            let mut data = line.data.unwrap_or(serde_json::Value::Null);
+            // A link's secret stays on the server (its hash too).
+            if let Some(object) = data.as_object_mut() {
+                object.remove("secret_hash");
+            }
             return Some(DocumentEvent {
                 position: line.position,
                 event_type: line.event_type,
@@ -801,7 +917,7 @@ impl Follow {
                 stream_version: line.stream_version,
                 actor: line.actor,
                 recorded_at: line.recorded_at,
-                data: Json(line.data.unwrap_or(serde_json::Value::Null)),
+                data: Json(data),
             });
         }
     }
@@ -839,7 +955,7 @@ async fn graphql_http(
     meta: RequestMeta,
     request: GraphQLRequest,
 ) -> GraphQLResponse {
-    let caller = Arc::new(Caller { principal, meta });
+    let caller = Arc::new(Caller::new(principal, meta, None));
     state
         .graphql
         .execute(request.into_inner().data(state.clone()).data(caller))
@@ -897,10 +1013,7 @@ async fn graphql_ws(
                         .map_err(|e| Error::new(e.to_string()))?;
                     let mut data = Data::default();
                     data.insert(state.clone());
-                    data.insert(Arc::new(Caller {
-                        principal,
-                        meta: RequestMeta::none(),
-                    }));
+                    data.insert(Arc::new(Caller::new(principal, RequestMeta::none(), token)));
                     Ok(data)
                 })
                 .serve()

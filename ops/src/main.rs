@@ -589,10 +589,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Search(SearchCommand::Dump { dir }) => {
-            if !dir.join("meta.json").exists() {
-                anyhow::bail!("no search index in {}", dir.display());
-            }
-            let index = collab_search::SearchIndex::open(Some(dir))?;
+            let index = collab_search::SearchIndex::open_existing(dir)?;
             for entry in index.dump()? {
                 println!("{entry}");
             }

@@ -102,6 +102,10 @@ pub struct Checkpoint {
     pub log: String,
     /// Every event up to this position is reflected.
     pub position: i64,
+    /// The id of the event at `position`: a log restored to an earlier point (its positions
+    /// reused by other events) is told apart.
+    #[serde(default)]
+    pub event: Option<String>,
 }
 
 /// An index on disk (or in memory), with its reader.
@@ -141,6 +145,30 @@ impl SearchIndex {
             }
             None => Index::create_in_ram(schema),
         };
+        index.tokenizers().register(ANALYZER, analyzer());
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()?;
+        Ok(Self {
+            index,
+            fields,
+            reader,
+        })
+    }
+
+    /// Opens the index in `dir` as it is, to read it (`collab search dump`): an index of
+    /// another format is an error, never replaced.
+    pub fn open_existing(dir: &Path) -> Result<Self, SearchError> {
+        let (schema, fields) = schema();
+        let index = Index::open_in_dir(dir)
+            .map_err(|e| SearchError::Directory(format!("no index in {}: {e}", dir.display())))?;
+        if index.schema() != schema {
+            return Err(SearchError::Directory(format!(
+                "the index in {} is of another format: run `collab search rebuild`",
+                dir.display()
+            )));
+        }
         index.tokenizers().register(ANALYZER, analyzer());
         let reader = index
             .reader_builder()

@@ -69,6 +69,15 @@ async fn log_identity(pool: &PgPool) -> Result<String, SearchError> {
     Ok(first.map_or_else(|| "empty".to_owned(), |id| id.to_string()))
 }
 
+/// The id of the event at `position` (None: position 0, or no such event any more).
+async fn event_at(pool: &PgPool, position: i64) -> Result<Option<String>, SearchError> {
+    let id: Option<Uuid> = sqlx::query_scalar("SELECT event_id FROM events WHERE position = $1")
+        .bind(position)
+        .fetch_optional(pool)
+        .await?;
+    Ok(id.map(|id| id.to_string()))
+}
+
 async fn documents_checkpoint(pool: &PgPool) -> Result<i64, SearchError> {
     Ok(
         sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = 'documents'")
@@ -123,10 +132,10 @@ impl Indexer {
         let writer = index.writer()?;
         let log = log_identity(&pool).await?;
         let read_to = match index.checkpoint()? {
-            Some(c) if c.log == log || c.position == 0 => c.position,
+            Some(c) if c.log == log && event_at(&pool, c.position).await? == c.event => c.position,
             other => {
                 if other.is_some() {
-                    info!("the search index was made from another log: refilling it");
+                    info!("the search index was made from another log (or one since restored to an earlier point): refilling it");
                 }
                 writer.delete_all_documents()?;
                 0
@@ -177,7 +186,7 @@ impl Indexer {
                 }
             }
         }
-        if let Err(error) = self.commit() {
+        if let Err(error) = self.commit().await {
             warn!(%error, "search indexer: the last commit failed");
         }
     }
@@ -191,7 +200,9 @@ impl Indexer {
             self.step().await?;
             let position = self.position();
             progress(position, head);
-            if self.read_to >= head && self.stale.is_empty() {
+            // Everything up to the head as it was when the rebuild began (later edits,
+            // from instances still running, are the server's to index).
+            if position >= head {
                 break;
             }
             if position > last_progress.0 {
@@ -206,7 +217,7 @@ impl Indexer {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        self.commit()?;
+        self.commit().await?;
         Ok(self.position())
     }
 
@@ -246,7 +257,7 @@ impl Indexer {
         let position = self.position();
         let behind_refresh = !self.stale.is_empty();
         if self.uncommitted && (!behind_refresh || self.last_commit.elapsed() >= COMMIT_EVERY) {
-            self.commit()?;
+            self.commit().await?;
         } else if !self.uncommitted && position > *self.reflected.borrow() {
             // Nothing of these events changed an entry: the index reflects them as it is.
             self.reflected.send_replace(position);
@@ -275,11 +286,12 @@ impl Indexer {
             .min(self.read_to)
     }
 
-    fn commit(&mut self) -> Result<(), SearchError> {
+    async fn commit(&mut self) -> Result<(), SearchError> {
         let position = self.position();
         let checkpoint = Checkpoint {
             format: FORMAT,
             log: self.log.clone(),
+            event: event_at(&self.pool, position).await?,
             position,
         };
         let started = Instant::now();

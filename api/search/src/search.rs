@@ -305,16 +305,32 @@ fn highlight_all(parsed: &Parsed, text: &str) -> Vec<Piece> {
 /// that way (an accented spelling, say): then the whole text is read.
 fn first_match(parsed: &Parsed, text: &str) -> Option<usize> {
     let lower = text.to_ascii_lowercase();
-    let bytes = lower.as_bytes();
-    let boundary = |at: usize| at == 0 || !(bytes[at - 1] as char).is_alphanumeric();
+    let starts_word = |at: usize| {
+        !lower[..at]
+            .chars()
+            .next_back()
+            .is_some_and(char::is_alphanumeric)
+    };
+    let ends_word = |at: usize| {
+        !lower[at..]
+            .chars()
+            .next()
+            .is_some_and(char::is_alphanumeric)
+    };
     parsed
         .highlighted_words()
-        .flat_map(|item| item.words.iter())
-        .filter_map(|word| {
+        .flat_map(|item| {
+            let last = item.words.len() - 1;
+            item.words
+                .iter()
+                .enumerate()
+                .map(move |(i, word)| (word, item.prefix && i == last))
+        })
+        .filter_map(|(word, prefix)| {
             lower
                 .match_indices(word.as_str())
                 .map(|(at, _)| at)
-                .find(|at| boundary(*at))
+                .find(|at| starts_word(*at) && (prefix || ends_word(at + word.len())))
         })
         .min()
 }
@@ -335,18 +351,23 @@ fn window(text: &str, at: usize) -> &str {
 /// The best passage of `text` for the query, its matched words highlighted (empty when
 /// none matched). Long texts are read only around their first match.
 fn passage(f: Field, parsed: &Parsed, text: &str) -> Vec<Piece> {
-    let text = match first_match(parsed, text) {
-        Some(at) => window(text, at),
-        None => text,
+    let snippet_of = |text: &str| {
+        let generator = SnippetGenerator::new(
+            highlighted_terms(parsed, text),
+            analyzer(),
+            f,
+            SNIPPET_CHARS,
+        );
+        let snippet = generator.snippet(text);
+        pieces(snippet.fragment(), snippet.highlighted())
     };
-    let generator = SnippetGenerator::new(
-        highlighted_terms(parsed, text),
-        analyzer(),
-        f,
-        SNIPPET_CHARS,
-    );
-    let snippet = generator.snippet(text);
-    pieces(snippet.fragment(), snippet.highlighted())
+    if let Some(at) = first_match(parsed, text) {
+        let found = snippet_of(window(text, at));
+        if found.iter().any(|p| p.highlight) {
+            return found;
+        }
+    }
+    snippet_of(text)
 }
 
 impl SearchIndex {
@@ -459,6 +480,14 @@ mod tests {
         assert_eq!(highlighted(&pieces), vec!["Café"]);
         // The typed prefix highlights the words it stands for.
         let pieces = passage(f.body, &crate::query::parse("zeph").unwrap(), &text);
+        assert_eq!(highlighted(&pieces), vec!["zephyr"]);
+        // A word found inside another ("zephyrs" for "zephyr") does not place the window.
+        let text = format!("Zephyrs blow. {filler} A zephyr here.");
+        let pieces = passage(f.body, &crate::query::parse("zephyr ").unwrap(), &text);
+        assert_eq!(highlighted(&pieces), vec!["zephyr"]);
+        // Multi-byte text around the match cuts on character boundaries.
+        let text = format!("{} zephyr {}", "é".repeat(400), "ü".repeat(400));
+        let pieces = passage(f.body, &crate::query::parse("zephyr ").unwrap(), &text);
         assert_eq!(highlighted(&pieces), vec!["zephyr"]);
         // No match: nothing highlighted.
         let pieces = passage(f.body, &crate::query::parse("absent ").unwrap(), &text);

@@ -58,6 +58,9 @@ pub fn router(state: AppState) -> Router {
     routes
         .fallback(|| async { ApiError::NotFound("route") })
         .layer(DefaultBodyLimit::max(limit))
+        // Also for bodies read without axum's extractors (GraphQL's): a larger
+        // Content-Length is a 413 before anything is read, a longer stream an error.
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
         .layer(middleware::from_fn(move |request, next| {
             uniform_errors(limit, request, next)
         }))

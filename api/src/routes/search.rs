@@ -195,8 +195,16 @@ pub(crate) async fn run(
         .as_deref()
         .map(|c| decode_cursor('s', c))
         .transpose()?
-        .unwrap_or(0)
-        .clamp(0, MAX_OFFSET as i64) as usize;
+        .unwrap_or(0);
+    if !(0..MAX_OFFSET as i64).contains(&offset) {
+        return Err(ApiError::InvalidParameter {
+            name: "cursor",
+            reason: "is not a cursor this API returned".into(),
+        });
+    }
+    let offset = offset as usize;
+    // Pages stop at the first 1,000 results.
+    let limit = limit.min(MAX_OFFSET - offset);
     let search = state.search.as_ref().ok_or(ApiError::NotFound("route"))?;
     state.reach(meta.min_position).await?;
     if let Some(min) = meta.min_position {

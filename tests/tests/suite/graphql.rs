@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use collab_tests::{mint, CollabProcess, Http, TestEnv};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use tokio::io::AsyncBufReadExt;
 
 struct Gql {
     url: String,
@@ -208,6 +209,7 @@ async fn graphql_queries_and_mutations_follow_the_rest_rules() {
     // Federation: the subgraph's SDL and entity references.
     let service = gql.run("alice", "{ _service { sdl } }", json!({}), 0).await;
     let sdl = service["data"]["_service"]["sdl"].as_str().unwrap();
+    assert!(sdl.contains("documentEvents(documentId: ID!)"), "{sdl}");
     for entity in ["Workspace", "Document", "User"] {
         assert!(
             sdl.contains(&format!("type {entity} @key(fields: \"id\")")),
@@ -365,4 +367,131 @@ async fn subscriptions_reach_a_stock_graphql_ws_client() {
         "{anonymous}"
     );
     assert!(!anonymous["error"].is_null(), "{anonymous}");
+}
+
+type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
+
+/// The watcher's next line (bounded).
+async fn next(lines: &mut Lines) -> Value {
+    let line = tokio::time::timeout(std::time::Duration::from_secs(25), lines.next_line())
+        .await
+        .expect("a line from the watcher")
+        .unwrap()
+        .expect("the watcher printed a line");
+    serde_json::from_str(&line).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_hides_owner_events_and_ends_when_access_ends() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (ws, document) = http.workspace_with_document("alice").await;
+    let added = http
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{ws}/members"),
+            "alice",
+            Some(json!({"user_id": "bob", "role": "member"})),
+        )
+        .await;
+    assert!(added.status.is_success(), "{}", added.body);
+    // Bob (an editor through the default role, not an owner) watches the document.
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+    let mut watcher = tokio::process::Command::new("node")
+        .arg("graphql.mjs")
+        .arg(format!("{}/v1/graphql", server.ws()))
+        .arg(mint("bob", 3600))
+        .arg(&document)
+        .arg("--watch")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let mut lines: Lines = tokio::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    let rename = |title: String| {
+        let http = &http;
+        let document = document.clone();
+        async move {
+            let response = http
+                .call(
+                    reqwest::Method::PATCH,
+                    &format!("/v1/documents/{document}"),
+                    "alice",
+                    Some(json!({"title": title})),
+                )
+                .await;
+            assert!(response.status.is_success(), "{}", response.body);
+        }
+    };
+    // Rename until the subscription is in place (bounded: the first delivered rename).
+    let mut round = 0;
+    let first = loop {
+        round += 1;
+        assert!(round < 50, "the subscription never delivered a rename");
+        rename(format!("Warm-up {round}")).await;
+        match tokio::time::timeout(std::time::Duration::from_millis(300), lines.next_line()).await {
+            Ok(line) => break serde_json::from_str::<Value>(&line.unwrap().unwrap()).unwrap(),
+            Err(_) => continue,
+        }
+    };
+    assert_eq!(first["event"]["type"], "DocumentRenamed", "{first}");
+    // Drain renames already in flight, then: a share link (owners only) and a rename.
+    let link = http
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/documents/{document}/links"),
+            "alice",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert!(link.status.is_success(), "{}", link.body);
+    rename("After the link".into()).await;
+    loop {
+        let line = next(&mut lines).await;
+        let kind = line["event"]["type"].as_str().unwrap_or("").to_owned();
+        assert_ne!(
+            kind, "ShareLinkCreated",
+            "a non-owner saw a share link: {line}"
+        );
+        assert!(line["error"].is_null(), "{line}");
+        if line["event"]["data"]["title"] == "After the link" {
+            break;
+        }
+        assert_eq!(kind, "DocumentRenamed", "{line}");
+    }
+    // Bob is removed from the workspace: the subscription ends.
+    let removed = http
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/workspaces/{ws}/members/bob"),
+            "alice",
+            None,
+        )
+        .await;
+    assert!(removed.status.is_success(), "{}", removed.body);
+    let end = next(&mut lines).await;
+    assert!(
+        end["completed"] == true || !end["error"].is_null(),
+        "the subscription outlived the membership: {end}"
+    );
+    let _ = watcher.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_graphql_body_is_refused() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[("COLLAB_MAX_BODY_BYTES", "4096")]).await;
+    let padding = "x".repeat(10_000);
+    let response = reqwest::Client::new()
+        .post(format!("{}/v1/graphql", server.http()))
+        .bearer_auth(mint("alice", 3600))
+        .json(&json!({"query": format!("{{ me {{ id }} }} # {padding}")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large", "{body}");
 }

@@ -523,6 +523,21 @@ async fn every_instance_keeps_its_index_which_restarts_and_rebuilds_identically(
     assert_eq!(live.lines().count(), 6, "{live}");
     assert!(live.contains("levain"));
     assert_eq!(live, rebuilt);
+    // The same directory given to a server of another database: the index is refilled
+    // from that log, never served stale.
+    let elsewhere = TestEnv::new().await;
+    let mut moved = CollabProcess::start(&elsewhere, &[("COLLAB_SEARCH_DIR", &dir_env)]).await;
+    let h = Fixture {
+        http: Http::new(moved.http()),
+        client: reqwest::Client::new(),
+    };
+    let (_, fresh) = h.http.workspace_with_document("alice").await;
+    let at = h.write(&fresh, "alice", "Only here", false).await;
+    assert_eq!(h.titles("alice", "here", at).await, set(&["Notes"]));
+    assert_eq!(h.search("alice", "q=spelt", at).await["total"], 0);
+    assert!(moved.terminate().await, "collab exits cleanly");
+    let dumped = run(&["search", "dump", "--dir", &dir_env]);
+    assert_eq!(dumped.lines().count(), 1, "{dumped}");
     drop(other);
     for dir in [dir, other_dir, rebuilt_dir] {
         let _ = std::fs::remove_dir_all(dir);
