@@ -145,16 +145,7 @@ impl SearchIndex {
             }
             None => Index::create_in_ram(schema),
         };
-        index.tokenizers().register(ANALYZER, analyzer());
-        let reader = index
-            .reader_builder()
-            .reload_policy(ReloadPolicy::Manual)
-            .try_into()?;
-        Ok(Self {
-            index,
-            fields,
-            reader,
-        })
+        Self::with_reader(index, fields)
     }
 
     /// Opens the index in `dir` as it is, to read it (`collab search dump`): an index of
@@ -169,6 +160,11 @@ impl SearchIndex {
                 dir.display()
             )));
         }
+        Self::with_reader(index, fields)
+    }
+
+    /// The analyzer registered, a reader made: ready to search.
+    fn with_reader(index: Index, fields: Fields) -> Result<Self, SearchError> {
         index.tokenizers().register(ANALYZER, analyzer());
         let reader = index
             .reader_builder()
