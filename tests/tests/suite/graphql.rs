@@ -371,6 +371,60 @@ async fn subscriptions_reach_a_stock_graphql_ws_client() {
 
 type Lines = tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>;
 
+/// A stock graphql-ws client watching `document`'s events as `token`: its process and the
+/// lines it prints (tests/node/graphql.mjs --watch).
+async fn watch(
+    server: &CollabProcess,
+    token: &str,
+    document: &str,
+) -> (tokio::process::Child, Lines) {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+    let mut watcher = tokio::process::Command::new("node")
+        .arg("graphql.mjs")
+        .arg(format!("{}/v1/graphql", server.ws()))
+        .arg(token)
+        .arg(document)
+        .arg("--watch")
+        .current_dir(&dir)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs");
+    let lines = tokio::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
+    (watcher, lines)
+}
+
+/// Alice renames the document (REST).
+async fn rename(http: &Http, document: &str, title: String) {
+    let response = http
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/documents/{document}"),
+            "alice",
+            Some(json!({"title": title})),
+        )
+        .await;
+    assert!(response.status.is_success(), "{}", response.body);
+}
+
+/// Makes events (`poke(round)`) until the watcher prints one: the subscription is in
+/// place (the protocol does not say when). A bounded poll; the first line.
+async fn subscribed<F, Fut>(lines: &mut Lines, poke: F) -> Value
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for round in 1..50 {
+        poke(round).await;
+        if let Ok(line) =
+            tokio::time::timeout(std::time::Duration::from_millis(300), lines.next_line()).await
+        {
+            return serde_json::from_str(&line.unwrap().expect("a line")).unwrap();
+        }
+    }
+    panic!("the subscription never delivered an event");
+}
+
 /// The watcher's next line (bounded).
 async fn next(lines: &mut Lines) -> Value {
     let line = tokio::time::timeout(std::time::Duration::from_secs(25), lines.next_line())
@@ -397,45 +451,9 @@ async fn a_subscription_hides_owner_events_and_ends_when_access_ends() {
         .await;
     assert!(added.status.is_success(), "{}", added.body);
     // Bob (an editor through the default role, not an owner) watches the document.
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
-    let mut watcher = tokio::process::Command::new("node")
-        .arg("graphql.mjs")
-        .arg(format!("{}/v1/graphql", server.ws()))
-        .arg(mint("bob", 3600))
-        .arg(&document)
-        .arg("--watch")
-        .current_dir(&dir)
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node runs");
-    let mut lines: Lines = tokio::io::BufReader::new(watcher.stdout.take().unwrap()).lines();
-    let rename = |title: String| {
-        let http = &http;
-        let document = document.clone();
-        async move {
-            let response = http
-                .call(
-                    reqwest::Method::PATCH,
-                    &format!("/v1/documents/{document}"),
-                    "alice",
-                    Some(json!({"title": title})),
-                )
-                .await;
-            assert!(response.status.is_success(), "{}", response.body);
-        }
-    };
-    // Rename until the subscription is in place (bounded: the first delivered rename).
-    let mut round = 0;
-    let first = loop {
-        round += 1;
-        assert!(round < 50, "the subscription never delivered a rename");
-        rename(format!("Warm-up {round}")).await;
-        match tokio::time::timeout(std::time::Duration::from_millis(300), lines.next_line()).await {
-            Ok(line) => break serde_json::from_str::<Value>(&line.unwrap().unwrap()).unwrap(),
-            Err(_) => continue,
-        }
-    };
+    let (_watcher, mut lines) = watch(&server, &mint("bob", 3600), &document).await;
+    let rename = |title: String| rename(&http, &document, title);
+    let first = subscribed(&mut lines, |round| rename(format!("Warm-up {round}"))).await;
     assert_eq!(first["event"]["type"], "DocumentRenamed", "{first}");
     // Drain renames already in flight, then: a share link (owners only) and a rename.
     let link = http
@@ -472,11 +490,57 @@ async fn a_subscription_hides_owner_events_and_ends_when_access_ends() {
         .await;
     assert!(removed.status.is_success(), "{}", removed.body);
     let end = next(&mut lines).await;
+    assert_ne!(end["error"], "still subscribed after 20 s");
     assert!(
         end["completed"] == true || !end["error"].is_null(),
         "the subscription outlived the membership: {end}"
     );
-    let _ = watcher.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_key_stops_working_on_an_open_socket() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (ws, document) = http.workspace_with_document("alice").await;
+    let account = http
+        .call(
+            reqwest::Method::POST,
+            &format!("/v1/workspaces/{ws}/service-accounts"),
+            "alice",
+            Some(json!({"name": "Indexer", "scopes": ["documents:read"]})),
+        )
+        .await;
+    assert!(account.status.is_success(), "{}", account.body);
+    let key = account.body["key"].as_str().unwrap().to_owned();
+    let id = account.body["id"].as_str().unwrap().to_owned();
+    let (_watcher, mut lines) = watch(&server, &key, &document).await;
+    let first = subscribed(&mut lines, |round| {
+        rename(&http, &document, format!("Seen {round}"))
+    })
+    .await;
+    assert_eq!(first["event"]["type"], "DocumentRenamed", "{first}");
+    let revoked = http
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/v1/workspaces/{ws}/service-accounts/{id}"),
+            "alice",
+            None,
+        )
+        .await;
+    assert!(revoked.status.is_success(), "{}", revoked.body);
+    rename(&http, &document, "After the revocation".into()).await;
+    loop {
+        let line = next(&mut lines).await;
+        assert_ne!(
+            line["event"]["data"]["title"], "After the revocation",
+            "a revoked key still receives events: {line}"
+        );
+        assert_ne!(line["error"], "still subscribed after 20 s");
+        if line["completed"] == true || !line["error"].is_null() {
+            break;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
