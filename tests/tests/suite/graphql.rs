@@ -559,3 +559,38 @@ async fn an_oversized_graphql_body_is_refused() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["code"], "payload_too_large", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_root_field_counts_against_the_rate_limit() {
+    let env = TestEnv::new().await;
+    // The harness turns limits off; here a user may make 3 requests at once, then 1/s.
+    let server = CollabProcess::start(
+        &env,
+        &[
+            ("COLLAB_RATE_LIMIT_USER_PER_SECOND", "1"),
+            ("COLLAB_RATE_LIMIT_USER_BURST", "3"),
+        ],
+    )
+    .await;
+    let gql = Gql {
+        url: format!("{}/v1/graphql", server.http()),
+        client: reqwest::Client::new(),
+    };
+    // One request, six root fields: the request and its first field count once, the
+    // others each once more, so the burst runs out inside the request.
+    let aliases: String = (0..6).map(|i| format!("a{i}: me {{ id }} ")).collect();
+    let body = gql
+        .run("alice", &format!("{{ {aliases} }}"), json!({}), 0)
+        .await;
+    let limited = body["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .filter(|e| e["extensions"]["code"] == "rate_limited")
+                .count()
+        })
+        .unwrap_or(0);
+    assert!(limited >= 3, "{body}");
+    assert_eq!(body["data"]["a0"]["id"], "alice", "{body}");
+}

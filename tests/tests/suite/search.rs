@@ -422,6 +422,8 @@ async fn search_finds_what_each_person_may_read() {
         ("q=a&folder=eng", "folder"),
         ("q=a&workspace=nope", "workspace"),
         ("q=a&cursor=garbage", "cursor"),
+        // A well-formed cursor past the first 1,000 results: not paged.
+        ("q=a&cursor=czEwMDA", "cursor"),
         ("q=a&limit=0", "limit"),
     ] {
         let (status, body) = f.search_raw("alice", query, 0).await;
