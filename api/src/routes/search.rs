@@ -87,6 +87,10 @@ pub(crate) struct SearchPage {
 
 /// What the caller may read, from the read models (a share or an unshare counts as soon
 /// as the `documents` read model has folded it; read-your-writes waits for that).
+/// A membership (workspace, role, the workspace's default document role) or a share (the
+/// document).
+type ScopeRow = (Option<Uuid>, Option<String>, Option<String>, Option<Uuid>);
+
 async fn scope(state: &AppState, principal: &Principal) -> Result<Scope, ApiError> {
     let mut scope = Scope {
         user: principal.id.as_str().to_owned(),
@@ -103,7 +107,7 @@ async fn scope(state: &AppState, principal: &Principal) -> Result<Scope, ApiErro
     // shows them (migration 0005), without a reader transaction's five round trips (the
     // most frequent cost of a search after the index itself). Like `access::resolve`, this
     // is an authorization decision, not a read of others' data.
-    let rows: Vec<(Option<Uuid>, Option<String>, Option<String>, Option<Uuid>)> = sqlx::query_as(
+    let rows: Vec<ScopeRow> = sqlx::query_as(
         "SELECT m.workspace_id, m.role, w.default_document_role, NULL::uuid \
          FROM rm_workspace_members m JOIN rm_workspaces w USING (workspace_id) \
          WHERE m.user_id = $1 \
