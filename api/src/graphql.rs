@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use collab_domain::access::{access_reduced_by, AccessReduced};
 use collab_domain::replay::{EventLine, PayloadForm};
-use collab_domain::{DocumentId, DomainEvent};
+use collab_domain::{DocumentId, DomainEvent, StreamCategory};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
@@ -243,10 +243,14 @@ impl Document {
     /// The caller's role on the document (from the aggregates, like every command).
     async fn role(&self, ctx: &Context<'_>) -> Result<String> {
         let (state, caller) = context(ctx)?;
-        let document = documents::get(state, &caller.principal(), &caller.meta, &self.id)
+        // The aggregates decide, as for `GET /v1/documents/{id}`; the row is already here.
+        let id =
+            crate::routes::path_id("document_id", &self.id, DocumentId::parse).map_err(refused)?;
+        let access = state
+            .document_access(id, &caller.principal(), caller.meta.link.as_ref())
             .await
             .map_err(refused)?;
-        Ok(document.role.as_str().to_owned())
+        Ok(access.role.as_str().to_owned())
     }
 
     /// Edit sessions, restores, named versions and metadata changes, newest first.
@@ -427,33 +431,20 @@ pub struct DocumentEvent {
 // ---------------------------------------------------------------- shared resolvers
 
 async fn list_workspaces(state: &AppState, caller: &Caller) -> Result<Vec<Workspace>> {
-    state
-        .reach(caller.meta.min_position)
+    let views = workspaces::list(state, &caller.principal(), &caller.meta)
         .await
         .map_err(refused)?;
-    let mut reader = state.reader(&caller.principal()).await.map_err(refused)?;
-    let views = collab_projections::workspaces::list_for_user(&mut *reader, &caller.principal().id)
-        .await
-        .map_err(|e| refused(e.into()))?;
     Ok(views.into_iter().map(Workspace::from).collect())
 }
 
+/// A workspace the caller belongs to; null for an id that is not one (as `document`).
 async fn get_workspace(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Workspace>> {
     charge_workspace(state, id)?;
-    let Ok(id) = collab_domain::WorkspaceId::parse(id) else {
-        return Ok(None);
-    };
-    state
-        .reach(caller.meta.min_position)
-        .await
-        .map_err(refused)?;
-    let mut reader = state.reader(&caller.principal()).await.map_err(refused)?;
-    Ok(
-        collab_projections::workspaces::get_for_user(&mut *reader, id, &caller.principal().id)
-            .await
-            .map_err(|e| refused(e.into()))?
-            .map(Workspace::from),
-    )
+    match workspaces::get(state, &caller.principal(), &caller.meta, id).await {
+        Ok(view) => Ok(Some(view.into())),
+        Err(ApiError::NotFound(_) | ApiError::InvalidParameter { .. }) => Ok(None),
+        Err(other) => Err(refused(other)),
+    }
 }
 
 async fn get_document(state: &AppState, caller: &Caller, id: &str) -> Result<Option<Document>> {
@@ -884,9 +875,17 @@ impl Follow {
             };
             // Any event that may take access away — on this document, or on its
             // workspace (a member removed or demoted, the default role, a key revoked) —
-            // has it decided again before anything else is delivered.
-            let reduced = DomainEvent::decode_recorded(&event)
-                .ok()
+            // has it decided again before anything else is delivered. Only workspace and
+            // document events of this workspace can: nothing else (keystrokes of every
+            // document above all) is decoded.
+            let may_reduce = event.metadata.workspace_id == self.workspace
+                && matches!(
+                    event.stream_id.category,
+                    StreamCategory::Workspace | StreamCategory::Document
+                );
+            let reduced = may_reduce
+                .then(|| DomainEvent::decode_recorded(&event).ok())
+                .flatten()
                 .and_then(|decoded| access_reduced_by(&event, &decoded));
             let ours = match reduced {
                 Some(AccessReduced::Document(d)) => d == self.document,

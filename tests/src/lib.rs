@@ -783,6 +783,21 @@ impl Http {
         (ws, doc.body["id"].as_str().unwrap().to_owned())
     }
 
+    /// Adds `user` to `workspace` with `role`, as `by`; asserts it was created and
+    /// returns the command's position.
+    pub async fn add_member(&self, workspace: &str, by: &str, user: &str, role: &str) -> i64 {
+        let r = self
+            .call(
+                Method::POST,
+                &format!("/v1/workspaces/{workspace}/members"),
+                by,
+                Some(serde_json::json!({ "user_id": user, "role": role })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.position()
+    }
+
     /// The document's text as the server holds it.
     pub async fn content_text(&self, document: &str, user: &str) -> String {
         let response = self

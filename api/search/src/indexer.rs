@@ -362,31 +362,40 @@ impl Indexer {
         .await?;
         let mut rows: HashMap<Uuid, DocumentRow> =
             rows.into_iter().map(|r| (r.document_id, r)).collect();
-        let mut out = Vec::with_capacity(ids.len());
+        // Each live document at the head of the log, read first; then all of their text
+        // in one blocking task (CPU work, off the async workers), not one task each.
         let mut conn = self.pool.acquire().await?;
+        let mut read = Vec::with_capacity(ids.len());
         for id in ids {
-            let entry = match rows.remove(id) {
+            let content = match rows.remove(id) {
                 Some(row) if !row.archived => {
-                    let at = document_at(&mut conn, *id, Point::Head).await?;
-                    let fields = self.index.fields;
-                    // Reading a large document's text is CPU work: off the async workers.
-                    let doc = tokio::task::spawn_blocking(move || {
+                    Some((row, document_at(&mut conn, *id, Point::Head).await?))
+                }
+                // Deleted (no row) or archived: not searchable.
+                _ => None,
+            };
+            read.push((*id, content));
+        }
+        let fields = self.index.fields;
+        tokio::task::spawn_blocking(move || {
+            read.into_iter()
+                .map(|(id, content)| match content {
+                    Some((row, at)) => {
                         let body = collab_live::history::searchable_text(&at.doc);
                         let updated = at
                             .recorded_at
                             .map_or(row.updated_at, |t| t.max(row.updated_at));
-                        entry(&fields, &row, &body, updated)
-                    })
-                    .await
-                    .map_err(|e| SearchError::Directory(format!("indexing task: {e}")))?;
-                    Entry::Put(Box::new(doc))
-                }
-                // Deleted (no row) or archived: not searchable.
-                _ => Entry::Remove,
-            };
-            out.push((*id, entry));
-        }
-        Ok(out)
+                        (
+                            id,
+                            Entry::Put(Box::new(entry(&fields, &row, &body, updated))),
+                        )
+                    }
+                    None => (id, Entry::Remove),
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| SearchError::Directory(format!("indexing task: {e}")))
     }
 }
 

@@ -133,9 +133,7 @@ fn with_headers(mut response: Response, headers: Vec<(&'static str, String)>) ->
         ("document_id" = uuid::Uuid, Path, description = "The document"),
         ("format" = Option<String>, Query, description = "`text` (default) or `json` (every root by name)"),
         ("root" = Option<String>, Query, description = "For `text`: only this root"),
-        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
-        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
-        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)"),
+        super::history::PointParams,
         ("min_position" = Option<i64>, Query, minimum = 0, description = "Read your writes: wait for this position")
     ),
     responses(
@@ -184,9 +182,7 @@ async fn get_content(
     tag = "content",
     params(
         ("document_id" = uuid::Uuid, Path, description = "The document"),
-        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
-        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
-        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)"),
+        super::history::PointParams,
         ("min_position" = Option<i64>, Query, minimum = 0, description = "Read your writes: wait for this position")
     ),
     responses(

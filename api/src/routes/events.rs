@@ -92,6 +92,29 @@ pub(crate) async fn authorize_history(
     }
 }
 
+/// The filters of a replay and a live tail, as the document shows them; they are read from
+/// the raw query ([`parse_params`]), which refuses any other name.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+struct FilterParams {
+    /// Start after this position (0: from the start).
+    #[param(minimum = 0)]
+    after: Option<i64>,
+    /// Only these stream categories (`workspace`, `document`, `content`, `audit`);
+    /// repeatable.
+    category: Option<String>,
+    /// Only these event types (e.g. `DocumentCreated`); repeatable.
+    #[serde(rename = "type")]
+    event_type: Option<String>,
+    /// Only this stream (e.g. `document-<id>`).
+    stream: Option<String>,
+    /// Only events by this actor (`user:<id>` or `service:<name>`).
+    actor: Option<String>,
+    /// `json` (default: `data` decoded) or `raw` (also the stored bytes, base64).
+    payload: Option<String>,
+}
+
 /// The query of a replay or a live tail.
 pub(crate) struct ReplayParams {
     pub after: i64,
@@ -160,13 +183,8 @@ pub(crate) fn parse_params(
     tag = "events",
     params(
         ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
-        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (0: from the start)"),
         ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many events"),
-        ("category" = Option<String>, Query, description = "Only these stream categories (`workspace`, `document`, `content`, `audit`); repeatable"),
-        ("type" = Option<String>, Query, description = "Only these event types (e.g. `DocumentCreated`); repeatable"),
-        ("stream" = Option<String>, Query, description = "Only this stream (e.g. `document-<id>`)"),
-        ("actor" = Option<String>, Query, description = "Only events by this actor (`user:<id>` or `service:<name>`)"),
-        ("payload" = Option<String>, Query, description = "`json` (default: `data` decoded) or `raw` (also the stored bytes, base64)")
+        FilterParams
     ),
     responses(
         (status = 200, description = "One JSON event per line, in position order; `X-Collab-Head` names the head it runs to", content_type = "application/x-ndjson", body = String),
@@ -247,12 +265,7 @@ pub(crate) fn ndjson_chunk(
     params(
         ("workspace_id" = uuid::Uuid, Path, description = "The workspace"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
-        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position"),
-        ("category" = Option<String>, Query, description = "Only these stream categories; repeatable"),
-        ("type" = Option<String>, Query, description = "Only these event types; repeatable"),
-        ("stream" = Option<String>, Query, description = "Only this stream"),
-        ("actor" = Option<String>, Query, description = "Only events by this actor"),
-        ("payload" = Option<String>, Query, description = "`json` or `raw`")
+        FilterParams
     ),
     responses(
         (status = 200, description = "Server-Sent Events without end: `id:` is the position, `data:` one event line; `event: lagged` (with the position to resume from) ends a stream that fell too far behind", content_type = "text/event-stream", body = String),

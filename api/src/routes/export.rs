@@ -100,9 +100,7 @@ fn content_disposition(name: &str) -> String {
         ("document_id" = uuid::Uuid, Path, description = "The document"),
         ("format" = Option<String>, Query, description = "`md` (default), `html`, `txt` or `json` (ProseMirror)"),
         ("root" = Option<String>, Query, description = "The root to export (default: `default`, TipTap's)"),
-        ("at_version" = Option<i64>, Query, minimum = 0, description = "As it was after this content version"),
-        ("at_position" = Option<i64>, Query, minimum = 0, description = "As it was at this global position"),
-        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "As it was at this time (RFC 3339)")
+        super::history::PointParams
     ),
     responses(
         (status = 200, description = "The document as a file (`Content-Disposition: attachment`)", content(

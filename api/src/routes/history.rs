@@ -39,6 +39,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(blame))
 }
 
+/// A point of a document's history (at most one of the three), as the content, state,
+/// export and blame routes document it; they read it from the raw query ([`parse_point`]).
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub(crate) struct PointParams {
+    /// As it was after this content version (0: the empty document).
+    #[param(minimum = 0)]
+    at_version: Option<i64>,
+    /// As it was at this global position.
+    #[param(minimum = 0)]
+    at_position: Option<i64>,
+    /// As it was at this time (RFC 3339).
+    at_time: Option<DateTime<Utc>>,
+}
+
 /// Query parameters, each at most once; any name outside `allowed` (and the `link` and
 /// `min_position` every route takes) is a 400 naming it.
 pub(crate) fn query_params(
@@ -682,9 +698,7 @@ async fn diff(
     tag = "history",
     params(
         ("document_id" = uuid::Uuid, Path, description = "The document"),
-        ("at_version" = Option<i64>, Query, minimum = 0, description = "After this content version"),
-        ("at_position" = Option<i64>, Query, minimum = 0, description = "At this global position"),
-        ("at_time" = Option<chrono::DateTime<chrono::Utc>>, Query, description = "At this time (RFC 3339)"),
+        PointParams,
         ("root" = Option<String>, Query, description = "The text or XML root")
     ),
     responses(

@@ -132,10 +132,19 @@ async fn list_workspaces(
     principal: Principal,
     meta: RequestMeta,
 ) -> Result<Json<WorkspaceList>, ApiError> {
+    Ok(Json(WorkspaceList {
+        workspaces: list(&state, &principal, &meta).await?,
+    }))
+}
+
+/// The workspaces the caller belongs to, with their role (REST and GraphQL).
+pub(crate) async fn list(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+) -> Result<Vec<WorkspaceView>, ApiError> {
     state.reach(meta.min_position).await?;
-    let workspaces: Vec<WorkspaceView> =
-        read_model::list_for_user(&mut *state.reader(&principal).await?, &principal.id).await?;
-    Ok(Json(WorkspaceList { workspaces }))
+    Ok(read_model::list_for_user(&mut *state.reader(principal).await?, &principal.id).await?)
 }
 
 /// A workspace the caller belongs to.
@@ -152,12 +161,23 @@ async fn get_workspace(
     meta: RequestMeta,
     Path(workspace_id): Path<String>,
 ) -> Result<Json<WorkspaceView>, ApiError> {
-    let workspace_id = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
+    get(&state, &principal, &meta, &workspace_id)
+        .await
+        .map(Json)
+}
+
+/// A workspace the caller belongs to (REST and GraphQL).
+pub(crate) async fn get(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    workspace_id: &str,
+) -> Result<WorkspaceView, ApiError> {
+    let workspace_id = path_id("workspace_id", workspace_id, WorkspaceId::parse)?;
     state.reach(meta.min_position).await?;
-    let mut reader = state.reader(&principal).await?;
+    let mut reader = state.reader(principal).await?;
     read_model::get_for_user(&mut *reader, workspace_id, &principal.id)
         .await?
-        .map(Json)
         .ok_or(ApiError::NotFound("workspace"))
 }
 

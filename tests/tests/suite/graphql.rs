@@ -441,15 +441,7 @@ async fn a_subscription_hides_owner_events_and_ends_when_access_ends() {
     let server = CollabProcess::start(&env, &[]).await;
     let http = Http::new(server.http());
     let (ws, document) = http.workspace_with_document("alice").await;
-    let added = http
-        .call(
-            reqwest::Method::POST,
-            &format!("/v1/workspaces/{ws}/members"),
-            "alice",
-            Some(json!({"user_id": "bob", "role": "member"})),
-        )
-        .await;
-    assert!(added.status.is_success(), "{}", added.body);
+    http.add_member(&ws, "alice", "bob", "member").await;
     // Bob (an editor through the default role, not an owner) watches the document.
     let (_watcher, mut lines) = watch(&server, &mint("bob", 3600), &document).await;
     let rename = |title: String| rename(&http, &document, title);

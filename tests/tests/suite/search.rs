@@ -68,6 +68,13 @@ impl Fixture {
             .to_owned()
     }
 
+    /// A command as `user`; its position.
+    async fn command(&self, method: Method, path: &str, user: &str, body: Option<Value>) -> i64 {
+        self.call(method, path, user, body).await["position"]
+            .as_i64()
+            .unwrap()
+    }
+
     /// Appends content; returns the position.
     async fn write(&self, document: &str, user: &str, text: &str, xml: bool) -> i64 {
         let response = self
@@ -267,130 +274,99 @@ async fn search_finds_what_each_person_may_read() {
     // away at once (read-your-writes on the unshare's position).
     assert!(f.titles("bob", "collaboration", at).await.is_empty());
     at = f
-        .call(
+        .command(
             Method::PUT,
             &format!("/v1/documents/{plan}/permissions/bob"),
             "alice",
             Some(json!({"role": "viewer"})),
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert_eq!(
         f.titles("bob", "collaboration", at).await,
         set(&["Quarterly plan"])
     );
     at = f
-        .call(
+        .command(
             Method::DELETE,
             &format!("/v1/documents/{plan}/permissions/bob"),
             "alice",
             None,
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert!(f.titles("bob", "collaboration", at).await.is_empty());
 
     // A guest sees only what is shared with them; a member everything (default role).
-    f.call(
-        Method::POST,
-        &format!("/v1/workspaces/{ws}/members"),
-        "alice",
-        Some(json!({"user_id": "gina", "role": "guest"})),
-    )
-    .await;
-    at = f
-        .call(
-            Method::POST,
-            &format!("/v1/workspaces/{ws}/members"),
-            "alice",
-            Some(json!({"user_id": "mark", "role": "member"})),
-        )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+    f.http.add_member(&ws, "alice", "gina", "guest").await;
+    at = f.http.add_member(&ws, "alice", "mark", "member").await;
     assert!(f.titles("gina", "collaboration", at).await.is_empty());
     assert_eq!(
         f.titles("mark", "collaboration", at).await,
         set(&["Quarterly plan", "Design notes"])
     );
     at = f
-        .call(
+        .command(
             Method::PUT,
             &format!("/v1/documents/{design}/permissions/gina"),
             "alice",
             Some(json!({"role": "commenter"})),
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert_eq!(
         f.titles("gina", "collaboration", at).await,
         set(&["Design notes"])
     );
     // Members without a default document role find only their own documents.
     at = f
-        .call(
+        .command(
             Method::PATCH,
             &format!("/v1/workspaces/{ws}"),
             "alice",
             Some(json!({"default_document_role": "none"})),
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert!(f.titles("mark", "collaboration", at).await.is_empty());
     at = f
-        .call(
+        .command(
             Method::POST,
             &format!("/v1/workspaces/{ws}/documents"),
             "mark",
             Some(json!({"title": "Mark's collaboration ideas"})),
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     let found = f.search("mark", "q=collaboration%20", at).await;
     assert_eq!(titles(&found), set(&["Mark's collaboration ideas"]));
     assert!(position(&found) >= at);
 
     // Renamed: found by the new title; archived: not found; restored: found again.
     at = f
-        .call(
+        .command(
             Method::PATCH,
             &format!("/v1/documents/{roadmap}"),
             "alice",
             Some(json!({"title": "Launch calendar"})),
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert_eq!(
         f.titles("alice", "calendar", at).await,
         set(&["Launch calendar"])
     );
     at = f
-        .call(
+        .command(
             Method::POST,
             &format!("/v1/documents/{roadmap}/archive"),
             "alice",
             None,
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert!(f.titles("alice", "calendar", at).await.is_empty());
     at = f
-        .call(
+        .command(
             Method::POST,
             &format!("/v1/documents/{roadmap}/restore"),
             "alice",
             None,
         )
-        .await["position"]
-        .as_i64()
-        .unwrap();
+        .await;
     assert_eq!(
         f.titles("alice", "calendar", at).await,
         set(&["Launch calendar"])
