@@ -260,6 +260,7 @@ impl Application {
             read_wait: settings.read_wait,
             max_body_bytes: settings.max_body_bytes,
             registry: Arc::new(registry),
+            sign_ins: Default::default(),
         };
         Ok(Self {
             tail_stop,

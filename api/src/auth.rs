@@ -23,6 +23,20 @@ struct Claims {
     /// Marks a connection read-only (until document permissions land).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     read_only: bool,
+    /// The person's name (OpenID Connect standard claim): fills their profile at the first
+    /// sign-in. Any other type than a string is ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<serde_json::Value>,
+    /// Their email address (OpenID Connect standard claim), likewise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    email: Option<serde_json::Value>,
+}
+
+fn string_claim(value: Option<serde_json::Value>) -> Option<String> {
+    match value {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
 }
 
 /// What a verified token says.
@@ -30,6 +44,10 @@ struct Claims {
 pub struct VerifiedToken {
     pub user: UserId,
     pub read_only: bool,
+    /// The `name` claim, when a string.
+    pub name: Option<String>,
+    /// The `email` claim, when a string.
+    pub email: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -250,6 +268,8 @@ impl TokenVerifier {
         Ok(VerifiedToken {
             user: UserId::parse(data.claims.sub).map_err(|_| AuthError::Invalid)?,
             read_only: data.claims.read_only,
+            name: string_claim(data.claims.name),
+            email: string_claim(data.claims.email),
         })
     }
 
@@ -278,6 +298,8 @@ impl TokenVerifier {
             iat: now,
             exp: now + ttl.as_secs(),
             read_only,
+            name: None,
+            email: None,
         };
         Some(
             jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, encoding)

@@ -257,6 +257,27 @@ impl From<WorkspaceError> for ApiError {
     }
 }
 
+impl From<collab_domain::profile::ProfileError> for ApiError {
+    fn from(value: collab_domain::profile::ProfileError) -> Self {
+        ApiError::Forbidden(value.to_string())
+    }
+}
+
+impl From<collab_domain::comment::ThreadError> for ApiError {
+    fn from(value: collab_domain::comment::ThreadError) -> Self {
+        use collab_domain::comment::ThreadError;
+        match value {
+            ThreadError::NotFound => ApiError::NotFound("thread"),
+            ThreadError::CommentNotFound => ApiError::NotFound("comment"),
+            ThreadError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+            ThreadError::AlreadyExists => ApiError::conflict("thread_exists", &value),
+            ThreadError::CommentExists => ApiError::conflict("comment_exists", &value),
+            ThreadError::TooManyComments => ApiError::conflict("too_many_comments", &value),
+            ThreadError::TooManyReactions => ApiError::conflict("too_many_reactions", &value),
+        }
+    }
+}
+
 impl From<DocumentError> for ApiError {
     fn from(value: DocumentError) -> Self {
         match value {

@@ -20,7 +20,9 @@ use collab_commands::access::{self, ApiKey, Caller, LinkKey, ServiceIdentity};
 use collab_domain::workspace::Workspace;
 
 /// `axum::Json` with our error body: 400 for broken JSON, 422 for the wrong shape,
-/// 415 for a missing content type, 413 for an oversized body.
+/// 415 for a missing content type, 413 for an oversized body. Every body is a JSON
+/// object: serde would also read a struct from an array of its fields (`[null, null]`),
+/// which is refused with 422.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -33,7 +35,22 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let limit = AppState::from_ref(state).max_body_bytes;
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, limit).await.map_err(|e| {
+            match e.into_inner().is::<http_body_util::LengthLimitError>() {
+                true => ApiError::PayloadTooLarge { limit },
+                false => ApiError::MalformedJson("the body could not be read".into()),
+            }
+        })?;
+        let is_object = bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{');
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         match axum::Json::<T>::from_request(req, state).await {
+            Ok(_) if !is_object => Err(ApiError::InvalidBody(
+                "the body must be a JSON object".into(),
+            )),
             Ok(axum::Json(value)) => Ok(ApiJson(value)),
             Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::MalformedJson(e.body_text())),
             Err(JsonRejection::JsonDataError(e)) => Err(ApiError::InvalidBody(e.body_text())),
@@ -96,7 +113,24 @@ pub async fn authenticate(state: &AppState, header: Option<&str>) -> Result<Prin
             let (service, workspace) = authenticate_key(state, key).await?;
             (service.user_id(), Some(service), Some(workspace))
         }
-        _ => (state.tokens.verify_header(header).await?.user, None, None),
+        _ => {
+            let token = state.tokens.verify_header(header).await?;
+            state.limits.check_user(&token.user)?;
+            state
+                .sign_ins
+                .first(
+                    state,
+                    &token.user,
+                    token.name.as_deref(),
+                    token.email.as_deref(),
+                )
+                .await;
+            return Ok(Principal {
+                id: token.user,
+                service: None,
+                service_workspace: None,
+            });
+        }
     };
     state.limits.check_user(&user)?;
     Ok(Principal {

@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use collab_domain::access::{access_reduced_by, AccessReduced};
 use collab_domain::replay::{EventLine, PayloadForm};
-use collab_domain::{DocumentId, DomainEvent, StreamCategory};
+use collab_domain::{DocumentId, DomainEvent, EventCodec, StreamCategory};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,7 +33,7 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{authenticate, Principal, RequestMeta};
-use crate::routes::{documents, history, members, permissions, search, workspaces};
+use crate::routes::{comments, documents, history, members, permissions, search, workspaces};
 use crate::state::AppState;
 
 /// Deepest selection a query may have.
@@ -193,6 +193,7 @@ impl Workspace {
                 .into_iter()
                 .map(|m| Member {
                     user_id: m.user_id,
+                    display_name: m.display_name,
                     role: m.role,
                     added_at: m.added_at,
                 })
@@ -204,6 +205,8 @@ impl Workspace {
 #[derive(SimpleObject)]
 pub struct Member {
     user_id: String,
+    /// The name the member gave in their profile (null: none, or erased).
+    display_name: Option<String>,
     role: String,
     added_at: DateTime<Utc>,
 }
@@ -251,6 +254,22 @@ impl Document {
             .await
             .map_err(refused)?;
         Ok(access.role.as_str().to_owned())
+    }
+
+    /// Comment threads (`open` by default, `resolved` or `all`), oldest first, each with
+    /// its comments and its passage as it is in the current text.
+    async fn threads(&self, ctx: &Context<'_>, status: Option<String>) -> Result<Vec<Thread>> {
+        let (state, caller) = context(ctx)?;
+        let threads = comments::list(
+            state,
+            &caller.principal(),
+            &caller.meta,
+            &self.id,
+            status.as_deref(),
+        )
+        .await
+        .map_err(refused)?;
+        Ok(threads.into_iter().map(Thread::from).collect())
     }
 
     /// Edit sessions, restores, named versions and metadata changes, newest first.
@@ -365,6 +384,10 @@ fn pieces(pieces: Vec<collab_search::Piece>) -> Vec<Piece> {
 pub struct SearchResult {
     /// `document` or `comment`.
     kind: String,
+    /// A comment's thread (comments only).
+    thread_id: Option<ID>,
+    /// The comment (comments only).
+    comment_id: Option<ID>,
     document_id: ID,
     workspace_id: ID,
     title: String,
@@ -378,10 +401,160 @@ pub struct SearchResult {
 #[derive(SimpleObject)]
 pub struct SearchPage {
     results: Vec<SearchResult>,
+    /// How many results match, counted up to 1,000.
     total: i64,
+    /// More than 1,000 results match (`total` is 1,000).
+    total_is_lower_bound: bool,
     next_cursor: Option<String>,
     /// The log position the index reflected when it answered.
     position: i64,
+}
+
+/// Where a thread's passage is now.
+#[derive(SimpleObject)]
+pub struct Anchor {
+    root: String,
+    /// Character offsets in the root's current text (null when orphaned).
+    from: Option<i64>,
+    to: Option<i64>,
+    quote: Option<String>,
+    /// All of the passage's text was deleted.
+    orphaned: bool,
+    /// The passage's text when the thread was opened.
+    original_quote: String,
+}
+
+impl From<comments::AnchorView> for Anchor {
+    fn from(a: comments::AnchorView) -> Self {
+        Self {
+            root: a.root,
+            from: a.from.map(|n| n as i64),
+            to: a.to.map(|n| n as i64),
+            quote: a.quote,
+            orphaned: a.orphaned,
+            original_quote: a.original_quote,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct Reaction {
+    emoji: String,
+    count: i64,
+    users: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct Comment {
+    id: ID,
+    thread_id: ID,
+    author: String,
+    author_name: Option<String>,
+    /// Null once deleted.
+    body: Option<String>,
+    deleted: bool,
+    mentions: Vec<String>,
+    created_at: DateTime<Utc>,
+    edited_at: Option<DateTime<Utc>>,
+    reactions: Vec<Reaction>,
+}
+
+/// A comment thread on a passage of a document.
+#[derive(SimpleObject)]
+pub struct Thread {
+    id: ID,
+    document_id: ID,
+    /// `open` or `resolved`.
+    status: String,
+    author: String,
+    author_name: Option<String>,
+    anchor: Anchor,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    resolved_by: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
+    version: i64,
+    comments: Vec<Comment>,
+}
+
+impl From<comments::ThreadView> for Thread {
+    fn from(t: comments::ThreadView) -> Self {
+        Self {
+            id: ID(t.thread_id.to_string()),
+            document_id: ID(t.document_id.to_string()),
+            status: t.status.to_owned(),
+            author: t.author,
+            author_name: t.author_name,
+            anchor: t.anchor.into(),
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            resolved_by: t.resolved_by,
+            resolved_at: t.resolved_at,
+            version: t.version,
+            comments: t
+                .comments
+                .into_iter()
+                .map(|c| Comment {
+                    id: ID(c.comment_id.to_string()),
+                    thread_id: ID(c.thread_id.to_string()),
+                    author: c.author,
+                    author_name: c.author_name,
+                    body: c.body,
+                    deleted: c.deleted,
+                    mentions: c.mentions,
+                    created_at: c.created_at,
+                    edited_at: c.edited_at,
+                    reactions: c
+                        .reactions
+                        .into_iter()
+                        .map(|r| Reaction {
+                            emoji: r.emoji,
+                            count: r.count as i64,
+                            users: r.users,
+                        })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A comment written (a thread opened, a reply, an edit).
+#[derive(SimpleObject)]
+pub struct CommentChange {
+    thread_id: ID,
+    comment_id: ID,
+    /// The passage as anchored (opening a thread only).
+    anchor: Option<Anchor>,
+    /// Mentioned people who cannot read the document: they are not told.
+    mentions_without_access: Vec<String>,
+    position: i64,
+}
+
+/// A thread changed (resolved, reopened, a comment deleted, a reaction).
+#[derive(SimpleObject)]
+pub struct ThreadChange {
+    thread_id: ID,
+    version: i64,
+    position: i64,
+}
+
+fn thread_change((position, changed): (i64, comments::ThreadChanged)) -> ThreadChange {
+    ThreadChange {
+        thread_id: ID(changed.thread_id.to_string()),
+        version: changed.version,
+        position,
+    }
+}
+
+fn comment_change((position, written): (i64, comments::CommentWritten)) -> CommentChange {
+    CommentChange {
+        thread_id: ID(written.thread_id.to_string()),
+        comment_id: ID(written.comment_id.to_string()),
+        anchor: None,
+        mentions_without_access: written.mentions_without_access,
+        position,
+    }
 }
 
 /// What a command did: the global position of its last event (send it back as
@@ -563,6 +736,8 @@ impl Query {
                 .into_iter()
                 .map(|hit| SearchResult {
                     kind: hit.kind.to_owned(),
+                    thread_id: hit.thread_id.map(ID),
+                    comment_id: hit.comment_id.map(ID),
                     document_id: ID(hit.document_id),
                     workspace_id: ID(hit.workspace_id),
                     title: hit.title,
@@ -574,6 +749,7 @@ impl Query {
                 })
                 .collect(),
             total: page.total as i64,
+            total_is_lower_bound: page.total_is_lower_bound,
             next_cursor: page.next_cursor,
             position: page.position,
         })
@@ -612,6 +788,122 @@ fn document_change(position: i64, changed: documents::DocumentChanged) -> Docume
 
 #[Object]
 impl Mutation {
+    /// Open a comment thread on a passage (commenters and above): `from`/`to` character
+    /// offsets in the `Y.Text` root, or `start`/`end` Yjs relative positions (base64).
+    #[allow(clippy::too_many_arguments)]
+    async fn open_thread(
+        &self,
+        ctx: &Context<'_>,
+        document_id: ID,
+        #[graphql(name = "root")] root_name: String,
+        from: Option<i64>,
+        to: Option<i64>,
+        start: Option<String>,
+        end: Option<String>,
+        body: String,
+    ) -> Result<CommentChange> {
+        let (state, caller) = root(ctx).await?;
+        let offset = |n: Option<i64>| n.map(|n| u64::try_from(n).unwrap_or(u64::MAX));
+        let input = comments::OpenThreadBody {
+            anchor: comments::AnchorBody {
+                root: root_name,
+                from: offset(from),
+                to: offset(to),
+                start,
+                end,
+            },
+            body,
+        };
+        let (position, opened) = comments::open(
+            state,
+            &caller.principal(),
+            &caller.meta,
+            &document_id,
+            input,
+        )
+        .await
+        .map_err(refused)?;
+        Ok(CommentChange {
+            thread_id: ID(opened.thread_id.to_string()),
+            comment_id: ID(opened.comment_id.to_string()),
+            anchor: Some(opened.anchor.into()),
+            mentions_without_access: opened.mentions_without_access,
+            position,
+        })
+    }
+
+    /// Reply in a thread (commenters and above).
+    async fn reply_to_thread(
+        &self,
+        ctx: &Context<'_>,
+        thread_id: ID,
+        body: String,
+    ) -> Result<CommentChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::add_reply(state, &caller.principal(), &caller.meta, &thread_id, &body)
+            .await
+            .map(comment_change)
+            .map_err(refused)
+    }
+
+    /// Change a comment's text (its author).
+    async fn edit_comment(&self, ctx: &Context<'_>, id: ID, body: String) -> Result<CommentChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::edit(state, &caller.principal(), &caller.meta, &id, &body)
+            .await
+            .map(comment_change)
+            .map_err(refused)
+    }
+
+    /// Delete a comment (its author or the document's owner).
+    async fn delete_comment(&self, ctx: &Context<'_>, id: ID) -> Result<ThreadChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::delete(state, &caller.principal(), &caller.meta, &id)
+            .await
+            .map(thread_change)
+            .map_err(refused)
+    }
+
+    /// Resolve a thread (commenters and above).
+    async fn resolve_thread(&self, ctx: &Context<'_>, id: ID) -> Result<ThreadChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::set_resolved(state, &caller.principal(), &caller.meta, &id, true)
+            .await
+            .map(thread_change)
+            .map_err(refused)
+    }
+
+    /// Reopen a resolved thread (commenters and above).
+    async fn reopen_thread(&self, ctx: &Context<'_>, id: ID) -> Result<ThreadChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::set_resolved(state, &caller.principal(), &caller.meta, &id, false)
+            .await
+            .map(thread_change)
+            .map_err(refused)
+    }
+
+    /// React to a comment with one emoji, or take the reaction back (`add: false`).
+    async fn react_to_comment(
+        &self,
+        ctx: &Context<'_>,
+        comment_id: ID,
+        emoji: String,
+        add: bool,
+    ) -> Result<ThreadChange> {
+        let (state, caller) = root(ctx).await?;
+        comments::react(
+            state,
+            &caller.principal(),
+            &caller.meta,
+            &comment_id,
+            &emoji,
+            add,
+        )
+        .await
+        .map(thread_change)
+        .map_err(refused)
+    }
+
     /// Create a workspace; the caller becomes its owner.
     async fn create_workspace(&self, ctx: &Context<'_>, name: String) -> Result<WorkspaceChange> {
         let (state, caller) = root(ctx).await?;
@@ -777,7 +1069,8 @@ pub struct SubscriptionRoot;
 #[Subscription(name = "Subscription")]
 impl SubscriptionRoot {
     /// The events of a document's stream as they are committed: renames, moves, archive
-    /// and restore, deletion, named versions (and comment events once comments exist);
+    /// and restore, deletion, named versions, and its comment threads' events (threads
+    /// opened, replies, edits, deletions, resolutions, reactions);
     /// shares and share links too for the document's owners. Ends when the caller loses
     /// access to the document (an unshare, a removal from its workspace, a revoked key...)
     /// or falls so far behind that events would be skipped (subscribe again).
@@ -895,7 +1188,11 @@ impl Follow {
             if ours && !self.still_allowed().await {
                 return None;
             }
-            if event.stream_id.to_string() != self.stream {
+            let of_thread = event.stream_id.category == StreamCategory::Thread
+                && event.metadata.workspace_id == self.workspace
+                && collab_domain::comment::ThreadEvent::decode_recorded(&event)
+                    .is_ok_and(|e| e.document_id() == self.document);
+            if !of_thread && event.stream_id.to_string() != self.stream {
                 continue;
             }
             let line = EventLine::new(&event, PayloadForm::Json);

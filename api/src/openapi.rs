@@ -140,6 +140,8 @@ impl Modify for Security {
         (name = "documents", description = "Documents, sharing and links"),
         (name = "content", description = "A document's content, updates and presence; the live sync socket"),
         (name = "history", description = "A document's past: points, history list, named versions, restore, diff, blame, export"),
+        (name = "profile", description = "Your profile and the erasure of your personal data"),
+        (name = "comments", description = "Comment threads anchored in a document's text: replies, resolution, reactions"),
         (name = "search", description = "Full-text search"),
         (name = "graphql", description = "The GraphQL endpoint (schema: docs/schema.graphql)"),
         (name = "events", description = "Replay and live tails for consumers; the event catalogue"),

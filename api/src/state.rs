@@ -44,6 +44,8 @@ pub struct AppState {
     pub search: Option<collab_search::Search>,
     /// The GraphQL schema (`/v1/graphql`).
     pub graphql: Arc<crate::graphql::CollabSchema>,
+    /// People whose first sign-in this process has seen (profiles filled from claims).
+    pub sign_ins: Arc<crate::routes::profile::SignIns>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

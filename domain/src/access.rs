@@ -56,7 +56,10 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             | DocumentEvent::VersionNamed(_)
             | DocumentEvent::VersionDeleted(_) => None,
         },
-        DomainEvent::Content(_) | DomainEvent::Audit(_) => None,
+        DomainEvent::Content(_)
+        | DomainEvent::Audit(_)
+        | DomainEvent::Profile(_)
+        | DomainEvent::Thread(_) => None,
     }
 }
 

@@ -9,9 +9,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::audit::AuditEvent;
+use crate::comment::ThreadEvent;
 use crate::content::ContentEvent;
 use crate::document::DocumentEvent;
 use crate::envelope::StreamCategory;
+use crate::profile::ProfileEvent;
 use crate::workspace::WorkspaceEvent;
 
 /// The stored bytes do not name an event this build knows, or do not decode as it.
@@ -298,6 +300,8 @@ pub enum DomainEvent {
     Document(DocumentEvent),
     Content(ContentEvent),
     Audit(AuditEvent),
+    Profile(ProfileEvent),
+    Thread(ThreadEvent),
 }
 
 impl DomainEvent {
@@ -321,6 +325,12 @@ impl DomainEvent {
             StreamCategory::Audit => {
                 AuditEvent::decode(event_type, schema_version, payload).map(Self::Audit)
             }
+            StreamCategory::User => {
+                ProfileEvent::decode(event_type, schema_version, payload).map(Self::Profile)
+            }
+            StreamCategory::Thread => {
+                ThreadEvent::decode(event_type, schema_version, payload).map(Self::Thread)
+            }
         }
     }
 
@@ -341,6 +351,8 @@ impl DomainEvent {
             Self::Document(event) => event.to_json(),
             Self::Content(event) => event.to_json(),
             Self::Audit(event) => event.to_json(),
+            Self::Profile(event) => event.to_json(),
+            Self::Thread(event) => event.to_json(),
         }
     }
 
@@ -352,6 +364,8 @@ impl DomainEvent {
             entries.extend(DocumentEvent::catalogue());
             entries.extend(ContentEvent::catalogue());
             entries.extend(AuditEvent::catalogue());
+            entries.extend(ProfileEvent::catalogue());
+            entries.extend(ThreadEvent::catalogue());
             entries
         })
     }

@@ -21,14 +21,22 @@ pub enum StreamCategory {
     Content,
     /// A workspace's signed audit checkpoints, one stream per workspace (same uuid).
     Audit,
+    /// A person's profile, one stream per person (filed under the platform, not a
+    /// workspace).
+    User,
+    /// A comment thread on a document, one stream per thread (in the document's
+    /// workspace).
+    Thread,
 }
 
 impl StreamCategory {
-    pub const ALL: [StreamCategory; 4] = [
+    pub const ALL: [StreamCategory; 6] = [
         StreamCategory::Workspace,
         StreamCategory::Document,
         StreamCategory::Content,
         StreamCategory::Audit,
+        StreamCategory::User,
+        StreamCategory::Thread,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +45,8 @@ impl StreamCategory {
             StreamCategory::Document => "document",
             StreamCategory::Content => "content",
             StreamCategory::Audit => "audit",
+            StreamCategory::User => "user",
+            StreamCategory::Thread => "thread",
         }
     }
 
@@ -46,6 +56,8 @@ impl StreamCategory {
             "document" => Ok(StreamCategory::Document),
             "content" => Ok(StreamCategory::Content),
             "audit" => Ok(StreamCategory::Audit),
+            "user" => Ok(StreamCategory::User),
+            "thread" => Ok(StreamCategory::Thread),
             _ => Err(InvalidValue::new(
                 "stream_category",
                 "is not a known category",

@@ -75,6 +75,12 @@ macro_rules! uuid_id {
 }
 
 uuid_id!(WorkspaceId, "workspace");
+
+impl WorkspaceId {
+    /// What streams that belong to no workspace (people's profiles) are filed under: the
+    /// nil UUID, which no workspace ever has.
+    pub const PLATFORM: WorkspaceId = WorkspaceId(Uuid::nil());
+}
 uuid_id!(DocumentId, "document");
 uuid_id!(EventId, "event");
 

@@ -131,6 +131,21 @@ enum Command {
     /// The GraphQL schema.
     #[command(subcommand)]
     Graphql(GraphqlCommand),
+    /// People's personal data.
+    #[command(subcommand)]
+    Users(UsersCommand),
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Erase a person's personal data, as `DELETE /v1/me/personal-data` does for
+    /// themselves: records `PersonalDataErased` (actor `service:operator`) and destroys
+    /// their data keys. Prints what it did as JSON.
+    Erase {
+        /// The person's user id (the token's `sub`).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -199,6 +214,10 @@ struct ServeArgs {
     /// Awareness states not renewed for this many seconds are removed.
     #[arg(long, env = "COLLAB_AWARENESS_TIMEOUT_SECS", default_value_t = LiveConfig::default().awareness_timeout.as_secs())]
     awareness_timeout_secs: u64,
+    /// A sync socket the server has sent nothing for this many seconds gets an empty
+    /// awareness frame (stock clients reconnect after 30 s of silence).
+    #[arg(long, env = "COLLAB_WS_KEEPALIVE_SECS", default_value_t = LiveConfig::default().keepalive.as_secs(), value_parser = clap::value_parser!(u64).range(1..=25))]
+    ws_keepalive_secs: u64,
     /// HTTP requests per second per user (0: unlimited); over it: 429 + Retry-After.
     #[arg(long, env = "COLLAB_RATE_LIMIT_USER_PER_SECOND", default_value_t = RateLimitSettings::default().per_user.per_second)]
     rate_limit_user_per_second: u32,
@@ -410,6 +429,7 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         blob_dir: args.blob_dir.clone(),
         awareness_timeout: Duration::from_secs(args.awareness_timeout_secs),
         presence_retention: Duration::from_secs(args.presence_retention_hours * 3600),
+        keepalive: Duration::from_secs(args.ws_keepalive_secs),
     };
     settings.audit = AuditSettings {
         signing_key: args
@@ -593,6 +613,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             for entry in index.dump()? {
                 println!("{entry}");
             }
+            Ok(())
+        }
+        Command::Users(UsersCommand::Erase { user }) => {
+            let user = collab_domain::UserId::parse(user.as_str())?;
+            let settings = cli.global.settings()?;
+            let pool = migrate(&settings).await?;
+            let aggregates = collab_commands::AggregateStore::new(
+                collab_store::EventStore::new(pool.clone()),
+                settings.snapshot_every,
+            );
+            let meta = collab_commands::CommandMeta {
+                actor: collab_domain::Actor::Service("operator".into()),
+                correlation_id: uuid::Uuid::now_v7(),
+                causation_id: None,
+            };
+            let (keys_destroyed, position) =
+                collab_api::routes::profile::erase(&aggregates, &pool, &user, &meta)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{}",
+                serde_json::json!({
+                    "user_id": user.as_str(),
+                    "keys_destroyed": keys_destroyed,
+                    "position": position,
+                })
+            );
             Ok(())
         }
         Command::Graphql(GraphqlCommand::Sdl) => {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use collab_domain::audit::AuditEvent;
+use collab_domain::comment::ThreadEvent;
 use collab_domain::document::DocumentEvent;
+use collab_domain::profile::ProfileEvent;
 use collab_domain::workspace::WorkspaceEvent;
 use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId, WorkspaceId};
 use serde::Serialize;
@@ -102,6 +104,36 @@ impl ReadModel for Audit {
                     let (summary, member) = workspace_summary(conn, &mut page, event, &e).await?;
                     page.entry(event, summary, None, member);
                 }
+                DomainEvent::Profile(e) => {
+                    flush(&mut bursts, conn, &mut page).await?;
+                    // Who, never what: the fields are personal data.
+                    let summary = match e {
+                        ProfileEvent::ProfileUpdated(e) if e.from_sign_in => {
+                            format!("{}'s profile was filled at sign-in", e.user_id)
+                        }
+                        ProfileEvent::ProfileUpdated(e) => {
+                            format!("{} updated their profile", e.user_id)
+                        }
+                        ProfileEvent::PersonalDataErased(e) => {
+                            format!("{}'s personal data was erased", e.user_id)
+                        }
+                        ProfileEvent::NotificationPreferencesSet(e) => {
+                            format!("{} set their notification preferences", e.user_id)
+                        }
+                        ProfileEvent::NotificationsRead(e) => {
+                            format!("{} read {} notification(s)", e.user_id, e.ids.len())
+                        }
+                        ProfileEvent::AllNotificationsRead(e) => {
+                            format!("{} read all their notifications", e.user_id)
+                        }
+                    };
+                    page.entry(event, summary, None, None);
+                }
+                DomainEvent::Thread(e) => {
+                    flush(&mut bursts, conn, &mut page).await?;
+                    let document = e.document_id().as_uuid();
+                    page.entry(event, thread_summary(e), Some(document), None);
+                }
                 DomainEvent::Document(e) => {
                     flush(&mut bursts, conn, &mut page).await?;
                     let (summary, member) = document_summary(conn, &mut page, event, &e).await?;
@@ -112,6 +144,34 @@ impl ReadModel for Audit {
         flush(&mut bursts, conn, &mut page).await?;
         page.write(conn).await?;
         Ok(())
+    }
+}
+
+/// A comment thread's event in a line (what was said stays in the thread).
+fn thread_summary(event: ThreadEvent) -> String {
+    match event {
+        ThreadEvent::ThreadOpened(e) => format!("{} opened a comment thread", e.author),
+        ThreadEvent::CommentAdded(e) => format!("{} replied in a comment thread", e.author),
+        ThreadEvent::CommentEdited(e) => format!("comment {} was edited", e.comment_id),
+        ThreadEvent::CommentDeleted(e) => format!("{} deleted comment {}", e.by, e.comment_id),
+        ThreadEvent::ThreadResolved(e) => format!("{} resolved a comment thread", e.by),
+        ThreadEvent::ThreadReopened(e) => format!("{} reopened a comment thread", e.by),
+        ThreadEvent::ReactionAdded(e) => {
+            format!(
+                "{} reacted {} to comment {}",
+                e.user,
+                e.emoji.as_str(),
+                e.comment_id
+            )
+        }
+        ThreadEvent::ReactionRemoved(e) => {
+            format!(
+                "{} took back {} on comment {}",
+                e.user,
+                e.emoji.as_str(),
+                e.comment_id
+            )
+        }
     }
 }
 

@@ -258,7 +258,10 @@ impl ReadModel for History {
                 DomainEvent::Document(decoded) => {
                     document_event(conn, &mut entries, event, decoded).await?
                 }
-                DomainEvent::Workspace(_) | DomainEvent::Audit(_) => {}
+                DomainEvent::Workspace(_)
+                | DomainEvent::Audit(_)
+                | DomainEvent::Profile(_)
+                | DomainEvent::Thread(_) => {}
             }
         }
         write_sessions(conn, &mut sessions).await?;

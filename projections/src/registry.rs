@@ -8,6 +8,7 @@ use crate::history::{History, HistoryConfig};
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
 use crate::{audit, documents, workspaces};
+use crate::{comments, notifications, profiles};
 
 /// A registered consumer of the log: a read model (folds into Postgres tables) or a
 /// worker (side effects outside Postgres). Cheap to clone.
@@ -61,6 +62,9 @@ impl Registry {
             .read_model(documents::Documents)
             .read_model(audit::Audit::default())
             .read_model(History::new(history))
+            .read_model(profiles::Profiles)
+            .read_model(comments::Comments)
+            .read_model(notifications::Notifications)
     }
 
     /// Adds a read model. Names must be unique.

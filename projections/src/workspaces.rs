@@ -138,6 +138,8 @@ pub struct WorkspaceView {
 #[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct MemberView {
     pub user_id: String,
+    /// The name the member gave in their profile (null: none, or erased).
+    pub display_name: Option<String>,
     pub role: String,
     pub added_at: DateTime<Utc>,
 }
@@ -199,8 +201,9 @@ pub async fn members(
     workspace: WorkspaceId,
 ) -> Result<Vec<MemberView>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT user_id, role, added_at FROM rm_workspace_members WHERE workspace_id = $1 \
-         ORDER BY added_at, user_id",
+        "SELECT m.user_id, p.display_name, m.role, m.added_at FROM rm_workspace_members m \
+         LEFT JOIN rm_profiles p ON p.user_id = m.user_id WHERE m.workspace_id = $1 \
+         ORDER BY m.added_at, m.user_id",
     )
     .bind(workspace.as_uuid())
     .fetch_all(executor)

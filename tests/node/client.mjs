@@ -36,7 +36,11 @@ const commands = {
     provider.on('connection-close', (event) => {
       if (event) closes.push({ code: event.code, reason: event.reason?.toString() ?? '' })
     })
-    provider.on('status', (event) => { provider.lastStatus = event.status })
+    provider.connects = 0
+    provider.on('status', (event) => {
+      provider.lastStatus = event.status
+      if (event.status === 'connected') provider.connects++
+    })
     // y-websocket logs permission-denied; record it for the tests.
     const original = console.warn
     console.warn = (...args) => { denied.push(args.join(' ')); original.apply(console, args) }
@@ -55,6 +59,34 @@ const commands = {
   delete ({ root = 'text', index, length }) {
     const ytext = doc.getText(root)
     ytext.delete(index, length)
+    return { length: ytext.length }
+  },
+  // A passage as a Yjs editor anchors a comment: two relative positions (the start
+  // sticking to the passage's first character, the end to its last), encoded as Yjs
+  // encodes them, in base64.
+  relativeRange ({ root = 'text', from, to }) {
+    const ytext = doc.getText(root)
+    const encode = (index, assoc) => Buffer.from(
+      Y.encodeRelativePosition(Y.createRelativePositionFromTypeIndex(ytext, index, assoc))
+    ).toString('base64')
+    return { start: encode(from, 0), end: encode(to, -1) }
+  },
+  // Edits by what the text says rather than by index, so edits made concurrently on
+  // other clients do not shift them: insert before or after the first occurrence of a
+  // needle, or delete the first occurrence of a text.
+  insertNear ({ root = 'text', before, after, text }) {
+    const ytext = doc.getText(root)
+    const current = ytext.toString()
+    const at = before !== undefined ? current.indexOf(before) : current.indexOf(after) + after.length
+    if (current.indexOf(before ?? after) < 0) throw new Error(`no ${before ?? after} in ${current}`)
+    ytext.insert(at, text)
+    return { length: ytext.length }
+  },
+  deleteText ({ root = 'text', text }) {
+    const ytext = doc.getText(root)
+    const at = ytext.toString().indexOf(text)
+    if (at < 0) throw new Error(`no ${text} in ${ytext.toString()}`)
+    ytext.delete(at, text.length)
     return { length: ytext.length }
   },
   text ({ root = 'text' }) {
@@ -121,6 +153,10 @@ const commands = {
     }
     const expected = limit ? ytext.toString() : trace.endContent
     return { count, ms: Date.now() - started, text: ytext.toString(), expected, matches: ytext.toString() === expected }
+  },
+  // How many times the provider has connected (1 unless it reconnected) and the closes.
+  connections () {
+    return { connects: provider.connects, closes }
   },
   async bufferedDrain ({ timeoutMs }) {
     await until('socket to drain', () => !provider.ws || provider.ws.bufferedAmount === 0, timeoutMs)

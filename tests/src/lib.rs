@@ -359,8 +359,16 @@ impl Drop for TestApp {
 }
 
 pub fn mint(user: &str, ttl_seconds: i64) -> String {
+    mint_with_claims(user, ttl_seconds, serde_json::json!({}))
+}
+
+/// A token for `user` carrying `extra` claims too (an identity provider's `name`, `email`).
+pub fn mint_with_claims(user: &str, ttl_seconds: i64, extra: Value) -> String {
     let now = chrono::Utc::now().timestamp();
-    let claims = serde_json::json!({ "sub": user, "iat": now, "exp": now + ttl_seconds });
+    let mut claims = serde_json::json!({ "sub": user, "iat": now, "exp": now + ttl_seconds });
+    for (name, value) in extra.as_object().cloned().unwrap_or_default() {
+        claims[name] = value;
+    }
     jsonwebtoken::encode(
         &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
         &claims,

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 pub mod admission;
+pub mod anchors;
 pub mod appender;
 pub mod blob_store;
 pub mod content;
@@ -81,6 +82,10 @@ pub struct LiveConfig {
     pub awareness_timeout: Duration,
     /// How long presence changes are kept (Postgres log and JetStream).
     pub presence_retention: Duration,
+    /// A socket the server has sent nothing for this long gets an empty awareness frame:
+    /// stock clients (y-websocket, Hocuspocus' provider) drop a connection that has been
+    /// silent for 30 s, even while the server is still working through their own updates.
+    pub keepalive: Duration,
 }
 
 impl Default for LiveConfig {
@@ -94,6 +99,7 @@ impl Default for LiveConfig {
             blob_dir: PathBuf::from("data/blobs"),
             awareness_timeout: Duration::from_secs(30),
             presence_retention: Duration::from_secs(7 * 24 * 3600),
+            keepalive: Duration::from_secs(10),
         }
     }
 }

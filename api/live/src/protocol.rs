@@ -28,6 +28,12 @@ pub fn awareness(update: AwarenessUpdate) -> Bytes {
     Message::Awareness(update).encode_v1().into()
 }
 
+/// An awareness update about no clients (`1, 1, 0`): changes nothing on the client, but
+/// counts as a message received, which is what keeps stock clients from reconnecting.
+pub fn keepalive() -> Bytes {
+    Bytes::from_static(&[1, 1, 0])
+}
+
 /// `2, 0, reason`: what stock clients understand as "permission denied".
 pub fn permission_denied(reason: &str) -> Bytes {
     Message::Auth(Some(reason.to_owned())).encode_v1().into()

@@ -334,6 +334,8 @@ async fn room_task(
     let config = deps.config.clone();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut ticks: u64 = 0;
+    // The content version the log had at the previous safety-net check.
+    let mut committed_before: i64 = 0;
     loop {
         tokio::select! {
             _ = room.stop.cancelled() => break,
@@ -375,9 +377,16 @@ async fn room_task(
                     if let Some(removal) = room.expire_awareness(config.awareness_timeout) {
                         deps.fanout.publish_awareness(&room, removal).await;
                     }
-                    // Safety net for a lost fan-out message with nothing after it.
-                    if content_head(&deps.pool, room.document_id).await.is_ok_and(|head| head > room.applied().0) {
+                    // Safety net for a lost fan-out message with nothing after it: what
+                    // was committed by the previous check (5 s ago) and is still not here.
+                    // Not merely "behind the log": during a burst the room always is, by
+                    // the updates in flight, and reading them here would send each one
+                    // twice — to its own sender too, whose queue a long burst overflows.
+                    if room.applied().0 < committed_before {
                         catch_up(&room, &deps).await;
+                    }
+                    if let Ok(head) = content_head(&deps.pool, room.document_id).await {
+                        committed_before = head;
                     }
                 }
                 if ticks.is_multiple_of(30) {

@@ -114,6 +114,7 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
                 super::revalidate::revalidate(&rooms, &aggregates, change).await;
             });
         }
+        let keepalive = live.config.keepalive;
         let writer = tokio::spawn(async move {
             for frame in greeting {
                 if sink.send(WsMessage::Binary(frame)).await.is_err() {
@@ -122,7 +123,12 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
             }
             // Whatever is queued goes out in one write (one frame per message, as stock
             // clients need), flushed once: one syscall per burst, not per update.
-            while let Some(mut outbound) = rx.recv().await {
+            loop {
+                let mut outbound = match tokio::time::timeout(keepalive, rx.recv()).await {
+                    Ok(Some(outbound)) => outbound,
+                    Ok(None) => return,
+                    Err(_) => Outbound::Frame(protocol::keepalive()),
+                };
                 loop {
                     match outbound {
                         Outbound::Frame(frame) => {

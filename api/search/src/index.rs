@@ -14,6 +14,7 @@ use tantivy::tokenizer::{
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy};
 
+use crate::pairs::PairFilter;
 use crate::SearchError;
 
 /// The analyzer of titles, bodies and queries: words (letters and digits), lower-cased and
@@ -23,7 +24,11 @@ pub const ANALYZER: &str = "folded";
 
 /// The index's format: bumped whenever the schema, the analyzer or what is extracted
 /// changes. An index of another format is emptied and refilled from the log.
-pub const FORMAT: u32 = 1;
+pub const FORMAT: u32 = 3;
+
+/// The analyzer of the `pairs` field: the adjacent words with a common word among them
+/// (see [`crate::pairs`]).
+pub const PAIR_ANALYZER: &str = "pairs";
 
 /// Memory the writer may fill before it flushes a segment.
 const WRITER_MEMORY: usize = 64 * 1024 * 1024;
@@ -33,6 +38,15 @@ pub(crate) fn analyzer() -> TextAnalyzer {
         .filter(RemoveLongFilter::limit(64))
         .filter(LowerCaser)
         .filter(AsciiFoldingFilter)
+        .build()
+}
+
+pub(crate) fn pair_analyzer() -> TextAnalyzer {
+    TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(64))
+        .filter(LowerCaser)
+        .filter(AsciiFoldingFilter)
+        .filter(PairFilter)
         .build()
 }
 
@@ -50,7 +64,7 @@ pub fn words(text: &str) -> Vec<String> {
 /// What the entries of the index hold.
 #[derive(Debug, Clone, Copy)]
 pub struct Fields {
-    /// `document:<id>` (later `comment:<id>`): what an entry is replaced and deleted by.
+    /// `document:<id>` or `comment:<id>`: what an entry is replaced and deleted by.
     pub key: Field,
     /// `document` or `comment`.
     pub kind: Field,
@@ -63,9 +77,17 @@ pub struct Fields {
     pub creator: Field,
     pub title: Field,
     pub body: Field,
+    /// The text's adjacent words with a common word among them, each pair one term: what
+    /// phrases of frequent words are looked up in.
+    pub pairs: Field,
     /// When the document last changed (metadata or content), microseconds since the epoch:
     /// the recency part of the ranking.
     pub updated: Field,
+    /// A comment's thread (what its entries are remade by) and the comment itself.
+    pub thread: Field,
+    pub comment: Field,
+    /// A comment's document's title: shown with the comment, not searched.
+    pub document_title: Field,
 }
 
 pub(crate) fn schema() -> (Schema, Fields) {
@@ -77,6 +99,11 @@ pub(crate) fn schema() -> (Schema, Fields) {
                 .set_index_option(IndexRecordOption::WithFreqsAndPositions),
         )
         .set_stored();
+    let pairs = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(PAIR_ANALYZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
     let fields = Fields {
         key: builder.add_text_field("key", STRING | STORED),
         kind: builder.add_text_field("kind", STRING | STORED),
@@ -87,8 +114,12 @@ pub(crate) fn schema() -> (Schema, Fields) {
         creator: builder.add_text_field("creator", STRING | STORED),
         title: builder.add_text_field("title", text.clone()),
         body: builder.add_text_field("body", text),
+        pairs: builder.add_text_field("pairs", pairs),
         updated: builder
             .add_i64_field("updated", NumericOptions::default().set_fast().set_stored()),
+        thread: builder.add_text_field("thread", STRING | STORED),
+        comment: builder.add_text_field("comment", STORED),
+        document_title: builder.add_text_field("document_title", STORED),
     };
     (builder.build(), fields)
 }
@@ -113,6 +144,8 @@ pub struct SearchIndex {
     pub(crate) index: Index,
     pub(crate) fields: Fields,
     pub(crate) reader: IndexReader,
+    /// Callers' scopes as bit sets, per segment.
+    pub(crate) filters: crate::search::FilterCache,
 }
 
 impl SearchIndex {
@@ -166,6 +199,7 @@ impl SearchIndex {
     /// The analyzer registered, a reader made: ready to search.
     fn with_reader(index: Index, fields: Fields) -> Result<Self, SearchError> {
         index.tokenizers().register(ANALYZER, analyzer());
+        index.tokenizers().register(PAIR_ANALYZER, pair_analyzer());
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -174,6 +208,7 @@ impl SearchIndex {
             index,
             fields,
             reader,
+            filters: Default::default(),
         })
     }
 
@@ -225,6 +260,9 @@ impl SearchIndex {
                     "folder": text(f.folder),
                     "creator": text(f.creator),
                     "title": text(f.title),
+                    "document_title": text(f.document_title),
+                    "thread": text(f.thread),
+                    "comment": text(f.comment),
                     "body": text(f.body),
                     "updated": doc.get_first(f.updated).and_then(|v| v.as_i64()),
                 }));

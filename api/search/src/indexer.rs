@@ -1,7 +1,11 @@
 //! Following the log into the index. Every instance that serves search runs one indexer
-//! over its own index: it reads the document and content events after its checkpoint,
-//! marks their documents stale, and re-indexes a stale document from its current state —
-//! at most once per `refresh` while it is being edited, not on every keystroke.
+//! over its own index: it reads the document, content and comment-thread events after its
+//! checkpoint, marks their documents (or threads) stale, and re-indexes a stale document
+//! from its current state — at most once per `refresh` while it is being edited, not on
+//! every keystroke. Each live comment is an entry of its own (kind `comment`), carrying
+//! its document's workspace, folder and creator so the same scope filters apply; a
+//! thread's entries are remade from the `comments` read model once it has folded the
+//! thread's events, and a document's metadata change remakes its comments' entries too.
 //!
 //! A document's entry is made from its row in the `documents` read model (title, folder,
 //! workspace, archived) and its content at the head of the log (the history read model's
@@ -18,6 +22,8 @@ use collab_domain::{StreamCategory, StreamId};
 use collab_projections::history::{document_at, Point};
 use collab_store::{AppendSignal, EventLog};
 use sqlx::PgPool;
+use tantivy::query::{BooleanQuery, Occur, Query, TermQuery};
+use tantivy::schema::IndexRecordOption;
 use tantivy::{IndexWriter, TantivyDocument, Term};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -51,13 +57,21 @@ const PAGE: i64 = 2000;
 /// restart does not lose it).
 const COMMIT_EVERY: Duration = Duration::from_secs(2);
 
-/// Unindexed events of a document.
+/// What an event makes stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Target {
+    Document(Uuid),
+    Thread(Uuid),
+}
+
+/// Unindexed events of a document or thread.
 #[derive(Debug, Clone, Copy)]
 struct Stale {
-    /// The first of them: the checkpoint stays before it until the document is indexed.
+    /// The first of them: the checkpoint stays before it until the target is indexed.
     first: i64,
-    /// The last metadata (document-category) event: the `documents` read model must have
-    /// folded it before the entry is made.
+    /// The last metadata event (document category; for a thread, any of its events): the
+    /// read model the entry is made from (`documents`, `comments`) must have folded it
+    /// before the entry is made.
     last_metadata: i64,
 }
 
@@ -78,13 +92,35 @@ async fn event_at(pool: &PgPool, position: i64) -> Result<Option<String>, Search
     Ok(id.map(|id| id.to_string()))
 }
 
-async fn documents_checkpoint(pool: &PgPool) -> Result<i64, SearchError> {
+async fn read_model_checkpoint(pool: &PgPool, name: &str) -> Result<i64, SearchError> {
     Ok(
-        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = 'documents'")
+        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(name)
             .fetch_optional(pool)
             .await?
             .unwrap_or(0),
     )
+}
+
+/// A live comment with what its entry shows of its document.
+#[derive(sqlx::FromRow)]
+struct CommentRow {
+    comment_id: Uuid,
+    thread_id: Uuid,
+    body: String,
+    updated_at: DateTime<Utc>,
+    document_id: Uuid,
+    workspace_id: Uuid,
+    title: String,
+    folder: String,
+    created_by: String,
+}
+
+fn term_query(field: tantivy::schema::Field, value: &str) -> Box<dyn Query> {
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, value),
+        IndexRecordOption::Basic,
+    ))
 }
 
 #[derive(sqlx::FromRow)]
@@ -112,9 +148,9 @@ pub struct Indexer {
     log: String,
     /// Events read up to here.
     read_to: i64,
-    stale: HashMap<Uuid, Stale>,
-    /// When each recently indexed document was indexed (for the refresh interval).
-    indexed_at: HashMap<Uuid, Instant>,
+    stale: HashMap<Target, Stale>,
+    /// When each recently indexed target was indexed (for the refresh interval).
+    indexed_at: HashMap<Target, Instant>,
     uncommitted: bool,
     last_commit: Instant,
     reflected: watch::Sender<i64>,
@@ -211,7 +247,7 @@ impl Indexer {
                 return Err(SearchError::Directory(format!(
                     "no progress for 30 s at position {position}: the documents read model \
                      is at {}; start the projector role or run `collab projections rebuild documents`",
-                    documents_checkpoint(&self.pool).await?
+                    read_model_checkpoint(&self.pool, "documents").await?
                 )));
             } else {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -224,34 +260,82 @@ impl Indexer {
     /// One round: read the new events, re-index the documents that are due, commit.
     pub async fn step(&mut self) -> Result<(), SearchError> {
         self.read_events().await?;
-        let documents_at = documents_checkpoint(&self.pool).await?;
+        let documents_at = read_model_checkpoint(&self.pool, "documents").await?;
+        let comments_at = read_model_checkpoint(&self.pool, "comments").await?;
         let now = Instant::now();
         let refresh = self.config.refresh;
         self.indexed_at
             .retain(|_, at| now.duration_since(*at) < refresh);
-        let mut due: Vec<(Uuid, i64)> = self
+        let mut due: Vec<(Target, Stale)> = self
             .stale
             .iter()
-            .filter(|(id, stale)| {
-                stale.last_metadata <= documents_at && !self.indexed_at.contains_key(id)
+            .filter(|(target, stale)| {
+                let folded = match target {
+                    Target::Document(_) => documents_at,
+                    Target::Thread(_) => comments_at,
+                };
+                stale.last_metadata <= folded && !self.indexed_at.contains_key(target)
             })
-            .map(|(id, stale)| (*id, stale.first))
+            .map(|(target, stale)| (*target, *stale))
             .collect();
-        due.sort_by_key(|(_, first)| *first);
+        due.sort_by_key(|(_, stale)| stale.first);
         due.truncate(self.config.batch);
         if !due.is_empty() {
-            let ids: Vec<Uuid> = due.iter().map(|(id, _)| *id).collect();
-            let entries = self.entries(&ids).await?;
-            for (id, entry) in entries {
+            let f = self.index.fields;
+            let mut documents = vec![];
+            let mut renamed = vec![];
+            let mut threads = vec![];
+            for (target, stale) in &due {
+                match target {
+                    Target::Document(id) => {
+                        documents.push(*id);
+                        if stale.last_metadata > 0 {
+                            renamed.push(*id);
+                        }
+                    }
+                    Target::Thread(id) => threads.push(*id),
+                }
+            }
+            // Only documents with comments have comment entries to remake (a refill of
+            // a large log would otherwise queue a delete for every document).
+            let renamed: Vec<Uuid> = if renamed.is_empty() {
+                renamed
+            } else {
+                sqlx::query_scalar(
+                    "SELECT DISTINCT document_id FROM rm_comments WHERE document_id = ANY($1)",
+                )
+                .bind(&renamed)
+                .fetch_all(&self.pool)
+                .await?
+            };
+            for (id, entry) in self.entries(&documents).await? {
                 self.writer
-                    .delete_term(Term::from_field_text(self.index.fields.key, &key(id)));
+                    .delete_term(Term::from_field_text(f.key, &key(id)));
                 if let Entry::Put(doc) = entry {
                     self.writer.add_document(*doc)?;
                 }
-                self.stale.remove(&id);
-                self.indexed_at.insert(id, now);
             }
-            metrics::counter!("collab_search_documents_indexed_total").increment(ids.len() as u64);
+            // Comments: each thread's entries, and every comment of a document whose
+            // title, folder or life changed, deleted and made again from the read models.
+            for thread in &threads {
+                self.writer
+                    .delete_term(Term::from_field_text(f.thread, &thread.to_string()));
+            }
+            for document in &renamed {
+                self.writer.delete_query(Box::new(BooleanQuery::new(vec![
+                    (Occur::Must, term_query(f.kind, "comment")),
+                    (Occur::Must, term_query(f.document, &document.to_string())),
+                ])))?;
+            }
+            for comment in self.comment_entries(&threads, &renamed).await? {
+                self.writer.add_document(comment)?;
+            }
+            for (target, _) in &due {
+                self.stale.remove(target);
+                self.indexed_at.insert(*target, now);
+            }
+            metrics::counter!("collab_search_documents_indexed_total")
+                .increment(documents.len() as u64);
             self.uncommitted = true;
         }
         let position = self.position();
@@ -323,6 +407,7 @@ impl Indexer {
             .bind([
                 StreamCategory::Document.as_str(),
                 StreamCategory::Content.as_str(),
+                StreamCategory::Thread.as_str(),
             ])
             .bind(self.read_to)
             .bind(head)
@@ -334,11 +419,18 @@ impl Indexer {
                 let stream: StreamId = stream.parse().map_err(|_| {
                     SearchError::Directory(format!("unreadable stream id {stream} in the log"))
                 })?;
-                let stale = self.stale.entry(stream.id).or_insert(Stale {
+                let target = match stream.category {
+                    StreamCategory::Thread => Target::Thread(stream.id),
+                    _ => Target::Document(stream.id),
+                };
+                let stale = self.stale.entry(target).or_insert(Stale {
                     first: *position,
                     last_metadata: 0,
                 });
-                if stream.category == StreamCategory::Document {
+                if matches!(
+                    stream.category,
+                    StreamCategory::Document | StreamCategory::Thread
+                ) {
                     stale.last_metadata = *position;
                 }
             }
@@ -399,6 +491,57 @@ impl Indexer {
     }
 }
 
+impl Indexer {
+    /// The entries of the live comments of `threads` and of `documents` (comments of
+    /// archived or deleted documents have none).
+    async fn comment_entries(
+        &self,
+        threads: &[Uuid],
+        documents: &[Uuid],
+    ) -> Result<Vec<TantivyDocument>, SearchError> {
+        if threads.is_empty() && documents.is_empty() {
+            return Ok(vec![]);
+        }
+        let rows: Vec<CommentRow> = sqlx::query_as(
+            "SELECT c.comment_id, c.thread_id, c.body, \
+                    coalesce(c.edited_at, c.created_at) AS updated_at, d.document_id, \
+                    d.workspace_id, d.title, d.folder, d.created_by \
+             FROM rm_comments c JOIN rm_documents d ON d.document_id = c.document_id \
+             WHERE c.body IS NOT NULL AND NOT d.archived \
+               AND (c.thread_id = ANY($1) OR c.document_id = ANY($2))",
+        )
+        .bind(threads)
+        .bind(documents)
+        .fetch_all(&self.pool)
+        .await?;
+        let f = self.index.fields;
+        Ok(rows.iter().map(|row| comment_entry(&f, row)).collect())
+    }
+}
+
+fn comment_entry(f: &Fields, row: &CommentRow) -> TantivyDocument {
+    let mut doc = TantivyDocument::default();
+    doc.add_text(f.key, format!("comment:{}", row.comment_id));
+    doc.add_text(f.kind, "comment");
+    doc.add_text(f.workspace, row.workspace_id.to_string());
+    doc.add_text(f.document, row.document_id.to_string());
+    for folder in folder_and_ancestors(&row.folder) {
+        doc.add_text(f.folders, folder);
+    }
+    doc.add_text(f.folder, &row.folder);
+    // The document's creator: the scope that lets people see the documents they created
+    // lets them see those documents' comments.
+    doc.add_text(f.creator, &row.created_by);
+    // Shown, not searched: a word of the title finds the document, not its comments.
+    doc.add_text(f.document_title, &row.title);
+    doc.add_text(f.body, &row.body);
+    doc.add_text(f.pairs, &row.body);
+    doc.add_text(f.thread, row.thread_id.to_string());
+    doc.add_text(f.comment, row.comment_id.to_string());
+    doc.add_i64(f.updated, row.updated_at.timestamp_micros());
+    doc
+}
+
 pub(crate) fn key(document: Uuid) -> String {
     format!("document:{document}")
 }
@@ -428,6 +571,7 @@ fn entry(f: &Fields, row: &DocumentRow, body: &str, updated: DateTime<Utc>) -> T
     doc.add_text(f.creator, &row.created_by);
     doc.add_text(f.title, &row.title);
     doc.add_text(f.body, body);
+    doc.add_text(f.pairs, body);
     doc.add_i64(f.updated, updated.timestamp_micros());
     doc
 }

@@ -7,6 +7,7 @@
 
 pub mod index;
 pub mod indexer;
+pub mod pairs;
 pub mod query;
 pub mod search;
 

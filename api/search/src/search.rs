@@ -1,20 +1,26 @@
 //! Running a query: what the caller may read as a filter, relevance (BM25, title matches
 //! weighted up, recent documents nudged up), highlighted snippets.
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::sync::Arc;
 
 use serde::Serialize;
-use tantivy::collector::{Count, TopDocs};
+use tantivy::columnar::ColumnValues;
+use tantivy::index::SegmentId;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery,
-    Query, TermQuery,
+    BitSetDocSet, BooleanQuery, BoostQuery, EmptyQuery, EnableScoring, Occur, PhrasePrefixQuery,
+    PhraseQuery, Query, Scorer, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DocAddress, Score, SegmentReader, TantivyDocument, Term};
+use tantivy::{
+    BitSet, DocAddress, DocId, DocSet, Score, SegmentReader, TantivyDocument, Term, TERMINATED,
+};
 use uuid::Uuid;
 
 use crate::index::{analyzer, words, Fields, SearchIndex};
+use crate::pairs::phrase_pairs;
 use crate::query::{Item, Parsed};
 use crate::SearchError;
 
@@ -90,6 +96,11 @@ pub struct Piece {
 #[derive(Debug, Clone, Serialize)]
 pub struct Hit {
     pub kind: &'static str,
+    /// A comment's thread and the comment (comments only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment_id: Option<String>,
     pub document_id: String,
     pub workspace_id: String,
     pub title: String,
@@ -107,8 +118,210 @@ pub struct Hit {
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
     pub hits: Vec<Hit>,
-    /// How many entries match in all.
+    /// How many entries match, counted up to [`COUNTED_UP_TO`].
     pub total: usize,
+    /// More than [`COUNTED_UP_TO`] entries match (`total` says that many).
+    pub total_is_lower_bound: bool,
+}
+
+/// How far matches are counted: a page can reach no further, and counting every match of
+/// a common word would cost as much as scoring them all.
+pub const COUNTED_UP_TO: usize = 1000;
+
+/// The most the recency factor multiplies a score by.
+const MAX_RECENCY_BOOST: Score = 1.0 + RECENCY_WEIGHT as Score;
+
+/// The bit sets of filters recently used, per segment: a caller's scope is read from the
+/// index once per segment, not once per query. Segments never change (deletions are
+/// checked apart, against the segment's alive set), so an entry is valid for as long as
+/// its segment exists; the cache is emptied when it grows past its bound.
+#[derive(Default)]
+pub(crate) struct FilterCache {
+    entries: std::sync::Mutex<std::collections::HashMap<(SegmentId, String), Arc<BitSet>>>,
+}
+
+impl FilterCache {
+    /// Entries kept at most (each a bit per document of its segment: 12.5 KiB for 100,000).
+    const MAX_ENTRIES: usize = 4096;
+
+    fn bits(
+        &self,
+        segment: &SegmentReader,
+        key: &str,
+        filter: &dyn Weight,
+    ) -> tantivy::Result<Arc<BitSet>> {
+        let id = (segment.segment_id(), key.to_owned());
+        if let Some(bits) = self.entries.lock().expect("not poisoned").get(&id) {
+            return Ok(bits.clone());
+        }
+        let mut bits = BitSet::with_max_value(segment.max_doc());
+        filter.for_each_no_score(segment, &mut |docs| {
+            for doc in docs {
+                bits.insert(*doc);
+            }
+        })?;
+        let bits = Arc::new(bits);
+        let mut entries = self.entries.lock().expect("not poisoned");
+        if entries.len() >= Self::MAX_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(id, bits.clone());
+        Ok(bits)
+    }
+}
+
+/// The best `keep` entries of a segment by final score (relevance × recency).
+struct Ranked {
+    keep: usize,
+    /// A min-heap: the worst of the best at the top.
+    heap: BinaryHeap<Reverse<(OrderedScore, DocId)>>,
+    updated: Option<Arc<dyn ColumnValues<i64>>>,
+    now: i64,
+}
+
+#[derive(Clone, Copy)]
+struct OrderedScore(Score);
+
+impl PartialEq for OrderedScore {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other).is_eq()
+    }
+}
+
+impl Eq for OrderedScore {}
+
+impl PartialOrd for OrderedScore {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OrderedScore {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl Ranked {
+    fn new(keep: usize, segment: &SegmentReader, now: i64) -> Self {
+        Self {
+            keep,
+            heap: BinaryHeap::with_capacity(keep + 1),
+            updated: segment
+                .fast_fields()
+                .i64("updated")
+                .map(|c| c.first_or_default_col(0))
+                .ok(),
+            now,
+        }
+    }
+
+    /// Offers `doc` with relevance `score`; returns the relevance a document now needs to
+    /// have a chance (recency can raise a score by at most [`MAX_RECENCY_BOOST`]).
+    fn offer(&mut self, doc: DocId, score: Score) -> Score {
+        let boost = self.updated.as_ref().map_or(1.0, |column| {
+            let days = (self.now - column.get_val(doc)).max(0) as f64 / 86_400e6;
+            1.0 + RECENCY_WEIGHT * 0.5f64.powf(days / RECENCY_HALF_LIFE_DAYS)
+        });
+        // Later documents lose ties (as the merged order has them).
+        self.heap.push(Reverse((
+            OrderedScore(score * boost as Score),
+            u32::MAX - doc,
+        )));
+        if self.heap.len() > self.keep {
+            self.heap.pop();
+        }
+        self.threshold()
+    }
+
+    fn threshold(&self) -> Score {
+        match self.heap.peek() {
+            Some(Reverse((worst, _))) if self.heap.len() >= self.keep => {
+                worst.0 / MAX_RECENCY_BOOST
+            }
+            _ => Score::MIN,
+        }
+    }
+
+    fn into_top(self, segment: u32) -> impl Iterator<Item = (Score, DocAddress)> {
+        self.heap
+            .into_iter()
+            .map(move |Reverse((score, doc))| (score.0, DocAddress::new(segment, u32::MAX - doc)))
+    }
+}
+
+/// Ranks a segment's matches within `allowed`. A filter that lets through a small part of
+/// the segment drives the matching (only its documents are scored); otherwise every match
+/// is checked against it while tantivy skips what cannot make the top.
+fn rank(
+    text: &dyn Weight,
+    segment: &SegmentReader,
+    allowed: &BitSet,
+    ranked: &mut Ranked,
+) -> tantivy::Result<()> {
+    let alive = segment.alive_bitset();
+    let ok = |doc: DocId| allowed.contains(doc) && alive.is_none_or(|a| a.is_alive(doc));
+    if allowed.len() * 8 < segment.max_doc() as usize {
+        let mut scorer = text.scorer(segment, 1.0)?;
+        each_allowed(&mut *scorer, allowed, &mut |scorer| {
+            let doc = scorer.doc();
+            if ok(doc) {
+                ranked.offer(doc, scorer.score());
+            }
+            true
+        });
+        return Ok(());
+    }
+    text.for_each_pruning(Score::MIN, segment, &mut |doc, score| {
+        if ok(doc) {
+            ranked.offer(doc, score)
+        } else {
+            ranked.threshold()
+        }
+    })
+}
+
+/// How many of a segment's matches `allowed` lets through, up to `cap`.
+fn count(
+    text: &dyn Weight,
+    segment: &SegmentReader,
+    allowed: &BitSet,
+    cap: usize,
+) -> tantivy::Result<usize> {
+    let alive = segment.alive_bitset();
+    let mut scorer = text.scorer(segment, 1.0)?;
+    let mut n = 0;
+    each_allowed(&mut *scorer, allowed, &mut |scorer| {
+        if alive.is_none_or(|a| a.is_alive(scorer.doc())) {
+            n += 1;
+        }
+        n < cap
+    });
+    Ok(n)
+}
+
+/// Calls `each` on `scorer` at every match that `allowed` holds (leapfrogging the two),
+/// until it returns false.
+fn each_allowed(
+    scorer: &mut dyn Scorer,
+    allowed: &BitSet,
+    each: &mut dyn FnMut(&mut dyn Scorer) -> bool,
+) {
+    let mut allowed_docs = BitSetDocSet::from(allowed.clone());
+    let mut doc = scorer.doc();
+    while doc != TERMINATED {
+        let next_allowed = allowed_docs.seek(doc);
+        if next_allowed == doc {
+            if !each(scorer) {
+                return;
+            }
+            doc = scorer.advance();
+        } else if next_allowed == TERMINATED {
+            return;
+        } else {
+            doc = scorer.seek(next_allowed);
+        }
+    }
 }
 
 fn term(field: Field, word: &str) -> Term {
@@ -146,6 +359,24 @@ fn item_query(field: Field, item: &Item) -> Box<dyn Query> {
     }
 }
 
+/// An item in the text: a phrase whose every pair has a common word is looked up as pair
+/// terms (see [`crate::pairs`]), anything else in the words' positions.
+fn body_query(f: &Fields, item: &Item) -> Box<dyn Query> {
+    if item.prefix {
+        return item_query(f.body, item);
+    }
+    match phrase_pairs(&item.words) {
+        Some(pairs) if pairs.len() == 1 => Box::new(TermQuery::new(
+            term(f.pairs, &pairs[0]),
+            IndexRecordOption::WithFreqs,
+        )),
+        Some(pairs) => Box::new(PhraseQuery::new(
+            pairs.iter().map(|p| term(f.pairs, p)).collect(),
+        )),
+        None => item_query(f.body, item),
+    }
+}
+
 /// An item anywhere: the title (weighted up) or the text.
 fn item_anywhere(f: &Fields, item: &Item) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(vec![
@@ -153,7 +384,7 @@ fn item_anywhere(f: &Fields, item: &Item) -> Box<dyn Query> {
             Occur::Should,
             Box::new(BoostQuery::new(item_query(f.title, item), TITLE_BOOST)) as Box<dyn Query>,
         ),
-        (Occur::Should, item_query(f.body, item)),
+        (Occur::Should, body_query(f, item)),
     ]))
 }
 
@@ -170,11 +401,6 @@ fn any_term(field: Field, values: &[String]) -> Box<dyn Query> {
             })
             .collect(),
     ))
-}
-
-/// Matches without adding to the score.
-fn filter(query: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
-    (Occur::Must, Box::new(ConstScoreQuery::new(query, 0.0)))
 }
 
 fn scope_query(f: &Fields, scope: &Scope) -> Box<dyn Query> {
@@ -210,30 +436,74 @@ fn scope_query(f: &Fields, scope: &Scope) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(allowed))
 }
 
-/// The whole query: what to match, what the caller may read, the filters asked for.
-fn build(f: &Fields, request: &Request) -> Box<dyn Query> {
+/// What to match (scored). One word is the union of its title and text terms itself, not
+/// nested in another clause, so that tantivy ranks it by Block-WAND (skipping the blocks
+/// of documents that cannot make the top).
+fn text_query(f: &Fields, query: &Parsed) -> Box<dyn Query> {
+    if let ([group], []) = (query.groups.as_slice(), query.excluded.as_slice()) {
+        if let [item] = group.as_slice() {
+            return item_anywhere(f, item);
+        }
+    }
     let mut clauses: Vec<(Occur, Box<dyn Query>)> = vec![];
-    for group in &request.query.groups {
+    for group in &query.groups {
         let alternatives: Vec<(Occur, Box<dyn Query>)> = group
             .iter()
             .map(|item| (Occur::Should, item_anywhere(f, item)))
             .collect();
         clauses.push((Occur::Must, Box::new(BooleanQuery::new(alternatives))));
     }
-    for item in &request.query.excluded {
+    for item in &query.excluded {
         clauses.push((Occur::MustNot, item_anywhere(f, item)));
     }
-    clauses.push(filter(scope_query(f, &request.scope)));
+    Box::new(BooleanQuery::new(clauses))
+}
+
+/// Which entries the request may see (not scored): what the caller may read and the
+/// filters asked for.
+fn filter_query(f: &Fields, request: &Request) -> Box<dyn Query> {
+    let mut clauses = vec![(Occur::Must, scope_query(f, &request.scope))];
     if let Some(workspace) = request.workspace {
-        clauses.push(filter(any_term(f.workspace, &[workspace.to_string()])));
+        clauses.push((Occur::Must, any_term(f.workspace, &[workspace.to_string()])));
     }
     if let Some(folder) = &request.folder {
-        clauses.push(filter(any_term(f.folders, std::slice::from_ref(folder))));
+        clauses.push((
+            Occur::Must,
+            any_term(f.folders, std::slice::from_ref(folder)),
+        ));
     }
     if let Some(kind) = request.kind {
-        clauses.push(filter(any_term(f.kind, &[kind.as_str().to_owned()])));
+        clauses.push((Occur::Must, any_term(f.kind, &[kind.as_str().to_owned()])));
     }
     Box::new(BooleanQuery::new(clauses))
+}
+
+/// The filter in full, as the key of its cached bit sets: equal keys are equal filters
+/// (a hash could let two callers' scopes collide).
+fn filter_key(request: &Request) -> String {
+    let sorted = |ids: &[Uuid]| {
+        let mut ids = ids.to_vec();
+        ids.sort_unstable();
+        ids.iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let scope = &request.scope;
+    format!(
+        "w={};o={};d={};u={};ws={:?};f={:?};k={:?}",
+        sorted(&scope.workspaces),
+        sorted(&scope.own_in),
+        sorted(&scope.documents),
+        if scope.own_in.is_empty() {
+            ""
+        } else {
+            &scope.user
+        },
+        request.workspace,
+        request.folder,
+        request.kind.map(Kind::as_str),
+    )
 }
 
 /// The words to highlight in `text`: the exact words of the query, and the words of
@@ -378,34 +648,37 @@ impl SearchIndex {
             return Ok(Results {
                 hits: vec![],
                 total: 0,
+                total_is_lower_bound: false,
             });
         }
-        let query = build(&f, request);
         let searcher = self.reader.searcher();
-        let now = request.now_micros;
-        let updated_field = "updated";
-        let collector = TopDocs::with_limit(request.limit.max(1))
-            .and_offset(request.offset)
-            .tweak_score(move |segment: &SegmentReader| {
-                let updated = segment
-                    .fast_fields()
-                    .i64(updated_field)
-                    .map(|c| c.first_or_default_col(0))
-                    .ok();
-                move |doc, score: Score| {
-                    let boost = updated.as_ref().map_or(1.0, |column| {
-                        let days = (now - column.get_val(doc)).max(0) as f64 / 86_400e6;
-                        1.0 + RECENCY_WEIGHT * 0.5f64.powf(days / RECENCY_HALF_LIFE_DAYS)
-                    });
-                    score * boost as Score
-                }
-            });
-        let (top, total) = searcher.search(&query, &(collector, Count))?;
-        let mut hits = Vec::with_capacity(top.len());
-        for (score, address) in top {
+        let text = text_query(&f, &request.query)
+            .weight(EnableScoring::enabled_from_searcher(&searcher))?;
+        let filter =
+            filter_query(&f, request).weight(EnableScoring::disabled_from_searcher(&searcher))?;
+        let key = filter_key(request);
+        let keep = request.offset + request.limit.max(1);
+        let mut top = vec![];
+        let mut total = 0;
+        for (ord, segment) in searcher.segment_readers().iter().enumerate() {
+            let allowed = self.filters.bits(segment, &key, &*filter)?;
+            let mut ranked = Ranked::new(keep, segment, request.now_micros);
+            rank(&*text, segment, &allowed, &mut ranked)?;
+            top.extend(ranked.into_top(ord as u32));
+            if total <= COUNTED_UP_TO {
+                total += count(&*text, segment, &allowed, COUNTED_UP_TO + 1 - total)?;
+            }
+        }
+        top.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        let mut hits = Vec::with_capacity(request.limit);
+        for (score, address) in top.into_iter().skip(request.offset).take(request.limit) {
             hits.push(self.hit(&searcher, address, score, &request.query)?);
         }
-        Ok(Results { hits, total })
+        Ok(Results {
+            hits,
+            total: total.min(COUNTED_UP_TO),
+            total_is_lower_bound: total > COUNTED_UP_TO,
+        })
     }
 
     fn hit(
@@ -422,7 +695,12 @@ impl SearchIndex {
                 .and_then(|v| v.as_str().map(str::to_owned))
                 .unwrap_or_default()
         };
-        let title = text(f.title);
+        let is_comment = text(f.kind) == "comment";
+        let title = if is_comment {
+            text(f.document_title)
+        } else {
+            text(f.title)
+        };
         let body = text(f.body);
         let updated = doc
             .get_first(f.updated)
@@ -437,12 +715,20 @@ impl SearchIndex {
             }];
             snippet.retain(|p| !p.text.is_empty());
         }
-        let title_highlight = highlight_all(parsed, &title);
+        // A comment's document title is context: nothing in it was matched.
+        let title_highlight = if is_comment {
+            vec![Piece {
+                text: title.clone(),
+                highlight: false,
+            }]
+        } else {
+            highlight_all(parsed, &title)
+        };
+        let of_comment = |field| Some(text(field)).filter(|_| is_comment);
         Ok(Hit {
-            kind: match text(f.kind).as_str() {
-                "comment" => "comment",
-                _ => "document",
-            },
+            kind: if is_comment { "comment" } else { "document" },
+            thread_id: of_comment(f.thread),
+            comment_id: of_comment(f.comment),
             document_id: text(f.document),
             workspace_id: text(f.workspace),
             title,
@@ -465,6 +751,179 @@ mod tests {
             .filter(|p| p.highlight)
             .map(|p| p.text.as_str())
             .collect()
+    }
+
+    /// An index of `n` documents over three workspaces, several segments, a few deleted:
+    /// words drawn so that some are in most documents and some in few.
+    fn corpus(n: u32) -> (SearchIndex, Vec<Uuid>) {
+        let index = SearchIndex::open(None).unwrap();
+        let f = index.fields;
+        let workspaces: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
+        let vocabulary = [
+            "the", "of", "budget", "plan", "river", "stone", "market", "quiet", "orbit", "lantern",
+        ];
+        let mut writer = index.writer().unwrap();
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for i in 0..n {
+            let words: Vec<&str> = (0..(5 + next() % 40))
+                .map(|_| vocabulary[(next() % 10).min(next() % 10)])
+                .collect();
+            let mut doc = TantivyDocument::default();
+            doc.add_text(f.key, format!("document:{i}"));
+            doc.add_text(f.kind, "document");
+            doc.add_text(f.workspace, workspaces[i as usize % 3].to_string());
+            doc.add_text(f.document, Uuid::now_v7().to_string());
+            doc.add_text(f.folders, "/");
+            doc.add_text(f.creator, if i % 7 == 0 { "alice" } else { "bob" });
+            doc.add_text(f.title, words[..3.min(words.len())].join(" "));
+            doc.add_text(f.body, words.join(" "));
+            doc.add_text(f.pairs, words.join(" "));
+            doc.add_i64(f.updated, (next() % 200) as i64 * 86_400_000_000);
+            writer.add_document(doc).unwrap();
+            if i % 500 == 499 {
+                writer.commit().unwrap();
+            }
+        }
+        for i in (0..n).step_by(11) {
+            writer.delete_term(term(f.key, &format!("document:{i}")));
+        }
+        writer.commit().unwrap();
+        index.reader.reload().unwrap();
+        assert!(index.reader.searcher().segment_readers().len() > 1);
+        (index, workspaces)
+    }
+
+    /// The top entries by scoring every match (no pruning), as tantivy's own collector has
+    /// them: what ranking must reproduce exactly.
+    fn scored_in_full(index: &SearchIndex, request: &Request) -> Vec<(Score, DocAddress)> {
+        use tantivy::collector::TopDocs;
+        use tantivy::query::ConstScoreQuery;
+        let f = index.fields;
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, text_query(&f, &request.query)),
+            (
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(filter_query(&f, request), 0.0)),
+            ),
+        ]);
+        let now = request.now_micros;
+        let collector = TopDocs::with_limit(request.limit)
+            .and_offset(request.offset)
+            .tweak_score(move |segment: &SegmentReader| {
+                let updated = segment
+                    .fast_fields()
+                    .i64("updated")
+                    .map(|c| c.first_or_default_col(0))
+                    .unwrap();
+                move |doc, score: Score| {
+                    let days = (now - updated.get_val(doc)).max(0) as f64 / 86_400e6;
+                    score
+                        * (1.0 + RECENCY_WEIGHT * 0.5f64.powf(days / RECENCY_HALF_LIFE_DAYS))
+                            as Score
+                }
+            });
+        index.reader.searcher().search(&query, &collector).unwrap()
+    }
+
+    #[test]
+    fn ranking_with_skipping_equals_scoring_every_match() {
+        let (index, workspaces) = corpus(3000);
+        let f = index.fields;
+        let all = Scope {
+            workspaces: workspaces.clone(),
+            ..Scope::default()
+        };
+        let own = Scope {
+            own_in: vec![workspaces[1]],
+            user: "alice".into(),
+            ..Scope::default()
+        };
+        for (raw, scope) in [
+            ("the ", &all),
+            ("lantern ", &all),
+            ("budget plan ", &all),
+            ("\"of the\" ", &all),
+            ("river OR orbit -quiet ", &all),
+            ("mar", &all),
+            ("the ", &own),
+            ("stone ", &own),
+        ] {
+            for (offset, limit) in [(0, 20), (40, 20), (0, 1)] {
+                let request = Request {
+                    query: crate::query::parse(raw).unwrap(),
+                    scope: scope.clone(),
+                    workspace: None,
+                    folder: None,
+                    kind: None,
+                    offset,
+                    limit,
+                    now_micros: 200 * 86_400_000_000,
+                };
+                let expected = scored_in_full(&index, &request);
+                let found = index.search(&request).unwrap();
+                let key = |address: DocAddress| {
+                    let doc: TantivyDocument = index.reader.searcher().doc(address).unwrap();
+                    doc.get_first(f.key).unwrap().as_str().unwrap().to_owned()
+                };
+                let expected: Vec<(String, Score)> =
+                    expected.into_iter().map(|(s, a)| (key(a), s)).collect();
+                assert_eq!(found.hits.len(), expected.len(), "{raw} at {offset}");
+                for (hit, (_, score)) in found.hits.iter().zip(&expected) {
+                    assert!(
+                        (hit.score - score).abs() < 1e-4,
+                        "{raw} at {offset}: {} vs {score}",
+                        hit.score
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_total_is_counted_up_to_a_thousand() {
+        let (index, workspaces) = corpus(3000);
+        let request = |raw: &str, workspaces: Vec<Uuid>| Request {
+            query: crate::query::parse(raw).unwrap(),
+            scope: Scope {
+                workspaces,
+                ..Scope::default()
+            },
+            workspace: None,
+            folder: None,
+            kind: None,
+            offset: 0,
+            limit: 5,
+            now_micros: 0,
+        };
+        let common = index.search(&request("the ", workspaces.clone())).unwrap();
+        assert_eq!((common.total, common.total_is_lower_bound), (1000, true));
+        // Under the bound the count is exact: one workspace's documents with "lantern".
+        let mut exact = 0;
+        let searcher = index.reader.searcher();
+        let f = index.fields;
+        for segment in searcher.segment_readers() {
+            let store = segment.get_store_reader(1).unwrap();
+            for doc in segment.doc_ids_alive() {
+                let doc: TantivyDocument = store.get(doc).unwrap();
+                let text = |field| doc.get_first(field).unwrap().as_str().unwrap().to_owned();
+                if text(f.workspace) == workspaces[2].to_string()
+                    && (text(f.body).split(' ').any(|w| w == "lantern"))
+                {
+                    exact += 1;
+                }
+            }
+        }
+        assert!(exact > 0 && exact < 1000, "{exact}");
+        let rare = index
+            .search(&request("lantern ", vec![workspaces[2]]))
+            .unwrap();
+        assert_eq!((rare.total, rare.total_is_lower_bound), (exact, false));
     }
 
     #[test]

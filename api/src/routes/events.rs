@@ -1,5 +1,6 @@
 //! Events for analytics consumers: the catalogue, replay (`/events`, NDJSON) and the live
-//! tail (`/events/live`, Server-Sent Events) of one workspace.
+//! tail (`/events/live`, Server-Sent Events) of one workspace; and for editors, the live
+//! feed of one document's comment threads (`/v1/documents/{id}/events/live`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -13,9 +14,13 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use collab_domain::comment::ThreadEvent;
 use collab_domain::replay::{EventFilter, EventLine, PayloadForm};
 use collab_domain::workspace::Workspace;
-use collab_domain::{DomainEvent, InvalidValue, RecordedEvent, Scope, WorkspaceId, WorkspaceRole};
+use collab_domain::{
+    DocumentId, DomainEvent, EventCodec, InvalidValue, RecordedEvent, Scope, StreamCategory,
+    WorkspaceId, WorkspaceRole,
+};
 use collab_store::EventLog;
 use futures::{Stream, StreamExt};
 use serde_json::{json, Value};
@@ -26,7 +31,7 @@ use utoipa_axum::routes;
 
 use super::path_id;
 use crate::error::ApiError;
-use crate::extract::Principal;
+use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -34,6 +39,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(catalogue))
         .routes(routes!(replay))
         .routes(routes!(live))
+        .routes(routes!(document_live))
 }
 
 /// Events per page read from Postgres (and per response chunk).
@@ -281,6 +287,13 @@ async fn live(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let workspace = path_id("workspace_id", &workspace_id, WorkspaceId::parse)?;
     let mut params = parse_params(query.as_deref(), false)?;
+    resume_after(&headers, &mut params)?;
+    authorize_history(&state, &principal, workspace, Scope::EventsRead).await?;
+    Ok(sse(Tail::new(state, principal, workspace, None, params)))
+}
+
+/// `Last-Event-ID`, when sent, is where the stream resumes (over `?after=`).
+fn resume_after(headers: &HeaderMap, params: &mut ReplayParams) -> Result<(), ApiError> {
     if let Some(last) = headers.get("last-event-id") {
         params.after = last
             .to_str()
@@ -292,27 +305,83 @@ async fn live(
                 reason: "must be a position (a non-negative integer)".into(),
             })?;
     }
-    authorize_history(&state, &principal, workspace, Scope::EventsRead).await?;
-    let tail = Tail {
-        delivered: params.after,
-        scanned: params.after,
-        pending: VecDeque::new(),
-        phase: Phase::CatchUp(None),
-        recheck_at: tokio::time::Instant::now() + RECHECK_ACCESS,
-        workspace,
-        params,
-        principal,
-        state,
-    };
+    Ok(())
+}
+
+fn sse(tail: Tail) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let stream = futures::stream::unfold(tail, |mut tail| async move {
         let event = tail.next().await?;
         Some((Ok(event), tail))
     });
-    Ok(Sse::new(stream).keep_alive(
+    Sse::new(stream).keep_alive(
         KeepAlive::new()
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
-    ))
+    )
+}
+
+/// `GET /v1/documents/{id}/events/live`: the document's comment-thread events as they are
+/// committed (threads opened, comments added, edited, deleted, resolutions, reactions), as
+/// Server-Sent Events like the workspace's live tail: `id:` is the position, `data:` the
+/// event line; `Last-Event-ID` (or `?after=`) resumes. Anyone who can read the document;
+/// the stream ends with `event: revoked` once they no longer can.
+#[utoipa::path(
+    get,
+    path = "/v1/documents/{document_id}/events/live",
+    tag = "comments",
+    params(
+        ("document_id" = uuid::Uuid, Path, description = "The document"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this position"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Start after this position (0 by default: from the first)"),
+        ("type" = Option<String>, Query, description = "Only these event types (comma-separated)")
+    ),
+    responses(
+        (status = 200, description = "Server-Sent Events without end: `id:` is the position, `data:` one event line", content_type = "text/event-stream", body = String),
+        crate::openapi::Refusals
+    )
+)]
+async fn document_live(
+    State(state): State<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+    Path(document): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let document = path_id("document_id", &document, DocumentId::parse)?;
+    let mut params = parse_params(query.as_deref(), false)?;
+    if !params.filter.categories.is_empty() || params.filter.stream.is_some() {
+        return Err(ApiError::InvalidParameter {
+            name: "query",
+            reason: "a document's feed is its comment threads: no category or stream filter".into(),
+        });
+    }
+    params.filter.categories = vec![StreamCategory::Thread];
+    resume_after(&headers, &mut params)?;
+    let access = state
+        .document_access(document, &principal, meta.link.as_ref())
+        .await?;
+    let audience = Audience::Document {
+        id: document,
+        link: meta.link,
+    };
+    Ok(sse(Tail::new(
+        state,
+        principal,
+        access.workspace,
+        Some(audience),
+        params,
+    )))
+}
+
+/// Who a tail is for besides the workspace's event readers.
+#[derive(Clone, Copy)]
+enum Audience {
+    /// The readers of one document: its threads' events only.
+    Document {
+        id: DocumentId,
+        link: Option<collab_commands::access::LinkKey>,
+    },
 }
 
 enum Phase {
@@ -331,14 +400,62 @@ struct Tail {
     phase: Phase,
     recheck_at: tokio::time::Instant,
     workspace: WorkspaceId,
+    audience: Option<Audience>,
     params: ReplayParams,
     principal: Principal,
     state: AppState,
 }
 
 impl Tail {
+    fn new(
+        state: AppState,
+        principal: Principal,
+        workspace: WorkspaceId,
+        audience: Option<Audience>,
+        params: ReplayParams,
+    ) -> Self {
+        Self {
+            delivered: params.after,
+            scanned: params.after,
+            pending: VecDeque::new(),
+            phase: Phase::CatchUp(None),
+            recheck_at: tokio::time::Instant::now() + RECHECK_ACCESS,
+            workspace,
+            audience,
+            params,
+            principal,
+            state,
+        }
+    }
+
     fn wanted(&self, event: &RecordedEvent) -> bool {
-        event.metadata.workspace_id == self.workspace && self.params.filter.matches(event)
+        event.metadata.workspace_id == self.workspace
+            && self.params.filter.matches(event)
+            && match self.audience {
+                None => true,
+                Some(Audience::Document { id, .. }) => {
+                    ThreadEvent::decode_recorded(event).is_ok_and(|e| e.document_id() == id)
+                }
+            }
+    }
+
+    /// Whether the reader may still read what the tail shows.
+    async fn still_allowed(&self) -> bool {
+        match self.audience {
+            None => authorize_history(
+                &self.state,
+                &self.principal,
+                self.workspace,
+                Scope::EventsRead,
+            )
+            .await
+            .is_ok(),
+            Some(Audience::Document { id, link }) => self
+                .state
+                .document_access(id, &self.principal, link.as_ref())
+                .await
+                .is_ok(),
+        }
     }
 
     fn line(&self, event: &RecordedEvent) -> Event {
@@ -372,19 +489,11 @@ impl Tail {
             }
             if tokio::time::Instant::now() >= self.recheck_at {
                 self.recheck_at = tokio::time::Instant::now() + RECHECK_ACCESS;
-                if authorize_history(
-                    &self.state,
-                    &self.principal,
-                    self.workspace,
-                    Scope::EventsRead,
-                )
-                .await
-                .is_err()
-                {
+                if !self.still_allowed().await {
                     self.pending.clear();
                     return self.end(
                         "revoked",
-                        json!({ "message": "access to this workspace's events ended" }),
+                        json!({ "message": "access to these events ended" }),
                     );
                 }
             }
@@ -474,7 +583,12 @@ impl Tail {
             (true, Some(last)) => last.position,
             _ => head.max(self.scanned),
         };
-        self.pending.extend(events.into_iter().map(Arc::new));
+        let wanted: Vec<Arc<RecordedEvent>> = events
+            .into_iter()
+            .filter(|e| self.audience.is_none() || self.wanted(e))
+            .map(Arc::new)
+            .collect();
+        self.pending.extend(wanted);
         Ok(match (full, receiver) {
             // Far from the head: follow again once near it (no buffer fills meanwhile).
             (true, _) => Phase::CatchUp(None),

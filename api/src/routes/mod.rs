@@ -18,6 +18,7 @@ use crate::observability::track_http;
 use crate::state::AppState;
 
 pub mod audit;
+pub mod comments;
 pub mod content;
 pub mod documents;
 pub mod events;
@@ -26,6 +27,7 @@ pub mod health;
 pub mod history;
 pub mod members;
 pub mod permissions;
+pub mod profile;
 pub mod search;
 pub mod service_accounts;
 pub mod sync;
@@ -37,6 +39,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(workspaces::router())
         .merge(documents::router())
         .merge(members::router())
+        .merge(profile::router())
         .merge(permissions::router())
         .merge(service_accounts::router())
         .merge(search::router())
@@ -46,6 +49,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(audit::router())
         .merge(content::router())
         .merge(history::router())
+        .merge(comments::router())
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())

@@ -51,6 +51,11 @@ pub(crate) struct SearchParams {
 struct SearchHit {
     /// `document` or `comment`.
     kind: String,
+    /// A comment's thread (comments only).
+    thread_id: Option<uuid::Uuid>,
+    /// The comment (comments only).
+    comment_id: Option<uuid::Uuid>,
+    /// The document (for a comment: the document it is on).
     document_id: uuid::Uuid,
     workspace_id: uuid::Uuid,
     title: String,
@@ -77,8 +82,10 @@ struct Piece {
 pub(crate) struct SearchPage {
     #[schema(value_type = Vec<SearchHit>)]
     pub(crate) results: Vec<Hit>,
-    /// How many results match in all.
+    /// How many results match, counted up to 1,000.
     pub(crate) total: usize,
+    /// More than 1,000 results match (`total` is 1,000).
+    pub(crate) total_is_lower_bound: bool,
     /// Pass as `cursor` for the next page; absent on the last.
     pub(crate) next_cursor: Option<String>,
     /// The log position the index reflected when it answered.
@@ -245,6 +252,7 @@ pub(crate) async fn run(
     Ok(SearchPage {
         results: results.hits,
         total: results.total,
+        total_is_lower_bound: results.total_is_lower_bound,
         next_cursor,
         position,
     })

@@ -7,6 +7,7 @@
 //! command handling.
 
 pub mod event_store;
+pub mod keys;
 pub mod leadership;
 pub mod relay;
 pub mod tail;

@@ -586,3 +586,149 @@ async fn every_root_field_counts_against_the_rate_limit() {
     assert!(limited >= 3, "{body}");
     assert_eq!(body["data"]["a0"]["id"], "alice", "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comment_threads_through_graphql_follow_the_rest_rules_and_reach_subscribers() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let gql = Gql {
+        url: format!("{}/v1/graphql", server.http()),
+        client: reqwest::Client::new(),
+    };
+    let (ws, document) = http.workspace_with_document("alice").await;
+    http.add_member(&ws, "alice", "bob", "member").await;
+    let update = http
+        .client
+        .post(format!("{}/v1/documents/{document}/updates", http.base))
+        .bearer_auth(mint("alice", 600))
+        .header("content-type", "application/octet-stream")
+        .body({
+            use yrs::{ReadTxn, Text, Transact};
+            let doc = yrs::Doc::new();
+            let text = doc.get_or_insert_text("text");
+            text.insert(&mut doc.transact_mut(), 0, "Meet at noon on Friday");
+            let update = doc
+                .transact()
+                .encode_state_as_update_v1(&yrs::StateVector::default());
+            update
+        })
+        .send()
+        .await
+        .unwrap();
+    assert!(update.status().is_success());
+
+    // Bob watches the document's events with a stock graphql-ws client.
+    let (_watcher, mut lines) = watch(&server, &mint("bob", 600), &document).await;
+    let open = "mutation ($d: ID!, $b: String!) { openThread(documentId: $d, root: \"text\", from: 8, to: 12, body: $b) { threadId commentId anchor { quote from to } mentionsWithoutAccess position } }";
+    let first = subscribed(&mut lines, |round| {
+        let (gql, document) = (&gql, &document);
+        async move {
+            let opened = gql
+                .run(
+                    "alice",
+                    open,
+                    json!({"d": document, "b": format!("Noon? <@nobody> ({round})")}),
+                    0,
+                )
+                .await;
+            assert!(opened["errors"].is_null(), "{opened}");
+            assert_eq!(opened["data"]["openThread"]["anchor"]["quote"], "noon");
+            assert_eq!(
+                opened["data"]["openThread"]["mentionsWithoutAccess"],
+                json!(["nobody"])
+            );
+        }
+    })
+    .await;
+    assert_eq!(first["event"]["type"], "ThreadOpened", "{first}");
+    let thread = gql
+        .run(
+            "bob",
+            "query ($d: ID!) { document(id: $d) { threads { id } } }",
+            json!({"d": document}),
+            first["event"]["position"].as_i64().unwrap(),
+        )
+        .await["data"]["document"]["threads"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A reply and a resolution reach the subscriber; the query shows them.
+    let reply = gql
+        .run(
+            "bob",
+            "mutation ($t: ID!) { replyToThread(threadId: $t, body: \"Fine by me\") { commentId position } }",
+            json!({"t": thread}),
+            0,
+        )
+        .await;
+    assert!(reply["errors"].is_null(), "{reply}");
+    let mut seen = vec![];
+    while !seen
+        .iter()
+        .any(|e: &Value| e["event"]["type"] == "CommentAdded")
+    {
+        seen.push(next(&mut lines).await);
+    }
+    let resolved = gql
+        .run(
+            "bob",
+            "mutation ($t: ID!) { resolveThread(id: $t) { version position } }",
+            json!({"t": thread}),
+            0,
+        )
+        .await;
+    let at = resolved["data"]["resolveThread"]["position"]
+        .as_i64()
+        .unwrap();
+    while !seen
+        .iter()
+        .any(|e: &Value| e["event"]["type"] == "ThreadResolved")
+    {
+        seen.push(next(&mut lines).await);
+    }
+    let listed = gql
+        .run(
+            "bob",
+            "query ($d: ID!) { document(id: $d) { threads(status: \"resolved\") { id status anchor { quote orphaned } comments { body author } } } }",
+            json!({"d": document}),
+            at,
+        )
+        .await;
+    let threads = &listed["data"]["document"]["threads"];
+    let ours = threads
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == thread.as_str())
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(ours["status"], "resolved");
+    assert_eq!(
+        ours["comments"][1],
+        json!({"body": "Fine by me", "author": "bob"})
+    );
+
+    // The same rules as REST: only authors edit; outsiders see no document.
+    let comment = reply["data"]["replyToThread"]["commentId"]
+        .as_str()
+        .unwrap();
+    let edit = gql
+        .run(
+            "alice",
+            "mutation ($c: ID!) { editComment(id: $c, body: \"mine\") { position } }",
+            json!({"c": comment}),
+            0,
+        )
+        .await;
+    assert_eq!(error_code(&edit), ("forbidden", 403), "{edit}");
+    let outsider = gql
+        .run(
+            "mallory",
+            "mutation ($t: ID!) { replyToThread(threadId: $t, body: \"hi\") { position } }",
+            json!({"t": thread}),
+            0,
+        )
+        .await;
+    assert_eq!(error_code(&outsider).1, 404, "{outsider}");
+}

@@ -182,21 +182,95 @@ async fn a_real_editing_trace_through_a_stock_client_gives_exactly_its_final_tex
     writer
         .call(json!({"op": "bufferedDrain", "timeoutMs": 120000}))
         .await;
-    eventually(
-        "every update to be durable",
-        Duration::from_secs(240),
-        || {
-            let pool = &env.pool;
-            let doc = &doc;
-            async move { (edit_count(pool, doc).await == sent).then_some(()) }
-        },
-    )
-    .await;
+    // Each transaction is one update, and the log holds each once — unless the stock client
+    // reconnected (it does after 30 s without a message from the server, and then resends its
+    // state as one update), which the server's keepalive exists to prevent.
+    let mut durable = 0;
+    for _ in 0..480 {
+        durable = edit_count(&env.pool, &doc).await;
+        let connections = writer.call(json!({"op": "connections"})).await;
+        assert_eq!(
+            connections["connects"], 1,
+            "the stock client reconnected while the server read its updates: {connections}"
+        );
+        if durable >= sent {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert_eq!(durable, sent, "every update durable, each once");
     assert_eq!(http.content_text(&doc, "alice").await, expected);
     let mut reader = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
     reader
         .call(json!({"op": "waitText", "text": expected, "timeoutMs": 60000}))
         .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_socket_gets_keepalives_and_only_when_quiet() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[("COLLAB_WS_KEEPALIVE_SECS", "2")]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let path = format!("/v1/sync/{doc}?token={}", mint("alice", 3600));
+    let mut socket = raw_socket(&server.ws(), &path).await;
+    // An empty awareness update: a message for the client's silence timer, a change to nothing.
+    let keepalive = [1u8, 1, 0];
+    let next_keepalive = async |socket: &mut _| -> std::time::Instant {
+        let read = async {
+            loop {
+                match StreamExt::next(socket).await {
+                    Some(Ok(Message::Binary(frame))) if frame[..] == keepalive => {
+                        return std::time::Instant::now()
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("the socket ended: {other:?}"),
+                }
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(10), read)
+            .await
+            .expect("a keepalive within 10 s of silence")
+    };
+    let first = next_keepalive(&mut socket).await;
+    let second = next_keepalive(&mut socket).await;
+    assert!(
+        second - first >= Duration::from_millis(1800),
+        "one per quiet period, not a stream: {:?}",
+        second - first
+    );
+    // While the server has something to send, it sends that instead: with another client
+    // typing every 100 ms, this socket gets its updates and, from the first one, no keepalive.
+    let mut typist = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    let typing = async {
+        for n in 0..40 {
+            typist.insert(None, &n.to_string()).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    let watching = async {
+        let (mut updates, mut keepalives) = (0, 0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+        while let Ok(Some(Ok(message))) =
+            tokio::time::timeout_at(deadline, StreamExt::next(&mut socket)).await
+        {
+            if let Message::Binary(frame) = message {
+                match frame[..] {
+                    [1, 1, 0] if updates > 0 => keepalives += 1,
+                    [0, 2, ..] => updates += 1,
+                    _ => {}
+                }
+            }
+        }
+        (updates, keepalives)
+    };
+    let ((), (updates, keepalives)) = tokio::join!(typing, watching);
+    assert!(updates >= 10, "the typist's updates arrived: {updates}");
+    assert_eq!(keepalives, 0, "no keepalive while updates flow");
+    socket.close(None).await.ok();
+    let _ = SinkExt::<Message>::flush(&mut socket).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -842,5 +916,26 @@ async fn a_document_loads_as_it_was_at_a_past_version() {
                 .get_string(&loaded.doc.transact())
         };
         assert_eq!(text, expected, "at version {version}");
+    }
+}
+
+/// y-websocket closes a connection on which nothing arrived for 30 s (and resends its state
+/// on the next): a lone editor on a quiet document hit that every 30 s until the server
+/// sent keepalives. Takes 35 s, most of it waiting for a reconnect that must not come.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_stock_client_on_a_quiet_document_stays_connected() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+    let mut client = NodeClient::open(&server.ws(), &doc, &mint("alice", 3600)).await;
+    let quiet_until = tokio::time::Instant::now() + Duration::from_secs(35);
+    while tokio::time::Instant::now() < quiet_until {
+        let connections = client.call(json!({"op": "connections"})).await;
+        assert_eq!(
+            connections["connects"], 1,
+            "the client reconnected on a quiet socket: {connections}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }

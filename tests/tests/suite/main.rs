@@ -3,12 +3,14 @@
 
 mod api;
 mod binary;
+mod comments;
 mod event_store;
 mod extensions;
 mod graphql;
 mod history;
 mod live;
 mod openapi;
+mod profiles;
 mod projections;
 mod relay;
 mod search;

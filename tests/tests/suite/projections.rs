@@ -86,8 +86,11 @@ async fn delivering_the_same_events_twice_changes_nothing() {
         checkpoints(&app.env.pool).await,
         vec![
             ("audit".into(), 4),
+            ("comments".into(), 4),
             ("documents".into(), 4),
             ("history".into(), 4),
+            ("notifications".into(), 4),
+            ("profiles".into(), 4),
             ("workspaces".into(), 4)
         ]
     );
@@ -254,8 +257,11 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
         checkpoints(&app.env.pool).await,
         vec![
             ("audit".into(), last),
+            ("comments".into(), last),
             ("documents".into(), last),
             ("history".into(), last),
+            ("notifications".into(), last),
+            ("profiles".into(), last),
             ("workspaces".into(), last)
         ]
     );

@@ -527,3 +527,140 @@ fn tempdir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comments_are_found_by_those_who_may_read_their_document() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let f = Fixture {
+        http: Http::new(server.http()),
+        client: reqwest::Client::new(),
+    };
+    let ws = f
+        .call(
+            Method::POST,
+            "/v1/workspaces",
+            "alice",
+            Some(json!({"name": "Acme"})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc = f.document(&ws, "alice", "Budget review", "/fin").await;
+    f.write(&doc, "alice", "Totals for the year", false).await;
+    let opened = f
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/threads"),
+            "alice",
+            Some(json!({"anchor": {"root": "text", "from": 0, "to": 6},
+                        "body": "Please check the zephyrine totals"})),
+        )
+        .await;
+    let (thread, comment) = (&opened["thread_id"], &opened["comment_id"]);
+    let at = opened["position"].as_i64().unwrap();
+    let found = |body: &Value| body["results"].as_array().unwrap().len();
+
+    let hits = f.search("alice", "q=zephyrine&kind=comment", at).await;
+    let hit = &hits["results"][0];
+    assert_eq!(found(&hits), 1, "{hits}");
+    assert_eq!(
+        (&hit["kind"], &hit["title"], &hit["folder"]),
+        (&json!("comment"), &json!("Budget review"), &json!("/fin"))
+    );
+    assert_eq!(
+        (&hit["thread_id"], &hit["comment_id"], &hit["document_id"]),
+        (thread, comment, &json!(doc))
+    );
+    let highlighted: Vec<&Value> = hit["snippet"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["highlight"] == true)
+        .map(|p| &p["text"])
+        .collect();
+    assert_eq!(highlighted, vec!["zephyrine"]);
+    assert_eq!(found(&f.search("alice", "q=zephyrine", at).await), 1);
+    assert_eq!(
+        found(&f.search("alice", "q=zephyrine&kind=document", at).await),
+        0
+    );
+    // The document's title finds the document, not its comments.
+    assert_eq!(
+        found(&f.search("alice", "q=budget&kind=comment", at).await),
+        0
+    );
+
+    // Someone who cannot read the document finds nothing; a share grants it, an unshare
+    // takes it away at once.
+    assert_eq!(found(&f.search("gus", "q=zephyrine", at).await), 0);
+    let shared = f
+        .command(
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/gus"),
+            "alice",
+            Some(json!({"role": "viewer"})),
+        )
+        .await;
+    assert_eq!(found(&f.search("gus", "q=zephyrine", shared).await), 1);
+    let unshared = f
+        .command(
+            Method::DELETE,
+            &format!("/v1/documents/{doc}/permissions/gus"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(found(&f.search("gus", "q=zephyrine", unshared).await), 0);
+
+    // Edits replace the entry; a rename shows in it; deletion and archiving remove it.
+    let edited = f
+        .command(
+            Method::PATCH,
+            &format!("/v1/comments/{}", comment.as_str().unwrap()),
+            "alice",
+            Some(json!({"body": "Please check the quorvex totals"})),
+        )
+        .await;
+    assert_eq!(found(&f.search("alice", "q=zephyrine", edited).await), 0);
+    assert_eq!(found(&f.search("alice", "q=quorvex", edited).await), 1);
+    let renamed = f
+        .command(
+            Method::PATCH,
+            &format!("/v1/documents/{doc}"),
+            "alice",
+            Some(json!({"title": "Budget final"})),
+        )
+        .await;
+    let hits = f.search("alice", "q=quorvex", renamed).await;
+    assert_eq!(hits["results"][0]["title"], "Budget final", "{hits}");
+    let reply = f
+        .call(
+            Method::POST,
+            &format!("/v1/threads/{}/comments", thread.as_str().unwrap()),
+            "alice",
+            Some(json!({"body": "quorvex again"})),
+        )
+        .await;
+    let at = reply["position"].as_i64().unwrap();
+    assert_eq!(found(&f.search("alice", "q=quorvex", at).await), 2);
+    let deleted = f
+        .command(
+            Method::DELETE,
+            &format!("/v1/comments/{}", comment.as_str().unwrap()),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(found(&f.search("alice", "q=quorvex", deleted).await), 1);
+    let archived = f
+        .command(
+            Method::POST,
+            &format!("/v1/documents/{doc}/archive"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(found(&f.search("alice", "q=quorvex", archived).await), 0);
+}

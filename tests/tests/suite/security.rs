@@ -330,18 +330,21 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
     );
     let pool = &app.env.pool;
 
-    // Every read-model table carries workspace_id and has RLS enabled.
+    // Every read-model table carries workspace_id (people's profiles and notification
+    // preferences: user_id, each person's own) and has RLS enabled.
     let tables: Vec<(String, bool, bool)> = sqlx::query_as(
         "SELECT c.relname::text, c.relrowsecurity, \
                 EXISTS (SELECT 1 FROM information_schema.columns i \
-                        WHERE i.table_name = c.relname AND i.column_name = 'workspace_id') \
+                        WHERE i.table_name = c.relname AND i.column_name = \
+                        CASE WHEN c.relname IN ('rm_profiles', 'rm_notification_preferences') \
+                        THEN 'user_id' ELSE 'workspace_id' END) \
          FROM pg_class c WHERE c.relkind = 'r' AND (c.relname LIKE 'rm\\_%' OR c.relname = 'presence_now') \
          ORDER BY 1",
     )
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 15, "{tables:?}");
+    assert_eq!(tables.len(), 22, "{tables:?}");
     for (table, rls, tenant_column) in &tables {
         assert!(
             *rls && *tenant_column,
@@ -387,6 +390,13 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
         "rm_documents",
         "rm_audit_entries",
         "rm_audit_stream_heads",
+        "rm_profiles",
+        "rm_comment_threads",
+        "rm_comments",
+        "rm_comment_reactions",
+        "rm_notifications",
+        "rm_notification_threads",
+        "rm_notification_preferences",
     ] {
         assert_eq!(
             count_as(None, table).await,
