@@ -234,6 +234,8 @@ impl Application {
             settings.live_tail_buffer,
             tail_stop.clone(),
         );
+        let notification_wakeups =
+            crate::routes::notifications::Wakeups::start(pool.clone(), tail_stop.clone());
         let search_stop = CancellationToken::new();
         let (search, search_task) = if settings.roles.api {
             let (search, task) =
@@ -261,6 +263,7 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             registry: Arc::new(registry),
             sign_ins: Default::default(),
+            notification_wakeups,
         };
         Ok(Self {
             tail_stop,

@@ -46,6 +46,8 @@ pub struct AppState {
     pub graphql: Arc<crate::graphql::CollabSchema>,
     /// People whose first sign-in this process has seen (profiles filled from claims).
     pub sign_ins: Arc<crate::routes::profile::SignIns>,
+    /// Wakes notification feeds when their person is told something.
+    pub notification_wakeups: crate::routes::notifications::Wakeups,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {
@@ -112,8 +114,41 @@ impl AppState {
         &self,
         principal: &Principal,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let tx = self.begin_reader().await?;
+        self.scope(tx, principal).await
+    }
+
+    /// Like [`AppState::reader`], with the documents shared with the caller visible too
+    /// (for what spans workspaces, such as a person's notifications).
+    pub async fn reader_with_shares(
+        &self,
+        principal: &Principal,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
+        let mut tx = self.pool.begin().await?;
+        if principal.service.is_none() {
+            // Read as the owner, before the role changes: shares of every workspace.
+            sqlx::query(
+                "SELECT set_config('collab.documents', \
+                 (SELECT coalesce(string_agg(document_id::text, ','), '') \
+                  FROM rm_document_shares WHERE user_id = $1), true)",
+            )
+            .bind(principal.id.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("SET LOCAL ROLE collab_reader")
+            .execute(&mut *tx)
+            .await?;
+        self.scope(tx, principal).await
+    }
+
+    /// Sets whose rows a reader transaction sees.
+    async fn scope(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+        principal: &Principal,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
         let user = &principal.id;
-        let mut tx = self.begin_reader().await?;
         set_local(&mut tx, "collab.user_id", user.as_str()).await?;
         match principal
             .service

@@ -9,7 +9,18 @@ use uuid::Uuid;
 use crate::ids::{EventId, UserId};
 
 /// Why someone is told.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NotificationKind {
     /// Someone mentioned you (`<@you>`) in a comment on a document you can read.
@@ -41,7 +52,18 @@ impl NotificationKind {
 }
 
 /// Whether, and how soon, a kind of notification is emailed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EmailMode {
     /// One email per notification, after a short delay (skipped if read in the app first).
@@ -63,7 +85,18 @@ impl EmailMode {
 }
 
 /// How often a digest is sent.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DigestInterval {
     Hourly,
@@ -71,7 +104,17 @@ pub enum DigestInterval {
 }
 
 /// How a person wants to hear of one kind of notification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[schemars(inline)]
 pub struct KindPreference {
@@ -82,7 +125,17 @@ pub struct KindPreference {
 }
 
 /// A person's notification preferences, per kind, and their digest's interval.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 #[schemars(inline)]
 pub struct NotificationPreferences {

@@ -338,7 +338,8 @@ pub struct NotificationRow {
 }
 
 /// The caller's in-app notifications (row-level security: their own, about documents they
-/// can still read), newest first, before `before` (a position), at most `limit`.
+/// can still read): newest first before `before` (a position), or oldest first after
+/// `after`; at most `limit`.
 pub async fn list(
     conn: &mut PgConnection,
     unread_only: bool,
@@ -346,7 +347,8 @@ pub async fn list(
     after: Option<i64>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, sqlx::Error> {
-    sqlx::query_as(
+    let order = if after.is_some() { "ASC" } else { "DESC" };
+    sqlx::query_as(&format!(
         "SELECT n.notification_id, n.kind, n.workspace_id, n.document_id, \
                 d.title AS document_title, n.thread_id, n.comment_id, c.body AS comment_body, \
                 n.actor, p.display_name AS actor_name, n.role, n.created_at, n.position, \
@@ -359,8 +361,8 @@ pub async fn list(
            AND (NOT $1 OR n.read_at IS NULL) \
            AND ($2::bigint IS NULL OR n.position < $2) \
            AND ($3::bigint IS NULL OR n.position > $3) \
-         ORDER BY n.position DESC, n.notification_id LIMIT $4",
-    )
+         ORDER BY n.position {order}, n.notification_id LIMIT $4"
+    ))
     .bind(unread_only)
     .bind(before)
     .bind(after)
@@ -411,4 +413,14 @@ pub async fn preferences(conn: &mut PgConnection) -> Result<NotificationPreferen
     .fetch_optional(conn)
     .await?;
     Ok(set.map(|p| p.0).unwrap_or_default())
+}
+
+/// How far the read model has folded the log (its checkpoint; 0 before its first fold).
+pub async fn folded_to(executor: impl sqlx::PgExecutor<'_>) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(max(position), 0) FROM projector_checkpoints WHERE name = $1",
+    )
+    .bind(NAME)
+    .fetch_one(executor)
+    .await
 }

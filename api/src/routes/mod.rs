@@ -26,6 +26,7 @@ pub mod export;
 pub mod health;
 pub mod history;
 pub mod members;
+pub mod notifications;
 pub mod permissions;
 pub mod profile;
 pub mod search;
@@ -50,6 +51,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(content::router())
         .merge(history::router())
         .merge(comments::router())
+        .merge(notifications::router())
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())

@@ -9,6 +9,7 @@ mod extensions;
 mod graphql;
 mod history;
 mod live;
+mod notifications;
 mod openapi;
 mod profiles;
 mod projections;
