@@ -9,6 +9,7 @@
 //! `rebuild` replays the log from position 0 to the same result. This crate depends on
 //! the log, never on command handling.
 
+pub mod activity;
 pub mod audit;
 mod bursts;
 pub mod checkpoint;

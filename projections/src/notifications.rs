@@ -358,6 +358,7 @@ pub async fn list(
          LEFT JOIN rm_comments c ON c.comment_id = n.comment_id \
          LEFT JOIN rm_profiles p ON p.user_id = n.actor \
          WHERE n.recipient = collab_current_user() AND n.in_app \
+           AND collab_opens_document(d.document_id, d.workspace_id, d.created_by) \
            AND (NOT $1 OR n.read_at IS NULL) \
            AND ($2::bigint IS NULL OR n.position < $2) \
            AND ($3::bigint IS NULL OR n.position > $3) \
@@ -376,7 +377,8 @@ pub async fn unread_count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT count(*) FROM rm_notifications n \
          JOIN rm_documents d ON d.document_id = n.document_id \
-         WHERE n.recipient = collab_current_user() AND n.in_app AND n.read_at IS NULL",
+         WHERE n.recipient = collab_current_user() AND n.in_app AND n.read_at IS NULL \
+           AND collab_opens_document(d.document_id, d.workspace_id, d.created_by)",
     )
     .fetch_one(conn)
     .await

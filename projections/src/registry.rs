@@ -7,8 +7,8 @@ use collab_domain::StreamCategory;
 use crate::history::{History, HistoryConfig};
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
+use crate::{activity, comments, notifications, profiles};
 use crate::{audit, documents, workspaces};
-use crate::{comments, notifications, profiles};
 
 /// A registered consumer of the log: a read model (folds into Postgres tables) or a
 /// worker (side effects outside Postgres). Cheap to clone.
@@ -65,6 +65,7 @@ impl Registry {
             .read_model(profiles::Profiles)
             .read_model(comments::Comments)
             .read_model(notifications::Notifications)
+            .read_model(activity::Activity)
     }
 
     /// Adds a read model. Names must be unique.

@@ -17,6 +17,7 @@ use crate::extract::{Principal, RequestMeta};
 use crate::observability::track_http;
 use crate::state::AppState;
 
+pub mod activity;
 pub mod audit;
 pub mod comments;
 pub mod content;
@@ -52,6 +53,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(history::router())
         .merge(comments::router())
         .merge(notifications::router())
+        .merge(activity::router())
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())

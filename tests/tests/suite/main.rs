@@ -1,6 +1,7 @@
 //! Integration and end-to-end tests: real Postgres, real NATS JetStream, the real
 //! application (in process) and the real `collab` binary. One binary for the crate.
 
+mod activity;
 mod api;
 mod binary;
 mod comments;

@@ -85,6 +85,7 @@ async fn delivering_the_same_events_twice_changes_nothing() {
     assert_eq!(
         checkpoints(&app.env.pool).await,
         vec![
+            ("activity".into(), 4),
             ("audit".into(), 4),
             ("comments".into(), 4),
             ("documents".into(), 4),
@@ -256,6 +257,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
     assert_eq!(
         checkpoints(&app.env.pool).await,
         vec![
+            ("activity".into(), last),
             ("audit".into(), last),
             ("comments".into(), last),
             ("documents".into(), last),
