@@ -323,11 +323,21 @@ impl Application {
                 ));
             }
         }
+        if roles.mailer {
+            match crate::mailer::Mailer::new(self.state.pool.clone(), self.settings.mail.clone()) {
+                Ok(Some(mailer)) => {
+                    tasks.spawn(mailer.run(background.clone()));
+                }
+                Ok(None) => info!("mailer: no COLLAB_SMTP_URL; notifications stay in the app"),
+                Err(error) => tracing::error!(%error, "mailer: not started"),
+            }
+        }
         info!(
             addr = ?self.local_addr,
             api = roles.api,
             relay = roles.relay,
             projector = roles.projector,
+            mailer = roles.mailer,
             "collab is running"
         );
         let limits = self.state.limits.clone();

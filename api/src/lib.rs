@@ -10,6 +10,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod graphql;
+pub mod mailer;
 pub mod observability;
 pub mod openapi;
 pub mod rate_limit;

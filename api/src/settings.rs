@@ -19,6 +19,8 @@ pub struct Roles {
     pub api: bool,
     pub relay: bool,
     pub projector: bool,
+    /// Emails notifications (when an SMTP server is configured).
+    pub mailer: bool,
 }
 
 impl Roles {
@@ -26,14 +28,16 @@ impl Roles {
         api: true,
         relay: true,
         projector: true,
+        mailer: true,
     };
 
-    /// Parses a comma-separated list: `api`, `relay`, `projector`, or `all`.
+    /// Parses a comma-separated list: `api`, `relay`, `projector`, `mailer`, or `all`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut roles = Roles {
             api: false,
             relay: false,
             projector: false,
+            mailer: false,
         };
         for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
@@ -41,9 +45,10 @@ impl Roles {
                 "api" => roles.api = true,
                 "relay" => roles.relay = true,
                 "projector" => roles.projector = true,
+                "mailer" => roles.mailer = true,
                 other => {
                     return Err(format!(
-                        "unknown role '{other}' (expected api, relay, projector or all)"
+                        "unknown role '{other}' (expected api, relay, projector, mailer or all)"
                     ))
                 }
             }
@@ -53,9 +58,10 @@ impl Roles {
                 api: false,
                 relay: false,
                 projector: false,
+                mailer: false,
             })
         {
-            return Err("no role given (expected api, relay, projector or all)".into());
+            return Err("no role given (expected api, relay, projector, mailer or all)".into());
         }
         Ok(roles)
     }
@@ -91,6 +97,8 @@ pub struct Settings {
     pub history: collab_projections::history::HistoryConfig,
     /// Where this instance keeps its search index, and how fresh.
     pub search: collab_search::SearchConfig,
+    /// Notification emails (the `mailer` role).
+    pub mail: crate::mailer::MailSettings,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -167,6 +175,7 @@ impl Settings {
                 dir: None,
                 indexer: Default::default(),
             },
+            mail: Default::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ mod history;
 
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
+use collab_api::mailer::MailSettings;
 use collab_api::rate_limit::{Limit, RateLimitSettings};
 use collab_api::settings::{defaults, AuditSettings};
 use collab_api::{Application, Roles, Settings};
@@ -261,6 +262,36 @@ struct ServeArgs {
     /// Events a live tail (SSE) may fall behind before it gets `event: lagged` and closes.
     #[arg(long, env = "COLLAB_LIVE_TAIL_BUFFER", default_value_t = defaults::LIVE_TAIL_BUFFER)]
     live_tail_buffer: usize,
+    /// The SMTP server notification emails go through: `smtp://host:port` (STARTTLS when
+    /// offered; `?tls=required` insists), `smtps://host:port` (TLS), `user:pass@` for
+    /// credentials. Unset: no emails.
+    #[arg(long, env = "COLLAB_SMTP_URL", hide_env_values = true)]
+    smtp_url: Option<String>,
+    /// The sender of notification emails, `Name <address>`.
+    #[arg(long, env = "COLLAB_SMTP_FROM", default_value_t = MailSettings::default().from)]
+    smtp_from: String,
+    /// The web app's address, which links in emails point to.
+    #[arg(long, env = "COLLAB_PUBLIC_URL", default_value_t = MailSettings::default().public_url)]
+    public_url: String,
+    /// Seconds an immediate email waits (skipped if the notification is read meanwhile).
+    #[arg(long, env = "COLLAB_MAIL_DELAY_SECS", default_value_t = MailSettings::default().delay.as_secs())]
+    mail_delay_secs: u64,
+    /// How often the mailer looks for emails to send, in milliseconds.
+    #[arg(long, env = "COLLAB_MAIL_POLL_MS", default_value_t = MailSettings::default().poll.as_millis() as u64)]
+    mail_poll_ms: u64,
+    /// Seconds an hourly digest gathers.
+    #[arg(long, env = "COLLAB_MAIL_HOURLY_SECS", default_value_t = MailSettings::default().hourly.as_secs())]
+    mail_hourly_secs: u64,
+    /// Seconds a daily digest gathers.
+    #[arg(long, env = "COLLAB_MAIL_DAILY_SECS", default_value_t = MailSettings::default().daily.as_secs())]
+    mail_daily_secs: u64,
+    /// Seconds before the first retry of an email the server did not take (doubling each
+    /// time, at most an hour).
+    #[arg(long, env = "COLLAB_MAIL_RETRY_SECS", default_value_t = MailSettings::default().retry_base.as_secs())]
+    mail_retry_secs: u64,
+    /// Attempts before an email is given up.
+    #[arg(long, env = "COLLAB_MAIL_MAX_ATTEMPTS", default_value_t = MailSettings::default().max_attempts)]
+    mail_max_attempts: i32,
 }
 
 #[derive(Subcommand)]
@@ -449,6 +480,21 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
             ..IndexerConfig::default()
         },
     };
+    settings.mail = MailSettings {
+        smtp_url: args.smtp_url.clone(),
+        from: args.smtp_from.clone(),
+        public_url: args.public_url.clone(),
+        delay: Duration::from_secs(args.mail_delay_secs),
+        poll: Duration::from_millis(args.mail_poll_ms.max(10)),
+        hourly: Duration::from_secs(args.mail_hourly_secs.max(1)),
+        daily: Duration::from_secs(args.mail_daily_secs.max(1)),
+        retry_base: Duration::from_secs(args.mail_retry_secs.max(1)),
+        max_attempts: args.mail_max_attempts.max(1),
+    };
+    // A mailer that cannot start is a configuration error: say so now, not in a log.
+    if settings.roles.mailer {
+        collab_api::mailer::Mailer::check(&settings.mail).map_err(|e| anyhow::anyhow!(e))?;
+    }
     let app = Application::build(settings).await?;
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));

@@ -335,6 +335,10 @@ pub struct NotificationRow {
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub position: i64,
     pub read_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// How it is emailed (`immediate`, `digest`, `off`), and how that went so far.
+    pub email: String,
+    pub email_state: Option<String>,
+    pub email_sent_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The caller's in-app notifications (row-level security: their own, about documents they
@@ -352,11 +356,12 @@ pub async fn list(
         "SELECT n.notification_id, n.kind, n.workspace_id, n.document_id, \
                 d.title AS document_title, n.thread_id, n.comment_id, c.body AS comment_body, \
                 n.actor, p.display_name AS actor_name, n.role, n.created_at, n.position, \
-                n.read_at \
+                n.read_at, n.email, m.state AS email_state, m.sent_at AS email_sent_at \
          FROM rm_notifications n \
          JOIN rm_documents d ON d.document_id = n.document_id \
          LEFT JOIN rm_comments c ON c.comment_id = n.comment_id \
          LEFT JOIN rm_profiles p ON p.user_id = n.actor \
+         LEFT JOIN mail_deliveries m ON m.notification_id = n.notification_id \
          WHERE n.recipient = collab_current_user() AND n.in_app \
            AND collab_opens_document(d.document_id, d.workspace_id, d.created_by) \
            AND (NOT $1 OR n.read_at IS NULL) \

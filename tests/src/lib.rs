@@ -844,3 +844,109 @@ pub fn mint_read_only(user: &str) -> String {
     )
     .unwrap()
 }
+
+/// A real SMTP server the test owns: npm `maildev` (tests/node), whose REST API lists what
+/// it received. Stopping it and starting it again on the same ports (and mail directory)
+/// is an SMTP server that was down for a while.
+pub struct Maildev {
+    child: Option<tokio::process::Child>,
+    pub smtp_port: u16,
+    pub web_port: u16,
+    /// Its mail directory (kept across a stop; removed on drop).
+    dir: PathBuf,
+    http: reqwest::Client,
+}
+
+impl Drop for Maildev {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Maildev {
+    pub async fn start() -> Self {
+        let mut maildev = Self {
+            child: None,
+            smtp_port: free_port(),
+            web_port: free_port(),
+            dir: std::env::temp_dir().join(format!("collab-maildev-{}", uuid::Uuid::now_v7())),
+            http: reqwest::Client::new(),
+        };
+        maildev.resume().await;
+        maildev
+    }
+
+    /// `smtp://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.smtp_port)
+    }
+
+    /// Starts it (again), and waits until its API answers.
+    pub async fn resume(&mut self) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+        let bin = dir.join("node_modules/.bin/maildev");
+        assert!(
+            bin.exists(),
+            "run `npm ci --prefix tests/node` first (ops/dev/test.sh does)"
+        );
+        let child = tokio::process::Command::new(bin)
+            .args(["--smtp", &self.smtp_port.to_string()])
+            .args(["--web", &self.web_port.to_string()])
+            .args(["--ip", "127.0.0.1", "--web-ip", "127.0.0.1"])
+            .arg("--mail-directory")
+            .arg(&self.dir)
+            .arg("--silent")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("maildev runs");
+        self.child = Some(child);
+        let http = self.http.clone();
+        let url = format!("http://127.0.0.1:{}/api/email", self.web_port);
+        eventually("maildev to answer", Duration::from_secs(30), || {
+            let (http, url) = (&http, &url);
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status().is_success())
+                    .map(|_| ())
+            }
+        })
+        .await;
+    }
+
+    /// Stops it (connections are refused until [`Maildev::resume`]).
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    /// Every email received so far (maildev's JSON: `subject`, `to`, `text`, `html`, ...).
+    pub async fn emails(&self) -> Vec<Value> {
+        self.http
+            .get(format!("http://127.0.0.1:{}/api/email", self.web_port))
+            .send()
+            .await
+            .expect("maildev answers")
+            .json()
+            .await
+            .expect("maildev lists emails")
+    }
+
+    /// The emails to `address`.
+    pub async fn emails_to(&self, address: &str) -> Vec<Value> {
+        self.emails()
+            .await
+            .into_iter()
+            .filter(|email| {
+                email["to"]
+                    .as_array()
+                    .is_some_and(|to| to.iter().any(|t| t["address"] == address))
+            })
+            .collect()
+    }
+}

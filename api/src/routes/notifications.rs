@@ -91,6 +91,22 @@ pub(crate) struct NotificationView {
     actor: NotificationActor,
     /// For a share: the role given.
     role: Option<String>,
+    email: EmailDelivery,
+}
+
+/// How a notification is emailed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EmailDelivery {
+    /// `immediate`, `digest` or `off` (as your preferences said when it was caused).
+    mode: String,
+    /// Absent until the mailer takes it on; then `sending`, `sent`, `retry` (the server did
+    /// not take it; tried again later), `failed`, `unknown` (broken off mid-send: never
+    /// sent again), `skipped_read` (read in the app first), `skipped` (its comment or
+    /// document went away) or `no_address` (no email in your profile).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sent_at: Option<DateTime<Utc>>,
 }
 
 impl From<read_model::NotificationRow> for NotificationView {
@@ -119,6 +135,11 @@ impl From<read_model::NotificationRow> for NotificationView {
                 name: row.actor_name,
             },
             role: row.role,
+            email: EmailDelivery {
+                mode: row.email,
+                state: row.email_state,
+                sent_at: row.email_sent_at,
+            },
         }
     }
 }
@@ -309,7 +330,7 @@ async fn get_preferences(
     tag = "notifications",
     request_body = NotificationPreferences,
     responses(
-        (status = 200, description = "Set", body = crate::openapi::Committed<NotificationPreferences>),
+        (status = 200, description = "Set", body = crate::openapi::Committed<PreferencesSet>),
         crate::openapi::Refusals,
         crate::openapi::CommandRefusals
     )
@@ -330,8 +351,14 @@ async fn put_preferences(
     Ok(command_response(
         StatusCode::OK,
         committed.position,
-        preferences,
+        PreferencesSet { preferences },
     ))
+}
+
+/// The preferences as set.
+#[derive(Serialize, ToSchema)]
+struct PreferencesSet {
+    preferences: NotificationPreferences,
 }
 
 /// Wakes the live feeds of people who were just told something: one `LISTEN` per process

@@ -596,3 +596,210 @@ async fn the_live_feed_pushes_notifications_from_any_instance_and_resumes() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+async fn set_profile(http: &Http, user: &str, name: &str, email: &str) {
+    command(
+        http,
+        Method::PUT,
+        "/v1/me/profile",
+        user,
+        Some(json!({"display_name": name, "email": email})),
+        200,
+    )
+    .await;
+}
+
+/// The email delivery of `user`'s newest notification of `kind`, once the mailer has
+/// taken it on and it is in `state`.
+async fn delivery(http: &Http, user: &str, kind: &str, state: &str) -> Value {
+    collab_tests::eventually(
+        &format!("{user}'s {kind} email to be {state}"),
+        Duration::from_secs(30),
+        || async {
+            let page = inbox(http, user, "", 0).await;
+            page["notifications"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|n| n["kind"] == kind)
+                .filter(|n| n["email"]["state"] == state)
+                .cloned()
+        },
+    )
+    .await
+}
+
+/// Bodies of the emails to `address` that contain `text`.
+async fn mails_with(smtp: &collab_tests::Maildev, address: &str, text: &str) -> usize {
+    smtp.emails_to(address)
+        .await
+        .iter()
+        .filter(|m| m["text"].as_str().unwrap_or_default().contains(text))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_emailed_once_at_once_or_in_digests_as_people_chose() {
+    let env = TestEnv::new().await;
+    let mut smtp = collab_tests::Maildev::start().await;
+    let smtp_url = smtp.url();
+    let mail_env = [
+        ("COLLAB_SMTP_URL", smtp_url.as_str()),
+        ("COLLAB_SMTP_FROM", "Collab <collab@example.com>"),
+        ("COLLAB_PUBLIC_URL", "https://collab.example"),
+        ("COLLAB_MAIL_DELAY_SECS", "2"),
+        ("COLLAB_MAIL_POLL_MS", "100"),
+        ("COLLAB_MAIL_DAILY_SECS", "6"),
+        ("COLLAB_MAIL_RETRY_SECS", "1"),
+    ];
+    let mut server = CollabProcess::start(&env, &mail_env).await;
+    let http = Http::new(server.http());
+    let (ws, doc) = http.workspace_with_document("alice").await;
+    for person in ["bob", "cy", "dan", "erin"] {
+        http.add_member(&ws, "alice", person, "member").await;
+        set_profile(
+            &http,
+            person,
+            &person.to_uppercase(),
+            &format!("{person}@example.com"),
+        )
+        .await;
+    }
+    set_profile(&http, "alice", "Alice", "alice@example.com").await;
+    // Dan wants no email at all; alice none about replies (and has her address erased).
+    let mut quiet = command(
+        &http,
+        Method::GET,
+        "/v1/me/notification-preferences",
+        "dan",
+        None,
+        200,
+    )
+    .await
+    .body;
+    for kind in ["mention", "reply", "share", "resolved"] {
+        quiet[kind]["email"] = "off".into();
+    }
+    command(
+        &http,
+        Method::PUT,
+        "/v1/me/notification-preferences",
+        "dan",
+        Some(quiet),
+        200,
+    )
+    .await;
+    command(
+        &http,
+        Method::PUT,
+        "/v1/me/profile",
+        "alice",
+        Some(json!({"display_name": "Alice"})),
+        200,
+    )
+    .await;
+    write_text(&http, &doc, "Release notes for the spring.").await;
+
+    let opened = command(
+        &http,
+        Method::POST,
+        &format!("/v1/documents/{doc}/threads"),
+        "alice",
+        Some(json!({"anchor": {"root": "text", "from": 0, "to": 7}, "body": "<@bob> <@dan> <@erin>: ship it?"})),
+        201,
+    )
+    .await;
+    let thread = opened.body["thread_id"].as_str().unwrap().to_owned();
+    // Erin reads it in the app before the delay is over (having seen it: the read waits
+    // for the mention's position): no email for her.
+    let read = http
+        .client
+        .post(format!("{}/v1/me/notifications/read", http.base))
+        .bearer_auth(mint("erin", 600))
+        .header("X-Collab-Min-Position", opened.position().to_string())
+        .json(&json!({"all": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.status(), 200);
+    assert_eq!(read.json::<Value>().await.unwrap()["unread_count"], 0);
+    // Replies gather into digests: cy's (two replies after hers), bob's (one).
+    for (user, body) in [("cy", "I'm in"), ("bob", "Me too"), ("alice", "Great")] {
+        command(
+            &http,
+            Method::POST,
+            &format!("/v1/threads/{thread}/comments"),
+            user,
+            Some(json!({"body": body})),
+            201,
+        )
+        .await;
+    }
+
+    let mention = delivery(&http, "bob", "mention", "sent").await;
+    assert!(mention["email"]["sent_at"].is_string());
+    let to_bob = smtp.emails_to("bob@example.com").await;
+    let email = to_bob
+        .iter()
+        .find(|m| m["subject"] == "Alice mentioned you in “Notes”")
+        .unwrap_or_else(|| panic!("bob's mention email in {to_bob:?}"));
+    let text = email["text"].as_str().unwrap();
+    assert!(text.contains("> <@bob> <@dan> <@erin>: ship it?"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "https://collab.example/documents/{doc}#thread-{thread}"
+        )),
+        "{text}"
+    );
+    let html = email["html"].as_str().unwrap();
+    assert!(html.contains("&lt;@bob&gt;"), "escaped in HTML: {html}");
+    assert_eq!(email["from"][0]["address"], "collab@example.com");
+
+    let digest = delivery(&http, "cy", "reply", "sent").await;
+    assert_eq!(digest["email"]["mode"], "digest");
+    let to_cy = smtp.emails_to("cy@example.com").await;
+    assert_eq!(to_cy.len(), 1, "one digest: {to_cy:?}");
+    assert_eq!(to_cy[0]["subject"], "Your digest: 2 notifications");
+    let text = to_cy[0]["text"].as_str().unwrap();
+    assert!(
+        text.contains("> Me too") && text.contains("> Great"),
+        "{text}"
+    );
+    delivery(&http, "bob", "reply", "sent").await;
+    assert_eq!(mails_with(&smtp, "bob@example.com", "> Great").await, 1);
+    // Read in time, opted out, or no address: nothing sent, and each says why.
+    assert_eq!(
+        delivery(&http, "erin", "mention", "skipped_read").await["email"]["mode"],
+        "immediate"
+    );
+    let dans = inbox(&http, "dan", "", 0).await;
+    assert_eq!(dans["notifications"][0]["email"], json!({"mode": "off"}));
+    delivery(&http, "alice", "reply", "no_address").await;
+    assert!(smtp.emails_to("dan@example.com").await.is_empty());
+    assert!(smtp.emails_to("erin@example.com").await.is_empty());
+    assert!(smtp.emails_to("alice@example.com").await.is_empty());
+
+    // The SMTP server goes down and the mailer restarts: the new email waits and is sent
+    // once the server is back, and nothing sent before is sent again.
+    smtp.stop().await;
+    assert!(server.terminate().await, "collab stops on SIGTERM");
+    server.restart().await;
+    let http = Http::new(server.http());
+    command(
+        &http,
+        Method::POST,
+        &format!("/v1/threads/{thread}/comments"),
+        "alice",
+        Some(json!({"body": "<@bob> second call"})),
+        201,
+    )
+    .await;
+    let waiting = delivery(&http, "bob", "mention", "retry").await;
+    assert_eq!(waiting["excerpt"], "<@bob> second call");
+    smtp.resume().await;
+    delivery(&http, "bob", "mention", "sent").await;
+    assert_eq!(mails_with(&smtp, "bob@example.com", "second call").await, 1);
+    assert_eq!(mails_with(&smtp, "bob@example.com", "ship it?").await, 1);
+    assert_eq!(mails_with(&smtp, "bob@example.com", "> Great").await, 1);
+    assert_eq!(mails_with(&smtp, "cy@example.com", "> Me too").await, 1);
+}
