@@ -264,6 +264,7 @@ impl Application {
             registry: Arc::new(registry),
             sign_ins: Default::default(),
             notification_wakeups,
+            webhook_allow_private: settings.webhooks.allow_private,
         };
         Ok(Self {
             tail_stop,
@@ -332,12 +333,21 @@ impl Application {
                 Err(error) => tracing::error!(%error, "mailer: not started"),
             }
         }
+        if roles.webhooks {
+            let sender = crate::webhooks::Sender::new(
+                self.state.pool.clone(),
+                self.state.aggregates.clone(),
+                self.settings.webhooks.clone(),
+            );
+            tasks.spawn(sender.run(background.clone()));
+        }
         info!(
             addr = ?self.local_addr,
             api = roles.api,
             relay = roles.relay,
             projector = roles.projector,
             mailer = roles.mailer,
+            webhooks = roles.webhooks,
             "collab is running"
         );
         let limits = self.state.limits.clone();

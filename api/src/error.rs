@@ -253,6 +253,8 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::NotMember(_) => ApiError::NotFound("member"),
             WorkspaceError::LastOwner => ApiError::conflict("last_owner", &value),
             WorkspaceError::ServiceAccountNotFound => ApiError::NotFound("service account"),
+            WorkspaceError::WebhookNotFound => ApiError::NotFound("webhook"),
+            WorkspaceError::TooManyWebhooks(_) => ApiError::conflict("too_many_webhooks", &value),
         }
     }
 }

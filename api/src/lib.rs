@@ -17,6 +17,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod webhooks;
 
 pub use app::{Application, StartupError};
 pub use settings::{Roles, Settings};

@@ -143,6 +143,7 @@ impl Modify for Security {
         (name = "profile", description = "Your profile and the erasure of your personal data"),
         (name = "comments", description = "Comment threads anchored in a document's text: replies, resolution, reactions"),
         (name = "notifications", description = "Your notifications (mentions, replies, shares, resolutions), what you read, your preferences, the live feed"),
+        (name = "webhooks", description = "Endpoints subscribed to a workspace's events: signed deliveries, attempts, retries"),
         (name = "search", description = "Full-text search"),
         (name = "graphql", description = "The GraphQL endpoint (schema: docs/schema.graphql)"),
         (name = "events", description = "Replay and live tails for consumers; the event catalogue"),

@@ -21,6 +21,8 @@ pub struct Roles {
     pub projector: bool,
     /// Emails notifications (when an SMTP server is configured).
     pub mailer: bool,
+    /// Delivers webhooks.
+    pub webhooks: bool,
 }
 
 impl Roles {
@@ -29,15 +31,17 @@ impl Roles {
         relay: true,
         projector: true,
         mailer: true,
+        webhooks: true,
     };
 
-    /// Parses a comma-separated list: `api`, `relay`, `projector`, `mailer`, or `all`.
+    /// Parses a comma-separated list: `api`, `relay`, `projector`, `mailer`, `webhooks`, or `all`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut roles = Roles {
             api: false,
             relay: false,
             projector: false,
             mailer: false,
+            webhooks: false,
         };
         for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
@@ -46,9 +50,10 @@ impl Roles {
                 "relay" => roles.relay = true,
                 "projector" => roles.projector = true,
                 "mailer" => roles.mailer = true,
+                "webhooks" => roles.webhooks = true,
                 other => {
                     return Err(format!(
-                        "unknown role '{other}' (expected api, relay, projector, mailer or all)"
+                        "unknown role '{other}' (expected api, relay, projector, mailer, webhooks or all)"
                     ))
                 }
             }
@@ -59,9 +64,12 @@ impl Roles {
                 relay: false,
                 projector: false,
                 mailer: false,
+                webhooks: false,
             })
         {
-            return Err("no role given (expected api, relay, projector, mailer or all)".into());
+            return Err(
+                "no role given (expected api, relay, projector, mailer, webhooks or all)".into(),
+            );
         }
         Ok(roles)
     }
@@ -99,6 +107,8 @@ pub struct Settings {
     pub search: collab_search::SearchConfig,
     /// Notification emails (the `mailer` role).
     pub mail: crate::mailer::MailSettings,
+    /// Webhook deliveries (the `webhooks` role) and which URLs webhooks may have.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -176,6 +186,7 @@ impl Settings {
                 indexer: Default::default(),
             },
             mail: Default::default(),
+            webhooks: Default::default(),
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct AppState {
     pub sign_ins: Arc<crate::routes::profile::SignIns>,
     /// Wakes notification feeds when their person is told something.
     pub notification_wakeups: crate::routes::notifications::Wakeups,
+    /// Webhook URLs may point at loopback and private addresses (tests, development).
+    pub webhook_allow_private: bool,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

@@ -39,7 +39,11 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             WorkspaceEvent::WorkspaceCreated(_)
             | WorkspaceEvent::WorkspaceRenamed(_)
             | WorkspaceEvent::MemberAdded(_)
-            | WorkspaceEvent::ServiceAccountCreated(_) => None,
+            | WorkspaceEvent::ServiceAccountCreated(_)
+            | WorkspaceEvent::WebhookCreated(_)
+            | WorkspaceEvent::WebhookDeleted(_)
+            | WorkspaceEvent::WebhookDisabled(_)
+            | WorkspaceEvent::WebhookEnabled(_) => None,
         },
         DomainEvent::Document(e) => match e {
             // A share can also replace an editor's role with a viewer's.

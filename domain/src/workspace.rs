@@ -57,6 +57,95 @@ pub enum WorkspaceCommand {
         by: UserId,
         account_id: Uuid,
     },
+    /// Owners and admins subscribe an endpoint to the workspace's events (its signing
+    /// secret is kept outside the log).
+    CreateWebhook {
+        by: UserId,
+        webhook_id: Uuid,
+        url: String,
+        events: Vec<String>,
+        format: WebhookFormat,
+    },
+    DeleteWebhook {
+        by: UserId,
+        webhook_id: Uuid,
+    },
+    /// Turned on again after it was disabled.
+    EnableWebhook {
+        by: UserId,
+        webhook_id: Uuid,
+    },
+    /// The delivery worker gives up on an endpoint that keeps failing.
+    DisableWebhook {
+        webhook_id: Uuid,
+        reason: String,
+    },
+}
+
+/// How a webhook's deliveries are shaped.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+#[schemars(inline)]
+pub enum WebhookFormat {
+    /// Standard Webhooks: `{type, timestamp, data}` signed with HMAC-SHA256.
+    Standard,
+    /// A Slack incoming webhook: `{"text": ...}` (signed the same way).
+    Slack,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookFormat::Standard => "standard",
+            WebhookFormat::Slack => "slack",
+        }
+    }
+}
+
+/// An endpoint was subscribed to the workspace's events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookCreated {
+    /// The webhook.
+    pub webhook_id: Uuid,
+    /// Where deliveries are posted (http or https).
+    pub url: String,
+    /// Event type patterns it receives (`DocumentRenamed`, `Comment*`, `*`).
+    pub events: Vec<String>,
+    /// `standard` or `slack`.
+    pub format: WebhookFormat,
+}
+
+/// A webhook was deleted; nothing more is delivered to it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookDeleted {
+    /// The webhook.
+    pub webhook_id: Uuid,
+}
+
+/// A webhook was disabled after a run of failed deliveries; its deliveries wait.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookDisabled {
+    /// The webhook.
+    pub webhook_id: Uuid,
+    /// Why, for its owners.
+    pub reason: String,
+}
+
+/// A disabled webhook was turned on again; its waiting deliveries go out.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct WebhookEnabled {
+    /// The webhook.
+    pub webhook_id: Uuid,
 }
 
 /// A workspace (tenant) was created. Always followed by `MemberAdded` for its owner.
@@ -151,6 +240,10 @@ event_enum!(
         DefaultDocumentRoleChanged = 1,
         ServiceAccountCreated = 1,
         ServiceAccountRevoked = 1,
+        WebhookCreated = 1,
+        WebhookDeleted = 1,
+        WebhookDisabled = 1,
+        WebhookEnabled = 1,
     }
 );
 
@@ -171,6 +264,10 @@ pub enum WorkspaceError {
     LastOwner,
     #[error("service account not found")]
     ServiceAccountNotFound,
+    #[error("webhook not found")]
+    WebhookNotFound,
+    #[error("a workspace has at most {0} webhooks")]
+    TooManyWebhooks(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -180,6 +277,9 @@ pub struct Workspace {
     members: BTreeMap<UserId, WorkspaceRole>,
     default_document_role: Option<DocumentRole>,
     service_accounts: BTreeMap<Uuid, ServiceAccount>,
+    /// Webhooks, and whether each is enabled.
+    #[serde(default)]
+    webhooks: BTreeMap<Uuid, bool>,
 }
 
 impl Default for Workspace {
@@ -190,6 +290,7 @@ impl Default for Workspace {
             members: BTreeMap::new(),
             default_document_role: Some(DocumentRole::Editor),
             service_accounts: BTreeMap::new(),
+            webhooks: BTreeMap::new(),
         }
     }
 }
@@ -209,6 +310,14 @@ impl Workspace {
 
     pub fn service_accounts(&self) -> &BTreeMap<Uuid, ServiceAccount> {
         &self.service_accounts
+    }
+
+    /// The most webhooks a workspace has.
+    pub const MAX_WEBHOOKS: usize = 20;
+
+    /// Whether the webhook exists, and is enabled.
+    pub fn webhook(&self, id: Uuid) -> Option<bool> {
+        self.webhooks.get(&id).copied()
     }
 
     pub fn default_document_role(&self) -> Option<DocumentRole> {
@@ -345,6 +454,56 @@ impl Workspace {
                     account_id,
                 })])
             }
+            WorkspaceCommand::CreateWebhook {
+                by,
+                webhook_id,
+                url,
+                events,
+                format,
+            } => {
+                self.require_manager(&by)?;
+                if self.webhooks.contains_key(&webhook_id) {
+                    return Err(WorkspaceError::AlreadyExists);
+                }
+                if self.webhooks.len() >= Self::MAX_WEBHOOKS {
+                    return Err(WorkspaceError::TooManyWebhooks(Self::MAX_WEBHOOKS));
+                }
+                Ok(vec![E::WebhookCreated(WebhookCreated {
+                    webhook_id,
+                    url,
+                    events,
+                    format,
+                })])
+            }
+            WorkspaceCommand::DeleteWebhook { by, webhook_id } => {
+                self.require_manager(&by)?;
+                self.webhooks
+                    .get(&webhook_id)
+                    .ok_or(WorkspaceError::WebhookNotFound)?;
+                Ok(vec![E::WebhookDeleted(WebhookDeleted { webhook_id })])
+            }
+            WorkspaceCommand::EnableWebhook { by, webhook_id } => {
+                self.require_manager(&by)?;
+                let enabled = self
+                    .webhooks
+                    .get(&webhook_id)
+                    .ok_or(WorkspaceError::WebhookNotFound)?;
+                if *enabled {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::WebhookEnabled(WebhookEnabled { webhook_id })])
+            }
+            WorkspaceCommand::DisableWebhook { webhook_id, reason } => {
+                self.id.ok_or(WorkspaceError::NotFound)?;
+                match self.webhooks.get(&webhook_id) {
+                    None => Err(WorkspaceError::WebhookNotFound),
+                    Some(false) => Ok(vec![]),
+                    Some(true) => Ok(vec![E::WebhookDisabled(WebhookDisabled {
+                        webhook_id,
+                        reason,
+                    })]),
+                }
+            }
             WorkspaceCommand::RemoveMember { by, user } => {
                 // Anyone may leave; removing someone else takes a manager.
                 let by_role = if by == user {
@@ -420,13 +579,25 @@ impl Aggregate for Workspace {
             WorkspaceEvent::ServiceAccountRevoked(e) => {
                 self.service_accounts.remove(&e.account_id);
             }
+            WorkspaceEvent::WebhookCreated(e) => {
+                self.webhooks.insert(e.webhook_id, true);
+            }
+            WorkspaceEvent::WebhookDeleted(e) => {
+                self.webhooks.remove(&e.webhook_id);
+            }
+            WorkspaceEvent::WebhookDisabled(e) => {
+                self.webhooks.insert(e.webhook_id, false);
+            }
+            WorkspaceEvent::WebhookEnabled(e) => {
+                self.webhooks.insert(e.webhook_id, true);
+            }
         }
     }
 }
 
 impl EventSourced for Workspace {
     const CATEGORY: StreamCategory = StreamCategory::Workspace;
-    const SNAPSHOT_VERSION: i32 = 3;
+    const SNAPSHOT_VERSION: i32 = 4;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.id
@@ -465,6 +636,70 @@ mod tests {
             user_id: user(name),
             role,
         })
+    }
+
+    #[test]
+    fn managers_keep_webhooks_and_the_worker_disables_them() {
+        let id = WorkspaceId::new();
+        let hook = Uuid::from_u128(7);
+        let create = |by: &str| WorkspaceCommand::CreateWebhook {
+            by: user(by),
+            webhook_id: hook,
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            format: WebhookFormat::Standard,
+        };
+        let mut given = created(id);
+        given.push(member("bob", WorkspaceRole::Member));
+        Given::with(())
+            .given(given.clone())
+            .when(create("bob"))
+            .then_expect_error(WorkspaceError::Forbidden(
+                "only owners and admins manage a workspace",
+            ));
+        let made = WorkspaceEvent::WebhookCreated(WebhookCreated {
+            webhook_id: hook,
+            url: "https://example.com/hook".into(),
+            events: vec!["*".into()],
+            format: WebhookFormat::Standard,
+        });
+        Given::with(())
+            .given(given.clone())
+            .when(create("alice"))
+            .then_expect_events(vec![made.clone()]);
+        let disabled = WorkspaceEvent::WebhookDisabled(WebhookDisabled {
+            webhook_id: hook,
+            reason: "down".into(),
+        });
+        let disable = || WorkspaceCommand::DisableWebhook {
+            webhook_id: hook,
+            reason: "down".into(),
+        };
+        Given::with(())
+            .given([given.clone(), vec![made.clone()]].concat())
+            .when(disable())
+            .then_expect_events(vec![disabled.clone()]);
+        // Disabling twice changes nothing; enabling brings it back.
+        Given::with(())
+            .given([given.clone(), vec![made.clone(), disabled.clone()]].concat())
+            .when(disable())
+            .then_expect_events(vec![]);
+        Given::with(())
+            .given([given.clone(), vec![made, disabled]].concat())
+            .when(WorkspaceCommand::EnableWebhook {
+                by: user("alice"),
+                webhook_id: hook,
+            })
+            .then_expect_events(vec![WorkspaceEvent::WebhookEnabled(WebhookEnabled {
+                webhook_id: hook,
+            })]);
+        Given::with(())
+            .given(given)
+            .when(WorkspaceCommand::DeleteWebhook {
+                by: user("alice"),
+                webhook_id: hook,
+            })
+            .then_expect_error(WorkspaceError::WebhookNotFound);
     }
 
     #[test]

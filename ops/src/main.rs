@@ -12,6 +12,7 @@ use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
 use collab_api::mailer::MailSettings;
 use collab_api::rate_limit::{Limit, RateLimitSettings};
 use collab_api::settings::{defaults, AuditSettings};
+use collab_api::webhooks::WebhookSettings;
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
 use collab_live::LiveConfig;
@@ -111,7 +112,7 @@ struct GlobalArgs {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server (migrates first).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate,
     /// Development tokens.
@@ -292,6 +293,26 @@ struct ServeArgs {
     /// Attempts before an email is given up.
     #[arg(long, env = "COLLAB_MAIL_MAX_ATTEMPTS", default_value_t = MailSettings::default().max_attempts)]
     mail_max_attempts: i32,
+    /// Seconds before each retry of a failed webhook delivery, comma-separated; after the
+    /// last, the delivery has failed.
+    #[arg(
+        long,
+        env = "COLLAB_WEBHOOK_RETRY_SCHEDULE",
+        default_value = "5,300,1800,7200,18000,36000,36000"
+    )]
+    webhook_retry_schedule: String,
+    /// Seconds a webhook receiver may take to answer.
+    #[arg(long, env = "COLLAB_WEBHOOK_TIMEOUT_SECS", default_value_t = WebhookSettings::default().timeout.as_secs())]
+    webhook_timeout_secs: u64,
+    /// Failed delivery attempts in a row after which a webhook is disabled.
+    #[arg(long, env = "COLLAB_WEBHOOK_DISABLE_AFTER", default_value_t = WebhookSettings::default().disable_after)]
+    webhook_disable_after: i32,
+    /// How often the webhook worker looks for due deliveries, in milliseconds.
+    #[arg(long, env = "COLLAB_WEBHOOK_POLL_MS", default_value_t = WebhookSettings::default().poll.as_millis() as u64)]
+    webhook_poll_ms: u64,
+    /// Let webhooks reach loopback and private addresses (tests and development only).
+    #[arg(long, env = "COLLAB_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
+    webhook_allow_private: bool,
 }
 
 #[derive(Subcommand)]
@@ -490,6 +511,14 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         daily: Duration::from_secs(args.mail_daily_secs.max(1)),
         retry_base: Duration::from_secs(args.mail_retry_secs.max(1)),
         max_attempts: args.mail_max_attempts.max(1),
+    };
+    settings.webhooks = WebhookSettings {
+        poll: Duration::from_millis(args.webhook_poll_ms.max(10)),
+        timeout: Duration::from_secs(args.webhook_timeout_secs.max(1)),
+        schedule: collab_api::webhooks::parse_schedule(&args.webhook_retry_schedule)
+            .map_err(|e| anyhow::anyhow!("COLLAB_WEBHOOK_RETRY_SCHEDULE: {e}"))?,
+        disable_after: args.webhook_disable_after.max(1),
+        allow_private: args.webhook_allow_private,
     };
     // A mailer that cannot start is a configuration error: say so now, not in a log.
     if settings.roles.mailer {

@@ -486,6 +486,25 @@ async fn workspace_summary(
             let name = page.name_of(conn, e.account_id).await?;
             (format!("{actor} revoked service account {name}"), None)
         }
+        WorkspaceEvent::WebhookCreated(e) => (
+            format!(
+                "{actor} added a {} webhook to {} for {}",
+                e.format.as_str(),
+                e.url,
+                e.events.join(", ")
+            ),
+            None,
+        ),
+        WorkspaceEvent::WebhookDeleted(e) => {
+            (format!("{actor} deleted webhook {}", e.webhook_id), None)
+        }
+        WorkspaceEvent::WebhookDisabled(e) => (
+            format!("webhook {} was disabled: {}", e.webhook_id, e.reason),
+            None,
+        ),
+        WorkspaceEvent::WebhookEnabled(e) => {
+            (format!("{actor} enabled webhook {}", e.webhook_id), None)
+        }
     })
 }
 

@@ -25,6 +25,7 @@ pub mod registry;
 pub mod runtime;
 pub mod status;
 pub mod verify;
+pub mod webhooks;
 pub mod worker;
 pub mod workspaces;
 

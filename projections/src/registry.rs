@@ -7,7 +7,7 @@ use collab_domain::StreamCategory;
 use crate::history::{History, HistoryConfig};
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
-use crate::{activity, comments, notifications, profiles};
+use crate::{activity, comments, notifications, profiles, webhooks};
 use crate::{audit, documents, workspaces};
 
 /// A registered consumer of the log: a read model (folds into Postgres tables) or a
@@ -66,6 +66,7 @@ impl Registry {
             .read_model(comments::Comments)
             .read_model(notifications::Notifications)
             .read_model(activity::Activity)
+            .read_model(webhooks::Webhooks)
     }
 
     /// Adds a read model. Names must be unique.

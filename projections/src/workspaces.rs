@@ -101,6 +101,11 @@ async fn apply(
         }
         // Service accounts are checked against the aggregate; no read model needs them.
         WorkspaceEvent::ServiceAccountCreated(_) | WorkspaceEvent::ServiceAccountRevoked(_) => {}
+        // The `webhooks` read model's.
+        WorkspaceEvent::WebhookCreated(_)
+        | WorkspaceEvent::WebhookDeleted(_)
+        | WorkspaceEvent::WebhookDisabled(_)
+        | WorkspaceEvent::WebhookEnabled(_) => {}
         WorkspaceEvent::MemberRemoved(e) => {
             sqlx::query(
                 "DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2",

@@ -950,3 +950,105 @@ impl Maildev {
             .collect()
     }
 }
+
+/// A webhook receiver the test owns (tests/node/webhook-receiver.mjs): it checks every
+/// delivery's signature with npm `standardwebhooks` and lists what it received.
+pub struct WebhookReceiver {
+    child: Option<tokio::process::Child>,
+    pub port: u16,
+    http: reqwest::Client,
+}
+
+impl WebhookReceiver {
+    pub async fn start() -> Self {
+        let mut receiver = Self {
+            child: None,
+            port: free_port(),
+            http: reqwest::Client::new(),
+        };
+        receiver.resume().await;
+        receiver
+    }
+
+    /// The URL of `path` on it.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Starts it (again, with nothing received and no secrets), and waits until it answers.
+    pub async fn resume(&mut self) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("node");
+        assert!(
+            dir.join("node_modules/standardwebhooks").exists(),
+            "run `npm ci --prefix tests/node` first (ops/dev/test.sh does)"
+        );
+        let child = tokio::process::Command::new("node")
+            .arg("webhook-receiver.mjs")
+            .arg(self.port.to_string())
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        self.child = Some(child);
+        let url = self.url("/_control/received");
+        let http = self.http.clone();
+        eventually(
+            "the webhook receiver to answer",
+            Duration::from_secs(30),
+            || {
+                let (http, url) = (&http, &url);
+                async move { http.get(url).send().await.ok().map(|_| ()) }
+            },
+        )
+        .await;
+    }
+
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill().await;
+        }
+    }
+
+    async fn control(&self, what: &str, body: Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/_control/{what}")))
+            .json(&body)
+            .send()
+            .await
+            .expect("the receiver answers");
+        assert!(r.status().is_success());
+    }
+
+    /// Deliveries to `path` are signed with `secret`.
+    pub async fn secret(&self, path: &str, secret: &str) {
+        self.control(
+            "secret",
+            serde_json::json!({"path": path, "secret": secret}),
+        )
+        .await;
+    }
+
+    /// Answer `status` to the next `count` deliveries to `path`.
+    pub async fn fail(&self, path: &str, count: u32, status: u16) {
+        self.control(
+            "fail",
+            serde_json::json!({"path": path, "count": count, "status": status}),
+        )
+        .await;
+    }
+
+    /// Everything received: `{path, id, verified, error, body, answered}` each.
+    pub async fn received(&self) -> Vec<Value> {
+        self.http
+            .get(self.url("/_control/received"))
+            .send()
+            .await
+            .expect("the receiver answers")
+            .json()
+            .await
+            .expect("a list")
+    }
+}

@@ -33,6 +33,7 @@ pub mod profile;
 pub mod search;
 pub mod service_accounts;
 pub mod sync;
+pub mod webhooks;
 pub mod workspaces;
 
 /// Every route, with its OpenAPI description.
@@ -54,6 +55,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(comments::router())
         .merge(notifications::router())
         .merge(activity::router())
+        .merge(webhooks::router())
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())

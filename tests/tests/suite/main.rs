@@ -19,3 +19,4 @@ mod search;
 mod security;
 mod sharing;
 mod versions;
+mod webhooks;

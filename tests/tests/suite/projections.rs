@@ -92,6 +92,7 @@ async fn delivering_the_same_events_twice_changes_nothing() {
             ("history".into(), 4),
             ("notifications".into(), 4),
             ("profiles".into(), 4),
+            ("webhooks".into(), 4),
             ("workspaces".into(), 4)
         ]
     );
@@ -264,6 +265,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
             ("history".into(), last),
             ("notifications".into(), last),
             ("profiles".into(), last),
+            ("webhooks".into(), last),
             ("workspaces".into(), last)
         ]
     );

@@ -344,7 +344,7 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 23, "{tables:?}");
+    assert_eq!(tables.len(), 24, "{tables:?}");
     for (table, rls, tenant_column) in &tables {
         assert!(
             *rls && *tenant_column,
@@ -398,6 +398,7 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
         "rm_notification_threads",
         "rm_notification_preferences",
         "rm_activity",
+        "rm_webhooks",
     ] {
         assert_eq!(
             count_as(None, table).await,
