@@ -23,9 +23,10 @@ use uuid::Uuid;
 /// How and when the mailer sends.
 #[derive(Debug, Clone)]
 pub struct MailSettings {
-    /// `smtp://host:port` (plain or STARTTLS when offered: `?tls=required` insists),
-    /// `smtps://host:port` (TLS from the start); credentials as `user:pass@`. None: no
-    /// email is sent (the notifications stay in the app).
+    /// `smtps://user:pass@host:465` (TLS from the start), `smtp://…?tls=required`
+    /// (STARTTLS required), `?tls=opportunistic` (STARTTLS when offered), or plain
+    /// `smtp://host:port` (unencrypted: development). None: no email is sent (the
+    /// notifications stay in the app).
     pub smtp_url: Option<String>,
     /// The sender, `Name <address>`.
     pub from: String,

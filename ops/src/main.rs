@@ -263,9 +263,9 @@ struct ServeArgs {
     /// Events a live tail (SSE) may fall behind before it gets `event: lagged` and closes.
     #[arg(long, env = "COLLAB_LIVE_TAIL_BUFFER", default_value_t = defaults::LIVE_TAIL_BUFFER)]
     live_tail_buffer: usize,
-    /// The SMTP server notification emails go through: `smtp://host:port` (STARTTLS when
-    /// offered; `?tls=required` insists), `smtps://host:port` (TLS), `user:pass@` for
-    /// credentials. Unset: no emails.
+    /// The SMTP server notification emails go through: `smtps://user:pass@host:465` (TLS),
+    /// `smtp://…?tls=required` (STARTTLS required), `?tls=opportunistic`, or plain
+    /// `smtp://host:port` (unencrypted: development only). Unset: no emails.
     #[arg(long, env = "COLLAB_SMTP_URL", hide_env_values = true)]
     smtp_url: Option<String>,
     /// The sender of notification emails, `Name <address>`.

@@ -806,6 +806,50 @@ impl Http {
         r.position()
     }
 
+    /// A request as `user` that must answer `status`.
+    pub async fn expect(
+        &self,
+        method: Method,
+        path: &str,
+        user: &str,
+        body: Option<Value>,
+        status: u16,
+    ) -> Response {
+        let r = self.call(method.clone(), path, user, body).await;
+        assert_eq!(
+            r.status.as_u16(),
+            status,
+            "{user} {method} {path}: {}",
+            r.body
+        );
+        r
+    }
+
+    /// Inserts `text` at the start of the document's `text` root over HTTP (a Yjs update
+    /// from a fresh client), as `user`; returns the command's position.
+    pub async fn write_text(&self, document: &str, user: &str, text: &str) -> i64 {
+        use yrs::{ReadTxn, Text, Transact};
+        let remote = yrs::Doc::new();
+        remote
+            .get_or_insert_text("text")
+            .insert(&mut remote.transact_mut(), 0, text);
+        let update = remote
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        let response = self
+            .client
+            .post(format!("{}/v1/documents/{document}/updates", self.base))
+            .bearer_auth(mint(user, 600))
+            .header("content-type", "application/octet-stream")
+            .body(update)
+            .send()
+            .await
+            .expect("request is sent");
+        let response = Response::from(response).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.body);
+        response.position()
+    }
+
     /// The document's text as the server holds it.
     pub async fn content_text(&self, document: &str, user: &str) -> String {
         let response = self

@@ -331,25 +331,15 @@ async fn delete_webhook(
     meta: RequestMeta,
     Path((workspace, webhook)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (workspace, row) = one(&state, &principal, &meta, &workspace, &webhook).await?;
-    let command = WorkspaceCommand::DeleteWebhook {
-        by: principal.id.clone(),
-        webhook_id: row.webhook_id,
-    };
-    let committed = run::<Workspace>(
+    change(
         &state,
         &principal,
         &meta,
-        workspace.as_uuid(),
-        command,
-        None,
+        &workspace,
+        &webhook,
+        |by, webhook_id| WorkspaceCommand::DeleteWebhook { by, webhook_id },
     )
-    .await?;
-    Ok(command_response(
-        StatusCode::OK,
-        committed.position,
-        WebhookChanged { id: row.webhook_id },
-    ))
+    .await
 }
 
 /// Turn a disabled webhook on again: its waiting deliveries go out.
@@ -370,20 +360,30 @@ async fn enable_webhook(
     meta: RequestMeta,
     Path((workspace, webhook)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let (workspace, row) = one(&state, &principal, &meta, &workspace, &webhook).await?;
-    let command = WorkspaceCommand::EnableWebhook {
-        by: principal.id.clone(),
-        webhook_id: row.webhook_id,
-    };
-    let committed = run::<Workspace>(
+    change(
         &state,
         &principal,
         &meta,
-        workspace.as_uuid(),
-        command,
-        None,
+        &workspace,
+        &webhook,
+        |by, webhook_id| WorkspaceCommand::EnableWebhook { by, webhook_id },
     )
-    .await?;
+    .await
+}
+
+/// Runs the command `make` makes on one webhook of the workspace, as its manager.
+async fn change(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    workspace: &str,
+    webhook: &str,
+    make: impl FnOnce(collab_domain::UserId, Uuid) -> WorkspaceCommand,
+) -> Result<Response, ApiError> {
+    let (workspace, row) = one(state, principal, meta, workspace, webhook).await?;
+    let command = make(principal.id.clone(), row.webhook_id);
+    let committed =
+        run::<Workspace>(state, principal, meta, workspace.as_uuid(), command, None).await?;
     Ok(command_response(
         StatusCode::OK,
         committed.position,

@@ -7,30 +7,6 @@ use collab_tests::{collab_bin, mint, CollabProcess, Http, TestEnv};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-async fn update(http: &Http, doc: &str, user: &str, text: &str) -> i64 {
-    use yrs::{ReadTxn, Text, Transact};
-    let remote = yrs::Doc::new();
-    remote
-        .get_or_insert_text("text")
-        .insert(&mut remote.transact_mut(), 0, text);
-    let update = remote
-        .transact()
-        .encode_state_as_update_v1(&yrs::StateVector::default());
-    let response = http
-        .client
-        .post(format!("{}/v1/documents/{doc}/updates", http.base))
-        .bearer_auth(mint(user, 600))
-        .header("content-type", "application/octet-stream")
-        .body(update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["position"]
-        .as_i64()
-        .unwrap()
-}
-
 async fn feed(http: &Http, path: &str, user: &str, at: i64) -> (StatusCode, Value) {
     let response = http
         .client
@@ -104,9 +80,9 @@ async fn feeds_tell_what_happened_to_what_the_caller_may_open() {
     )
     .await;
     // Two edits by alice in one burst are one entry; bob's are his own.
-    update(&http, &plan, "alice", "First lines. ").await;
-    update(&http, &plan, "alice", "More. ").await;
-    update(&http, &plan, "bob", "Bob was here. ").await;
+    http.write_text(&plan, "alice", "First lines. ").await;
+    http.write_text(&plan, "alice", "More. ").await;
+    http.write_text(&plan, "bob", "Bob was here. ").await;
     let opened = http
         .call(
             Method::POST,

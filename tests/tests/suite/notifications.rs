@@ -9,31 +9,6 @@ use collab_tests::{collab_bin, mint, CollabProcess, Http, TestEnv};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
-/// Puts `text` into the document's `text` root over HTTP; returns the position.
-async fn write_text(http: &Http, doc: &str, text: &str) -> i64 {
-    use yrs::{ReadTxn, Text, Transact};
-    let remote = yrs::Doc::new();
-    remote
-        .get_or_insert_text("text")
-        .insert(&mut remote.transact_mut(), 0, text);
-    let update = remote
-        .transact()
-        .encode_state_as_update_v1(&yrs::StateVector::default());
-    let response = http
-        .client
-        .post(format!("{}/v1/documents/{doc}/updates", http.base))
-        .bearer_auth(mint("alice", 600))
-        .header("content-type", "application/octet-stream")
-        .body(update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["position"]
-        .as_i64()
-        .unwrap()
-}
-
 /// `user`'s notifications page once the read models reach `at`.
 async fn inbox(http: &Http, user: &str, query: &str, at: i64) -> Value {
     let response = http
@@ -67,7 +42,7 @@ fn pair(kind: &str, actor: &str) -> (String, String) {
     (kind.to_owned(), actor.to_owned())
 }
 
-/// A command as `user`; asserts `status` and returns the answer.
+/// A request as `user` that must answer `status`.
 async fn command(
     http: &Http,
     method: Method,
@@ -76,14 +51,7 @@ async fn command(
     body: Option<Value>,
     status: u16,
 ) -> collab_tests::Response {
-    let r = http.call(method.clone(), path, user, body).await;
-    assert_eq!(
-        r.status.as_u16(),
-        status,
-        "{user} {method} {path}: {}",
-        r.body
-    );
-    r
+    http.expect(method, path, user, body, status).await
 }
 
 async fn notification_rows(pool: &sqlx::PgPool) -> Vec<(String, String, String, bool, bool)> {
@@ -104,7 +72,12 @@ async fn mentions_replies_shares_and_resolutions_tell_the_right_people() {
     let (ws, doc) = http.workspace_with_document("alice").await;
     http.add_member(&ws, "alice", "bob", "member").await;
     http.add_member(&ws, "alice", "cy", "member").await;
-    write_text(&http, &doc, "The quick brown fox jumps over the lazy dog.").await;
+    http.write_text(
+        &doc,
+        "alice",
+        "The quick brown fox jumps over the lazy dog.",
+    )
+    .await;
 
     // Alice opens a thread mentioning bob (a member) and dave (an outsider): bob is told,
     // dave is not, and alice hears that dave cannot read the document.
@@ -510,7 +483,8 @@ async fn the_live_feed_pushes_notifications_from_any_instance_and_resumes() {
     let http_two = Http::new(two.http());
     let (ws, doc) = http.workspace_with_document("alice").await;
     http.add_member(&ws, "alice", "bob", "member").await;
-    write_text(&http, &doc, "Plans for the spring.").await;
+    http.write_text(&doc, "alice", "Plans for the spring.")
+        .await;
 
     // Bob listens on instance two; alice mentions him through instance one.
     let response = feed(&http_two, "bob", None).await;
@@ -698,7 +672,8 @@ async fn notifications_are_emailed_once_at_once_or_in_digests_as_people_chose() 
         200,
     )
     .await;
-    write_text(&http, &doc, "Release notes for the spring.").await;
+    http.write_text(&doc, "alice", "Release notes for the spring.")
+        .await;
 
     let opened = command(
         &http,

@@ -18,14 +18,7 @@ async fn call(
     body: Option<Value>,
     status: u16,
 ) -> collab_tests::Response {
-    let r = http.call(method.clone(), path, user, body).await;
-    assert_eq!(
-        r.status.as_u16(),
-        status,
-        "{user} {method} {path}: {}",
-        r.body
-    );
-    r
+    http.expect(method, path, user, body, status).await
 }
 
 /// The verified deliveries to `path`, once there are at least `n`.
