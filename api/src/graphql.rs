@@ -33,7 +33,9 @@ use utoipa_axum::routes;
 
 use crate::error::ApiError;
 use crate::extract::{authenticate, Principal, RequestMeta};
-use crate::routes::{comments, documents, history, members, permissions, search, workspaces};
+use crate::routes::{
+    comments, documents, history, members, notifications, permissions, search, workspaces,
+};
 use crate::state::AppState;
 
 /// Deepest selection a query may have.
@@ -531,6 +533,71 @@ pub struct CommentChange {
     position: i64,
 }
 
+/// One of the caller's notifications (as `GET /v1/me/notifications` gives it).
+#[derive(SimpleObject)]
+pub struct Notification {
+    id: ID,
+    /// `mention`, `reply`, `share` or `resolved`.
+    kind: String,
+    read: bool,
+    created_at: DateTime<Utc>,
+    /// The log position of what caused it.
+    position: i64,
+    workspace_id: ID,
+    document_id: ID,
+    document_title: String,
+    thread_id: Option<ID>,
+    comment_id: Option<ID>,
+    /// The start of the comment as it reads now.
+    excerpt: Option<String>,
+    actor_id: String,
+    actor_name: Option<String>,
+    /// For a share: the role given.
+    role: Option<String>,
+    /// `immediate`, `digest` or `off`.
+    email_mode: String,
+    /// How the email went (absent until the mailer takes it on).
+    email_state: Option<String>,
+}
+
+impl From<notifications::NotificationView> for Notification {
+    fn from(n: notifications::NotificationView) -> Self {
+        Self {
+            id: ID(n.id.to_string()),
+            kind: n.kind.as_str().to_owned(),
+            read: n.read,
+            created_at: n.created_at,
+            position: n.position,
+            workspace_id: ID(n.workspace_id.to_string()),
+            document_id: ID(n.document_id.to_string()),
+            document_title: n.document_title,
+            thread_id: n.thread_id.map(|t| ID(t.to_string())),
+            comment_id: n.comment_id.map(|c| ID(c.to_string())),
+            excerpt: n.excerpt,
+            actor_id: n.actor.id,
+            actor_name: n.actor.name,
+            role: n.role,
+            email_mode: n.email.mode,
+            email_state: n.email.state,
+        }
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct NotificationPage {
+    notifications: Vec<Notification>,
+    next_cursor: Option<String>,
+    /// All of the caller's unread notifications, not just this page's.
+    unread_count: i64,
+}
+
+/// Notifications marked read.
+#[derive(SimpleObject)]
+pub struct NotificationsRead {
+    unread_count: i64,
+    position: i64,
+}
+
 /// A thread changed (resolved, reopened, a comment deleted, a reaction).
 #[derive(SimpleObject)]
 pub struct ThreadChange {
@@ -755,6 +822,38 @@ impl Query {
         })
     }
 
+    /// The caller's notifications, newest first (`unread: true` for unread ones only).
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        unread: Option<bool>,
+        limit: Option<i32>,
+        cursor: Option<String>,
+    ) -> Result<NotificationPage> {
+        let (state, caller) = root(ctx).await?;
+        let page = notifications::page(
+            state,
+            &caller.principal(),
+            &caller.meta,
+            notifications::ListParams {
+                unread: unread.map(|u| u.to_string()),
+                limit: limit.map(|l| l.to_string()),
+                cursor,
+            },
+        )
+        .await
+        .map_err(refused)?;
+        Ok(NotificationPage {
+            notifications: page
+                .notifications
+                .into_iter()
+                .map(Notification::from)
+                .collect(),
+            next_cursor: page.next_cursor,
+            unread_count: page.unread_count,
+        })
+    }
+
     #[graphql(entity)]
     async fn find_workspace_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Workspace>> {
         let (state, caller) = root(ctx).await?;
@@ -844,6 +943,37 @@ impl Mutation {
             .await
             .map(comment_change)
             .map_err(refused)
+    }
+
+    /// Mark notifications read: some of the caller's (`ids`), or all of them (`all: true`).
+    async fn mark_notifications_read(
+        &self,
+        ctx: &Context<'_>,
+        ids: Option<Vec<ID>>,
+        all: Option<bool>,
+    ) -> Result<NotificationsRead> {
+        let (state, caller) = root(ctx).await?;
+        let ids = ids
+            .map(|ids| {
+                ids.iter()
+                    .map(|id| uuid::Uuid::parse_str(id))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()
+            .map_err(|_| {
+                refused(ApiError::InvalidField(collab_domain::InvalidValue::new(
+                    "ids",
+                    "must be notification ids",
+                )))
+            })?;
+        let (position, unread_count) =
+            notifications::mark(state, &caller.principal(), &caller.meta, ids, all)
+                .await
+                .map_err(refused)?;
+        Ok(NotificationsRead {
+            unread_count,
+            position,
+        })
     }
 
     /// Change a comment's text (its author).

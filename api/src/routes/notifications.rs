@@ -60,53 +60,53 @@ const EXCERPT_CHARS: usize = 280;
 #[derive(Serialize, ToSchema)]
 pub(crate) struct NotificationActor {
     #[schema(value_type = UserId)]
-    id: String,
+    pub(crate) id: String,
     /// Their display name; null: none (or erased).
-    name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
 /// One notification.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct NotificationView {
-    id: Uuid,
-    kind: NotificationKind,
+    pub(crate) id: Uuid,
+    pub(crate) kind: NotificationKind,
     /// Read (in any of the person's apps).
-    read: bool,
-    read_at: Option<DateTime<Utc>>,
-    created_at: DateTime<Utc>,
+    pub(crate) read: bool,
+    pub(crate) read_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: DateTime<Utc>,
     /// The log position of what caused it (the live feed's `id:`).
-    position: i64,
+    pub(crate) position: i64,
     #[schema(value_type = WorkspaceId)]
-    workspace_id: Uuid,
+    pub(crate) workspace_id: Uuid,
     #[schema(value_type = DocumentId)]
-    document_id: Uuid,
+    pub(crate) document_id: Uuid,
     /// The document's title now.
-    document_title: String,
+    pub(crate) document_title: String,
     /// The thread (mentions, replies, resolutions).
-    thread_id: Option<Uuid>,
+    pub(crate) thread_id: Option<Uuid>,
     /// The comment (mentions, replies).
-    comment_id: Option<Uuid>,
+    pub(crate) comment_id: Option<Uuid>,
     /// The start of the comment's text (at most 280 characters), as it reads now.
-    excerpt: Option<String>,
-    actor: NotificationActor,
+    pub(crate) excerpt: Option<String>,
+    pub(crate) actor: NotificationActor,
     /// For a share: the role given.
-    role: Option<String>,
-    email: EmailDelivery,
+    pub(crate) role: Option<String>,
+    pub(crate) email: EmailDelivery,
 }
 
 /// How a notification is emailed.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct EmailDelivery {
     /// `immediate`, `digest` or `off` (as your preferences said when it was caused).
-    mode: String,
+    pub(crate) mode: String,
     /// Absent until the mailer takes it on; then `sending`, `sent`, `retry` (the server did
     /// not take it; tried again later), `failed`, `unknown` (broken off mid-send: never
     /// sent again), `skipped_read` (read in the app first), `skipped` (its comment or
     /// document went away) or `no_address` (no email in your profile).
     #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<String>,
+    pub(crate) state: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    sent_at: Option<DateTime<Utc>>,
+    pub(crate) sent_at: Option<DateTime<Utc>>,
 }
 
 impl From<read_model::NotificationRow> for NotificationView {
@@ -146,24 +146,24 @@ impl From<read_model::NotificationRow> for NotificationView {
 
 #[derive(Deserialize, IntoParams, Default)]
 #[into_params(parameter_in = Query)]
-struct ListParams {
+pub(crate) struct ListParams {
     /// Only unread ones (`true`); all by default.
     #[param(value_type = Option<bool>)]
-    unread: Option<String>,
+    pub(crate) unread: Option<String>,
     /// 1–200, 50 by default.
     #[param(value_type = Option<i64>, minimum = 1, maximum = 200)]
-    limit: Option<String>,
+    pub(crate) limit: Option<String>,
     /// `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub(crate) cursor: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
-struct NotificationPage {
-    notifications: Vec<NotificationView>,
+pub(crate) struct NotificationPage {
+    pub(crate) notifications: Vec<NotificationView>,
     /// Pass as `cursor` for the next (older) page; absent on the last page.
-    next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
     /// How many of your notifications are unread (all of them, not just this page).
-    unread_count: i64,
+    pub(crate) unread_count: i64,
 }
 
 /// Your notifications, newest first: about documents you can still read, and the kinds
@@ -181,7 +181,17 @@ async fn list_notifications(
     meta: RequestMeta,
     Query(params): Query<ListParams>,
 ) -> Result<Json<NotificationPage>, ApiError> {
-    person(&principal)?;
+    Ok(Json(page(&state, &principal, &meta, params).await?))
+}
+
+/// A page of the caller's notifications (REST and GraphQL).
+pub(crate) async fn page(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    params: ListParams,
+) -> Result<NotificationPage, ApiError> {
+    person(principal)?;
     let limit = page_limit(params.limit.as_deref())?;
     let unread = match params.unread.as_deref() {
         None | Some("false") => false,
@@ -201,7 +211,7 @@ async fn list_notifications(
     state
         .reach_with(meta.min_position, read_model::NAME)
         .await?;
-    let mut reader = state.reader_with_shares(&principal).await?;
+    let mut reader = state.reader_with_shares(principal).await?;
     let mut rows = read_model::list(&mut reader, unread, before, None, limit + 1).await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
@@ -210,11 +220,11 @@ async fn list_notifications(
         None
     };
     let unread_count = read_model::unread_count(&mut reader).await?;
-    Ok(Json(NotificationPage {
+    Ok(NotificationPage {
         notifications: rows.into_iter().map(NotificationView::from).collect(),
         next_cursor,
         unread_count,
-    }))
+    })
 }
 
 /// What to mark read: some notifications, or all of them.
@@ -257,19 +267,36 @@ async fn mark_read(
     meta: RequestMeta,
     ApiJson(body): ApiJson<ReadBody>,
 ) -> Result<Response, ApiError> {
-    let user = person(&principal)?.clone();
+    let (position, unread_count) = mark(&state, &principal, &meta, body.ids, body.all).await?;
+    Ok(command_response(
+        StatusCode::OK,
+        position,
+        ReadAnswer { unread_count },
+    ))
+}
+
+/// Marks the caller's notifications read (REST and GraphQL); the command's position and
+/// the unread count once the read model has it.
+pub(crate) async fn mark(
+    state: &AppState,
+    principal: &Principal,
+    meta: &RequestMeta,
+    ids: Option<Vec<Uuid>>,
+    all: Option<bool>,
+) -> Result<(i64, i64), ApiError> {
+    let user = person(principal)?.clone();
     let invalid = |reason: &str| {
         ApiError::InvalidField(collab_domain::InvalidValue::new("ids", reason.to_owned()))
     };
     state
         .reach_with(meta.min_position, read_model::NAME)
         .await?;
-    let command = match (body.ids, body.all) {
+    let command = match (ids, all) {
         (Some(ids), None | Some(false)) => {
             if ids.is_empty() || ids.len() > MAX_READ_IDS {
                 return Err(invalid("must name 1 to 500 notifications"));
             }
-            let mut reader = state.reader(&principal).await?;
+            let mut reader = state.reader(principal).await?;
             if !read_model::not_theirs(&mut reader, &ids).await?.is_empty() {
                 return Err(ApiError::NotFound("notification"));
             }
@@ -279,7 +306,7 @@ async fn mark_read(
             }
         }
         (None, Some(true)) => {
-            let mut reader = state.reader(&principal).await?;
+            let mut reader = state.reader(principal).await?;
             let up_to = read_model::newest(&mut reader).await?;
             ProfileCommand::MarkAllNotificationsRead {
                 user_id: user.clone(),
@@ -289,17 +316,13 @@ async fn mark_read(
         _ => return Err(invalid("send either ids or \"all\": true")),
     };
     let committed =
-        run::<Profile>(&state, &principal, &meta, profile_id(&user), command, None).await?;
+        run::<Profile>(state, principal, meta, profile_id(&user), command, None).await?;
     state
         .reach_with(Some(committed.position), read_model::NAME)
         .await?;
-    let mut reader = state.reader_with_shares(&principal).await?;
+    let mut reader = state.reader_with_shares(principal).await?;
     let unread_count = read_model::unread_count(&mut reader).await?;
-    Ok(command_response(
-        StatusCode::OK,
-        committed.position,
-        ReadAnswer { unread_count },
-    ))
+    Ok((committed.position, unread_count))
 }
 
 /// Your notification preferences (the defaults until you set them).

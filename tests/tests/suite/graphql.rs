@@ -732,3 +732,60 @@ async fn comment_threads_through_graphql_follow_the_rest_rules_and_reach_subscri
         .await;
     assert_eq!(error_code(&outsider).1, 404, "{outsider}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_through_graphql_are_the_callers_own_and_are_marked_read() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let gql = Gql {
+        url: format!("{}/v1/graphql", server.http()),
+        client: reqwest::Client::new(),
+    };
+    let (ws, document) = http.workspace_with_document("alice").await;
+    http.add_member(&ws, "alice", "bob", "member").await;
+    http.write_text(&document, "alice", "Agenda for Monday")
+        .await;
+    let opened = gql
+        .run(
+            "alice",
+            "mutation ($d: ID!) { openThread(documentId: $d, root: \"text\", from: 0, to: 6, body: \"<@bob> yours?\") { position } }",
+            json!({"d": document}),
+            0,
+        )
+        .await;
+    let at = opened["data"]["openThread"]["position"].as_i64().unwrap();
+    let list = "query ($u: Boolean) { notifications(unread: $u) { unreadCount notifications { id kind read excerpt actorId documentTitle emailMode } } }";
+    let bobs = gql.run("bob", list, json!({"u": true}), at).await;
+    let page = &bobs["data"]["notifications"];
+    assert_eq!(page["unreadCount"], 1, "{bobs}");
+    let mention = &page["notifications"][0];
+    assert_eq!(mention["kind"], "mention");
+    assert_eq!(mention["excerpt"], "<@bob> yours?");
+    assert_eq!(mention["actorId"], "alice");
+    assert_eq!(mention["documentTitle"], "Notes");
+    assert_eq!(mention["emailMode"], "immediate");
+    let id = mention["id"].as_str().unwrap().to_owned();
+    // Alice has none, and cannot mark bob's.
+    let alices = gql.run("alice", list, json!({}), at).await;
+    assert_eq!(alices["data"]["notifications"]["notifications"], json!([]));
+    let mark =
+        "mutation ($ids: [ID!]) { markNotificationsRead(ids: $ids) { unreadCount position } }";
+    let refused = gql.run("alice", mark, json!({"ids": [id]}), 0).await;
+    assert_eq!(error_code(&refused), ("not_found", 404), "{refused}");
+    let refused = gql.run("bob", mark, json!({"ids": ["nope"]}), 0).await;
+    assert_eq!(error_code(&refused).1, 422, "{refused}");
+    let read = gql.run("bob", mark, json!({"ids": [id]}), 0).await;
+    assert_eq!(
+        read["data"]["markNotificationsRead"]["unreadCount"], 0,
+        "{read}"
+    );
+    let at = read["data"]["markNotificationsRead"]["position"]
+        .as_i64()
+        .unwrap();
+    let bobs = gql.run("bob", list, json!({"u": false}), at).await;
+    assert_eq!(
+        bobs["data"]["notifications"]["notifications"][0]["read"],
+        true
+    );
+}
