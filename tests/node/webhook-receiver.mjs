@@ -3,6 +3,7 @@
 // Usage: node webhook-receiver.mjs <port>
 //   POST /_control/secret {path, secret}   the secret deliveries to `path` are signed with
 //   POST /_control/fail {path, count, status}  answer `status` to the next `count` deliveries
+//   POST /_control/slow {path, count, ms}   answer the next `count` deliveries after `ms`
 //   GET  /_control/received                 everything received so far
 import { createServer } from 'node:http'
 import { Webhook } from 'standardwebhooks'
@@ -10,6 +11,7 @@ import { Webhook } from 'standardwebhooks'
 const port = Number(process.argv[2])
 const secrets = new Map()
 const failing = new Map()
+const slow = new Map()
 const received = []
 
 const readBody = (request) => new Promise((resolve, reject) => {
@@ -34,6 +36,11 @@ createServer(async (request, response) => {
   if (request.url === '/_control/fail') {
     const { path, count, status } = JSON.parse(raw)
     failing.set(path, { count, status })
+    return json(response, 200, {})
+  }
+  if (request.url === '/_control/slow') {
+    const { path, count, ms } = JSON.parse(raw)
+    slow.set(path, { count, ms })
     return json(response, 200, {})
   }
   if (request.url === '/_control/received') {
@@ -61,6 +68,12 @@ createServer(async (request, response) => {
   if (fail && fail.count > 0) {
     fail.count--
     entry.answered = fail.status
+  }
+  const lag = slow.get(request.url)
+  if (lag && lag.count > 0) {
+    lag.count--
+    entry.slow = true
+    await new Promise((resolve) => setTimeout(resolve, lag.ms))
   }
   received.push(entry)
   response.writeHead(entry.answered)

@@ -1084,6 +1084,15 @@ impl WebhookReceiver {
         .await;
     }
 
+    /// Answer the next `count` deliveries to `path` only after `ms` milliseconds.
+    pub async fn slow(&self, path: &str, count: u32, ms: u64) {
+        self.control(
+            "slow",
+            serde_json::json!({"path": path, "count": count, "ms": ms}),
+        )
+        .await;
+    }
+
     /// Everything received: `{path, id, verified, error, body, answered}` each.
     pub async fn received(&self) -> Vec<Value> {
         self.http

@@ -85,6 +85,21 @@ async fn signed_deliveries_are_retried_recorded_and_resumed_after_an_outage() {
     receiver
         .secret("/slack", slack.body["secret"].as_str().unwrap())
         .await;
+    // A slow receiver is given up on after the timeout (2 s here) and tried again.
+    let slow = call(
+        &http,
+        Method::POST,
+        &hooks,
+        "alice",
+        Some(json!({"url": receiver.url("/slow"), "events": ["DocumentRenamed"]})),
+        201,
+    )
+    .await;
+    let slow_id = slow.body["id"].as_str().unwrap().to_owned();
+    receiver
+        .secret("/slow", slow.body["secret"].as_str().unwrap())
+        .await;
+    receiver.slow("/slow", 1, 5000).await;
     // The first two attempts at the standard endpoint get a 500.
     receiver.fail("/std", 2, 500).await;
 
@@ -120,6 +135,41 @@ async fn signed_deliveries_are_retried_recorded_and_resumed_after_an_outage() {
         text.contains("DocumentRenamed") && text.contains("Launch plan"),
         "{text}"
     );
+
+    let timed_out = eventually(
+        "the slow delivery to succeed on its second attempt",
+        Duration::from_secs(30),
+        || async {
+            let page = call(
+                &http,
+                Method::GET,
+                &format!("{hooks}/{slow_id}/deliveries"),
+                "alice",
+                None,
+                200,
+            )
+            .await
+            .body;
+            (page["deliveries"][0]["state"] == "succeeded").then_some(page)
+        },
+    )
+    .await;
+    let attempts = timed_out["deliveries"][0]["attempts"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(attempts.len(), 2, "{timed_out}");
+    assert!(attempts[0]["status"].is_null(), "{timed_out}");
+    let why = attempts[0]["error"].as_str().unwrap();
+    assert!(
+        why.contains("timed out") || why.contains("timeout"),
+        "{why}"
+    );
+    assert!(
+        attempts[0]["duration_ms"].as_i64().unwrap() < 4000,
+        "given up at the timeout"
+    );
+    assert_eq!(attempts[1]["status"], 204);
 
     // Every attempt is recorded.
     let deliveries = eventually(
@@ -226,6 +276,7 @@ async fn signed_deliveries_are_retried_recorded_and_resumed_after_an_outage() {
         [
             "WebhookCreated",
             "WebhookCreated",
+            "WebhookCreated",
             "WebhookDisabled",
             "WebhookEnabled"
         ]
@@ -275,7 +326,7 @@ async fn signed_deliveries_are_retried_recorded_and_resumed_after_an_outage() {
     let listed = call(&http, Method::GET, &hooks, "alice", None, 200)
         .await
         .body;
-    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 2);
+    assert_eq!(listed["webhooks"].as_array().unwrap().len(), 3);
     assert!(
         listed.to_string().find("whsec_").is_none(),
         "secrets are shown once"
