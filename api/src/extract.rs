@@ -73,6 +73,19 @@ pub struct Principal {
     pub service_workspace: Option<Arc<Workspace>>,
 }
 
+impl Principal {
+    /// The person asking, for what only people have (`what`: a profile, notifications);
+    /// a service account is refused with 403.
+    pub fn person(&self, what: &str) -> Result<&UserId, ApiError> {
+        if self.service.is_some() {
+            return Err(ApiError::Forbidden(format!(
+                "service accounts have no {what}"
+            )));
+        }
+        Ok(&self.id)
+    }
+}
+
 impl<S> FromRequestParts<S> for Principal
 where
     S: Send + Sync,
@@ -210,7 +223,7 @@ impl RequestMeta {
 pub const MIN_POSITION_HEADER: &str = "x-collab-min-position";
 pub const POSITION_HEADER: &str = "x-collab-position";
 
-fn parse_position(name: &'static str, raw: &str) -> Result<i64, ApiError> {
+pub(crate) fn parse_position(name: &'static str, raw: &str) -> Result<i64, ApiError> {
     raw.trim()
         .parse::<i64>()
         .ok()

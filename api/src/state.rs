@@ -220,8 +220,17 @@ impl AppState {
 
     /// Read-your-writes for a route that reads the read model `name` too.
     pub async fn reach_with(&self, min: Option<i64>, name: &str) -> Result<(), ApiError> {
+        self.reach_with_all(min, &[name]).await
+    }
+
+    /// Read-your-writes for a route that reads the read models `names` too (one wait).
+    pub async fn reach_with_all(&self, min: Option<i64>, names: &[&str]) -> Result<(), ApiError> {
         let mut models = self.registry.awaited_by_every_query();
-        models.extend(self.registry.read_model_named(name));
+        models.extend(
+            names
+                .iter()
+                .filter_map(|n| self.registry.read_model_named(n)),
+        );
         self.reach_models(min, &models).await
     }
 

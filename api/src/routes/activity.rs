@@ -19,6 +19,10 @@ use crate::error::ApiError;
 use crate::extract::{Principal, RequestMeta};
 use crate::state::AppState;
 
+/// The read models a feed reads (`history` folds every keystroke, so only the routes that
+/// read it wait for it).
+const FEED_MODELS: [&str; 2] = [collab_projections::history::NAME, read_model::NAME];
+
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(document_activity))
@@ -90,9 +94,6 @@ struct ActivityPage {
     /// Pass as `cursor` for the next (older) page; absent on the last page.
     next_cursor: Option<String>,
 }
-
-/// The longest comment excerpt an entry carries (characters).
-const EXCERPT_CHARS: usize = 280;
 
 fn quoted(value: &Value) -> String {
     format!("“{}”", value.as_str().unwrap_or_default())
@@ -174,9 +175,7 @@ fn entry(row: ActivityRow, in_workspace: bool) -> ActivityEntry {
         position: row.position,
         thread_id: row.thread_id,
         comment_id: row.comment_id,
-        excerpt: row
-            .comment_body
-            .map(|body| body.chars().take(EXCERPT_CHARS).collect()),
+        excerpt: row.comment_body.map(super::excerpt),
         details: row.details.0,
     }
 }
@@ -192,15 +191,6 @@ fn page(mut rows: Vec<ActivityRow>, limit: i64, in_workspace: bool) -> ActivityP
         entries: rows.into_iter().map(|r| entry(r, in_workspace)).collect(),
         next_cursor,
     }
-}
-
-/// Waits for both read models a feed reads (`history` folds every keystroke, so only the
-/// routes that read it wait for it).
-async fn reach(state: &AppState, min: Option<i64>) -> Result<(), ApiError> {
-    state
-        .reach_with(min, collab_projections::history::NAME)
-        .await?;
-    state.reach_with(min, read_model::NAME).await
 }
 
 /// What happened to a document, newest first (anyone who can read it).
@@ -228,7 +218,9 @@ async fn document_activity(
     state
         .document_access(document, &principal, meta.link.as_ref())
         .await?;
-    reach(&state, meta.min_position).await?;
+    state
+        .reach_with_all(meta.min_position, &FEED_MODELS)
+        .await?;
     let mut reader = state.reader_for_document(&principal, document).await?;
     let rows = read_model::feed(
         &mut reader,
@@ -263,7 +255,9 @@ async fn workspace_activity(
         .as_deref()
         .map(|c| decode_cursor('a', c))
         .transpose()?;
-    reach(&state, meta.min_position).await?;
+    state
+        .reach_with_all(meta.min_position, &FEED_MODELS)
+        .await?;
     let mut reader = state.reader_with_shares(&principal).await?;
     // A service account with a documents scope sees all of its workspace's documents.
     let all = principal

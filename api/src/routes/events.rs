@@ -31,7 +31,7 @@ use utoipa_axum::routes;
 
 use super::path_id;
 use crate::error::ApiError;
-use crate::extract::{Principal, RequestMeta};
+use crate::extract::{parse_position, Principal, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -294,18 +294,18 @@ async fn live(
 
 /// `Last-Event-ID`, when sent, is where the stream resumes (over `?after=`).
 fn resume_after(headers: &HeaderMap, params: &mut ReplayParams) -> Result<(), ApiError> {
-    if let Some(last) = headers.get("last-event-id") {
-        params.after = last
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().parse::<i64>().ok())
-            .filter(|p| *p >= 0)
-            .ok_or(ApiError::InvalidParameter {
-                name: "Last-Event-ID",
-                reason: "must be a position (a non-negative integer)".into(),
-            })?;
+    if let Some(last) = last_event_id(headers)? {
+        params.after = last;
     }
     Ok(())
+}
+
+/// The position in a `Last-Event-ID` header (every live feed resumes from one).
+pub(crate) fn last_event_id(headers: &HeaderMap) -> Result<Option<i64>, ApiError> {
+    headers
+        .get("last-event-id")
+        .map(|last| parse_position("Last-Event-ID", last.to_str().unwrap_or_default()))
+        .transpose()
 }
 
 fn sse(tail: Tail) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {

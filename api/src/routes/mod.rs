@@ -119,6 +119,13 @@ where
         .await?)
 }
 
+/// The start of a comment as a notification or an activity entry shows it (at most 280
+/// characters).
+pub(crate) fn excerpt(body: String) -> String {
+    const EXCERPT_CHARS: usize = 280;
+    body.chars().take(EXCERPT_CHARS).collect()
+}
+
 /// Page sizes of the listings: `limit` 1–200, 50 by default.
 pub(crate) fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
     const DEFAULT_PAGE: i64 = 50;

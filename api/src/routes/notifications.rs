@@ -32,7 +32,7 @@ use uuid::Uuid;
 
 use super::{command_response, decode_cursor, encode_cursor, page_limit, run};
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Principal, RequestMeta};
+use crate::extract::{parse_position, ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -45,16 +45,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// Notifications are people's own: a service account has none.
 fn person(principal: &Principal) -> Result<&UserId, ApiError> {
-    if principal.service.is_some() {
-        return Err(ApiError::Forbidden(
-            "service accounts have no notifications".into(),
-        ));
-    }
-    Ok(&principal.id)
+    principal.person("notifications")
 }
-
-/// The longest comment excerpt a notification carries (characters).
-const EXCERPT_CHARS: usize = 280;
 
 /// Who caused a notification.
 #[derive(Serialize, ToSchema)]
@@ -127,9 +119,7 @@ impl From<read_model::NotificationRow> for NotificationView {
             document_title: row.document_title,
             thread_id: row.thread_id,
             comment_id: row.comment_id,
-            excerpt: row
-                .comment_body
-                .map(|body| body.chars().take(EXCERPT_CHARS).collect()),
+            excerpt: row.comment_body.map(super::excerpt),
             actor: NotificationActor {
                 id: row.actor,
                 name: row.actor_name,
@@ -464,7 +454,7 @@ async fn live(
     let mut after = None;
     for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
-            "after" => after = Some(position("after", &value)?),
+            "after" => after = Some(parse_position("after", &value)?),
             _ => {
                 return Err(ApiError::InvalidParameter {
                     name: "query",
@@ -473,11 +463,8 @@ async fn live(
             }
         }
     }
-    if let Some(last) = headers.get("last-event-id") {
-        after = Some(position(
-            "Last-Event-ID",
-            last.to_str().unwrap_or_default(),
-        )?);
+    if let Some(last) = super::events::last_event_id(&headers)? {
+        after = Some(last);
     }
     let wakeups = state.notification_wakeups.subscribe();
     let delivered = match after {
@@ -506,17 +493,6 @@ async fn live(
             .interval(Duration::from_secs(15))
             .text("keep-alive"),
     ))
-}
-
-fn position(name: &'static str, raw: &str) -> Result<i64, ApiError> {
-    raw.trim()
-        .parse::<i64>()
-        .ok()
-        .filter(|p| *p >= 0)
-        .ok_or(ApiError::InvalidParameter {
-            name,
-            reason: "must be a position (a non-negative integer)".into(),
-        })
 }
 
 struct Feed {

@@ -117,12 +117,7 @@ impl ProfilePage {
 
 /// Profiles are people's own: a service account has none.
 fn person(principal: &Principal) -> Result<&UserId, ApiError> {
-    if principal.service.is_some() {
-        return Err(ApiError::Forbidden(
-            "service accounts have no profile".into(),
-        ));
-    }
-    Ok(&principal.id)
+    principal.person("profile")
 }
 
 /// Your profile.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use collab_domain::workspace::{WebhookFormat, Workspace, WorkspaceCommand};
 use collab_domain::{DomainEvent, InvalidValue, WorkspaceId};
 use collab_projections::webhooks::{self as read_model, Attempt, DeliveryRow, WebhookRow};
+use collab_projections::ReadModel;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -32,8 +33,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 const WS: &str = "The workspace";
 const HOOK: &str = "The webhook";
 
-/// The categories webhooks may follow (content edits are for the sync socket and replay).
-const CATEGORIES: [&str; 3] = ["workspace", "document", "thread"];
 /// Patterns per webhook.
 const MAX_PATTERNS: usize = 50;
 
@@ -137,9 +136,16 @@ fn patterns(raw: Vec<String>) -> Result<Vec<String>, ApiError> {
     if raw.is_empty() || raw.len() > MAX_PATTERNS {
         return Err(invalid("events", "must have 1 to 50 patterns"));
     }
+    // The categories the `webhooks` read model follows (content edits are for the sync
+    // socket and replay).
+    let followed: Vec<&str> = read_model::Webhooks
+        .categories()
+        .iter()
+        .map(|c| c.as_str())
+        .collect();
     let types: Vec<&str> = DomainEvent::catalogue()
         .iter()
-        .filter(|e| CATEGORIES.contains(&e.category))
+        .filter(|e| followed.contains(&e.category))
         .map(|e| e.event_type)
         .collect();
     let mut out = Vec::new();
