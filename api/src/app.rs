@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use axum::serve::ListenerExt;
 use collab_commands::AggregateStore;
-use collab_projections::{run_consumer, Registry};
+use collab_live::blob_store::{BlobStore, LocalDiskStore, S3Store};
+use collab_projections::{run_consumer, Consumer, Registry};
 use collab_store::relay::ensure_events_stream;
 use collab_store::{EventStore, Relay, RelayConfig};
 use secrecy::ExposeSecret;
@@ -25,7 +26,7 @@ use crate::routes;
 use crate::settings::{validate_subject_prefix, Settings};
 use crate::state::AppState;
 use collab_live::protocol::close;
-use collab_live::{Live, LiveTasks};
+use collab_live::{Live, LiveServices, LiveTasks};
 
 /// Why the process could not start; each message says what to do about it.
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub enum StartupError {
         addr: SocketAddr,
         cause: std::io::Error,
     },
+    #[error("cannot use the S3 bucket: {0}. Check COLLAB_S3_ENDPOINT, COLLAB_S3_BUCKET, COLLAB_S3_REGION and the AWS credentials.")]
+    Storage(String),
     #[error("invalid settings: {0}")]
     Settings(String),
     #[error("cannot open the search index: {0}")]
@@ -130,9 +133,17 @@ async fn connect_client(
     settings: &Settings,
     options: async_nats::ConnectOptions,
 ) -> Result<async_nats::Client, String> {
+    let servers = settings
+        .nats_url
+        .split(',')
+        .map(|url| url.trim().parse::<async_nats::ServerAddr>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("not a NATS URL (or a comma-separated list of them): {e}"))?;
     options
         .connection_timeout(Duration::from_secs(5))
-        .connect(settings.nats_url.as_str())
+        // With several servers, try them in the order given (the first is usually local).
+        .retain_servers_order()
+        .connect(servers)
         .await
         .map_err(|e| e.to_string())
 }
@@ -165,7 +176,7 @@ pub async fn connect_nats(
     let js = async_nats::jetstream::new(client.clone());
     tokio::time::timeout(
         Duration::from_secs(10),
-        ensure_events_stream(&js, &settings.subject_prefix),
+        ensure_events_stream(&js, &settings.subject_prefix, settings.nats_replicas),
     )
     .await
     .map_err(|_| failed("JetStream did not answer (is it enabled with -js?)".into()))?
@@ -178,8 +189,8 @@ pub struct Application {
     search_stop: CancellationToken,
     search_task: Option<tokio::task::JoinHandle<()>>,
     live_tasks: LiveTasks,
-    listener: Option<TcpListener>,
-    local_addr: Option<SocketAddr>,
+    listener: TcpListener,
+    local_addr: SocketAddr,
     settings: Settings,
     state: AppState,
     js: async_nats::jetstream::Context,
@@ -198,32 +209,36 @@ impl Application {
         let pool = migrate(&settings).await?;
         let (nats, js) = connect_nats(&settings).await?;
         let fanout_nats = connect_fanout_nats(&settings).await?;
-        let (listener, local_addr) = if settings.roles.api {
-            let listener =
-                TcpListener::bind(settings.listen)
-                    .await
-                    .map_err(|cause| StartupError::Listen {
-                        addr: settings.listen,
-                        cause,
-                    })?;
-            let addr = listener
-                .local_addr()
+        // Every process listens: without the api role it serves only /healthz, /readyz
+        // and /metrics (probes, and the relay's and projectors' metrics).
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
                 .map_err(|cause| StartupError::Listen {
                     addr: settings.listen,
                     cause,
                 })?;
-            (Some(listener), Some(addr))
-        } else {
-            (None, None)
-        };
+        let local_addr = listener
+            .local_addr()
+            .map_err(|cause| StartupError::Listen {
+                addr: settings.listen,
+                cause,
+            })?;
         let limits = Arc::new(RateLimits::new(&settings.rate_limits));
+        let blobs: Arc<dyn BlobStore> = match &settings.files.s3 {
+            Some(s3) => Arc::new(S3Store::connect(s3).await.map_err(StartupError::Storage)?),
+            None => Arc::new(LocalDiskStore::new(settings.live.blob_dir.clone())),
+        };
         let aggregates =
             AggregateStore::new(EventStore::new(pool.clone()), settings.snapshot_every);
         let (live, live_tasks) = Live::start(
-            aggregates.clone(),
-            pool.clone(),
-            nats.clone(),
-            fanout_nats,
+            LiveServices {
+                aggregates: aggregates.clone(),
+                pool: pool.clone(),
+                nats: nats.clone(),
+                fanout_nats,
+                blobs: blobs.clone(),
+            },
             &settings.subject_prefix,
             settings.live.clone(),
             settings.rate_limits.socket_messages.quota(),
@@ -265,6 +280,9 @@ impl Application {
             sign_ins: Default::default(),
             notification_wakeups,
             webhook_allow_private: settings.webhooks.allow_private,
+            blobs,
+            files: Arc::new(settings.files.clone()),
+            database: Default::default(),
         };
         Ok(Self {
             tail_stop,
@@ -279,8 +297,9 @@ impl Application {
         })
     }
 
-    /// The address the API listens on (None when the api role is off).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
+    /// The address the process listens on (the API, or only the operations endpoints
+    /// when the api role is off).
+    pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
     }
 
@@ -298,7 +317,10 @@ impl Application {
             let relay = Relay::new(
                 self.state.aggregates.events().clone(),
                 self.js.clone(),
-                RelayConfig::new(self.settings.subject_prefix.clone()),
+                RelayConfig {
+                    replicas: self.settings.nats_replicas,
+                    ..RelayConfig::new(self.settings.subject_prefix.clone())
+                },
             );
             tasks.spawn(relay.run(background.clone()));
         }
@@ -341,6 +363,36 @@ impl Application {
             );
             tasks.spawn(sender.run(background.clone()));
         }
+        if roles.thumbnailer {
+            let thumbnailer = crate::files::Thumbnailer {
+                aggregates: self.state.aggregates.clone(),
+                blobs: self.state.blobs.clone(),
+                max_pixels: self.settings.files.thumbnail_max_pixels,
+            };
+            tasks.spawn(run_consumer(
+                self.state.pool.clone(),
+                self.js.clone(),
+                self.settings.subject_prefix.clone(),
+                Consumer::Worker(Arc::new(thumbnailer)),
+                background.clone(),
+            ));
+            tasks.spawn(crate::files::sweep_uploads(
+                self.state.pool.clone(),
+                self.state.aggregates.clone(),
+                self.state.blobs.clone(),
+                self.settings.files.clone(),
+                background.clone(),
+            ));
+        }
+        if roles.downloads {
+            tasks.spawn(crate::files::run_downloads(
+                self.state.pool.clone(),
+                self.state.aggregates.clone(),
+                self.state.blobs.clone(),
+                self.settings.files.clone(),
+                background.clone(),
+            ));
+        }
         info!(
             addr = ?self.local_addr,
             api = roles.api,
@@ -348,6 +400,8 @@ impl Application {
             projector = roles.projector,
             mailer = roles.mailer,
             webhooks = roles.webhooks,
+            thumbnailer = roles.thumbnailer,
+            downloads = roles.downloads,
             "collab is running"
         );
         let limits = self.state.limits.clone();
@@ -375,25 +429,21 @@ impl Application {
             closer.cancelled().await;
             rooms.close_all(close::RESTARTING, "server is restarting; reconnect");
         });
-        let served = match self.listener {
-            Some(listener) => {
-                let app = routes::router(self.state.clone());
-                // Edits are small frames: send each at once instead of letting Nagle hold
-                // it until the peer's delayed ack (up to 40 ms on Linux).
-                let listener = listener.tap_io(|socket| {
-                    if let Err(error) = socket.set_nodelay(true) {
-                        tracing::debug!(%error, "cannot set TCP_NODELAY");
-                    }
-                });
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-                    .await
-            }
-            None => {
-                shutdown.cancelled().await;
-                Ok(())
-            }
+        let app = if roles.api {
+            routes::router(self.state.clone())
+        } else {
+            routes::operations_router(self.state.clone())
         };
+        // Edits are small frames: send each at once instead of letting Nagle hold it until
+        // the peer's delayed ack (up to 40 ms on Linux).
+        let listener = self.listener.tap_io(|socket| {
+            if let Err(error) = socket.set_nodelay(true) {
+                tracing::debug!(%error, "cannot set TCP_NODELAY");
+            }
+        });
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+            .await;
         info!("shutting down: saving queued edits, then draining background roles");
         self.state
             .live

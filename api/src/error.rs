@@ -75,6 +75,17 @@ pub enum ApiError {
     /// check), given our body.
     #[error("{message}")]
     Rejected { status: StatusCode, message: String },
+    /// 422 with its own code: a request well formed but refused on what it carried (an
+    /// upload whose content is not what was declared).
+    #[error("{message}")]
+    Unprocessable {
+        code: &'static str,
+        message: String,
+        details: Value,
+    },
+    /// 503 with its own code: a service the route needs is missing or not answering.
+    #[error("{message}")]
+    Unavailable { code: &'static str, message: String },
     /// 500: logged, never shown.
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
@@ -94,7 +105,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType | ApiError::UnsupportedMediaTypeNamed(_) => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            ApiError::InvalidUpdate(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::InvalidUpdate(_) | ApiError::Unprocessable { .. } => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
@@ -125,7 +139,9 @@ impl ApiError {
             ApiError::Unauthenticated(_) => "unauthenticated",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
-            ApiError::Conflict { code, .. } => code,
+            ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. }
+            | ApiError::Unavailable { code, .. } => code,
             ApiError::NotYetConsistent { .. } => "not_yet_consistent",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Internal(_) => "internal",
@@ -141,7 +157,9 @@ impl ApiError {
                 json!({ "parameter": name, "reason": reason })
             }
             ApiError::PayloadTooLarge { limit } => json!({ "limit_bytes": limit }),
-            ApiError::Conflict { details, .. } => details.clone(),
+            ApiError::Conflict { details, .. } | ApiError::Unprocessable { details, .. } => {
+                details.clone()
+            }
             ApiError::RateLimited {
                 scope,
                 retry_after_seconds,
@@ -153,6 +171,14 @@ impl ApiError {
                 json!({ "min_position": requested, "retry_after_seconds": 1 })
             }
             _ => json!({}),
+        }
+    }
+
+    /// 503 `database_unavailable` (with `Retry-After: 1`): Postgres cannot be reached.
+    pub fn database_unavailable() -> Self {
+        ApiError::Unavailable {
+            code: "database_unavailable",
+            message: "the database cannot be reached; retry shortly".into(),
         }
     }
 
@@ -171,10 +197,17 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status();
         if let ApiError::Internal(error) = &self {
+            if crate::database_health::is_outage(error) {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "request failed: Postgres is unreachable"
+                );
+                return ApiError::database_unavailable().into_response();
+            }
             tracing::error!(error = format!("{error:#}"), "request failed");
         }
+        let status = self.status();
         let body = json!({
             "code": self.code(),
             "message": self.to_string(),
@@ -191,6 +224,21 @@ impl IntoResponse for ApiError {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::Unavailable {
+                code: code @ ("database_unavailable" | "database_busy"),
+                ..
+            } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                // The breaker (routes::database_guard) opens on this mark, or checks
+                // whether a busy pool is in fact Postgres gone.
+                response
+                    .extensions_mut()
+                    .insert(crate::database_health::DatabaseOutage {
+                        confirmed: *code == "database_unavailable",
+                    });
             }
             ApiError::RateLimited {
                 retry_after_seconds,
@@ -222,6 +270,17 @@ impl From<AuthError> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(value: sqlx::Error) -> Self {
+        if crate::database_health::is_outage_error(&value) {
+            tracing::warn!(error = %value, "request failed: Postgres is unreachable");
+            return ApiError::database_unavailable();
+        }
+        if matches!(value, sqlx::Error::PoolTimedOut) {
+            tracing::warn!("request failed: no database connection within the pool's timeout");
+            return ApiError::Unavailable {
+                code: "database_busy",
+                message: "no database connection was free in time; retry shortly".into(),
+            };
+        }
         ApiError::internal(value)
     }
 }
@@ -238,6 +297,7 @@ impl From<StoreError> for ApiError {
                 message: format!("{stream} changed concurrently; reload and retry"),
                 details: json!({ "expected": format!("{expected:?}"), "actual": actual }),
             },
+            StoreError::Database(error) => error.into(),
             other => ApiError::internal(other),
         }
     }
@@ -255,6 +315,13 @@ impl From<WorkspaceError> for ApiError {
             WorkspaceError::ServiceAccountNotFound => ApiError::NotFound("service account"),
             WorkspaceError::WebhookNotFound => ApiError::NotFound("webhook"),
             WorkspaceError::TooManyWebhooks(_) => ApiError::conflict("too_many_webhooks", &value),
+            WorkspaceError::CollectionNotFound => ApiError::NotFound("collection"),
+            WorkspaceError::CollectionNameTaken(_) => {
+                ApiError::conflict("collection_name_taken", &value)
+            }
+            WorkspaceError::TooManyCollections(_) => {
+                ApiError::conflict("too_many_collections", &value)
+            }
         }
     }
 }
@@ -262,6 +329,21 @@ impl From<WorkspaceError> for ApiError {
 impl From<collab_domain::profile::ProfileError> for ApiError {
     fn from(value: collab_domain::profile::ProfileError) -> Self {
         ApiError::Forbidden(value.to_string())
+    }
+}
+
+impl From<collab_domain::file::FileError> for ApiError {
+    fn from(value: collab_domain::file::FileError) -> Self {
+        use collab_domain::file::FileError;
+        match value {
+            FileError::NotFound => ApiError::NotFound("file"),
+            FileError::Forbidden(why) => ApiError::Forbidden(why.to_owned()),
+            FileError::AlreadyExists => ApiError::conflict("file_exists", &value),
+            FileError::NotPending(_) => ApiError::conflict("upload_not_pending", &value),
+            FileError::NotUploaded(_) => ApiError::conflict("file_not_uploaded", &value),
+            FileError::TooManyAttachments => ApiError::conflict("too_many_attachments", &value),
+            FileError::TooManyTags => ApiError::conflict("too_many_tags", &value),
+        }
     }
 }
 

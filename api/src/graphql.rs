@@ -1069,7 +1069,11 @@ impl Mutation {
             &caller.principal(),
             &caller.meta,
             &workspace_id,
-            documents::CreateDocumentBody { title, folder },
+            documents::CreateDocumentBody {
+                title,
+                folder,
+                template_id: None,
+            },
         )
         .await
         .map_err(refused)?;

@@ -7,8 +7,10 @@
 
 pub mod app;
 pub mod auth;
+pub mod database_health;
 pub mod error;
 pub mod extract;
+pub mod files;
 pub mod graphql;
 pub mod mailer;
 pub mod observability;

@@ -143,6 +143,8 @@ impl Modify for Security {
         (name = "profile", description = "Your profile and the erasure of your personal data"),
         (name = "comments", description = "Comment threads anchored in a document's text: replies, resolution, reactions"),
         (name = "notifications", description = "Your notifications (mentions, replies, shares, resolutions), what you read, your preferences, the live feed"),
+        (name = "files", description = "Files uploaded straight to object storage, checked by content, with thumbnails; attachments to documents"),
+        (name = "assets", description = "The brand portal: asset collections, tags, the asset library, templates, the download center"),
         (name = "webhooks", description = "Endpoints subscribed to a workspace's events: signed deliveries, attempts, retries"),
         (name = "search", description = "Full-text search"),
         (name = "graphql", description = "The GraphQL endpoint (schema: docs/schema.graphql)"),

@@ -23,6 +23,10 @@ pub struct Roles {
     pub mailer: bool,
     /// Delivers webhooks.
     pub webhooks: bool,
+    /// Makes thumbnails of uploaded images and cleans up unfinished uploads.
+    pub thumbnailer: bool,
+    /// Builds the download center's zips.
+    pub downloads: bool,
 }
 
 impl Roles {
@@ -32,9 +36,12 @@ impl Roles {
         projector: true,
         mailer: true,
         webhooks: true,
+        thumbnailer: true,
+        downloads: true,
     };
 
-    /// Parses a comma-separated list: `api`, `relay`, `projector`, `mailer`, `webhooks`, or `all`.
+    /// Parses a comma-separated list: `api`, `relay`, `projector`, `mailer`, `webhooks`,
+    /// `thumbnailer`, `downloads`, or `all`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let mut roles = Roles {
             api: false,
@@ -42,6 +49,8 @@ impl Roles {
             projector: false,
             mailer: false,
             webhooks: false,
+            thumbnailer: false,
+            downloads: false,
         };
         for role in raw.split(',').map(str::trim).filter(|r| !r.is_empty()) {
             match role {
@@ -51,9 +60,11 @@ impl Roles {
                 "projector" => roles.projector = true,
                 "mailer" => roles.mailer = true,
                 "webhooks" => roles.webhooks = true,
+                "thumbnailer" => roles.thumbnailer = true,
+                "downloads" => roles.downloads = true,
                 other => {
                     return Err(format!(
-                        "unknown role '{other}' (expected api, relay, projector, mailer, webhooks or all)"
+                        "unknown role '{other}' (expected api, relay, projector, mailer, webhooks, thumbnailer, downloads or all)"
                     ))
                 }
             }
@@ -65,10 +76,13 @@ impl Roles {
                 projector: false,
                 mailer: false,
                 webhooks: false,
+                thumbnailer: false,
+                downloads: false,
             })
         {
             return Err(
-                "no role given (expected api, relay, projector, mailer, webhooks or all)".into(),
+                "no role given (expected api, relay, projector, mailer, webhooks, thumbnailer, downloads or all)"
+                    .into(),
             );
         }
         Ok(roles)
@@ -81,7 +95,10 @@ pub struct Settings {
     pub listen: SocketAddr,
     pub database_url: SecretString,
     pub database_max_connections: u32,
+    /// One NATS URL, or several separated by commas (servers of one cluster).
     pub nats_url: String,
+    /// JetStream replicas of the events and presence streams (3 on a 3-node cluster).
+    pub nats_replicas: usize,
     /// First token of every NATS subject and the name of the events stream
     /// (`<PREFIX>_EVENTS`); lets several deployments (or tests) share one NATS.
     pub subject_prefix: String,
@@ -109,6 +126,8 @@ pub struct Settings {
     pub mail: crate::mailer::MailSettings,
     /// Webhook deliveries (the `webhooks` role) and which URLs webhooks may have.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// Object storage (S3 or the local disk) and files' limits.
+    pub files: crate::files::FileSettings,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -169,6 +188,7 @@ impl Settings {
             database_url: database_url.to_owned().into(),
             database_max_connections: defaults::DATABASE_MAX_CONNECTIONS,
             nats_url: defaults::NATS_URL.into(),
+            nats_replicas: 1,
             subject_prefix: defaults::SUBJECT_PREFIX.into(),
             auth: AuthSettings::hs256(jwt_secret),
             roles: Roles::ALL,
@@ -187,6 +207,7 @@ impl Settings {
             },
             mail: Default::default(),
             webhooks: Default::default(),
+            files: Default::default(),
         }
     }
 }

@@ -50,6 +50,12 @@ pub struct AppState {
     pub notification_wakeups: crate::routes::notifications::Wakeups,
     /// Webhook URLs may point at loopback and private addresses (tests, development).
     pub webhook_allow_private: bool,
+    /// Where snapshots and files live (S3, or the local disk).
+    pub blobs: Arc<dyn collab_live::blob_store::BlobStore>,
+    /// Files' limits and URL lifetimes.
+    pub files: Arc<crate::files::FileSettings>,
+    /// Open while Postgres is unreachable: requests are refused at once.
+    pub database: crate::database_health::DatabaseHealth,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {

@@ -308,4 +308,266 @@ mod tests {
             Some(key.secret_hash)
         );
     }
+
+    /// The command-side access rule against a model of its own: for any history of
+    /// memberships, default roles, shares, share links (expired, revoked, forged) and any
+    /// caller (a user, a link they hold, a service account of this or another workspace),
+    /// `access_to` grants exactly the greatest of the three parts, each part is what the
+    /// model says it is, and a deleted document grants nothing to anyone.
+    mod properties {
+        use super::*;
+        use collab_domain::document::ActingMember;
+        use collab_domain::values::{FolderPath, Title};
+        use collab_domain::workspace::WorkspaceCommand;
+        use cqrs_es::Aggregate;
+        use proptest::prelude::*;
+        use std::collections::HashMap;
+
+        const PEOPLE: [&str; 5] = ["ann", "bob", "cat", "dan", "eve"];
+        const NOW: i64 = 1_000_000;
+        const SECRETS: [[u8; 32]; 2] = [[1; 32], [2; 32]];
+
+        fn person(i: usize) -> UserId {
+            UserId::parse(PEOPLE[i]).unwrap()
+        }
+
+        #[derive(Debug, Clone)]
+        enum Step {
+            Member(usize, WorkspaceRole),
+            Remove(usize),
+            DefaultRole(Option<DocumentRole>),
+            Share(usize, DocumentRole),
+            Unshare(usize),
+            Link {
+                id: u128,
+                role: DocumentRole,
+                secret: usize,
+                expires: Option<i64>,
+            },
+            Revoke(u128),
+            Delete,
+        }
+
+        fn role() -> impl Strategy<Value = DocumentRole> {
+            prop::sample::select(DocumentRole::ALL.to_vec())
+        }
+
+        fn step() -> impl Strategy<Value = Step> {
+            // ann (0) stays the workspace's owner; everyone else comes and goes.
+            prop_oneof![
+                (1..5usize, prop::sample::select(WorkspaceRole::ALL.to_vec()))
+                    .prop_map(|(p, r)| Step::Member(p, r)),
+                (1..5usize).prop_map(Step::Remove),
+                prop::option::of(role()).prop_map(Step::DefaultRole),
+                (0..5usize, role()).prop_map(|(p, r)| Step::Share(p, r)),
+                (0..5usize).prop_map(Step::Unshare),
+                (
+                    1..4u128,
+                    role(),
+                    0..2usize,
+                    prop::sample::select(vec![None, Some(NOW - 1), Some(NOW), Some(NOW + 1)])
+                )
+                    .prop_map(|(id, role, secret, expires)| Step::Link {
+                        id,
+                        role,
+                        secret,
+                        expires
+                    }),
+                (1..4u128).prop_map(Step::Revoke),
+                Just(Step::Delete),
+            ]
+        }
+
+        /// What the model knows, kept apart from the aggregates.
+        #[derive(Default)]
+        struct Model {
+            members: HashMap<usize, WorkspaceRole>,
+            default_role: Option<DocumentRole>,
+            shares: HashMap<usize, DocumentRole>,
+            links: HashMap<u128, (DocumentRole, usize, Option<i64>)>,
+            deleted: bool,
+        }
+
+        impl Model {
+            /// The rule as written in the domain's documentation.
+            fn user_part(&self, user: usize, creator: usize) -> Option<DocumentRole> {
+                let from_workspace = match self.members.get(&user) {
+                    Some(WorkspaceRole::Owner | WorkspaceRole::Admin) => Some(DocumentRole::Owner),
+                    Some(WorkspaceRole::Member) if user == creator => Some(DocumentRole::Owner),
+                    Some(WorkspaceRole::Member) => self.default_role,
+                    Some(WorkspaceRole::Auditor) => Some(DocumentRole::Viewer),
+                    Some(WorkspaceRole::Guest) | None => None,
+                };
+                from_workspace.max(self.shares.get(&user).copied())
+            }
+
+            fn link_part(&self, link: Option<(u128, usize)>) -> Option<DocumentRole> {
+                let (id, secret) = link?;
+                let (role, real, expires) = self.links.get(&id)?;
+                (secret == *real && expires.is_none_or(|at| at > NOW)).then_some(*role)
+            }
+        }
+
+        /// Decides on `state` and applies what was decided; whether it was accepted.
+        fn run<A: Aggregate, E>(
+            state: &mut A,
+            decide: impl FnOnce(&A) -> Result<Vec<A::Event>, E>,
+        ) -> bool {
+            match decide(state) {
+                Ok(events) => {
+                    events.into_iter().for_each(|e| state.apply(e));
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn access_is_the_greatest_of_user_link_and_service_and_each_part_is_the_models(
+                creator in 0..4usize,
+                steps in prop::collection::vec(step(), 0..30),
+                user in 0..5usize,
+                link in prop::option::of((1..4u128, 0..2usize)),
+                service in prop::option::of((any::<bool>(), prop::sample::subsequence(Scope::ALL.to_vec(), 0..=4))),
+            ) {
+                let ws = WorkspaceId::from_uuid(Uuid::from_u128(9));
+                let ann = person(0);
+                let owner = Acting { user: ann.clone(), role: DocumentRole::Owner };
+                let mut model = Model::default();
+                let mut workspace = Workspace::default();
+                let accepted = run(&mut workspace, |a| a.decide(WorkspaceCommand::CreateWorkspace {
+                    id: ws,
+                    name: Title::parse("name", "Acme").unwrap(),
+                    owner: ann.clone(),
+                }));
+                prop_assert!(accepted);
+                model.members.insert(0, WorkspaceRole::Owner);
+                // Members edit every document until the workspace says otherwise.
+                model.default_role = Some(DocumentRole::Editor);
+                if creator != 0 {
+                    let accepted = run(&mut workspace, |a| a.decide(WorkspaceCommand::AddMember {
+                        by: ann.clone(),
+                        user: person(creator),
+                        role: WorkspaceRole::Member,
+                    }));
+                prop_assert!(accepted);
+                    model.members.insert(creator, WorkspaceRole::Member);
+                }
+                let mut document = Document::default();
+                let accepted = run(&mut document, |a| a.decide(DocumentCommand::CreateDocument {
+                    by: ActingMember { user: person(creator), role: model.members[&creator] },
+                    id: DocumentId::from_uuid(Uuid::from_u128(5)),
+                    workspace_id: ws,
+                    title: Title::parse("title", "Plan").unwrap(),
+                    folder: FolderPath::root(),
+                }));
+                prop_assert!(accepted);
+                for step in steps {
+                    match step {
+                        Step::Member(p, role) => {
+                            let command = if model.members.contains_key(&p) {
+                                WorkspaceCommand::ChangeMemberRole { by: ann.clone(), user: person(p), role }
+                            } else {
+                                WorkspaceCommand::AddMember { by: ann.clone(), user: person(p), role }
+                            };
+                            if run(&mut workspace, |a| a.decide(command)) {
+                                model.members.insert(p, role);
+                            }
+                        }
+                        Step::Remove(p) => {
+                            let command = WorkspaceCommand::RemoveMember { by: ann.clone(), user: person(p) };
+                            if run(&mut workspace, |a| a.decide(command)) {
+                                model.members.remove(&p);
+                            }
+                        }
+                        Step::DefaultRole(role) => {
+                            let command = WorkspaceCommand::SetDefaultDocumentRole { by: ann.clone(), role };
+                            if run(&mut workspace, |a| a.decide(command)) {
+                                model.default_role = role;
+                            }
+                        }
+                        Step::Share(p, role) => {
+                            let command = DocumentCommand::ShareDocument { by: owner.clone(), user: person(p), role };
+                            if run(&mut document, |a| a.decide(command)) {
+                                model.shares.insert(p, role);
+                            }
+                        }
+                        Step::Unshare(p) => {
+                            let command = DocumentCommand::UnshareDocument { by: owner.clone(), user: person(p) };
+                            if run(&mut document, |a| a.decide(command)) {
+                                model.shares.remove(&p);
+                            }
+                        }
+                        Step::Link { id, role, secret, expires } => {
+                            let command = DocumentCommand::CreateShareLink {
+                                by: owner.clone(),
+                                link_id: Uuid::from_u128(id),
+                                role,
+                                secret_hash: SECRETS[secret],
+                                expires_at_micros: expires,
+                            };
+                            if run(&mut document, |a| a.decide(command)) {
+                                model.links.insert(id, (role, secret, expires));
+                            }
+                        }
+                        Step::Revoke(id) => {
+                            let command = DocumentCommand::RevokeShareLink { by: owner.clone(), link_id: Uuid::from_u128(id) };
+                            if run(&mut document, |a| a.decide(command)) {
+                                model.links.remove(&id);
+                            }
+                        }
+                        Step::Delete => {
+                            let command = DocumentCommand::DeleteDocument { by: owner.clone() };
+                            model.deleted |= run(&mut document, |a| a.decide(command));
+                        }
+                    }
+                }
+                let other = WorkspaceId::from_uuid(Uuid::from_u128(10));
+                let service = service.map(|(own, scopes)| ServiceIdentity {
+                    workspace: if own { ws } else { other },
+                    account: Uuid::from_u128(7),
+                    scopes,
+                });
+                let caller = |user: UserId, link: Option<(u128, usize)>, service: Option<ServiceIdentity>| Caller {
+                    user,
+                    link: link.map(|(id, secret)| LinkKey { link_id: Uuid::from_u128(id), secret_hash: SECRETS[secret] }),
+                    service,
+                    loaded_workspace: None,
+                };
+                // Someone who is nobody: no membership, share, link or key.
+                let nobody = UserId::parse("mallory").unwrap();
+                let part = |c: Caller| access_to(&document, &workspace, &c, NOW).map(|a| a.role);
+                let whole = access_to(&document, &workspace, &caller(person(user), link, service.clone()), NOW);
+                let from_user = part(caller(person(user), None, None));
+                let from_link = part(caller(nobody.clone(), link, None));
+                let from_service = part(caller(nobody.clone(), None, service.clone()));
+                prop_assert_eq!(part(caller(nobody, None, None)), None);
+                if model.deleted {
+                    prop_assert_eq!(whole, None);
+                    prop_assert_eq!(from_user.or(from_link).or(from_service), None);
+                    return Ok(());
+                }
+                prop_assert_eq!(whole.map(|a| a.role), from_user.max(from_link).max(from_service));
+                prop_assert_eq!(from_user, model.user_part(user, creator));
+                prop_assert_eq!(from_link, model.link_part(link));
+                let expected_service = service.as_ref().filter(|s| s.workspace == ws).and_then(|s| {
+                    if s.scopes.contains(&Scope::DocumentsWrite) {
+                        Some(DocumentRole::Editor)
+                    } else if s.scopes.contains(&Scope::DocumentsRead) {
+                        Some(DocumentRole::Viewer)
+                    } else {
+                        None
+                    }
+                });
+                prop_assert_eq!(from_service, expected_service);
+                if let Some(access) = whole {
+                    prop_assert_eq!(access.workspace, ws);
+                    prop_assert_eq!(access.workspace_role, model.members.get(&user).copied());
+                }
+            }
+        }
+    }
 }

@@ -43,7 +43,10 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             | WorkspaceEvent::WebhookCreated(_)
             | WorkspaceEvent::WebhookDeleted(_)
             | WorkspaceEvent::WebhookDisabled(_)
-            | WorkspaceEvent::WebhookEnabled(_) => None,
+            | WorkspaceEvent::WebhookEnabled(_)
+            | WorkspaceEvent::CollectionCreated(_)
+            | WorkspaceEvent::CollectionRenamed(_)
+            | WorkspaceEvent::CollectionDeleted(_) => None,
         },
         DomainEvent::Document(e) => match e {
             // A share can also replace an editor's role with a viewer's.
@@ -58,12 +61,14 @@ pub fn access_reduced_by(event: &RecordedEvent, decoded: &DomainEvent) -> Option
             | DocumentEvent::DocumentRestored(_)
             | DocumentEvent::ShareLinkCreated(_)
             | DocumentEvent::VersionNamed(_)
-            | DocumentEvent::VersionDeleted(_) => None,
+            | DocumentEvent::VersionDeleted(_)
+            | DocumentEvent::DocumentTemplateChanged(_) => None,
         },
         DomainEvent::Content(_)
         | DomainEvent::Audit(_)
         | DomainEvent::Profile(_)
-        | DomainEvent::Thread(_) => None,
+        | DomainEvent::Thread(_)
+        | DomainEvent::File(_) => None,
     }
 }
 

@@ -13,6 +13,7 @@ use crate::comment::ThreadEvent;
 use crate::content::ContentEvent;
 use crate::document::DocumentEvent;
 use crate::envelope::StreamCategory;
+use crate::file::FileEvent;
 use crate::profile::ProfileEvent;
 use crate::workspace::WorkspaceEvent;
 
@@ -302,6 +303,7 @@ pub enum DomainEvent {
     Audit(AuditEvent),
     Profile(ProfileEvent),
     Thread(ThreadEvent),
+    File(FileEvent),
 }
 
 impl DomainEvent {
@@ -331,6 +333,9 @@ impl DomainEvent {
             StreamCategory::Thread => {
                 ThreadEvent::decode(event_type, schema_version, payload).map(Self::Thread)
             }
+            StreamCategory::File => {
+                FileEvent::decode(event_type, schema_version, payload).map(Self::File)
+            }
         }
     }
 
@@ -353,6 +358,7 @@ impl DomainEvent {
             Self::Audit(event) => event.to_json(),
             Self::Profile(event) => event.to_json(),
             Self::Thread(event) => event.to_json(),
+            Self::File(event) => event.to_json(),
         }
     }
 
@@ -366,6 +372,7 @@ impl DomainEvent {
             entries.extend(AuditEvent::catalogue());
             entries.extend(ProfileEvent::catalogue());
             entries.extend(ThreadEvent::catalogue());
+            entries.extend(FileEvent::catalogue());
             entries
         })
     }

@@ -22,6 +22,13 @@ pub enum EditOrigin {
         /// The content version whose content the edit brought back.
         from_version: i64,
     },
+    /// A new document's first content: a copy of a template's content as it was then.
+    Template {
+        /// The template document.
+        template_id: crate::ids::DocumentId,
+        /// The template's content version that was copied.
+        template_version: i64,
+    },
 }
 
 /// One accepted Yjs update (v1 encoding), exactly as a client or integration sent it.

@@ -97,6 +97,12 @@ pub enum DocumentCommand {
         by: Acting,
         version_id: Uuid,
     },
+    /// Marks the document as a template (new documents may start from its content), or
+    /// not.
+    SetTemplate {
+        by: Acting,
+        template: bool,
+    },
 }
 
 /// A document was created in a workspace. Its content is in the stream `content-<document id>`.
@@ -197,6 +203,14 @@ pub struct VersionDeleted {
     pub version_id: Uuid,
 }
 
+/// The document was marked as a template (new documents may start as a copy of its
+/// content), or no longer is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct DocumentTemplateChanged {
+    /// Whether it is a template now.
+    pub template: bool,
+}
+
 event_enum!(
     /// Events of a document stream.
     DocumentEvent in Document {
@@ -212,6 +226,7 @@ event_enum!(
         ShareLinkRevoked = 1,
         VersionNamed = 1,
         VersionDeleted = 1,
+        DocumentTemplateChanged = 1,
     }
 );
 
@@ -253,6 +268,9 @@ pub struct Document {
     /// Named versions: id → name.
     #[serde(default)]
     versions: BTreeMap<Uuid, String>,
+    /// New documents may start as a copy of its content.
+    #[serde(default)]
+    template: bool,
 }
 
 impl Document {
@@ -275,6 +293,16 @@ impl Document {
         } else {
             Ok(())
         }
+    }
+
+    /// Whether it is a template.
+    pub fn is_template(&self) -> bool {
+        self.template
+    }
+
+    /// The current title (consistent with the commands, unlike a read model).
+    pub fn title(&self) -> &str {
+        &self.title
     }
 
     pub fn created_by(&self) -> Option<&UserId> {
@@ -325,7 +353,9 @@ impl Document {
         Self::require(by, DocumentRole::Owner, "only document owners do that")
     }
 
-    fn decide(&self, command: DocumentCommand) -> Result<Vec<DocumentEvent>, DocumentError> {
+    /// Decides `command` against the current state: the events it yields, or why not
+    /// (pure; `Aggregate::handle` wraps it).
+    pub fn decide(&self, command: DocumentCommand) -> Result<Vec<DocumentEvent>, DocumentError> {
         use DocumentEvent as E;
         if let DocumentCommand::CreateDocument {
             by,
@@ -469,6 +499,15 @@ impl Document {
                 }
                 Ok(vec![E::VersionDeleted(VersionDeleted { version_id })])
             }
+            DocumentCommand::SetTemplate { by, template } => {
+                Self::require_editor(&by)?;
+                if template == self.template {
+                    return Ok(vec![]);
+                }
+                Ok(vec![E::DocumentTemplateChanged(DocumentTemplateChanged {
+                    template,
+                })])
+            }
         }
     }
 }
@@ -531,13 +570,14 @@ impl Aggregate for Document {
             DocumentEvent::VersionDeleted(e) => {
                 self.versions.remove(&e.version_id);
             }
+            DocumentEvent::DocumentTemplateChanged(e) => self.template = e.template,
         }
     }
 }
 
 impl EventSourced for Document {
     const CATEGORY: StreamCategory = StreamCategory::Document;
-    const SNAPSHOT_VERSION: i32 = 3;
+    const SNAPSHOT_VERSION: i32 = 4;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.workspace_id

@@ -27,16 +27,19 @@ pub enum StreamCategory {
     /// A comment thread on a document, one stream per thread (in the document's
     /// workspace).
     Thread,
+    /// A file uploaded to a workspace, one stream per file (in its workspace).
+    File,
 }
 
 impl StreamCategory {
-    pub const ALL: [StreamCategory; 6] = [
+    pub const ALL: [StreamCategory; 7] = [
         StreamCategory::Workspace,
         StreamCategory::Document,
         StreamCategory::Content,
         StreamCategory::Audit,
         StreamCategory::User,
         StreamCategory::Thread,
+        StreamCategory::File,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -47,6 +50,7 @@ impl StreamCategory {
             StreamCategory::Audit => "audit",
             StreamCategory::User => "user",
             StreamCategory::Thread => "thread",
+            StreamCategory::File => "file",
         }
     }
 
@@ -58,6 +62,7 @@ impl StreamCategory {
             "audit" => Ok(StreamCategory::Audit),
             "user" => Ok(StreamCategory::User),
             "thread" => Ok(StreamCategory::Thread),
+            "file" => Ok(StreamCategory::File),
             _ => Err(InvalidValue::new(
                 "stream_category",
                 "is not a known category",

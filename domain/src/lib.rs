@@ -14,11 +14,14 @@ pub mod comment;
 pub mod content;
 pub mod document;
 pub mod envelope;
+pub mod file;
 pub mod ids;
 pub mod notification;
 mod openapi;
 pub mod personal;
 pub mod profile;
+#[cfg(test)]
+mod properties;
 pub mod replay;
 pub mod role;
 pub mod values;

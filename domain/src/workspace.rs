@@ -80,6 +80,22 @@ pub enum WorkspaceCommand {
         webhook_id: Uuid,
         reason: String,
     },
+    /// An asset collection (owners, admins, members).
+    CreateCollection {
+        by: UserId,
+        collection_id: Uuid,
+        name: Title,
+    },
+    RenameCollection {
+        by: UserId,
+        collection_id: Uuid,
+        name: Title,
+    },
+    /// Its files stay; they are only no longer in it.
+    DeleteCollection {
+        by: UserId,
+        collection_id: Uuid,
+    },
 }
 
 /// How a webhook's deliveries are shaped.
@@ -146,6 +162,33 @@ pub struct WebhookDisabled {
 pub struct WebhookEnabled {
     /// The webhook.
     pub webhook_id: Uuid,
+}
+
+/// An asset collection was created.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollectionCreated {
+    /// The collection.
+    pub collection_id: Uuid,
+    /// Its name, unique in the workspace.
+    pub name: String,
+    /// Who created it.
+    pub by: UserId,
+}
+
+/// An asset collection was renamed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollectionRenamed {
+    /// The collection.
+    pub collection_id: Uuid,
+    /// Its new name.
+    pub name: String,
+}
+
+/// An asset collection was deleted; its files stay.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CollectionDeleted {
+    /// The collection.
+    pub collection_id: Uuid,
 }
 
 /// A workspace (tenant) was created. Always followed by `MemberAdded` for its owner.
@@ -244,6 +287,9 @@ event_enum!(
         WebhookDeleted = 1,
         WebhookDisabled = 1,
         WebhookEnabled = 1,
+        CollectionCreated = 1,
+        CollectionRenamed = 1,
+        CollectionDeleted = 1,
     }
 );
 
@@ -268,6 +314,12 @@ pub enum WorkspaceError {
     WebhookNotFound,
     #[error("a workspace has at most {0} webhooks")]
     TooManyWebhooks(usize),
+    #[error("collection not found")]
+    CollectionNotFound,
+    #[error("this workspace already has a collection named '{0}'")]
+    CollectionNameTaken(String),
+    #[error("a workspace has at most {0} collections")]
+    TooManyCollections(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -280,6 +332,9 @@ pub struct Workspace {
     /// Webhooks, and whether each is enabled.
     #[serde(default)]
     webhooks: BTreeMap<Uuid, bool>,
+    /// Asset collections: id → name.
+    #[serde(default)]
+    collections: BTreeMap<Uuid, String>,
 }
 
 impl Default for Workspace {
@@ -291,6 +346,7 @@ impl Default for Workspace {
             default_document_role: Some(DocumentRole::Editor),
             service_accounts: BTreeMap::new(),
             webhooks: BTreeMap::new(),
+            collections: BTreeMap::new(),
         }
     }
 }
@@ -314,6 +370,7 @@ impl Workspace {
 
     /// The most webhooks a workspace has.
     pub const MAX_WEBHOOKS: usize = 20;
+    pub const MAX_COLLECTIONS: usize = 1_000;
 
     /// Whether the webhook exists, and is enabled.
     pub fn webhook(&self, id: Uuid) -> Option<bool> {
@@ -322,6 +379,35 @@ impl Workspace {
 
     pub fn default_document_role(&self) -> Option<DocumentRole> {
         self.default_document_role
+    }
+
+    /// Whether the asset collection exists.
+    pub fn has_collection(&self, collection: &Uuid) -> bool {
+        self.collections.contains_key(collection)
+    }
+
+    fn require_editor(&self, by: &UserId) -> Result<(), WorkspaceError> {
+        if self.actor_role(by)?.edits_documents() {
+            Ok(())
+        } else {
+            Err(WorkspaceError::Forbidden(
+                "only owners, admins and members organise assets",
+            ))
+        }
+    }
+
+    fn name_free(&self, name: &Title, except: Option<Uuid>) -> Result<(), WorkspaceError> {
+        let taken = self
+            .collections
+            .iter()
+            .any(|(id, n)| Some(*id) != except && n.to_lowercase() == name.as_str().to_lowercase());
+        if taken {
+            Err(WorkspaceError::CollectionNameTaken(
+                name.as_str().to_owned(),
+            ))
+        } else {
+            Ok(())
+        }
     }
 
     pub fn role_of(&self, user: &UserId) -> Option<WorkspaceRole> {
@@ -352,7 +438,9 @@ impl Workspace {
         }
     }
 
-    fn decide(&self, command: WorkspaceCommand) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+    /// Decides `command` against the current state: the events it yields, or why not
+    /// (pure; `Aggregate::handle` wraps it).
+    pub fn decide(&self, command: WorkspaceCommand) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
         use WorkspaceEvent as E;
         match command {
             WorkspaceCommand::CreateWorkspace { id, name, owner } => {
@@ -504,6 +592,53 @@ impl Workspace {
                     })]),
                 }
             }
+            WorkspaceCommand::CreateCollection {
+                by,
+                collection_id,
+                name,
+            } => {
+                self.require_editor(&by)?;
+                if self.collections.contains_key(&collection_id) {
+                    return Err(WorkspaceError::AlreadyExists);
+                }
+                if self.collections.len() >= Self::MAX_COLLECTIONS {
+                    return Err(WorkspaceError::TooManyCollections(Self::MAX_COLLECTIONS));
+                }
+                self.name_free(&name, None)?;
+                Ok(vec![E::CollectionCreated(CollectionCreated {
+                    collection_id,
+                    name: name.into(),
+                    by,
+                })])
+            }
+            WorkspaceCommand::RenameCollection {
+                by,
+                collection_id,
+                name,
+            } => {
+                self.require_editor(&by)?;
+                let current = self
+                    .collections
+                    .get(&collection_id)
+                    .ok_or(WorkspaceError::CollectionNotFound)?;
+                if current == name.as_str() {
+                    return Ok(vec![]);
+                }
+                self.name_free(&name, Some(collection_id))?;
+                Ok(vec![E::CollectionRenamed(CollectionRenamed {
+                    collection_id,
+                    name: name.into(),
+                })])
+            }
+            WorkspaceCommand::DeleteCollection { by, collection_id } => {
+                self.require_editor(&by)?;
+                if !self.collections.contains_key(&collection_id) {
+                    return Err(WorkspaceError::CollectionNotFound);
+                }
+                Ok(vec![E::CollectionDeleted(CollectionDeleted {
+                    collection_id,
+                })])
+            }
             WorkspaceCommand::RemoveMember { by, user } => {
                 // Anyone may leave; removing someone else takes a manager.
                 let by_role = if by == user {
@@ -591,13 +726,22 @@ impl Aggregate for Workspace {
             WorkspaceEvent::WebhookEnabled(e) => {
                 self.webhooks.insert(e.webhook_id, true);
             }
+            WorkspaceEvent::CollectionCreated(e) => {
+                self.collections.insert(e.collection_id, e.name);
+            }
+            WorkspaceEvent::CollectionRenamed(e) => {
+                self.collections.insert(e.collection_id, e.name);
+            }
+            WorkspaceEvent::CollectionDeleted(e) => {
+                self.collections.remove(&e.collection_id);
+            }
         }
     }
 }
 
 impl EventSourced for Workspace {
     const CATEGORY: StreamCategory = StreamCategory::Workspace;
-    const SNAPSHOT_VERSION: i32 = 4;
+    const SNAPSHOT_VERSION: i32 = 5;
 
     fn workspace_id(&self) -> Option<WorkspaceId> {
         self.id

@@ -9,13 +9,17 @@
 #
 # DIR_A and DIR_B each hold a `collab` and a `collab-bench` (e.g. target/release of two
 # checkouts). Environment: ROUNDS (default 3), SECONDS_PER_RUN (default 10), DOCS (100),
-# CLIENTS (10), RATE (5), INGEST_TIMEOUT (120).
+# CLIENTS (10), RATE (5), INGEST_TIMEOUT (120), IDLE (idle sockets over the fan-out's
+# documents after it, default 0: none), IDLE_TRACE (idle sockets on the one document the
+# trace built, about 180 KiB of state each socket receives when it joins; default 0: none),
+# SCENARIOS (default "fanout ingest": either can be left out).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 A="$(realpath "$1")"; B="$(realpath "$2")"
 TRACE="${3:-../shared/traces/automerge-paper.json.gz}"
 ROUNDS="${ROUNDS:-3}"; SECONDS_PER_RUN="${SECONDS_PER_RUN:-10}"
 DOCS="${DOCS:-100}"; CLIENTS="${CLIENTS:-10}"; RATE="${RATE:-5}"
+SCENARIOS="${SCENARIOS:-fanout ingest}"
 ops/dev/services.sh
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 OUT="$(mktemp -d)"
@@ -46,11 +50,20 @@ one_run() { # label dir round
   new_doc() { api -X POST "http://127.0.0.1:$PORT/v1/workspaces/$ws/documents" -d "{\"title\":\"$1\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
   for d in $(seq 1 "$DOCS"); do docs="${docs:+$docs,}$(new_doc "f$d")"; done
   local args=(--url "ws://127.0.0.1:$PORT/v1/sync" --query "token=$token")
-  "$BENCH" "${args[@]}" fanout --docs "$docs" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN" \
-    | python3 -c 'import json,sys; r=json.load(sys.stdin); r["build"]=sys.argv[1]; print(json.dumps(r))' "$label" >>"$OUT/results.jsonl"
-  if [ -f "$TRACE" ]; then
-    "$BENCH" "${args[@]}" ingest --doc "$(new_doc trace)" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}" \
-      | python3 -c 'import json,sys; r=json.load(sys.stdin); r["build"]=sys.argv[1]; print(json.dumps(r))' "$label" >>"$OUT/results.jsonl"
+  record() { python3 -c 'import json,sys; r=json.load(sys.stdin); r["build"]=sys.argv[1]; r["scenario"]=sys.argv[2]; print(json.dumps(r))' "$label" "$1" >>"$OUT/results.jsonl"; }
+  if [[ " $SCENARIOS " == *" fanout "* ]]; then
+    "$BENCH" "${args[@]}" fanout --docs "$docs" --clients "$CLIENTS" --rate "$RATE" --seconds "$SECONDS_PER_RUN" | record fanout
+  fi
+  if [ "${IDLE:-0}" -gt 0 ]; then
+    "$BENCH" "${args[@]}" idle --docs "$docs" --connections "$IDLE" --server-pid "$SERVER_PID" | record idle
+  fi
+  if [ -f "$TRACE" ] && { [[ " $SCENARIOS " == *" ingest "* ]] || [ "${IDLE_TRACE:-0}" -gt 0 ]; }; then
+    local doc
+    doc="$(new_doc trace)"
+    "$BENCH" "${args[@]}" ingest --doc "$doc" --trace "$TRACE" --timeout-seconds "${INGEST_TIMEOUT:-120}" | record ingest
+    if [ "${IDLE_TRACE:-0}" -gt 0 ]; then
+      "$BENCH" "${args[@]}" idle --docs "$doc" --connections "$IDLE_TRACE" --server-pid "$SERVER_PID" | record idle-trace
+    fi
   fi
   stop
 }
@@ -72,6 +85,11 @@ for name, scenario, get in [
     ("fan-out p99 (ms)", "fanout", lambda r: r["latency_ms"]["p99"]),
     ("fan-out deliveries lost", "fanout", lambda r: r["deliveries_expected"] - r["deliveries"]),
     ("trace ingest (s)", "ingest", lambda r: r.get("complete_seconds")),
+    ("idle sockets: KiB per connection", "idle", lambda r: r.get("kib_per_connection")),
+    ("idle sockets: seconds to open", "idle", lambda r: r.get("open_seconds")),
+    ("idle sockets: server RSS with all open (MiB)", "idle", lambda r: r["server_rss_kib_open"] / 1024),
+    ("idle on the trace's document: KiB per connection", "idle-trace", lambda r: r.get("kib_per_connection")),
+    ("idle on the trace's document: server RSS with all open (MiB)", "idle-trace", lambda r: r["server_rss_kib_open"] / 1024),
 ]:
     (a, av), (b, bv) = med("A", scenario, get), med("B", scenario, get)
     ratio = f"{b / a:.2f}" if a and b else "–"

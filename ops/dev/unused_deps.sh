@@ -10,7 +10,7 @@ for manifest in $(git ls-files '*Cargo.toml' | grep -v '^Cargo.toml$'); do
   deps=$(awk '/^\[(dev-)?dependencies\]/{f=1;next}/^\[/{f=0}f' "$manifest" | grep -o '^[a-z0-9_-]*' || true)
   for dep in $deps; do
     name=${dep//-/_}
-    if ! grep -rqE "\\b${name}\\b" "$dir/src" $( [ -d "$dir/tests" ] && echo "$dir/tests" ); then
+    if ! grep -rqE "\\b${name}\\b" $(for d in src tests fuzz_targets; do [ -d "$dir/$d" ] && echo "$dir/$d"; done); then
       echo "unused dependency: $dep in $manifest" >&2
       status=1
     fi

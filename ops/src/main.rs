@@ -9,12 +9,14 @@ mod history;
 
 use collab_api::app::{connect_postgres, migrate};
 use collab_api::auth::{parse_algorithms, AuthSettings, TokenVerifier};
+use collab_api::files::{self, FileSettings};
 use collab_api::mailer::MailSettings;
 use collab_api::rate_limit::{Limit, RateLimitSettings};
 use collab_api::settings::{defaults, AuditSettings};
 use collab_api::webhooks::WebhookSettings;
 use collab_api::{Application, Roles, Settings};
 use collab_domain::UserId;
+use collab_live::blob_store::S3Settings;
 use collab_live::LiveConfig;
 use collab_projections::history::HistoryConfig;
 use collab_projections::{rebuild, Consumer, Registry};
@@ -55,7 +57,7 @@ struct GlobalArgs {
         hide_env_values = true
     )]
     database_url: String,
-    /// NATS server URL (JetStream must be enabled).
+    /// NATS server URL, or several comma-separated (JetStream must be enabled).
     #[arg(
         long,
         env = "COLLAB_NATS_URL",
@@ -63,6 +65,10 @@ struct GlobalArgs {
         default_value = defaults::NATS_URL
     )]
     nats_url: String,
+    /// JetStream replicas of the events and presence streams: 1 on a single server, up to
+    /// the number of JetStream servers on a cluster (3 is usual).
+    #[arg(long, env = "COLLAB_NATS_REPLICAS", global = true, default_value_t = 1)]
+    nats_replicas: usize,
     /// First token of every NATS subject; the events stream is <PREFIX>_EVENTS.
     #[arg(
         long,
@@ -136,6 +142,24 @@ enum Command {
     /// People's personal data.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// The outbox relay, by hand.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+}
+
+#[derive(Subcommand)]
+enum RelayCommand {
+    /// Publish the Postgres log into this prefix's JetStream events stream until the
+    /// stream holds all of it, then exit (after a restore: the stream is empty, or holds
+    /// an older part of the same log). A running server's relay may do the publishing;
+    /// either way the command returns once the stream has caught up.
+    Republish {
+        /// First delete this prefix's JetStream streams and with them every durable
+        /// consumer (for a stream that holds another log, which the relay refuses to
+        /// extend). Stop the servers using the prefix first.
+        #[arg(long)]
+        delete_existing: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -176,7 +200,8 @@ struct ServeArgs {
     /// (`localhost:7700`).
     #[arg(long, env = "COLLAB_LISTEN", default_value = defaults::LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
-    /// Roles to run: any of api, relay, projector (comma-separated), or all.
+    /// Roles to run: any of api, relay, projector, mailer, webhooks, thumbnailer,
+    /// downloads (comma-separated), or all.
     #[arg(long, env = "COLLAB_ROLES", default_value = defaults::ROLES)]
     roles: String,
     /// Longest a query waits for X-Collab-Min-Position, in milliseconds.
@@ -313,6 +338,34 @@ struct ServeArgs {
     /// Let webhooks reach loopback and private addresses (tests and development only).
     #[arg(long, env = "COLLAB_WEBHOOK_ALLOW_PRIVATE", default_value_t = false)]
     webhook_allow_private: bool,
+    /// The S3 bucket for files and large snapshots (credentials from the standard AWS
+    /// variables). Unset: the local disk (`COLLAB_BLOB_DIR`), and no file uploads.
+    #[arg(long, env = "COLLAB_S3_BUCKET")]
+    s3_bucket: Option<String>,
+    /// An S3-compatible store's URL (path-style addressing); unset: Amazon S3.
+    #[arg(long, env = "COLLAB_S3_ENDPOINT")]
+    s3_endpoint: Option<String>,
+    /// The bucket's region.
+    #[arg(long, env = "COLLAB_S3_REGION", default_value = files::defaults::S3_REGION)]
+    s3_region: String,
+    /// Largest file accepted, in bytes.
+    #[arg(long, env = "COLLAB_MAX_FILE_BYTES", default_value_t = files::defaults::MAX_FILE_BYTES)]
+    max_file_bytes: u64,
+    /// Files larger than this many bytes are uploaded in parts of this size (at least 5 MiB).
+    #[arg(long, env = "COLLAB_UPLOAD_PART_BYTES", default_value_t = files::defaults::PART_BYTES, value_parser = clap::value_parser!(u64).range(5 * 1024 * 1024..))]
+    upload_part_bytes: u64,
+    /// Seconds upload URLs are valid; uploads not completed within twice this are aborted.
+    #[arg(long, env = "COLLAB_UPLOAD_EXPIRY_SECS", default_value_t = files::defaults::UPLOAD_EXPIRY_SECS, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    upload_expiry_secs: u64,
+    /// Seconds download URLs are valid.
+    #[arg(long, env = "COLLAB_DOWNLOAD_URL_SECS", default_value_t = files::defaults::DOWNLOAD_EXPIRY_SECS, value_parser = clap::value_parser!(u64).range(1..=7 * 24 * 3600))]
+    download_url_secs: u64,
+    /// Images with more pixels than this get no thumbnail.
+    #[arg(long, env = "COLLAB_THUMBNAIL_MAX_PIXELS", default_value_t = files::defaults::THUMBNAIL_MAX_PIXELS)]
+    thumbnail_max_pixels: u64,
+    /// Seconds a built zip of the download center is kept.
+    #[arg(long, env = "COLLAB_ZIP_EXPIRY_SECS", default_value_t = files::defaults::ZIP_EXPIRY_SECS, value_parser = clap::value_parser!(u64).range(1..))]
+    zip_expiry_secs: u64,
 }
 
 #[derive(Subcommand)]
@@ -431,6 +484,10 @@ impl GlobalArgs {
             self.jwt_secret.as_deref().unwrap_or("unused-outside-serve"),
         );
         settings.nats_url = self.nats_url.clone();
+        if !(1..=5).contains(&self.nats_replicas) {
+            anyhow::bail!("COLLAB_NATS_REPLICAS must be 1 to 5 (JetStream's limit)");
+        }
+        settings.nats_replicas = self.nats_replicas;
         settings.subject_prefix = self.subject_prefix.clone();
         if self.history_snapshot_every < 1 {
             anyhow::bail!("COLLAB_HISTORY_SNAPSHOT_EVERY must be at least 1");
@@ -481,6 +538,7 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         blob_dir: args.blob_dir.clone(),
         awareness_timeout: Duration::from_secs(args.awareness_timeout_secs),
         presence_retention: Duration::from_secs(args.presence_retention_hours * 3600),
+        stream_replicas: global.nats_replicas,
         keepalive: Duration::from_secs(args.ws_keepalive_secs),
     };
     settings.audit = AuditSettings {
@@ -519,6 +577,19 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("COLLAB_WEBHOOK_RETRY_SCHEDULE: {e}"))?,
         disable_after: args.webhook_disable_after.max(1),
         allow_private: args.webhook_allow_private,
+    };
+    settings.files = FileSettings {
+        s3: args.s3_bucket.clone().map(|bucket| S3Settings {
+            endpoint: args.s3_endpoint.clone(),
+            bucket,
+            region: args.s3_region.clone(),
+        }),
+        max_file_bytes: args.max_file_bytes.max(1),
+        part_bytes: args.upload_part_bytes,
+        upload_expiry: Duration::from_secs(args.upload_expiry_secs),
+        download_expiry: Duration::from_secs(args.download_url_secs),
+        thumbnail_max_pixels: args.thumbnail_max_pixels.max(1),
+        zip_expiry: Duration::from_secs(args.zip_expiry_secs),
     };
     // A mailer that cannot start is a configuration error: say so now, not in a log.
     if settings.roles.mailer {
@@ -607,6 +678,68 @@ async fn projections_status(global: &GlobalArgs) -> anyhow::Result<()> {
         }
         println!("{line}");
     }
+    Ok(())
+}
+
+/// Runs a relay until the events stream holds the whole log, with a progress bar.
+async fn republish(global: &GlobalArgs, delete_existing: bool) -> anyhow::Result<()> {
+    use collab_store::relay::RelayError;
+    use collab_store::{EventLog, EventStore, Relay, RelayConfig};
+    let settings = global.settings()?;
+    let pool = connect_postgres(&settings).await?;
+    let (_client, js) = collab_api::app::connect_nats(&settings).await?;
+    let prefix = settings.subject_prefix.clone();
+    if delete_existing {
+        collab_live::delete_jetstream_streams(&js, &prefix).await?;
+        collab_store::relay::ensure_events_stream(&js, &prefix, settings.nats_replicas)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot recreate the events stream: {e}"))?;
+        println!("deleted the JetStream streams of prefix '{prefix}'");
+    }
+    let store = EventStore::new(pool.clone());
+    let config = RelayConfig {
+        replicas: settings.nats_replicas,
+        ..RelayConfig::new(prefix.clone())
+    };
+    let probe = Relay::new(store.clone(), js.clone(), config.clone());
+    let stop = CancellationToken::new();
+    let relay = tokio::spawn(Relay::new(store, js, config).run(stop.clone()));
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "republish [{bar:40}] {pos}/{len} positions ({per_sec}, {eta})",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    let started = std::time::Instant::now();
+    let outcome = loop {
+        let head = EventLog::head(&pool).await?;
+        let published = match probe.resume_position().await {
+            Ok(published) => published,
+            Err(RelayError::ForeignStream(reason)) => {
+                break Err(anyhow::anyhow!(
+                    "{reason}\n(after a restore, `collab relay republish --delete-existing` \
+                     replaces that stream with this log)"
+                ))
+            }
+            Err(error) => break Err(error.into()),
+        };
+        bar.set_length(head as u64);
+        bar.set_position(published as u64);
+        if published >= head {
+            break Ok(head);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    stop.cancel();
+    let _ = relay.await;
+    bar.finish_and_clear();
+    let head = outcome?;
+    println!(
+        "republished: the stream '{}' holds the log to position {head} ({:.2?})",
+        collab_domain::envelope::events_stream_name(&prefix),
+        started.elapsed()
+    );
     Ok(())
 }
 
@@ -720,6 +853,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Graphql(GraphqlCommand::Sdl) => {
             print!("{}", collab_api::graphql::sdl());
             Ok(())
+        }
+        Command::Relay(RelayCommand::Republish { delete_existing }) => {
+            republish(&cli.global, *delete_existing).await
         }
         Command::Projections(ProjectionsCommand::Status) => projections_status(&cli.global).await,
         Command::Projections(ProjectionsCommand::Retry { name }) => {

@@ -75,9 +75,10 @@ impl ReadModel for Activity {
 }
 
 /// The history entry kinds a feed shows, and what the feed calls them.
-pub const HISTORY_KINDS: [(&str, &str); 10] = [
+pub const HISTORY_KINDS: [(&str, &str); 11] = [
     ("edits", "edited"),
     ("restored", "restored"),
+    ("from_template", "from_template"),
     ("DocumentCreated", "created"),
     ("DocumentRenamed", "renamed"),
     ("DocumentMoved", "moved"),

@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use collab_domain::audit::AuditEvent;
 use collab_domain::comment::ThreadEvent;
 use collab_domain::document::DocumentEvent;
+use collab_domain::file::FileEvent;
 use collab_domain::profile::ProfileEvent;
 use collab_domain::workspace::WorkspaceEvent;
 use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId, WorkspaceId};
@@ -134,6 +135,11 @@ impl ReadModel for Audit {
                     let document = e.document_id().as_uuid();
                     page.entry(event, thread_summary(e), Some(document), None);
                 }
+                DomainEvent::File(e) => {
+                    flush(&mut bursts, conn, &mut page).await?;
+                    let (summary, document) = file_summary(e);
+                    page.entry(event, summary, document, None);
+                }
                 DomainEvent::Document(e) => {
                     flush(&mut bursts, conn, &mut page).await?;
                     let (summary, member) = document_summary(conn, &mut page, event, &e).await?;
@@ -144,6 +150,52 @@ impl ReadModel for Audit {
         flush(&mut bursts, conn, &mut page).await?;
         page.write(conn).await?;
         Ok(())
+    }
+}
+
+/// A file's event in a line, with the document it concerns (if one).
+fn file_summary(event: FileEvent) -> (String, Option<uuid::Uuid>) {
+    match event {
+        FileEvent::FileUploadStarted(e) => (
+            format!(
+                "{} started uploading '{}' ({} bytes)",
+                e.by,
+                e.filename.as_str(),
+                e.size
+            ),
+            e.document_id.map(|d| d.as_uuid()),
+        ),
+        FileEvent::FileUploaded(e) => (
+            format!("a {} file of {} bytes was uploaded", e.content_type, e.size),
+            None,
+        ),
+        FileEvent::FileRejected(e) => (format!("an upload was rejected: {}", e.reason), None),
+        FileEvent::FileUploadAbandoned(_) => ("an unfinished upload was cleaned up".into(), None),
+        FileEvent::FileDeleted(e) => (format!("{} deleted a file", e.by), None),
+        FileEvent::ThumbnailCreated(e) => (format!("a {} px thumbnail was made", e.max_px), None),
+        FileEvent::ThumbnailFailed(e) => {
+            (format!("no thumbnail could be made: {}", e.reason), None)
+        }
+        FileEvent::FileAttached(e) => (
+            format!("{} attached a file", e.by),
+            Some(e.document_id.as_uuid()),
+        ),
+        FileEvent::FileDetached(e) => (
+            format!("{} detached a file", e.by),
+            Some(e.document_id.as_uuid()),
+        ),
+        FileEvent::FileTagsSet(e) => (
+            format!("{} tagged a file: {}", e.by, e.tags.join(", ")),
+            None,
+        ),
+        FileEvent::FileAddedToCollection(e) => (
+            format!("{} added a file to collection {}", e.by, e.collection_id),
+            None,
+        ),
+        FileEvent::FileRemovedFromCollection(e) => (
+            format!("{} took a file out of collection {}", e.by, e.collection_id),
+            None,
+        ),
     }
 }
 
@@ -505,6 +557,21 @@ async fn workspace_summary(
         WorkspaceEvent::WebhookEnabled(e) => {
             (format!("{actor} enabled webhook {}", e.webhook_id), None)
         }
+        WorkspaceEvent::CollectionCreated(e) => (
+            format!("{actor} created the collection \"{}\"", e.name),
+            None,
+        ),
+        WorkspaceEvent::CollectionRenamed(e) => (
+            format!(
+                "{actor} renamed collection {} to \"{}\"",
+                e.collection_id, e.name
+            ),
+            None,
+        ),
+        WorkspaceEvent::CollectionDeleted(e) => (
+            format!("{actor} deleted collection {}", e.collection_id),
+            None,
+        ),
     })
 }
 
@@ -557,6 +624,12 @@ async fn document_summary(
         ),
         DocumentEvent::VersionDeleted(_) => {
             (format!("{actor} deleted a named version of {title}"), None)
+        }
+        DocumentEvent::DocumentTemplateChanged(e) if e.template => {
+            (format!("{actor} made {title} a template"), None)
+        }
+        DocumentEvent::DocumentTemplateChanged(_) => {
+            (format!("{actor} made {title} no longer a template"), None)
         }
     })
 }

@@ -27,7 +27,11 @@ impl ReadModel for Documents {
     }
 
     fn tables(&self) -> &'static [&'static str] {
-        &["rm_document_shares", "rm_documents"]
+        &[
+            "rm_document_shares",
+            "rm_document_templates",
+            "rm_documents",
+        ]
     }
 
     async fn apply(
@@ -85,6 +89,8 @@ struct Page {
     deleted: Vec<Uuid>,
     /// (document, user) → (workspace, role), or None: unshared.
     shares: std::collections::HashMap<(Uuid, String), Option<(Uuid, &'static str)>>,
+    /// document → (workspace, whether it is a template now).
+    templates: std::collections::HashMap<Uuid, (Uuid, bool)>,
 }
 
 impl Page {
@@ -147,6 +153,14 @@ impl Page {
                 }
                 self.changed.remove(&document);
                 self.shares.retain(|(d, _), _| *d != document);
+                self.templates
+                    .insert(document, (event.metadata.workspace_id.as_uuid(), false));
+            }
+            DocumentEvent::DocumentTemplateChanged(e) => {
+                self.templates.insert(
+                    document,
+                    (event.metadata.workspace_id.as_uuid(), e.template),
+                );
             }
             DocumentEvent::DocumentShared(e) => {
                 self.shares.insert(
@@ -214,6 +228,22 @@ impl Page {
             .bind(column(&rows, |r| r.1.archived))
             .bind(column(&rows, |r| r.1.updated_at))
             .bind(column(&rows, |r| r.1.version))
+            .execute(&mut *conn)
+            .await?;
+        }
+        let (on, off): (Vec<_>, Vec<_>) = self.templates.into_iter().partition(|(_, (_, t))| *t);
+        if !off.is_empty() {
+            sqlx::query("DELETE FROM rm_document_templates WHERE document_id = ANY($1)")
+                .bind(column(&off, |t| t.0))
+                .execute(&mut *conn)
+                .await?;
+        }
+        if !on.is_empty() {
+            sqlx::query(
+                "INSERT INTO rm_document_templates (document_id, workspace_id)                  SELECT * FROM unnest($1::uuid[], $2::uuid[]) ON CONFLICT DO NOTHING",
+            )
+            .bind(column(&on, |t| t.0))
+            .bind(column(&on, |t| t.1 .0))
             .execute(&mut *conn)
             .await?;
         }
@@ -319,6 +349,10 @@ async fn apply(
                 .bind(document_id)
                 .execute(&mut *conn)
                 .await?;
+            sqlx::query("DELETE FROM rm_document_templates WHERE document_id = $1")
+                .bind(document_id)
+                .execute(&mut *conn)
+                .await?;
         }
         DocumentEvent::DocumentShared(e) => {
             sqlx::query(
@@ -344,6 +378,21 @@ async fn apply(
         DocumentEvent::ShareLinkCreated(_) | DocumentEvent::ShareLinkRevoked(_) => {}
         // Named versions are the history read model's.
         DocumentEvent::VersionNamed(_) | DocumentEvent::VersionDeleted(_) => {}
+        DocumentEvent::DocumentTemplateChanged(e) if e.template => {
+            sqlx::query(
+                "INSERT INTO rm_document_templates (document_id, workspace_id) VALUES ($1, $2)                  ON CONFLICT DO NOTHING",
+            )
+            .bind(document_id)
+            .bind(event.metadata.workspace_id.as_uuid())
+            .execute(&mut *conn)
+            .await?;
+        }
+        DocumentEvent::DocumentTemplateChanged(_) => {
+            sqlx::query("DELETE FROM rm_document_templates WHERE document_id = $1")
+                .bind(document_id)
+                .execute(&mut *conn)
+                .await?;
+        }
     }
     Ok(())
 }

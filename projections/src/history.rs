@@ -165,6 +165,16 @@ impl Cached {
         change
     }
 
+    /// Replaces the document with `state` decoded into a fresh one.
+    fn reload(&mut self, state: &[u8]) {
+        let doc = Doc::new();
+        if let Ok(update) = Update::decode_v1(state) {
+            if doc.transact_mut().apply_update(update).is_ok() {
+                self.doc = doc;
+            }
+        }
+    }
+
     fn encode(&self) -> Vec<u8> {
         self.doc
             .transact()
@@ -229,7 +239,12 @@ impl ReadModel for History {
                     let change = cached.apply(&edit.update);
                     cached.version = event.stream_version;
                     if event.stream_version % self.config.snapshot_every == 0 {
-                        save_snapshot(conn, event, cached.encode()).await?;
+                        let state = cached.encode();
+                        save_snapshot(conn, event, state.clone()).await?;
+                        // Go on from the snapshot as loaded, as a fold that starts from it
+                        // does: the next snapshot has the same bytes whichever path made it
+                        // (the same content can sit in differently merged items).
+                        cached.reload(&state);
                     }
                     self.checkin(document, cached);
                     let actor = event.metadata.actor.to_string();
@@ -250,6 +265,22 @@ impl ReadModel for History {
                                 serde_json::json!({ "from_version": from_version }),
                             );
                         }
+                        EditOrigin::Template {
+                            template_id,
+                            template_version,
+                        } => {
+                            sessions.end(key);
+                            entries.push(
+                                event,
+                                "from_template",
+                                Some(event.stream_version),
+                                (change.inserted, change.deleted),
+                                serde_json::json!({
+                                    "template_id": template_id,
+                                    "template_version": template_version,
+                                }),
+                            );
+                        }
                         EditOrigin::Socket | EditOrigin::Http => {
                             sessions.edit(key, event, change.inserted, change.deleted)
                         }
@@ -261,7 +292,8 @@ impl ReadModel for History {
                 DomainEvent::Workspace(_)
                 | DomainEvent::Audit(_)
                 | DomainEvent::Profile(_)
-                | DomainEvent::Thread(_) => {}
+                | DomainEvent::Thread(_)
+                | DomainEvent::File(_) => {}
             }
         }
         write_sessions(conn, &mut sessions).await?;
@@ -697,7 +729,6 @@ pub async fn document_at(
         .fetch_all(&mut *conn)
         .await?;
         let full = rows.len() as i64 == upto - version;
-        let mut txn = doc.transact_mut();
         for row in rows {
             let beyond = match point {
                 Point::Version(v) => row.stream_version > v,
@@ -710,9 +741,12 @@ pub async fn document_at(
             }
             let ContentEvent::DocumentEdited(edit) =
                 ContentEvent::decode(&row.event_type, row.schema_version, &row.payload)?;
+            // One transaction per update, as the fold applies them: Yjs merges neighbouring
+            // items when a transaction ends, so other boundaries would give the same
+            // content in other items, and a snapshot taken from here other bytes.
             match Update::decode_v1(&edit.update) {
                 Ok(update) => {
-                    if let Err(error) = txn.apply_update(update) {
+                    if let Err(error) = doc.transact_mut().apply_update(update) {
                         warn!(version = row.stream_version, %error, "stored update does not apply");
                     }
                 }

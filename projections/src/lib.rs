@@ -16,6 +16,7 @@ pub mod checkpoint;
 pub mod checkpointer;
 pub mod comments;
 pub mod documents;
+pub mod files;
 pub mod history;
 pub mod notifications;
 pub mod profiles;

@@ -377,14 +377,20 @@ pub async fn list(
     .await
 }
 
-/// How many of the caller's in-app notifications are unread.
-pub async fn unread_count(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+/// How many of the caller's in-app notifications are unread (of those before a position, if
+/// given: a live feed counts only what it has shown, as the projector may fold more meanwhile).
+pub async fn unread_count(
+    conn: &mut PgConnection,
+    before: Option<i64>,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT count(*) FROM rm_notifications n \
          JOIN rm_documents d ON d.document_id = n.document_id \
          WHERE n.recipient = collab_current_user() AND n.in_app AND n.read_at IS NULL \
-           AND collab_opens_document(d.document_id, d.workspace_id, d.created_by)",
+           AND collab_opens_document(d.document_id, d.workspace_id, d.created_by) \
+           AND ($1::bigint IS NULL OR n.position < $1)",
     )
+    .bind(before)
     .fetch_one(conn)
     .await
 }

@@ -7,7 +7,7 @@ use collab_domain::StreamCategory;
 use crate::history::{History, HistoryConfig};
 use crate::read_model::ReadModel;
 use crate::worker::Worker;
-use crate::{activity, comments, notifications, profiles, webhooks};
+use crate::{activity, comments, files, notifications, profiles, webhooks};
 use crate::{audit, documents, workspaces};
 
 /// A registered consumer of the log: a read model (folds into Postgres tables) or a
@@ -67,6 +67,7 @@ impl Registry {
             .read_model(notifications::Notifications)
             .read_model(activity::Activity)
             .read_model(webhooks::Webhooks)
+            .read_model(files::Files)
     }
 
     /// Adds a read model. Names must be unique.

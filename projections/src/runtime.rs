@@ -7,8 +7,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
+use collab_domain::envelope::events_stream_name;
 use collab_domain::WireEnvelope;
-use collab_store::relay::{ensure_events_stream, POSITION_HEADER};
+use collab_store::relay::POSITION_HEADER;
 use collab_store::{leadership, EventLog};
 use futures::StreamExt;
 use sqlx::PgPool;
@@ -107,7 +108,11 @@ async fn consume(
     consumer: &Consumer,
     shutdown: &CancellationToken,
 ) -> Result<(), String> {
-    let stream = ensure_events_stream(js, subject_prefix).await?;
+    // Every process creates the stream at start (with the configured replicas).
+    let stream = js
+        .get_stream(events_stream_name(subject_prefix))
+        .await
+        .map_err(|e| e.to_string())?;
     let durable = durable_name(subject_prefix, consumer);
     let nats_consumer = stream
         .get_or_create_consumer(

@@ -106,6 +106,10 @@ async fn apply(
         | WorkspaceEvent::WebhookDeleted(_)
         | WorkspaceEvent::WebhookDisabled(_)
         | WorkspaceEvent::WebhookEnabled(_) => {}
+        // The `files` read model's.
+        WorkspaceEvent::CollectionCreated(_)
+        | WorkspaceEvent::CollectionRenamed(_)
+        | WorkspaceEvent::CollectionDeleted(_) => {}
         WorkspaceEvent::MemberRemoved(e) => {
             sqlx::query(
                 "DELETE FROM rm_workspace_members WHERE workspace_id = $1 AND user_id = $2",

@@ -11,6 +11,7 @@ let doc = null
 let provider = null
 const closes = []
 const denied = []
+let typing = null
 
 const reply = (value) => process.stdout.write(JSON.stringify(value) + '\n')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -161,6 +162,39 @@ const commands = {
   async bufferedDrain ({ timeoutMs }) {
     await until('socket to drain', () => !provider.ws || provider.ws.bufferedAmount === 0, timeoutMs)
     return {}
+  },
+  // Types `<tag>.<n>;` at the end of the text every `everyMs` until stopTyping, connected
+  // or not (y-websocket keeps what it cannot send and sends it on reconnect).
+  startTyping ({ root = 'text', tag, everyMs = 50 }) {
+    const ytext = doc.getText(root)
+    const state = { n: 0, stop: false }
+    typing = state
+    ;(async () => {
+      while (!state.stop) {
+        ytext.insert(ytext.length, `${tag}.${state.n};`)
+        state.n++
+        await sleep(everyMs)
+      }
+    })()
+    return {}
+  },
+  // Appends `chunk` characters at a time, paced to `bytesPerSecond`, for `seconds`.
+  async flood ({ root = 'text', bytesPerSecond, chunk, seconds, maxBytes = Infinity }) {
+    const ytext = doc.getText(root)
+    const piece = 'x'.repeat(chunk)
+    const started = Date.now()
+    let sent = 0
+    while (Date.now() - started < seconds * 1000 && sent < maxBytes) {
+      const due = started + (sent / bytesPerSecond) * 1000
+      if (Date.now() < due) await sleep(due - Date.now())
+      ytext.insert(ytext.length, piece)
+      sent += chunk
+    }
+    return { sent, ms: Date.now() - started, closes }
+  },
+  stopTyping () {
+    typing.stop = true
+    return { typed: typing.n }
   },
   exit () {
     setTimeout(() => process.exit(0), 10)

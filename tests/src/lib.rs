@@ -29,12 +29,99 @@ pub fn shared_nats_url() -> String {
     std::env::var("COLLAB_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
-fn database_url_for(name: &str) -> String {
-    let admin = admin_database_url();
-    let base = admin
-        .rsplit_once('/')
-        .map_or(admin.as_str(), |(base, _)| base);
+fn database_url_for(admin: &str, name: &str) -> String {
+    let base = admin.rsplit_once('/').map_or(admin, |(base, _)| base);
     format!("{base}/{name}")
+}
+
+/// The position of the newest event in the log.
+pub async fn log_head(pool: &PgPool) -> i64 {
+    sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+/// Waits until every read model — not only those a query waits for (the audit and history
+/// models do not hold queries back) — has folded every event of its categories.
+pub async fn read_models_caught_up(pool: &PgPool) {
+    let registry = collab_projections::Registry::standard();
+    eventually(
+        "every read model to fold the log",
+        Duration::from_secs(60),
+        || {
+            let registry = &registry;
+            async move {
+                let status = collab_projections::status(pool, registry).await.ok()?;
+                status
+                    .iter()
+                    .all(|c| c.kind != "read model" || c.lag == 0)
+                    .then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// Every read-model table as JSON, in a stable order.
+pub async fn read_models(pool: &PgPool) -> Value {
+    let registry = collab_projections::Registry::standard();
+    let tables: Vec<&str> = registry
+        .read_models()
+        .flat_map(|m| m.tables())
+        .copied()
+        .collect();
+    tables_as_json(pool, &tables).await
+}
+
+/// `tables` as JSON, each table's rows in a stable order.
+pub async fn tables_as_json(pool: &PgPool, tables: &[&str]) -> Value {
+    let mut out = serde_json::Map::new();
+    for table in tables {
+        let rows: Option<Value> = sqlx::query_scalar(&format!(
+            "SELECT json_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text) FROM {table} t"
+        ))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        out.insert(table.to_string(), rows.unwrap_or(Value::Null));
+    }
+    Value::Object(out)
+}
+
+/// Checks that the env's events stream holds exactly positions 1..=`head`, message n
+/// being position n (no gap, no duplicate, in order).
+pub async fn assert_stream_holds_log(env: &TestEnv, head: i64) {
+    let js = env.jetstream().await;
+    let mut stream = js.get_stream(env.stream_name()).await.unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.messages, head as u64, "one message per event");
+    for sequence in 1..=head as u64 {
+        let message = stream.get_raw_message(sequence).await.unwrap();
+        let position: i64 = message
+            .headers
+            .get("Collab-Position")
+            .expect("every message names its position")
+            .as_str()
+            .parse()
+            .unwrap();
+        assert_eq!(position, sequence as i64, "message {sequence}");
+    }
+}
+
+/// `collab projections rebuild all` on `database_url`, which must succeed; its stdout.
+pub fn rebuild_all(database_url: &str) -> String {
+    let output = Command::new(collab_bin())
+        .args(["projections", "rebuild", "all"])
+        .env("COLLAB_DATABASE_URL", database_url)
+        .output()
+        .expect("collab runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Polls `check` until it yields `Some`, at most `timeout`; panics naming `what`.
@@ -84,6 +171,8 @@ pub struct TestEnv {
     pub pool: PgPool,
     pub prefix: String,
     pub nats_url: String,
+    /// The URL of the cluster's maintenance database (the drop happens there).
+    admin: String,
 }
 
 impl TestEnv {
@@ -92,32 +181,49 @@ impl TestEnv {
     }
 
     pub async fn with_nats(nats_url: String) -> Self {
+        Self::create(&admin_database_url(), nats_url, true).await
+    }
+
+    /// A world whose database exists but is empty (no migrations: a restore's target).
+    pub async fn unmigrated(nats_url: String) -> Self {
+        Self::create(&admin_database_url(), nats_url, false).await
+    }
+
+    /// A migrated world in the Postgres cluster that `admin` (a database URL) reaches.
+    pub async fn in_cluster(admin: &str, nats_url: String) -> Self {
+        Self::create(admin, nats_url, true).await
+    }
+
+    async fn create(admin: &str, nats_url: String, migrate: bool) -> Self {
         keep_jetstream_storage(&nats_url).await;
         let id = Uuid::new_v4().simple().to_string();
         let database_name = format!("collab_test_{}", &id[..16]);
-        let mut admin = PgConnection::connect(&admin_database_url())
+        let mut connection = PgConnection::connect(admin)
             .await
             .expect("Postgres for tests is reachable (see README)");
         sqlx::query(&format!("CREATE DATABASE {database_name}"))
-            .execute(&mut admin)
+            .execute(&mut connection)
             .await
             .expect("can create a test database");
-        admin.close().await.ok();
-        let database_url = database_url_for(&database_name);
+        connection.close().await.ok();
+        let database_url = database_url_for(admin, &database_name);
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .connect(&database_url)
             .await
             .expect("test database is reachable");
-        collab_migrations::run(&pool)
-            .await
-            .expect("migrations apply");
+        if migrate {
+            collab_migrations::run(&pool)
+                .await
+                .expect("migrations apply");
+        }
         Self {
             database_name,
             database_url,
             pool,
             prefix: format!("t{}", &id[16..28]),
             nats_url,
+            admin: admin.to_owned(),
         }
     }
 
@@ -153,6 +259,7 @@ impl TestEnv {
 impl Drop for TestEnv {
     fn drop(&mut self) {
         let database = self.database_name.clone();
+        let admin = self.admin.clone();
         let prefix = self.prefix.clone();
         let nats_url = self.nats_url.clone();
         // Drop runs inside the test's runtime; do the async clean-up on a thread of its own.
@@ -165,7 +272,7 @@ impl Drop for TestEnv {
                 .build()
                 .expect("runtime for clean-up");
             runtime.block_on(async move {
-                if let Ok(mut admin) = PgConnection::connect(&admin_database_url()).await {
+                if let Ok(mut admin) = PgConnection::connect(&admin).await {
                     let _ =
                         sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)"))
                             .execute(&mut admin)
@@ -223,7 +330,7 @@ impl TestApp {
         let app = Application::build_with(settings, registry)
             .await
             .expect("application builds");
-        let addr = app.local_addr().expect("api role is on");
+        let addr = app.local_addr();
         let aggregates = app.state().aggregates.clone();
         let live = app.state().live.clone();
         let shutdown = CancellationToken::new();
@@ -417,6 +524,240 @@ pub struct OwnNats {
     child: Option<Child>,
 }
 
+/// A NATS cluster of the test's own: three JetStream servers on loopback ports, routed
+/// to each other, each with its own store directory; any node can be killed and resumed.
+pub struct NatsCluster {
+    nodes: Vec<ClusterNode>,
+    dir: PathBuf,
+}
+
+struct ClusterNode {
+    port: u16,
+    cluster_port: u16,
+    child: Option<Child>,
+}
+
+impl NatsCluster {
+    pub async fn start(size: usize) -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("collab-nats-cluster-{}", Uuid::new_v4().simple()));
+        let nodes = (0..size)
+            .map(|_| ClusterNode {
+                port: free_port(),
+                cluster_port: free_port(),
+                child: None,
+            })
+            .collect();
+        let mut cluster = Self { nodes, dir };
+        for n in 0..size {
+            cluster.spawn(n);
+        }
+        for n in 0..size {
+            cluster.wait_healthy(n).await;
+        }
+        cluster
+    }
+
+    fn spawn(&mut self, n: usize) {
+        let routes = self
+            .nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.cluster_port))
+            .collect::<Vec<_>>()
+            .join(",");
+        let store = self.dir.join(format!("n{n}"));
+        std::fs::create_dir_all(&store).unwrap();
+        let node = &self.nodes[n];
+        let child = Command::new(OwnNats::binary())
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &node.port.to_string(),
+                "-js",
+                "-sd",
+            ])
+            .arg(&store)
+            .args([
+                "-n",
+                &format!("n{n}"),
+                "--cluster_name",
+                "collab-test",
+                "--cluster",
+                &format!("nats://127.0.0.1:{}", node.cluster_port),
+                "--routes",
+                &routes,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server can be started (apt-get install nats-server)");
+        self.nodes[n].child = Some(child);
+    }
+
+    /// Waits until node `n` listens for clients.
+    async fn wait_healthy(&self, n: usize) {
+        let port = self.nodes[n].port;
+        eventually(
+            "a cluster node to listen",
+            Duration::from_secs(20),
+            || async move {
+                std::net::TcpStream::connect(("127.0.0.1", port))
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+    }
+
+    /// Every node's client URL, comma-separated (as `COLLAB_NATS_URL` takes them).
+    pub fn urls(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|node| format!("nats://127.0.0.1:{}", node.port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// SIGKILL of node `n`.
+    pub fn kill(&mut self, n: usize) {
+        if let Some(mut child) = self.nodes[n].child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts node `n` again with its store; waits until it listens.
+    pub async fn resume(&mut self, n: usize) {
+        self.spawn(n);
+        self.wait_healthy(n).await;
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in 0..self.nodes.len() {
+            self.kill(n);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A Postgres cluster of the test's own (initdb / pg_ctl from Debian's packages, its own
+/// port and directory), so the test can stop and start it. Removed on drop.
+pub struct OwnPostgres {
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl OwnPostgres {
+    pub async fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Postgres server binaries in /usr/lib/postgresql (apt-get install postgresql)")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("pg_ctl").exists())
+            .max()
+            .expect("a Postgres version with pg_ctl");
+        let dir = std::env::temp_dir().join(format!("collab-pg-{}", Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let postgres = Self {
+            port: free_port(),
+            dir,
+            bin,
+        };
+        // Postgres refuses to run as root: as root, the cluster belongs to `postgres`.
+        if running_as_root() {
+            let status = Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&postgres.dir)
+                .status()
+                .unwrap();
+            assert!(status.success(), "chown of the cluster directory");
+        }
+        let status = postgres
+            .command("initdb")
+            .args([
+                "--auth=trust",
+                "--username=postgres",
+                "--encoding=UTF8",
+                "--no-sync",
+                "-D",
+            ])
+            .arg(postgres.dir.join("data"))
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "initdb");
+        postgres.resume().await;
+        postgres
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        if running_as_root() {
+            let mut command = Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(path);
+            command
+        } else {
+            Command::new(path)
+        }
+    }
+
+    /// The URL of its `postgres` database (for `TestEnv::in_cluster`).
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts (again) and waits until it accepts connections.
+    pub async fn resume(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
+            self.port,
+            self.dir.display()
+        );
+        let status = self
+            .command("pg_ctl")
+            .args(["-w", "-l"])
+            .arg(self.dir.join("log"))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-o", &options, "start"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "pg_ctl start");
+    }
+
+    /// Stops at once, as a crash would (`-m immediate`: no checkpoint, connections cut).
+    pub fn stop(&self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -442,7 +783,7 @@ impl OwnNats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    fn binary() -> String {
+    pub fn binary() -> String {
         std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| {
             [
                 "/usr/sbin/nats-server",
@@ -806,6 +1147,16 @@ impl Http {
         r.position()
     }
 
+    /// A GET as `user` that waits for the read models to reach `position`.
+    pub async fn get_at(&self, path: &str, user: &str, position: i64) -> Response {
+        let request = self
+            .client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(mint(user, 3600))
+            .header("x-collab-min-position", position.to_string());
+        Response::from(request.send().await.expect("request is sent")).await
+    }
+
     /// A request as `user` that must answer `status`.
     pub async fn expect(
         &self,
@@ -1103,5 +1454,117 @@ impl WebhookReceiver {
             .json()
             .await
             .expect("a list")
+    }
+}
+
+/// An S3-compatible server of the test's own: `s3s-fs` serving in this process on a
+/// loopback port, checking every request's signature (SigV4, presigned URLs included)
+/// against credentials of its own, with one bucket. Its files are in a temporary
+/// directory, removed on drop.
+pub struct S3Server {
+    pub endpoint: String,
+    pub bucket: String,
+    pub access_key: String,
+    pub secret_key: String,
+    /// Where the objects are on disk (`<root>/<bucket>/<key>`).
+    pub root: PathBuf,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+impl S3Server {
+    pub async fn start() -> Self {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+
+        let root = std::env::temp_dir().join(format!("collab-s3-{}", Uuid::now_v7()));
+        let bucket = "collab-test".to_owned();
+        std::fs::create_dir_all(root.join(&bucket)).expect("bucket directory");
+        let access_key = format!("AK{}", Uuid::new_v4().simple());
+        let secret_key = format!("SK{}", Uuid::new_v4().simple());
+        let fs = s3s_fs::FileSystem::new(&root).expect("s3s-fs opens its root");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            access_key.clone(),
+            secret_key.clone(),
+        ));
+        let service = builder.build();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = ConnBuilder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            endpoint,
+            bucket,
+            access_key,
+            secret_key,
+            root,
+            task,
+        }
+    }
+
+    /// The settings that point `collab` at it.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("COLLAB_S3_ENDPOINT", self.endpoint.clone()),
+            ("COLLAB_S3_BUCKET", self.bucket.clone()),
+            ("COLLAB_S3_REGION", "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID", self.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.secret_key.clone()),
+        ]
+    }
+
+    /// Whether an object is stored under `key`.
+    pub fn has(&self, key: &str) -> bool {
+        self.root.join(&self.bucket).join(key).is_file()
+    }
+
+    /// Parts of multipart uploads neither completed nor aborted.
+    pub fn pending_parts(&self) -> usize {
+        std::fs::read_dir(&self.root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".upload_id-"))
+            .count()
+    }
+
+    /// Every stored object's key (s3s-fs keeps its own records beside them, skipped).
+    pub fn keys(&self) -> Vec<String> {
+        fn walk(dir: &std::path::Path, base: &std::path::Path, out: &mut Vec<String>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, base, out);
+                } else if let Ok(key) = path.strip_prefix(base) {
+                    out.push(key.display().to_string());
+                }
+            }
+        }
+        let base = self.root.join(&self.bucket);
+        let mut out = Vec::new();
+        walk(&base, &base, &mut out);
+        out.retain(|k| k.starts_with("files/") || k.starts_with("snapshots/"));
+        out.sort();
+        out
     }
 }

@@ -1,129 +1,25 @@
-//! The one admission path for Yjs updates, whichever way they arrive (a socket's sync
-//! message or `POST /v1/documents/{id}/updates`): size limit, decoding, document limit.
-//! Who may write is the caller's to decide before; what it does with a refusal (a close
-//! code, an HTTP error) too.
+//! The admission of updates (`collab_sync::admission`) under a `LiveConfig`'s limits.
 
-use yrs::updates::decoder::Decode;
-use yrs::Update;
+pub use collab_sync::admission::{Admitted, Limits, Refusal};
 
 use crate::LiveConfig;
 
-/// An update that passed admission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Admitted {
-    /// The Yjs client id of the update's first change (0 when it has none).
-    pub client_id: u64,
-    /// An update that changes nothing: acknowledged, never stored.
-    pub empty: bool,
+impl LiveConfig {
+    /// The limits updates are admitted under.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_update_bytes: self.max_update_bytes,
+            max_document_bytes: self.max_document_bytes,
+        }
+    }
 }
 
-/// Why an update was refused. Nothing was stored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("update of {size} bytes exceeds the {limit}-byte limit")]
-    UpdateTooLarge { size: usize, limit: usize },
-    #[error("update is not a valid Yjs v1 update: {0}")]
-    Undecodable(String),
-    #[error("document would exceed its {limit}-byte limit")]
-    DocumentTooLarge { limit: usize },
-}
-
-/// Checks `update` under `config`'s limits, for a document holding `stored_bytes` already.
-/// `stored` says whether the caller will store it (a read-only socket's update is answered
-/// with a permission-denied message and dropped: the document limit does not apply).
+/// Checks `update` under `config`'s limits (see [`collab_sync::admit`]).
 pub fn admit(
     config: &LiveConfig,
     stored_bytes: usize,
     update: &[u8],
     stored: bool,
 ) -> Result<Admitted, Refusal> {
-    if update.len() > config.max_update_bytes {
-        return Err(Refusal::UpdateTooLarge {
-            size: update.len(),
-            limit: config.max_update_bytes,
-        });
-    }
-    // yrs updates are not Send: nothing decoded outlives this function.
-    let decoded = Update::decode_v1(update).map_err(|e| Refusal::Undecodable(e.to_string()))?;
-    let client_id = decoded
-        .state_vector_lower()
-        .iter()
-        .map(|(client, _)| client.get())
-        .next()
-        .unwrap_or(0);
-    let empty = decoded.is_empty();
-    if stored && !empty && stored_bytes + update.len() > config.max_document_bytes {
-        return Err(Refusal::DocumentTooLarge {
-            limit: config.max_document_bytes,
-        });
-    }
-    Ok(Admitted { client_id, empty })
-}
-
-#[cfg(test)]
-mod tests {
-    use yrs::updates::encoder::Encode;
-    use yrs::{ReadTxn, Text, Transact};
-
-    use super::*;
-
-    fn update(text: &str) -> Vec<u8> {
-        let doc = yrs::Doc::with_client_id(7);
-        let root = doc.get_or_insert_text("t");
-        root.insert(&mut doc.transact_mut(), 0, text);
-        let update = doc
-            .transact()
-            .encode_state_as_update_v1(&yrs::StateVector::default());
-        update
-    }
-
-    fn config(max_update_bytes: usize, max_document_bytes: usize) -> LiveConfig {
-        LiveConfig {
-            max_update_bytes,
-            max_document_bytes,
-            ..LiveConfig::default()
-        }
-    }
-
-    #[test]
-    fn an_update_is_admitted_with_its_client_id() {
-        let admitted = admit(&config(1024, 4096), 0, &update("hello"), true).unwrap();
-        assert_eq!(
-            admitted,
-            Admitted {
-                client_id: 7,
-                empty: false
-            }
-        );
-    }
-
-    #[test]
-    fn an_empty_update_is_admitted_as_empty_even_in_a_full_document() {
-        let empty = yrs::Update::new().encode_v1();
-        let admitted = admit(&config(1024, 10), 10, &empty, true).unwrap();
-        assert!(admitted.empty);
-    }
-
-    #[test]
-    fn refusals_say_which_limit() {
-        let big = update(&"x".repeat(200));
-        assert!(matches!(
-            admit(&config(100, 4096), 0, &big, true),
-            Err(Refusal::UpdateTooLarge { limit: 100, .. })
-        ));
-        assert!(matches!(
-            admit(&config(1024, 100), 50, &big, true),
-            Err(Refusal::DocumentTooLarge { limit: 100 })
-        ));
-        assert!(matches!(
-            admit(&config(1024, 4096), 0, &[0xff, 0xff, 0xff], true),
-            Err(Refusal::Undecodable(_))
-        ));
-    }
-
-    #[test]
-    fn the_document_limit_applies_only_to_what_is_stored() {
-        let big = update(&"x".repeat(200));
-        assert!(admit(&config(1024, 100), 50, &big, false).is_ok());
-    }
+    collab_sync::admit(&config.limits(), stored_bytes, update, stored)
 }

@@ -13,7 +13,7 @@ use collab_domain::{Actor, DocumentId, StreamCategory, StreamId};
 use collab_store::{
     AppendContext, Appended, BatchAppend, EventStore, ExpectedVersion, NewEvent, StoreError,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 use uuid::Uuid;
@@ -22,8 +22,15 @@ use super::fanout::{CommittedUpdate, Fanout};
 use super::protocol::close;
 use super::room::{Room, SessionId};
 
-/// Most updates committed in one transaction.
+/// Most updates committed in one transaction...
 const MAX_BATCH: usize = 2000;
+/// ...and about this many bytes of them (the batch closes once past it).
+const MAX_BATCH_BYTES: usize = 8 << 20;
+/// Bytes of updates queued and not yet committed. A sender that would go past it waits
+/// (its socket is read no further): memory stays bounded however large the updates are,
+/// and nothing is refused or lost. Counted in bytes, not edits: 16,384 queued edits of
+/// 64 KiB would be a gigabyte.
+const QUEUE_BYTES: usize = 64 << 20;
 
 /// Where an edit landed: (content-stream version, global position).
 pub type EditResult = Result<(i64, i64), String>;
@@ -44,10 +51,12 @@ pub struct EditRequest {
 #[derive(Clone)]
 pub struct Appender {
     tx: mpsc::Sender<Queued>,
+    budget: Arc<Semaphore>,
 }
 
-/// An edit with the moment it was queued.
-type Queued = (std::time::Instant, EditRequest);
+/// An edit with the moment it was queued and its share of the queue's byte budget
+/// (returned once it is committed).
+type Queued = (std::time::Instant, EditRequest, OwnedSemaphorePermit);
 
 impl Appender {
     pub fn start(
@@ -57,13 +66,27 @@ impl Appender {
     ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(16_384);
         let handle = tokio::spawn(run(store, fanout, rx, shutdown));
-        (Self { tx }, handle)
+        let budget = Arc::new(Semaphore::new(QUEUE_BYTES));
+        (Self { tx, budget }, handle)
     }
 
-    /// Queues an edit; waits only for queue space (backpressure), not for the commit.
+    /// Queues an edit; waits only for queue space (backpressure: in edits and in bytes),
+    /// not for the commit.
     pub async fn submit(&self, request: EditRequest) -> Result<(), String> {
+        let weight = request.update.len().clamp(1, QUEUE_BYTES) as u32;
+        let started = std::time::Instant::now();
+        let permit = self
+            .budget
+            .clone()
+            .acquire_many_owned(weight)
+            .await
+            .map_err(|_| "the server is shutting down".to_owned())?;
+        let waited = started.elapsed();
+        if waited > std::time::Duration::from_millis(1) {
+            metrics::histogram!("collab_edit_budget_wait_seconds").record(waited.as_secs_f64());
+        }
         self.tx
-            .send((std::time::Instant::now(), request))
+            .send((std::time::Instant::now(), request, permit))
             .await
             .map_err(|_| "the server is shutting down".to_owned())
     }
@@ -89,10 +112,14 @@ async fn run(
             _ = shutdown.cancelled() => break,
         };
         let Some(first) = first else { break };
+        let mut bytes = first.1.update.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
+        while batch.len() < MAX_BATCH && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
-                Ok(request) => batch.push(request),
+                Ok(request) => {
+                    bytes += request.1.update.len();
+                    batch.push(request);
+                }
                 Err(_) => break,
             }
         }
@@ -131,11 +158,15 @@ async fn deliver_all(fanout: Fanout, mut outcomes: mpsc::Receiver<Outcome>) {
 /// Appends the batch in one group commit.
 async fn persist(store: &EventStore, queued: Vec<Queued>) -> Outcome {
     let started = std::time::Instant::now();
-    if let Some((oldest, _)) = queued.first() {
+    if let Some((oldest, _, _)) = queued.first() {
         metrics::histogram!("collab_edit_queue_seconds")
             .record(started.duration_since(*oldest).as_secs_f64());
     }
-    let batch: Vec<EditRequest> = queued.into_iter().map(|(_, edit)| edit).collect();
+    // The budget is returned when this batch is done with (committed or failed).
+    let (batch, _budget): (Vec<EditRequest>, Vec<OwnedSemaphorePermit>) = queued
+        .into_iter()
+        .map(|(_, edit, permit)| (edit, permit))
+        .unzip();
     let requests = batch
         .iter()
         .map(|edit| {

@@ -28,9 +28,10 @@ pub mod revalidate;
 pub mod room;
 pub mod rooms;
 pub mod session;
+pub mod websocket;
 
 use appender::Appender;
-use blob_store::LocalDiskStore;
+use blob_store::BlobStore;
 use fanout::Fanout;
 use presence::PresenceConfig;
 use rooms::{RoomDeps, Rooms};
@@ -76,12 +77,14 @@ pub struct LiveConfig {
     pub snapshot_quiet: Duration,
     /// Snapshots up to this size stay in Postgres; larger ones go to the blob store.
     pub snapshot_inline_max_bytes: usize,
-    /// Where the local-disk blob store keeps its files.
+    /// Where the local-disk blob store keeps its files (when no S3 bucket is set).
     pub blob_dir: PathBuf,
     /// Awareness states not renewed for this long are removed.
     pub awareness_timeout: Duration,
     /// How long presence changes are kept (Postgres log and JetStream).
     pub presence_retention: Duration,
+    /// JetStream replicas of the presence stream (as of the events stream).
+    pub stream_replicas: usize,
     /// A socket the server has sent nothing for this long gets an empty awareness frame:
     /// stock clients (y-websocket, Hocuspocus' provider) drop a connection that has been
     /// silent for 30 s, even while the server is still working through their own updates.
@@ -99,6 +102,7 @@ impl Default for LiveConfig {
             blob_dir: PathBuf::from("data/blobs"),
             awareness_timeout: Duration::from_secs(30),
             presence_retention: Duration::from_secs(7 * 24 * 3600),
+            stream_replicas: 1,
             keepalive: Duration::from_secs(10),
         }
     }
@@ -136,16 +140,32 @@ pub struct LiveTasks {
     pub handles: Vec<JoinHandle<()>>,
 }
 
+/// What the live machinery works with.
+pub struct LiveServices {
+    pub aggregates: AggregateStore,
+    pub pool: PgPool,
+    /// JetStream (presence).
+    pub nats: async_nats::Client,
+    /// The connection fan-out publishes and subscribes on.
+    pub fanout_nats: async_nats::Client,
+    /// Where large snapshots go.
+    pub blobs: Arc<dyn BlobStore>,
+}
+
 impl Live {
     pub fn start(
-        aggregates: AggregateStore,
-        pool: PgPool,
-        nats: async_nats::Client,
-        fanout_nats: async_nats::Client,
+        services: LiveServices,
         subject_prefix: &str,
         config: LiveConfig,
         socket_quota: Option<Quota>,
     ) -> (Self, LiveTasks) {
+        let LiveServices {
+            aggregates,
+            pool,
+            nats,
+            fanout_nats,
+            blobs,
+        } = services;
         let store = aggregates.events().clone();
         let pool_for_revocations = pool.clone();
         let instance_id = Uuid::now_v7();
@@ -160,6 +180,7 @@ impl Live {
                 subject_prefix: subject_prefix.to_owned(),
                 instance_id,
                 retention: config.presence_retention,
+                replicas: config.stream_replicas,
             },
             stop.clone(),
         );
@@ -169,7 +190,7 @@ impl Live {
             pool,
             fanout: fanout.clone(),
             presence,
-            blobs: Arc::new(LocalDiskStore::new(config.blob_dir.clone())),
+            blobs,
             config: config.clone(),
             instance_id,
         });

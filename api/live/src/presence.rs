@@ -70,6 +70,7 @@ pub struct PresenceConfig {
     pub subject_prefix: String,
     pub instance_id: Uuid,
     pub retention: Duration,
+    pub replicas: usize,
 }
 
 pub fn presence_stream_name(prefix: &str) -> String {
@@ -100,6 +101,7 @@ async fn write_presence(
             name: presence_stream_name(&config.subject_prefix),
             subjects: vec![format!("{}.presence.>", config.subject_prefix)],
             max_age: config.retention,
+            num_replicas: config.replicas,
             ..Default::default()
         })
         .await;

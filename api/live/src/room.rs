@@ -9,7 +9,8 @@
 //! transactions are not `Send`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,9 +44,20 @@ pub struct ConnectedSession {
 /// What a session's writer sends: a frame, or a close.
 #[derive(Debug)]
 pub enum Outbound {
+    /// A reply to this session (sync steps, refusals).
     Frame(Bytes),
+    /// Everyone's edits and awareness, counted in the session's queued bytes.
+    Broadcast(Bytes),
+    /// The answer to a client's ping.
+    Pong(Bytes),
     Close(u16, String),
 }
+
+/// A session with more than this many bytes of other people's edits waiting to be written
+/// is too slow to keep up (or has stopped reading): it is dropped with 1013, and
+/// resynchronises when it reconnects. Bytes, not messages: one 64 KiB paste weighs as much
+/// as thousands of keystrokes.
+pub const MAX_QUEUED_BYTES: usize = 8 << 20;
 
 /// A connected socket, as the room knows it.
 pub struct SessionEntry {
@@ -54,6 +66,8 @@ pub struct SessionEntry {
     pub read_only: bool,
     /// Cancelled when the room drops the session (too slow, or the room closes).
     pub kick: CancellationToken,
+    /// Bytes of broadcast frames queued and not yet written (the writer subtracts).
+    pub queued: Arc<AtomicUsize>,
     /// Awareness client ids this session has announced.
     clients: HashSet<u64>,
     /// The share link it was admitted with, and whether its token is read-only: what an
@@ -70,6 +84,7 @@ impl SessionEntry {
             user,
             read_only,
             kick: CancellationToken::new(),
+            queued: Arc::default(),
             clients: HashSet::new(),
             link: None,
             read_only_token: false,
@@ -108,6 +123,19 @@ struct RoomState {
     /// Awareness clients whose change is waiting for the presence coalescing window.
     presence_dirty: HashSet<u64>,
     presence_emitted_at: HashMap<u64, Instant>,
+    /// The whole document as a sync step 2 at a version: what every client joining with
+    /// nothing gets. Held weakly, by the sockets that still have it queued: a crowd joining
+    /// at once shares one encoding (and one copy in memory), an idle room keeps none.
+    full_state: Option<(i64, Weak<Vec<u8>>)>,
+}
+
+/// A shared frame as `Bytes` (the owner is counted, so the cache above can hold it weakly).
+struct SharedFrame(Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedFrame {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 pub struct Room {
@@ -164,6 +192,7 @@ impl Room {
                 last_applied_at: Instant::now(),
                 presence_dirty: HashSet::new(),
                 presence_emitted_at: HashMap::new(),
+                full_state: None,
             }),
             presence,
             gap: Notify::new(),
@@ -239,9 +268,22 @@ impl Room {
 
     /// Answer to a client's sync step 1: what it lacks, as sync step 2.
     pub fn sync_step2_for(&self, remote: &StateVector) -> Bytes {
-        let state = self.lock();
+        let mut state = self.lock();
+        if !remote.is_empty() {
+            let diff = state.doc.transact().encode_diff_v1(remote);
+            return protocol::sync_step2(diff);
+        }
+        let version = state.applied_version;
+        if let Some((at, shared)) = &state.full_state {
+            if let Some(frame) = shared.upgrade().filter(|_| *at == version) {
+                metrics::counter!("collab_sync_full_state_shared_total").increment(1);
+                return Bytes::from_owner(SharedFrame(frame));
+            }
+        }
         let diff = state.doc.transact().encode_diff_v1(remote);
-        protocol::sync_step2(diff)
+        let frame = Arc::new(Vec::from(protocol::sync_step2(diff)));
+        state.full_state = Some((version, Arc::downgrade(&frame)));
+        Bytes::from_owner(SharedFrame(frame))
     }
 
     pub fn awareness_frame(&self) -> Option<Bytes> {
@@ -581,7 +623,16 @@ fn broadcast(state: &mut RoomState, frame: Bytes, except: Option<SessionId>) {
         if Some(*id) == except {
             continue;
         }
-        if session.tx.try_send(Outbound::Frame(frame.clone())).is_err() {
+        // Counted before it is queued: the writer may subtract it at once.
+        let size = frame.len();
+        let before = session.queued.fetch_add(size, Ordering::AcqRel);
+        if before + size > MAX_QUEUED_BYTES
+            || session
+                .tx
+                .try_send(Outbound::Broadcast(frame.clone()))
+                .is_err()
+        {
+            session.queued.fetch_sub(size, Ordering::AcqRel);
             slow.push(*id);
         }
     }
@@ -701,5 +752,37 @@ mod tests {
             size_bytes: state.len(),
         });
         assert!(!room.snapshot_due(1, Duration::ZERO));
+    }
+
+    #[test]
+    fn clients_joining_with_nothing_share_one_encoding_while_it_is_queued() {
+        let (room, _rx) = room();
+        let source = Doc::new();
+        room.apply_committed(1, 1, &edit("hello", 0, &source), None);
+        let empty = StateVector::default();
+        let first = room.sync_step2_for(&empty);
+        let second = room.sync_step2_for(&empty);
+        assert_eq!(first.as_ptr(), second.as_ptr(), "one encoding, shared");
+        // A client that has something gets its own diff.
+        let partial = room.sync_step2_for(&source.transact().state_vector());
+        assert_ne!(partial, first);
+        // Nobody holds it any more: encoded again (and nothing kept meanwhile).
+        drop((first, second));
+        let again = room.sync_step2_for(&empty);
+        // A new version is a new encoding even while the old one is held.
+        room.apply_committed(2, 2, &edit(" world", 5, &source), None);
+        let newer = room.sync_step2_for(&empty);
+        assert_ne!(newer.as_ptr(), again.as_ptr());
+        let replica = Doc::new();
+        let frames = collab_sync::decode_frame(&newer).unwrap();
+        let yrs::sync::Message::Sync(yrs::sync::SyncMessage::SyncStep2(update)) = &frames[0] else {
+            panic!("a sync step 2: {frames:?}")
+        };
+        replica
+            .transact_mut()
+            .apply_update(Update::decode_v1(update).unwrap())
+            .unwrap();
+        let root = replica.get_or_insert_text("text");
+        assert_eq!(root.get_string(&replica.transact()), "hello world");
     }
 }

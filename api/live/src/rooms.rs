@@ -326,6 +326,10 @@ pub async fn content_head(
     .unwrap_or(0))
 }
 
+/// How long a room waits for a missing update to arrive from other instances before it
+/// reads it from the log.
+const GAP_GRACE: Duration = Duration::from_millis(100);
+
 async fn room_task(
     room: Arc<Room>,
     deps: Arc<RoomDeps>,
@@ -336,6 +340,8 @@ async fn room_task(
     let mut ticks: u64 = 0;
     // The content version the log had at the previous safety-net check.
     let mut committed_before: i64 = 0;
+    // When a gap is read from the log if the fast path has not filled it by then.
+    let mut gap_deadline: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = room.stop.cancelled() => break,
@@ -354,6 +360,10 @@ async fn room_task(
                         for c in updates {
                             room.apply_committed(c.version, c.position, &c.update, None);
                         }
+                        // Filled by the fast path: a later gap gets its own full grace.
+                        if gap_deadline.is_some() && !room.has_gap() {
+                            gap_deadline = None;
+                        }
                     }
                     Some(LiveMessage::Awareness { update }) => {
                         if let Ok(update) = yrs::sync::AwarenessUpdate::decode_v1(&update) {
@@ -364,8 +374,20 @@ async fn room_task(
                 }
             }
             _ = room.gap.notified() => {
-                // Give the missing update a moment to arrive by the fast path first.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // Give the missing update a moment to arrive by the fast path first — while
+                // this loop goes on reading it: updates committed by other instances often
+                // arrive out of order, and the one that fills the gap is usually next.
+                gap_deadline.get_or_insert_with(|| {
+                    tokio::time::Instant::now() + GAP_GRACE
+                });
+            }
+            _ = async {
+                match gap_deadline {
+                    Some(deadline) => tokio::time::sleep_until(deadline).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                gap_deadline = None;
                 if room.has_gap() {
                     catch_up(&room, &deps).await;
                 }

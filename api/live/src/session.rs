@@ -4,22 +4,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use collab_domain::content::EditOrigin;
 use collab_domain::{Actor, DocumentId, UserId};
-use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tracing::{debug, info_span, Instrument};
 use uuid::Uuid;
-use yrs::encoding::read::Cursor;
-use yrs::sync::{Message, MessageReader, SyncMessage};
-use yrs::updates::decoder::DecoderV1;
+use yrs::sync::{Message, SyncMessage};
 use yrs::updates::encoder::Encode;
 
 use super::admission::{admit, Refusal};
 use super::appender::EditRequest;
 use super::protocol::{self, close};
 use super::room::{Outbound, Room, SessionEntry, SessionId};
+use super::websocket::{Incoming, Outgoing, Socket};
 use super::Live;
 use collab_commands::access::{LinkKey, ServiceIdentity};
 
@@ -40,27 +37,23 @@ pub struct Admission {
     pub checked_at: i64,
 }
 
-/// A close frame; the reason is cut to the 123 bytes WebSocket allows (on a character
-/// boundary), or the frame could not be sent at all.
-fn close_frame(code: u16, reason: &str) -> WsMessage {
-    let mut end = reason.len().min(123);
-    while !reason.is_char_boundary(end) {
-        end -= 1;
+/// Sends a close frame with `code` and `reason` and ends the socket once the client has
+/// answered (or after 2 s).
+pub async fn refuse(mut socket: Socket, code: u16, reason: &str) {
+    if socket
+        .writer
+        .send_all(&[Outgoing::Close(code, reason.to_owned())])
+        .await
+        .is_err()
+    {
+        return;
     }
-    WsMessage::Close(Some(CloseFrame {
-        code,
-        reason: Utf8Bytes::from(reason[..end].to_owned()),
-    }))
+    socket.writer.shutdown().await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.reader.drain()).await;
 }
 
-/// Sends a close frame with `code` and `reason` and ends the socket.
-pub async fn refuse(mut socket: WebSocket, code: u16, reason: &str) {
-    let _ = socket.send(close_frame(code, reason)).await;
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while let Some(Ok(_)) = socket.next().await {}
-    })
-    .await;
-}
+/// The most messages one write takes (a burst beyond it goes out in further writes).
+const WRITE_BURST: usize = 256;
 
 /// What a frame made us do: carry on, or close with a code and reason.
 type Verdict = Result<(), (u16, String)>;
@@ -75,12 +68,10 @@ struct Session {
     denied_sent: bool,
 }
 
-pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
-    let guard = match live
-        .rooms
-        .acquire(admission.document, admission.workspace)
-        .await
-    {
+pub async fn run(live: Live, admission: Admission, socket: Socket) {
+    // Boxed, as every large await of a socket's task that is not its idle state: a task
+    // keeps room for its largest future for as long as it lives.
+    let guard = match Box::pin(live.rooms.acquire(admission.document, admission.workspace)).await {
         Ok(guard) => guard,
         Err(error) => {
             tracing::error!(document.id = %admission.document, %error, "cannot load document");
@@ -103,7 +94,11 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         entry.read_only_token = admission.read_only_token;
         entry.service = admission.service.clone();
         let kick = entry.kick.clone();
-        let (mut sink, mut stream) = socket.split();
+        let queued = entry.queued.clone();
+        let Socket {
+            mut reader,
+            mut writer,
+        } = socket;
         let greeting = room.join(id, entry);
         // An access change handled between the admission check and this join passed the
         // socket by: check the room again (rare: only when one happened meanwhile).
@@ -116,37 +111,49 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         }
         let keepalive = live.config.keepalive;
         let writer = tokio::spawn(async move {
-            for frame in greeting {
-                if sink.send(WsMessage::Binary(frame)).await.is_err() {
+            let greeting: Vec<Outgoing> = greeting.into_iter().map(Outgoing::Binary).collect();
+            if writer.send_all(&greeting).await.is_err() {
+                return;
+            }
+            // Whatever is queued goes out in one vectored write (one frame per message, as
+            // stock clients need): one system call per burst, not per update.
+            let mut batch = Vec::new();
+            loop {
+                let mut next = match tokio::time::timeout(keepalive, rx.recv()).await {
+                    Ok(Some(outbound)) => Some(outbound),
+                    Ok(None) => return,
+                    Err(_) => Some(Outbound::Frame(protocol::keepalive())),
+                };
+                let (mut broadcast_bytes, mut closing) = (0, false);
+                while let Some(outbound) = next.take() {
+                    match outbound {
+                        Outbound::Frame(frame) => batch.push(Outgoing::Binary(frame)),
+                        Outbound::Broadcast(frame) => {
+                            broadcast_bytes += frame.len();
+                            batch.push(Outgoing::Binary(frame));
+                        }
+                        Outbound::Pong(payload) => batch.push(Outgoing::Pong(payload)),
+                        Outbound::Close(code, reason) => {
+                            batch.push(Outgoing::Close(code, reason));
+                            closing = true;
+                            break;
+                        }
+                    }
+                    if batch.len() < WRITE_BURST {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if writer.send_all(&batch).await.is_err() {
                     return;
                 }
-            }
-            // Whatever is queued goes out in one write (one frame per message, as stock
-            // clients need), flushed once: one syscall per burst, not per update.
-            loop {
-                let mut outbound = match tokio::time::timeout(keepalive, rx.recv()).await {
-                    Ok(Some(outbound)) => outbound,
-                    Ok(None) => return,
-                    Err(_) => Outbound::Frame(protocol::keepalive()),
-                };
-                loop {
-                    match outbound {
-                        Outbound::Frame(frame) => {
-                            if sink.feed(WsMessage::Binary(frame)).await.is_err() {
-                                return;
-                            }
-                        }
-                        Outbound::Close(code, reason) => {
-                            let _ = sink.send(close_frame(code, &reason)).await;
-                            return;
-                        }
-                    }
-                    match rx.try_recv() {
-                        Ok(next) => outbound = next,
-                        Err(_) => break,
-                    }
+                batch.clear();
+                if batch.capacity() > 16 {
+                    // A burst's room is not kept by an idle socket.
+                    batch = Vec::new();
                 }
-                if sink.flush().await.is_err() {
+                queued.fetch_sub(broadcast_bytes, std::sync::atomic::Ordering::AcqRel);
+                if closing {
+                    writer.shutdown().await;
                     return;
                 }
             }
@@ -171,26 +178,30 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
                 limiter.until_ready().await;
             }
             let message = tokio::select! {
-                message = stream.next() => message,
+                message = reader.next() => message,
                 _ = kick.cancelled() => break Err((close::TRY_AGAIN, "connection could not keep up; reconnect".into())),
             };
-            let Some(Ok(message)) = message else { break Ok(()) };
             match message {
-                WsMessage::Binary(frame) => {
-                    if let Err(refusal) = session.handle_frame(&frame).await {
+                Ok(Some(Incoming::Binary(frame))) => {
+                    if let Err(refusal) = Box::pin(session.handle_frame(&frame)).await {
                         break Err(refusal);
                     }
                 }
-                WsMessage::Text(_) => {
+                Ok(Some(Incoming::Text)) => {
                     break Err((close::UNSUPPORTED, "binary y-websocket frames only".into()))
                 }
-                WsMessage::Close(_) => break Ok(()),
-                WsMessage::Ping(_) | WsMessage::Pong(_) => {}
+                Ok(Some(Incoming::Ping(payload))) => {
+                    let _ = session.tx.try_send(Outbound::Pong(payload));
+                }
+                Ok(Some(Incoming::Pong)) => {}
+                Ok(Some(Incoming::Close(_)) | None) => break Ok(()),
+                Err(error) => break Err((error.code, error.reason)),
             }
         };
         if let Some(removal) = room.leave(id) {
-            live.fanout.publish_awareness(&room, removal).await;
+            Box::pin(live.fanout.publish_awareness(&room, removal)).await;
         }
+        let closed_by_us = verdict.is_err();
         match verdict {
             Err((code, reason)) => {
                 debug!(code, %reason, "closing socket");
@@ -208,7 +219,18 @@ pub async fn run(live: Live, admission: Admission, socket: WebSocket) {
         }
         drop(tx);
         drop(session);
-        let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+        // A peer that stopped reading blocks the writer in a write that never ends: after
+        // 2 s it is aborted, which drops the socket and everything queued for it.
+        let mut writer = writer;
+        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
+            .await
+            .is_err()
+        {
+            writer.abort();
+        }
+        if closed_by_us {
+            let _ = tokio::time::timeout(Duration::from_secs(2), reader.drain()).await;
+        }
         drop(guard);
     }
     .instrument(span)
@@ -222,15 +244,8 @@ impl Session {
 
     /// Handles every protocol message of one inbound frame (several are allowed).
     async fn handle_frame(&mut self, frame: &[u8]) -> Verdict {
-        let mut decoder = DecoderV1::new(Cursor::new(frame));
-        let messages: Vec<Message> = MessageReader::new(&mut decoder)
-            .collect::<Result<_, _>>()
-            .map_err(|e| {
-                (
-                    close::INVALID_PAYLOAD,
-                    format!("undecodable y-protocols message: {e}"),
-                )
-            })?;
+        let messages: Vec<Message> =
+            collab_sync::decode_frame(frame).map_err(|reason| (close::INVALID_PAYLOAD, reason))?;
         for message in messages {
             match message {
                 Message::Sync(SyncMessage::SyncStep1(state_vector)) => {

@@ -131,6 +131,7 @@ fn summary(row: &ActivityRow, title: Option<&str>) -> String {
             d["user_id"].as_str().unwrap_or("someone")
         ),
         "version_named" => format!("{who} named a version of {it} {}", quoted(&d["name"])),
+        "from_template" => format!("{who} started {it} from a template"),
         "restored" => format!(
             "{who} restored {it} to version {}",
             d["from_version"].as_i64().unwrap_or(0)

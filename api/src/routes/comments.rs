@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::content::open_room;
-use super::{command_response, path_id, run};
+use super::{command_response, path_id, run, uuid_param};
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Principal, RequestMeta};
 use crate::state::AppState;
@@ -465,9 +465,7 @@ async fn get_thread(
     meta: RequestMeta,
     Path(thread): Path<String>,
 ) -> Result<Json<ThreadView>, ApiError> {
-    let thread = path_id("thread_id", &thread, |raw| {
-        Uuid::parse_str(raw).map_err(|_| InvalidValue::new("thread_id", "must be a UUID"))
-    })?;
+    let thread = uuid_param("thread_id", &thread)?;
     let document = document_of(&state, thread).await?;
     acting(&state, &principal, &meta, document).await?;
     state
@@ -626,12 +624,6 @@ async fn on_thread(
         .await?;
     let refused = std::mem::take(&mut *refused_on.lock().expect("not poisoned"));
     Ok((refused, committed))
-}
-
-fn uuid_param(name: &'static str, raw: &str) -> Result<Uuid, ApiError> {
-    path_id(name, raw, |raw| {
-        Uuid::parse_str(raw).map_err(|_| InvalidValue::new(name, "must be a UUID"))
-    })
 }
 
 /// Reply in a thread (commenters and above).

@@ -144,6 +144,10 @@ pub(crate) struct CreateDocumentBody {
     pub(crate) title: String,
     /// `/` (default) or `/a/b`: segments of 1–100 characters, at most 16 deep.
     pub(crate) folder: Option<String>,
+    /// A template (a document marked as one, that the caller can read, in this workspace):
+    /// the new document starts as a copy of its content.
+    #[serde(default)]
+    pub(crate) template_id: Option<DocumentId>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -212,6 +216,19 @@ pub(crate) async fn create(
             .role_of(&principal.id)
             .ok_or(ApiError::NotFound("workspace"))?,
     };
+    if !role.edits_documents() {
+        return Err(ApiError::Forbidden(
+            "guests and auditors cannot create documents".into(),
+        ));
+    }
+    // The template is checked before anything is created.
+    let template = match body.template_id {
+        Some(template) => Some(
+            crate::routes::assets::template_state(state, principal, meta, workspace_id, template)
+                .await?,
+        ),
+        None => None,
+    };
     let id = DocumentId::new();
     let command = DocumentCommand::CreateDocument {
         by: ActingMember {
@@ -227,8 +244,16 @@ pub(crate) async fn create(
         .aggregates
         .execute::<Document>(id.as_uuid(), command, &principal.command_meta(meta), None)
         .await?;
+    let position = match template {
+        Some(template) => {
+            crate::routes::assets::copy_template(state, principal, meta, id, template)
+                .await?
+                .max(committed.position)
+        }
+        None => committed.position,
+    };
     Ok((
-        committed.position,
+        position,
         DocumentCreated {
             id,
             workspace_id,

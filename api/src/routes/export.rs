@@ -158,11 +158,16 @@ async fn export_document(
                 reason: e.to_string(),
             }
         })?;
-    let mut reader = state.reader_for_document(&principal, id).await?;
-    let title = documents::get(&mut *reader, id)
+    // The title as the commands know it: an export right after a rename carries the new one.
+    let loaded = state
+        .aggregates
+        .load::<collab_domain::document::Document>(id.as_uuid())
         .await?
-        .map_or_else(|| "document".to_owned(), |d| d.title);
-    let name = format!("{}.{}", file_name(&title), format.extension());
+        .aggregate;
+    let title = Some(loaded.title())
+        .filter(|t| !t.is_empty())
+        .unwrap_or("document");
+    let name = format!("{}.{}", file_name(title), format.extension());
     Ok((
         [
             (header::CONTENT_TYPE, format.content_type().to_owned()),
@@ -173,13 +178,18 @@ async fn export_document(
         .into_response())
 }
 
-/// Zip bytes as the writer produces them, taken out after each file.
+/// Zip bytes as the writer produces them, taken out after each file (or part).
 #[derive(Clone, Default)]
-struct Chunks(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Chunks(Arc<Mutex<Vec<u8>>>);
 
 impl Chunks {
-    fn take(&self) -> Vec<u8> {
+    pub(crate) fn take(&self) -> Vec<u8> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Bytes written and not taken yet.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 

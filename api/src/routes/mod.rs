@@ -18,12 +18,14 @@ use crate::observability::track_http;
 use crate::state::AppState;
 
 pub mod activity;
+pub mod assets;
 pub mod audit;
 pub mod comments;
 pub mod content;
 pub mod documents;
 pub mod events;
 pub mod export;
+pub mod files;
 pub mod health;
 pub mod history;
 pub mod members;
@@ -56,6 +58,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(notifications::router())
         .merge(activity::router())
         .merge(webhooks::router())
+        .merge(files::router())
+        .merge(assets::router())
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())
@@ -71,11 +75,47 @@ pub fn router(state: AppState) -> Router {
         // Also for bodies read without axum's extractors (GraphQL's): a larger
         // Content-Length is a 413 before anything is read, a longer stream an error.
         .layer(tower_http::limit::RequestBodyLimitLayer::new(limit))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            database_guard,
+        ))
         .layer(middleware::from_fn(move |request, next| {
             uniform_errors(limit, request, next)
         }))
         .layer(middleware::from_fn(track_http))
         .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// While Postgres is unreachable (see `database_health`), everything but the operations
+/// endpoints is answered 503 at once; a response that met the outage opens the breaker.
+async fn database_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    let exempt = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    if !exempt && state.database.is_down() {
+        return ApiError::database_unavailable().into_response();
+    }
+    let response = next.run(request).await;
+    match response
+        .extensions()
+        .get::<crate::database_health::DatabaseOutage>()
+    {
+        Some(outage) if outage.confirmed => state.database.report_outage(&state.pool),
+        Some(_) => state.database.verify(&state.pool),
+        None => {}
+    }
+    response
+}
+
+/// A process without the api role: liveness, readiness and metrics only.
+pub fn operations_router(state: AppState) -> Router {
+    let (routes, _) = health::router().split_for_parts();
+    routes
+        .fallback(|| async { ApiError::NotFound("route") })
+        .layer(middleware::from_fn(track_http))
         .with_state(state)
 }
 
@@ -141,6 +181,36 @@ pub(crate) fn page_limit(raw: Option<&str>) -> Result<i64, ApiError> {
                 reason: format!("must be an integer from 1 to {MAX_PAGE}"),
             }),
     }
+}
+
+/// A UUID path parameter (400 `invalid_parameter` otherwise).
+pub(crate) fn uuid_param(name: &'static str, raw: &str) -> Result<uuid::Uuid, ApiError> {
+    path_id(name, raw, |raw| {
+        uuid::Uuid::parse_str(raw)
+            .map_err(|_| collab_domain::InvalidValue::new(name, "must be a UUID"))
+    })
+}
+
+/// A cursor carrying text (keyset values), tagged like [`encode_cursor`].
+pub(crate) fn encode_cursor_text(tag: char, value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}{value}"))
+}
+
+/// The text of a cursor made by [`encode_cursor_text`] with `tag`.
+pub(crate) fn decode_cursor_text(tag: char, raw: &str) -> Result<String, ApiError> {
+    use base64::Engine;
+    let invalid = || ApiError::InvalidParameter {
+        name: "cursor",
+        reason: "is not a cursor this route gave".into(),
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .map_err(|_| invalid())?;
+    let text = String::from_utf8(bytes).map_err(|_| invalid())?;
+    text.strip_prefix(tag)
+        .map(str::to_owned)
+        .ok_or_else(invalid)
 }
 
 /// An opaque page cursor for a position: `tag` keeps one listing's cursors from being

@@ -209,7 +209,7 @@ pub(crate) async fn page(
     } else {
         None
     };
-    let unread_count = read_model::unread_count(&mut reader).await?;
+    let unread_count = read_model::unread_count(&mut reader, None).await?;
     Ok(NotificationPage {
         notifications: rows.into_iter().map(NotificationView::from).collect(),
         next_cursor,
@@ -311,7 +311,7 @@ pub(crate) async fn mark(
         .reach_with(Some(committed.position), read_model::NAME)
         .await?;
     let mut reader = state.reader_with_shares(principal).await?;
-    let unread_count = read_model::unread_count(&mut reader).await?;
+    let unread_count = read_model::unread_count(&mut reader, None).await?;
     Ok((committed.position, unread_count))
 }
 
@@ -566,7 +566,7 @@ impl Feed {
             FEED_PAGE,
         )
         .await?;
-        let unread = read_model::unread_count(&mut reader).await?;
+        let unread = read_model::unread_count(&mut reader, Some(folded + 1)).await?;
         drop(reader);
         for row in rows {
             self.delivered = self.delivered.max(row.position);

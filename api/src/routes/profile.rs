@@ -65,8 +65,8 @@ struct ProfileBody {
     display_name: Option<String>,
     #[serde(default)]
     email: Option<String>,
-    /// A file of yours to show as your picture (files are not stored yet: any id is
-    /// refused).
+    /// An image you uploaded, shown as your picture (to those who can read that file:
+    /// `GET /v1/files/{id}/thumbnail`).
     #[serde(default)]
     avatar_file_id: Option<Uuid>,
 }
@@ -156,17 +156,27 @@ async fn put_profile(
     let user = person(&principal)?.clone();
     let name = body.display_name.as_deref().map(display_name).transpose()?;
     let email = body.email.as_deref().map(email).transpose()?;
-    if body.avatar_file_id.is_some() {
-        return Err(ApiError::InvalidField(InvalidValue::new(
-            "avatar_file_id",
-            "is not a file of yours",
-        )));
+    if let Some(file) = body.avatar_file_id {
+        let file = state
+            .aggregates
+            .load::<collab_domain::file::File>(file)
+            .await?
+            .aggregate;
+        let yours = file.state() == collab_domain::file::FileState::Uploaded
+            && file.uploaded_by() == Some(&user)
+            && file.content_type().is_some_and(|t| t.starts_with("image/"));
+        if !yours {
+            return Err(ApiError::InvalidField(InvalidValue::new(
+                "avatar_file_id",
+                "is not an image you uploaded",
+            )));
+        }
     }
     let key = keys::key_for(&state.pool, &user).await?;
     let command = ProfileCommand::Update {
         display_name: seal(&key, &user, "display_name", name.as_deref())?,
         email: seal(&key, &user, "email", email.as_deref())?,
-        avatar_file_id: None,
+        avatar_file_id: body.avatar_file_id,
         user_id: user.clone(),
     };
     let committed =
@@ -175,7 +185,7 @@ async fn put_profile(
         user_id: user.to_string(),
         display_name: name,
         email,
-        avatar_file_id: None,
+        avatar_file_id: body.avatar_file_id,
         erased: false,
         updated_at: Some(Utc::now()),
         position: Some(committed.position),

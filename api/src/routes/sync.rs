@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State, WebSocketUpgrade};
-use axum::http::{header, HeaderMap};
-use axum::response::Response;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use collab_domain::DocumentId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -18,9 +18,7 @@ use crate::state::AppState;
 use collab_commands::access::{ApiKey, LinkKey};
 use collab_live::protocol::close;
 use collab_live::session::{self, token_from, Admission};
-
-/// Per-socket read buffer (see `sync_socket`).
-const READ_BUFFER_BYTES: usize = 4 * 1024;
+use collab_live::websocket;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(sync_socket))
@@ -52,33 +50,73 @@ async fn sync_socket(
     State(state): State<AppState>,
     Path(document): Path<String>,
     Query(params): Query<HashMap<String, String>>,
-    headers: HeaderMap,
-    upgrade: WebSocketUpgrade,
+    mut request: Request,
 ) -> Response {
-    let limit = state.live.config.max_update_bytes;
-    let authorization = headers
+    let accept = match websocket::accept_key(request.headers()) {
+        Ok(accept) => accept,
+        Err(refusal) => {
+            let mut response = ApiError::Rejected {
+                status: refusal.status,
+                message: format!("not a WebSocket upgrade: {}", refusal.reason),
+            }
+            .into_response();
+            if refusal.status == StatusCode::UPGRADE_REQUIRED {
+                response.headers_mut().insert(
+                    header::SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static("13"),
+                );
+            }
+            return response;
+        }
+    };
+    let Some(upgrade) = request
+        .extensions_mut()
+        .remove::<hyper::upgrade::OnUpgrade>()
+    else {
+        return ApiError::Rejected {
+            status: StatusCode::UPGRADE_REQUIRED,
+            message: "this connection cannot be upgraded (HTTP/1.1 is needed)".to_owned(),
+        }
+        .into_response();
+    };
+    let authorization = request
+        .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    upgrade
-        // Oversized updates get a readable close (1009) from us; only frames far past the
-        // limit are cut off by the WebSocket layer itself.
-        .max_message_size(limit * 2 + 64 * 1024)
-        .max_frame_size(limit * 2 + 64 * 1024)
-        // tungstenite zero-fills its whole read buffer before every read (128 KiB by
-        // default): a small one costs less CPU per message and memory per idle socket.
-        // Larger messages still arrive whole; the buffer grows to fit a frame.
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| async move {
-            match admit(&state, &document, &params, authorization.as_deref()).await {
-                Ok(admission) => session::run(state.live.clone(), admission, socket).await,
-                Err((code, reason)) => {
-                    metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
-                        .increment(1);
-                    session::refuse(socket, code, &reason).await
-                }
+    tokio::spawn(async move {
+        let io = match upgrade.await {
+            Ok(upgraded) => hyper_util::rt::TokioIo::new(upgraded),
+            Err(error) => {
+                tracing::debug!(%error, "socket upgrade failed");
+                return;
             }
-        })
+        };
+        // Oversized updates get a readable close (1009) from the session; only messages
+        // far past the limit are cut off while being read.
+        let limit = state.live.config.max_update_bytes * 2 + 64 * 1024;
+        let socket = websocket::split(io, limit);
+        // Boxed: the admission's futures (token, aggregates) are large and done with once it
+        // is decided; inline, the socket's task would keep their room for its whole life.
+        let admitted = Box::pin(admit(&state, &document, &params, authorization.as_deref())).await;
+        match admitted {
+            Ok(admission) => session::run(state.live.clone(), admission, socket).await,
+            Err((code, reason)) => {
+                metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
+                    .increment(1);
+                session::refuse(socket, code, &reason).await
+            }
+        }
+    });
+    (
+        StatusCode::SWITCHING_PROTOCOLS,
+        [
+            (header::CONNECTION, HeaderValue::from_static("upgrade")),
+            (header::UPGRADE, HeaderValue::from_static("websocket")),
+            (header::SEC_WEBSOCKET_ACCEPT, accept),
+        ],
+    )
+        .into_response()
 }
 
 /// Authenticates and authorises before the socket joins a room.

@@ -282,9 +282,7 @@ async fn one(
     webhook: &str,
 ) -> Result<(WorkspaceId, WebhookRow), ApiError> {
     let workspace = path_id("workspace_id", workspace, WorkspaceId::parse)?;
-    let webhook = path_id("webhook_id", webhook, |raw| {
-        Uuid::parse_str(raw).map_err(|_| InvalidValue::new("webhook_id", "must be a UUID"))
-    })?;
+    let webhook = super::uuid_param("webhook_id", webhook)?;
     manager(state, principal, workspace).await?;
     state
         .reach_with(meta.min_position, read_model::NAME)
@@ -526,9 +524,7 @@ async fn retry_delivery(
     meta: RequestMeta,
     Path((workspace, webhook, delivery)): Path<(String, String, String)>,
 ) -> Result<(StatusCode, Json<RetryQueued>), ApiError> {
-    let delivery = path_id("delivery_id", &delivery, |raw| {
-        Uuid::parse_str(raw).map_err(|_| InvalidValue::new("delivery_id", "must be a UUID"))
-    })?;
+    let delivery = super::uuid_param("delivery_id", &delivery)?;
     let (_, row) = one(&state, &principal, &meta, &workspace, &webhook).await?;
     let state_now: Option<String> = sqlx::query_scalar(
         "UPDATE webhook_deliveries SET state = CASE WHEN state = 'sending' THEN state ELSE 'retry' END, \

@@ -95,7 +95,7 @@ pub struct EventStore {
     heads: Arc<Mutex<HashMap<StreamId, Head>>>,
     /// Events this store committed lately, by position (see [`EventStore::recent_after`]),
     /// kept once a relay in this process asked for them.
-    recent: Arc<Mutex<BTreeMap<i64, RecordedEvent>>>,
+    recent: Arc<Mutex<Recent>>,
     keep_recent: Arc<AtomicBool>,
 }
 
@@ -291,11 +291,18 @@ impl EventStore {
         }
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
         for event in appended.iter().flat_map(|a| &a.events) {
-            recent.insert(event.position, event.clone());
+            recent.bytes += event.payload.len();
+            if let Some(old) = recent.events.insert(event.position, event.clone()) {
+                recent.bytes -= old.payload.len();
+            }
         }
-        // The relay here may stand by (another instance leads): keep a bounded window.
-        while recent.len() > RECENT_EVENTS {
-            recent.pop_first();
+        // The relay here may stand by (another instance leads), or fall behind a flood of
+        // large updates: keep a window bounded in events and in bytes.
+        while recent.events.len() > RECENT_EVENTS || recent.bytes > RECENT_BYTES {
+            match recent.events.pop_first() {
+                Some((_, old)) => recent.bytes -= old.payload.len(),
+                None => break,
+            }
         }
     }
 
@@ -306,18 +313,21 @@ impl EventStore {
     pub fn recent_after(&self, after: i64, limit: usize) -> Vec<RecordedEvent> {
         self.keep_recent.store(true, Ordering::Relaxed);
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        let newer = recent.split_off(&(after + 1));
-        *recent = newer;
+        let newer = recent.events.split_off(&(after + 1));
+        let forgotten: usize = recent.events.values().map(|e| e.payload.len()).sum();
+        recent.bytes -= forgotten;
+        recent.events = newer;
         // Handed over, not copied: should publishing fail, the relay reads the log.
         let mut taken = vec![];
         while taken.len() < limit {
-            match recent.first_entry() {
+            match recent.events.first_entry() {
                 Some(entry) if *entry.key() == after + 1 + taken.len() as i64 => {
                     taken.push(entry.remove());
                 }
                 _ => break,
             }
         }
+        recent.bytes -= taken.iter().map(|e| e.payload.len()).sum::<usize>();
         taken
     }
 
@@ -603,6 +613,15 @@ type Head = (i64, Option<[u8; 32]>);
 
 /// Committed events kept in memory for a relay in the same process.
 const RECENT_EVENTS: usize = 50_000;
+/// ...and at most this many payload bytes (a flood of pastes is few events, many bytes).
+const RECENT_BYTES: usize = 32 << 20;
+
+/// The events kept for the relay, and their payloads' total size.
+#[derive(Default)]
+struct Recent {
+    events: BTreeMap<i64, RecordedEvent>,
+    bytes: usize,
+}
 
 /// Streams whose heads the store remembers (cleared when full: a cold entry costs one
 /// index probe).

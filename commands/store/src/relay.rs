@@ -39,6 +39,8 @@ pub struct RelayConfig {
     pub idle_poll: Duration,
     /// Pause after a partial batch, so the next one carries more.
     pub coalesce: Duration,
+    /// JetStream replicas of the events stream (1 on a single server, 3 on a cluster).
+    pub replicas: usize,
 }
 
 impl RelayConfig {
@@ -48,6 +50,7 @@ impl RelayConfig {
             batch_size: 1000,
             idle_poll: Duration::from_millis(500),
             coalesce: Duration::from_millis(3),
+            replicas: 1,
         }
     }
 
@@ -74,24 +77,57 @@ fn nats_error(error: impl std::fmt::Display) -> RelayError {
     RelayError::Nats(error.to_string())
 }
 
-/// Creates the events stream if it is missing (idempotent; every role calls it).
+/// Creates the events stream if it is missing (idempotent; every role calls it), with
+/// `replicas` copies; an existing stream with another replica count is changed to it.
 pub async fn ensure_events_stream(
     js: &jetstream::Context,
     subject_prefix: &str,
+    replicas: usize,
 ) -> Result<stream::Stream, String> {
-    js.get_or_create_stream(stream::Config {
-        name: events_stream_name(subject_prefix),
-        subjects: vec![format!("{subject_prefix}.events.>")],
-        storage: stream::StorageType::File,
-        retention: stream::RetentionPolicy::Limits,
-        duplicate_window: Duration::from_secs(120),
-        // History is the product: never let JetStream drop or rewrite it.
-        deny_delete: true,
-        deny_purge: true,
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| e.to_string())
+    let mut stream = js
+        .get_or_create_stream(stream::Config {
+            name: events_stream_name(subject_prefix),
+            subjects: vec![format!("{subject_prefix}.events.>")],
+            storage: stream::StorageType::File,
+            retention: stream::RetentionPolicy::Limits,
+            duplicate_window: Duration::from_secs(120),
+            // History is the product: never let JetStream drop or rewrite it.
+            deny_delete: true,
+            deny_purge: true,
+            num_replicas: replicas,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| replicas_hint(e.to_string(), replicas))?;
+    let config = stream
+        .info()
+        .await
+        .map_err(|e| e.to_string())?
+        .config
+        .clone();
+    if config.num_replicas != replicas {
+        info!(
+            from = config.num_replicas,
+            to = replicas,
+            "changing the events stream's replicas"
+        );
+        js.update_stream(stream::Config {
+            num_replicas: replicas,
+            ..config
+        })
+        .await
+        .map_err(|e| replicas_hint(e.to_string(), replicas))?;
+    }
+    Ok(stream)
+}
+
+/// JetStream's refusal of replicas a single server cannot hold, with the setting named.
+pub fn replicas_hint(error: String, replicas: usize) -> String {
+    if replicas > 1 && error.contains("replicas") {
+        format!("{error} (COLLAB_NATS_REPLICAS is {replicas}: a stream has at most as many replicas as the cluster has JetStream servers)")
+    } else {
+        error
+    }
 }
 
 /// Where the relay stands: last published position and the stream's last sequence.
@@ -317,9 +353,10 @@ impl Relay {
     }
 
     async fn resume_point(&self) -> Result<Cursor, RelayError> {
-        let mut stream = ensure_events_stream(&self.js, &self.config.subject_prefix)
-            .await
-            .map_err(RelayError::Nats)?;
+        let mut stream =
+            ensure_events_stream(&self.js, &self.config.subject_prefix, self.config.replicas)
+                .await
+                .map_err(RelayError::Nats)?;
         let last_sequence = stream.info().await.map_err(nats_error)?.state.last_sequence;
         if last_sequence == 0 {
             return Ok(Cursor {

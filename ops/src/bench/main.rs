@@ -39,6 +39,8 @@ use yrs::{Doc, GetString, OffsetKind, Options, StateVector, Text, Transact, Upda
 )]
 struct Cli {
     /// WebSocket base: documents are at <url>/<document>, or where `{doc}` stands in it.
+    /// Several, comma-separated, spread the connections round robin (the clients of each
+    /// document over several instances).
     #[arg(long, default_value = "ws://127.0.0.1:7700/v1/sync")]
     url: String,
     /// Query string appended to every socket URL (e.g. token=...).
@@ -101,9 +103,10 @@ enum Scenario {
         docs: Vec<String>,
         #[arg(long, default_value_t = 10_000)]
         connections: usize,
-        /// The server's process id: its resident memory is read before and after.
-        #[arg(long)]
-        server_pid: Option<u32>,
+        /// The server's process ids (comma-separated, for several instances): their
+        /// resident memory, summed, is read before and after.
+        #[arg(long, value_delimiter = ',')]
+        server_pid: Vec<u32>,
         /// Sockets being opened at once.
         #[arg(long, default_value_t = 200)]
         concurrency: usize,
@@ -240,13 +243,16 @@ impl CorpusArgs {
 type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-fn socket_url(cli: &Cli, doc: &str) -> String {
-    let base = if cli.url.contains("{doc}") {
-        cli.url.replace("{doc}", doc)
+/// The URL of connection `n` to `doc` (its base taken round robin from `--url`).
+fn socket_url(cli: &Cli, doc: &str, n: usize) -> String {
+    let bases: Vec<&str> = cli.url.split(',').collect();
+    let url = bases[n % bases.len()];
+    let base = if url.contains("{doc}") {
+        url.replace("{doc}", doc)
     } else if cli.protocol == "hocuspocus" {
-        cli.url.clone()
+        url.to_owned()
     } else {
-        format!("{}/{doc}", cli.url)
+        format!("{url}/{doc}")
     };
     if cli.query.is_empty() {
         base
@@ -412,7 +418,7 @@ async fn fanout(cli: &Cli, docs: &[String], clients: usize, rate: f64, seconds: 
     let start: Arc<tokio::sync::OnceCell<Instant>> = Arc::default();
     for doc in docs {
         for client in 0..clients {
-            let url = socket_url(cli, doc);
+            let url = socket_url(cli, doc, client);
             let wire = Wire::new(cli, doc);
             let (sent_at, latencies, sent) = (sent_at.clone(), latencies.clone(), sent.clone());
             let (everyone_open, start) = (everyone_open.clone(), start.clone());
@@ -589,7 +595,7 @@ async fn ingest(
     );
     let doc = trace_doc();
     let text = doc.get_or_insert_text(root);
-    let url = socket_url(cli, doc_name);
+    let url = socket_url(cli, doc_name, 0);
     let wire = Wire::new(cli, doc_name);
     let mut socket = connect(&url).await;
     wire.hello(&mut socket).await;
@@ -672,7 +678,7 @@ async fn ingest(
 }
 
 async fn cold_load(cli: &Cli, doc: &str, repeat: usize, root: &str) -> Value {
-    let url = socket_url(cli, doc);
+    let url = socket_url(cli, doc, 0);
     let wire = Wire::new(cli, doc);
     let mut times = vec![];
     let mut chars = 0;
@@ -696,7 +702,15 @@ async fn cold_load(cli: &Cli, doc: &str, repeat: usize, root: &str) -> Value {
 }
 
 /// A process's resident memory (VmRSS), in KiB.
-fn resident_kib(pid: u32) -> Option<u64> {
+/// The resident memory of `pids`, summed (None without any).
+fn resident_kib(pids: &[u32]) -> Option<u64> {
+    pids.iter()
+        .map(|pid| resident_kib_of(*pid))
+        .sum::<Option<u64>>()
+        .filter(|_| !pids.is_empty())
+}
+
+fn resident_kib_of(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     status
         .lines()
@@ -727,17 +741,17 @@ async fn idle(
     cli: &Cli,
     docs: &[String],
     connections: usize,
-    server_pid: Option<u32>,
+    server_pids: &[u32],
     concurrency: usize,
     hold: Duration,
 ) -> Value {
     assert!(!docs.is_empty(), "--docs names at least one document");
-    let before = server_pid.and_then(resident_kib);
+    let before = resident_kib(server_pids);
     let started = Instant::now();
     let targets: Vec<(String, Wire)> = (0..connections)
         .map(|n| {
             let doc = &docs[n % docs.len()];
-            (socket_url(cli, doc), Wire::new(cli, doc))
+            (socket_url(cli, doc, n), Wire::new(cli, doc))
         })
         .collect();
     let results: Vec<Result<Socket, String>> = futures::stream::iter(targets)
@@ -757,7 +771,7 @@ async fn idle(
     // Held idle: the server has nothing to do but keep them. Anything it sends meanwhile
     // waits in the kernel's buffers.
     tokio::time::sleep(hold).await;
-    let during = server_pid.and_then(resident_kib);
+    let during = resident_kib(server_pids);
     // Still open? A ping on every socket must be answered.
     let alive = futures::stream::iter(sockets.iter_mut())
         .map(|socket| async move {
@@ -878,7 +892,7 @@ async fn main() {
                 &cli,
                 docs,
                 *connections,
-                *server_pid,
+                server_pid,
                 *concurrency,
                 Duration::from_secs(*hold_seconds),
             )

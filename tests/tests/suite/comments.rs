@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use collab_tests::{collab_bin, eventually, mint, CollabProcess, Http, NodeClient, TestEnv};
+use collab_tests::{
+    collab_bin, eventually, log_head, mint, CollabProcess, Http, NodeClient, TestEnv,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -453,7 +455,8 @@ async fn a_thread_follows_its_passage_while_two_people_edit_through_two_instance
     );
 
     // A rebuild of the read model from the log equals the live fold.
-    let live = threads(&http, &doc, "alice", "all", 0).await;
+    let head = log_head(&env.pool).await;
+    let live = threads(&http, &doc, "alice", "all", head).await;
     let output = std::process::Command::new(collab_bin())
         .args(["projections", "rebuild", "comments"])
         .env("COLLAB_DATABASE_URL", &env.database_url)

@@ -626,16 +626,23 @@ async fn history_to_tamper(app: &TestApp) -> (String, String, Vec<i64>) {
         content.push(edit(app, &document, "alice", text).await);
     }
     // Something after, so deleting the content stream's last event leaves a hole.
-    app.patch(
-        &format!("/v1/documents/{document}"),
-        "alice",
-        json!({ "title": "Doc 2" }),
-    )
-    .await;
-    let last = app
-        .get(&format!("/v1/workspaces/{workspace}"), "alice")
+    let renamed = app
+        .patch(
+            &format!("/v1/documents/{document}"),
+            "alice",
+            json!({ "title": "Doc 2" }),
+        )
         .await;
-    assert_eq!(last.status, 200);
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    // Read models are eventually consistent: ask for the workspace as of the rename.
+    let last = app
+        .get_at(
+            &format!("/v1/workspaces/{workspace}"),
+            "alice",
+            renamed.position(),
+        )
+        .await;
+    assert_eq!(last.status, 200, "{}", last.body);
     let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
         .fetch_one(&app.env.pool)
         .await

@@ -3,10 +3,14 @@
 
 mod activity;
 mod api;
+mod assets;
+mod backup;
 mod binary;
 mod comments;
 mod event_store;
 mod extensions;
+mod faults;
+mod files;
 mod graphql;
 mod history;
 mod live;

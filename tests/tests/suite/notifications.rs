@@ -621,7 +621,7 @@ async fn notifications_are_emailed_once_at_once_or_in_digests_as_people_chose() 
         ("COLLAB_SMTP_URL", smtp_url.as_str()),
         ("COLLAB_SMTP_FROM", "Collab <collab@example.com>"),
         ("COLLAB_PUBLIC_URL", "https://collab.example"),
-        ("COLLAB_MAIL_DELAY_SECS", "2"),
+        ("COLLAB_MAIL_DELAY_SECS", "5"),
         ("COLLAB_MAIL_POLL_MS", "100"),
         ("COLLAB_MAIL_DAILY_SECS", "6"),
         ("COLLAB_MAIL_RETRY_SECS", "1"),

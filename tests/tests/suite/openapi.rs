@@ -209,7 +209,11 @@ fn schemathesis() -> PathBuf {
 async fn schemathesis_finds_no_server_error_and_no_nonconforming_response() {
     let bin = schemathesis();
     let env = TestEnv::new().await;
-    let server = CollabProcess::start(&env, &[]).await;
+    // With a bucket, as in production: file routes work all the way.
+    let s3 = collab_tests::S3Server::start().await;
+    let settings = s3.env();
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let server = CollabProcess::start(&env, &settings).await;
     let http = Http::new(server.http());
     // Real ids, so generated requests reach past "not found": a workspace with a member,
     // a document with content, a named version and a share link.
@@ -246,6 +250,37 @@ async fn schemathesis_finds_no_server_error_and_no_nonconforming_response() {
         .as_str()
         .unwrap()
         .to_owned();
+    // An uploaded file in a collection.
+    let bytes = b"plain text for the contract test".to_vec();
+    let started = call(
+        Method::POST,
+        format!("/v1/workspaces/{ws}/files"),
+        json!({"filename": "notes.txt", "size": bytes.len(), "content_type": "text/plain"}),
+    )
+    .await;
+    let file = started["id"].as_str().unwrap().to_owned();
+    let put = reqwest::Client::new()
+        .put(started["upload"]["url"].as_str().unwrap())
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+    call(
+        Method::POST,
+        format!("/v1/files/{file}/complete"),
+        json!({}),
+    )
+    .await;
+    let collection = call(
+        Method::POST,
+        format!("/v1/workspaces/{ws}/collections"),
+        json!({"name": "Kit"}),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let dir = std::env::temp_dir().join(format!("collab-schemathesis-{}", env.database_name));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("schemathesis.toml");
@@ -254,7 +289,8 @@ async fn schemathesis_finds_no_server_error_and_no_nonconforming_response() {
         format!(
             "[parameters]\n\"path.workspace_id\" = \"{ws}\"\n\"path.document_id\" = \"{doc}\"\n\
              \"path.version_id\" = \"{version}\"\n\"path.link_id\" = \"{link}\"\n\
-             \"path.user_id\" = \"bob\"\n\"path.principal\" = \"user:bob\"\n"
+             \"path.user_id\" = \"bob\"\n\"path.principal\" = \"user:bob\"\n\
+             \"path.file_id\" = \"{file}\"\n\"path.collection_id\" = \"{collection}\"\n"
         ),
     )
     .unwrap();

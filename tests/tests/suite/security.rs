@@ -344,7 +344,7 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
     .fetch_all(pool)
     .await
     .unwrap();
-    assert_eq!(tables.len(), 24, "{tables:?}");
+    assert_eq!(tables.len(), 29, "{tables:?}");
     for (table, rls, tenant_column) in &tables {
         assert!(
             *rls && *tenant_column,
@@ -399,6 +399,11 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
         "rm_notification_preferences",
         "rm_activity",
         "rm_webhooks",
+        "rm_files",
+        "rm_file_attachments",
+        "rm_collections",
+        "rm_collection_files",
+        "rm_document_templates",
     ] {
         assert_eq!(
             count_as(None, table).await,

@@ -592,17 +592,7 @@ async fn post_update(app: &TestApp, document: &str, user: &str, update: Vec<u8>)
 }
 
 async fn dump_history(pool: &sqlx::PgPool) -> Value {
-    let mut tables = serde_json::Map::new();
-    for table in History::default().tables() {
-        let rows: Option<Value> = sqlx::query_scalar(&format!(
-            "SELECT json_agg(to_jsonb(t) ORDER BY to_jsonb(t)::text) FROM {table} t"
-        ))
-        .fetch_one(pool)
-        .await
-        .unwrap();
-        tables.insert(table.to_string(), rows.unwrap_or(Value::Null));
-    }
-    Value::Object(tables)
+    collab_tests::tables_as_json(pool, History::default().tables()).await
 }
 
 #[tokio::test]
@@ -1176,10 +1166,12 @@ async fn a_workspace_exports_as_a_zip_in_its_folders() {
             .unwrap();
         post_update(&app, document, "alice", update).await;
     }
+    // As of the last command (the odd one; the edits are content, not read models).
     let response = app
         .http
         .get(app.url(&format!("/v1/workspaces/{ws}/export?format=md")))
         .bearer_auth(TestApp::token("bob"))
+        .header("X-Collab-Min-Position", odd.position().to_string())
         .send()
         .await
         .unwrap();
