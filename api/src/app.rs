@@ -283,6 +283,7 @@ impl Application {
             blobs,
             files: Arc::new(settings.files.clone()),
             database: Default::default(),
+            access_loads: Default::default(),
         };
         Ok(Self {
             tail_stop,

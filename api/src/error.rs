@@ -285,6 +285,17 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+impl From<collab_live::rooms::LoadError> for ApiError {
+    fn from(value: collab_live::rooms::LoadError) -> Self {
+        use collab_live::rooms::LoadError;
+        match value {
+            LoadError::Database(error) => error.into(),
+            LoadError::Store(error) => error.into(),
+            snapshot @ LoadError::Snapshot(_) => ApiError::internal(snapshot),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(value: StoreError) -> Self {
         match value {

@@ -56,6 +56,8 @@ pub struct AppState {
     pub files: Arc<crate::files::FileSettings>,
     /// Open while Postgres is unreachable: requests are refused at once.
     pub database: crate::database_health::DatabaseHealth,
+    /// Access checks of sockets opening one document together share their loads.
+    pub access_loads: Arc<collab_commands::access::SharedAccessLoads>,
 }
 
 impl FromRef<AppState> for Arc<RateLimits> {
@@ -70,6 +72,10 @@ impl FromRef<AppState> for Arc<TokenVerifier> {
     }
 }
 
+/// A reader's transaction sees one snapshot for all its statements: a page and its count,
+/// a list and what it joins, read while a projector commits, agree with each other.
+const READER_BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ";
+
 impl AppState {
     /// What `user` (holding `link`, if any) may do with a live document, from the
     /// aggregates. Unknown documents and no access both get 404.
@@ -80,6 +86,24 @@ impl AppState {
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
         let access = access::resolve(&self.aggregates, document, &principal.caller(link))
+            .await?
+            .ok_or(ApiError::NotFound("document"))?;
+        self.limits.check_workspace(access.workspace)?;
+        Ok(access)
+    }
+
+    /// As `document_access`, sharing the aggregates' loads with the callers arriving at
+    /// the same document meanwhile (see `SharedAccessLoads`): for sockets, which open in
+    /// crowds.
+    pub async fn shared_document_access(
+        &self,
+        document: DocumentId,
+        principal: &Principal,
+        link: Option<&LinkKey>,
+    ) -> Result<DocumentAccess, ApiError> {
+        let access = self
+            .access_loads
+            .resolve(&self.aggregates, document, &principal.caller(link))
             .await?
             .ok_or(ApiError::NotFound("document"))?;
         self.limits.check_workspace(access.workspace)?;
@@ -132,7 +156,7 @@ impl AppState {
         &self,
         principal: &Principal,
     ) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(READER_BEGIN).await?;
         if principal.service.is_none() {
             // Read as the owner, before the role changes: shares of every workspace.
             sqlx::query(
@@ -196,7 +220,7 @@ impl AppState {
     /// A transaction as `collab_reader`, which row-level security applies to; it sees
     /// nothing until the `collab.*` settings say whose rows.
     async fn begin_reader(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, ApiError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool.begin_with(READER_BEGIN).await?;
         sqlx::query("SET LOCAL ROLE collab_reader")
             .execute(&mut *tx)
             .await?;

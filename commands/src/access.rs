@@ -4,6 +4,7 @@
 use chrono::Utc;
 use collab_store::StoreError;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::{AggregateStore, CommandError, CommandMeta, Committed};
@@ -241,6 +242,102 @@ pub async fn resolve(
         caller,
         Utc::now().timestamp_micros(),
     ))
+}
+
+/// The aggregates an access decision reads, as one load found them (`None`: the load
+/// failed; whoever needs the error loads again).
+type AccessState = Option<Arc<(Document, Option<Arc<Workspace>>)>>;
+
+/// A document's last load for access: its ticket and what it found.
+type LastLoad = Arc<tokio::sync::Mutex<(u64, AccessState)>>;
+
+/// Access checks of many callers arriving together at one document (a crowd of sockets
+/// opening it at once) share the loads of its two aggregates instead of each making its
+/// own: the database sees a few loads, not one per caller, and is left for everyone else.
+///
+/// Never staler than a caller's own load would be: a caller takes only a load that
+/// *started after it arrived* (a load started earlier may predate a change the caller
+/// must see — a revocation it read as handled). Loads of one document run one at a time;
+/// whoever arrives while one runs waits for the next, which serves all of them, so a
+/// caller waits at most about two loads.
+#[derive(Default)]
+pub struct SharedAccessLoads {
+    /// Loads started so far (a load's ticket is its number).
+    started: std::sync::atomic::AtomicU64,
+    documents: std::sync::Mutex<HashMap<DocumentId, LastLoad>>,
+}
+
+impl SharedAccessLoads {
+    /// What `caller` may do with `document`, as `resolve` answers it.
+    pub async fn resolve(
+        &self,
+        aggregates: &AggregateStore,
+        document: DocumentId,
+        caller: &Caller,
+    ) -> Result<Option<DocumentAccess>, StoreError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if caller.loaded_workspace.is_some() {
+            return resolve(aggregates, document, caller).await;
+        }
+        let arrived = self.started.load(SeqCst);
+        let slot = self
+            .lock()
+            .entry(document)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new((0, None))))
+            .clone();
+        let state = {
+            let mut last = slot.lock().await;
+            if last.0 > arrived {
+                metrics::counter!("collab_access_loads_shared_total").increment(1);
+            } else {
+                let ticket = self.started.fetch_add(1, SeqCst) + 1;
+                *last = (ticket, load_for_access(aggregates, document).await.ok());
+            }
+            last.1.clone()
+        };
+        {
+            // Cloned and dropped only under the map's lock: the last one out removes it.
+            let mut documents = self.lock();
+            drop(slot);
+            if documents
+                .get(&document)
+                .is_some_and(|slot| Arc::strong_count(slot) == 1)
+            {
+                documents.remove(&document);
+            }
+        }
+        let Some(state) = state else {
+            return resolve(aggregates, document, caller).await;
+        };
+        let (document, workspace) = &*state;
+        Ok(workspace.as_ref().and_then(|workspace| {
+            access_to(document, workspace, caller, Utc::now().timestamp_micros())
+        }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<DocumentId, LastLoad>> {
+        self.documents
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// The document and, if it is live, its workspace.
+async fn load_for_access(
+    aggregates: &AggregateStore,
+    document: DocumentId,
+) -> Result<Arc<(Document, Option<Arc<Workspace>>)>, StoreError> {
+    let document = aggregates
+        .load::<Document>(document.as_uuid())
+        .await?
+        .aggregate;
+    let workspace = match document.live_workspace() {
+        Some(id) => Some(Arc::new(
+            aggregates.load::<Workspace>(id.as_uuid()).await?.aggregate,
+        )),
+        None => None,
+    };
+    Ok(Arc::new((document, workspace)))
 }
 
 impl AggregateStore {

@@ -535,8 +535,10 @@ struct AuthorRange {
     actor: String,
 }
 
-/// Item authors gathered over a page: per (document, client), the ranges to write (the
-/// first may be the stored last range, extended).
+/// Item authors gathered over a page: per (document, client), every range it has, in
+/// clock order (read whole from the table the first time the page touches the client,
+/// written back whole), so what is stored depends only on the events, never on where a
+/// page ended.
 #[derive(Default)]
 struct Authors {
     touched: HashMap<(Uuid, i64), (Uuid, Vec<AuthorRange>)>,
@@ -564,58 +566,90 @@ impl Authors {
         }
     }
 
-    /// Merges each new range into its client's last range when the same actor continues
-    /// it, and writes what changed.
+    /// Adds each new range to its client's ranges (what earlier ranges cover keeps its
+    /// author: items belong to whoever delivered them first), and writes what changed.
     async fn write(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
         for (document, client, workspace, range) in std::mem::take(&mut self.pending) {
             let (_, ranges) = match self.touched.entry((document, client)) {
                 Entry::Occupied(known) => known.into_mut(),
                 Entry::Vacant(unknown) => {
-                    let last: Option<AuthorRange> = sqlx::query_as(
+                    let stored: Vec<AuthorRange> = sqlx::query_as(
                         "SELECT first_clock, end_clock, actor FROM rm_history_authors \
-                         WHERE document_id = $1 AND client_id = $2 \
-                         ORDER BY first_clock DESC LIMIT 1",
+                         WHERE document_id = $1 AND client_id = $2 ORDER BY first_clock",
                     )
                     .bind(document)
                     .bind(client)
-                    .fetch_optional(&mut *conn)
+                    .fetch_all(&mut *conn)
                     .await?;
-                    unknown.insert((workspace, last.into_iter().collect()))
+                    unknown.insert((workspace, stored))
                 }
             };
-            match ranges.last_mut() {
-                Some(last)
-                    if last.actor == range.actor
-                        && range.first_clock <= last.end_clock
-                        && range.end_clock >= last.first_clock =>
-                {
-                    last.first_clock = last.first_clock.min(range.first_clock);
-                    last.end_clock = last.end_clock.max(range.end_clock);
-                }
-                _ => ranges.push(range),
-            }
+            add_range(ranges, range);
         }
         for ((document, client), (workspace, ranges)) in self.touched {
-            for range in ranges {
-                sqlx::query(
-                    "INSERT INTO rm_history_authors \
-                     (document_id, client_id, first_clock, end_clock, actor, workspace_id) \
-                     VALUES ($1, $2, $3, $4, $5, $6) \
-                     ON CONFLICT (document_id, client_id, first_clock) \
-                     DO UPDATE SET end_clock = greatest(rm_history_authors.end_clock, $4)",
-                )
+            sqlx::query("DELETE FROM rm_history_authors WHERE document_id = $1 AND client_id = $2")
                 .bind(document)
                 .bind(client)
-                .bind(range.first_clock)
-                .bind(range.end_clock)
-                .bind(&range.actor)
-                .bind(workspace)
                 .execute(&mut *conn)
                 .await?;
-            }
+            let (firsts, ends, actors): (Vec<i64>, Vec<i64>, Vec<String>) = ranges
+                .into_iter()
+                .map(|r| (r.first_clock, r.end_clock, r.actor))
+                .collect();
+            sqlx::query(
+                "INSERT INTO rm_history_authors \
+                 (document_id, client_id, first_clock, end_clock, actor, workspace_id) \
+                 SELECT $1, $2, first, end_clock, actor, $6 \
+                 FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS r(first, end_clock, actor)",
+            )
+            .bind(document)
+            .bind(client)
+            .bind(firsts)
+            .bind(ends)
+            .bind(actors)
+            .bind(workspace)
+            .execute(&mut *conn)
+            .await?;
         }
         Ok(())
     }
+}
+
+/// Adds `new` to `ranges` (in clock order, disjoint): only the clocks no range covers yet
+/// are its actor's, and a range continuing the same actor's range before or after it is
+/// joined to it.
+fn add_range(ranges: &mut Vec<AuthorRange>, new: AuthorRange) {
+    let mut pieces = vec![(new.first_clock, new.end_clock)];
+    for range in ranges.iter() {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|(first, end)| {
+                [
+                    (first, end.min(range.first_clock)),
+                    (first.max(range.end_clock), end),
+                ]
+            })
+            .filter(|(first, end)| first < end)
+            .collect();
+    }
+    for (first, end) in pieces {
+        let at = ranges.partition_point(|r| r.first_clock < first);
+        ranges.insert(
+            at,
+            AuthorRange {
+                first_clock: first,
+                end_clock: end,
+                actor: new.actor.clone(),
+            },
+        );
+    }
+    ranges.dedup_by(|next, previous| {
+        let joined = previous.actor == next.actor && previous.end_clock == next.first_clock;
+        if joined {
+            previous.end_clock = next.end_clock;
+        }
+        joined
+    });
 }
 
 /// A point of a document's content history.
@@ -923,6 +957,48 @@ pub async fn item_authors(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn range(first: i64, end: i64, actor: &str) -> AuthorRange {
+        AuthorRange {
+            first_clock: first,
+            end_clock: end,
+            actor: actor.into(),
+        }
+    }
+
+    fn ranges(ranges: &[AuthorRange]) -> Vec<(i64, i64, &str)> {
+        ranges
+            .iter()
+            .map(|r| (r.first_clock, r.end_clock, r.actor.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn ranges_arriving_in_any_order_give_first_deliverers_in_disjoint_ranges() {
+        let mut stored = vec![];
+        // A later part first, then the gap before it, then a resend of both.
+        add_range(&mut stored, range(518, 1420, "a"));
+        add_range(&mut stored, range(0, 510, "a"));
+        add_range(&mut stored, range(510, 1483, "a"));
+        assert_eq!(ranges(&stored), [(0, 1483, "a")]);
+        // Someone else resending what is known gets nothing; what is new is theirs.
+        add_range(&mut stored, range(1000, 1600, "b"));
+        add_range(&mut stored, range(1700, 1800, "a"));
+        add_range(&mut stored, range(1600, 1700, "a"));
+        assert_eq!(
+            ranges(&stored),
+            [(0, 1483, "a"), (1483, 1600, "b"), (1600, 1800, "a")]
+        );
+        // Someone else's range inside and around a known one is cut around it.
+        let mut stored = vec![range(5, 9, "a")];
+        add_range(&mut stored, range(0, 3, "b"));
+        add_range(&mut stored, range(2, 12, "b"));
+        add_range(&mut stored, range(0, 20, "a"));
+        assert_eq!(
+            ranges(&stored),
+            [(0, 5, "b"), (5, 9, "a"), (9, 12, "b"), (12, 20, "a")]
+        );
+    }
 
     #[test]
     fn authors_answer_in_ranges_and_across_gaps() {

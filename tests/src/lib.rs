@@ -993,6 +993,9 @@ impl CollabProcess {
             ("COLLAB_RATE_LIMIT_USER_PER_SECOND".into(), "0".into()),
             ("COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND".into(), "0".into()),
             ("COLLAB_SOCKET_MESSAGES_PER_SECOND".into(), "0".into()),
+            // Tests run side by side, some with five processes each: a smaller pool than
+            // production's keeps them all under Postgres's 100 connections.
+            ("COLLAB_DATABASE_MAX_CONNECTIONS".into(), "10".into()),
             // Each process an index of its own (tests that need one on disk say where).
             ("COLLAB_SEARCH_DIR".into(), "memory".into()),
             (
@@ -1203,6 +1206,14 @@ impl Http {
 
     /// The document's text as the server holds it.
     pub async fn content_text(&self, document: &str, user: &str) -> String {
+        self.try_content_text(document, user)
+            .await
+            .expect("the content, not a 503")
+    }
+
+    /// The content as text, or `None` when the server is too busy to answer (503
+    /// `database_busy`: no database connection came free in time); anything else fails.
+    pub async fn try_content_text(&self, document: &str, user: &str) -> Option<String> {
         let response = self
             .client
             .get(format!(
@@ -1213,8 +1224,13 @@ impl Http {
             .send()
             .await
             .unwrap();
+        if response.status() == 503 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["code"], "database_busy", "{body}");
+            return None;
+        }
         assert_eq!(response.status(), 200);
-        response.text().await.unwrap()
+        Some(response.text().await.unwrap())
     }
 }
 

@@ -22,6 +22,7 @@ pub mod content;
 pub mod export;
 pub mod fanout;
 pub mod history;
+pub mod outbox;
 pub mod presence;
 pub mod protocol;
 pub mod revalidate;

@@ -9,13 +9,12 @@
 //! transactions are not `Send`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use collab_domain::{DocumentId, UserId, WorkspaceId};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use yrs::sync::awareness::AwarenessUpdateEntry;
@@ -24,6 +23,7 @@ use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
+use super::outbox::Outbox;
 use super::presence::{PresenceChange, PresenceKind, PresenceSink};
 use super::protocol;
 use collab_commands::access::{LinkKey, ServiceIdentity};
@@ -41,33 +41,12 @@ pub struct ConnectedSession {
     pub service: Option<ServiceIdentity>,
 }
 
-/// What a session's writer sends: a frame, or a close.
-#[derive(Debug)]
-pub enum Outbound {
-    /// A reply to this session (sync steps, refusals).
-    Frame(Bytes),
-    /// Everyone's edits and awareness, counted in the session's queued bytes.
-    Broadcast(Bytes),
-    /// The answer to a client's ping.
-    Pong(Bytes),
-    Close(u16, String),
-}
-
-/// A session with more than this many bytes of other people's edits waiting to be written
-/// is too slow to keep up (or has stopped reading): it is dropped with 1013, and
-/// resynchronises when it reconnects. Bytes, not messages: one 64 KiB paste weighs as much
-/// as thousands of keystrokes.
-pub const MAX_QUEUED_BYTES: usize = 8 << 20;
-
 /// A connected socket, as the room knows it.
 pub struct SessionEntry {
-    pub tx: mpsc::Sender<Outbound>,
+    /// Everyone else's edits and awareness for it, and the reason it is ended, if it is.
+    pub outbox: Outbox,
     pub user: UserId,
     pub read_only: bool,
-    /// Cancelled when the room drops the session (too slow, or the room closes).
-    pub kick: CancellationToken,
-    /// Bytes of broadcast frames queued and not yet written (the writer subtracts).
-    pub queued: Arc<AtomicUsize>,
     /// Awareness client ids this session has announced.
     clients: HashSet<u64>,
     /// The share link it was admitted with, and whether its token is read-only: what an
@@ -78,13 +57,11 @@ pub struct SessionEntry {
 }
 
 impl SessionEntry {
-    pub fn new(tx: mpsc::Sender<Outbound>, user: UserId, read_only: bool) -> Self {
+    pub fn new(outbox: Outbox, user: UserId, read_only: bool) -> Self {
         Self {
-            tx,
+            outbox,
             user,
             read_only,
-            kick: CancellationToken::new(),
-            queued: Arc::default(),
             clients: HashSet::new(),
             link: None,
             read_only_token: false,
@@ -533,18 +510,14 @@ impl Room {
     pub fn close_all(&self, code: u16, reason: &str) {
         let state = self.lock();
         for session in state.sessions.values() {
-            let _ = session
-                .tx
-                .try_send(Outbound::Close(code, reason.to_owned()));
-            session.kick.cancel();
+            session.outbox.close(code, reason);
         }
     }
 
     /// Closes one session.
     pub fn close_session(&self, session: SessionId, code: u16, reason: &str) {
         if let Some(entry) = self.lock().sessions.get(&session) {
-            let _ = entry.tx.try_send(Outbound::Close(code, reason.to_owned()));
-            entry.kick.cancel();
+            entry.outbox.close(code, reason);
         }
     }
 
@@ -615,31 +588,12 @@ fn remove_awareness(state: &mut RoomState, clients: &[u64]) -> Option<AwarenessU
     (!removal.is_empty()).then(|| to_update(removal))
 }
 
-/// Queues `frame` for every session but `except`. A session whose queue is full is too
-/// slow to keep up: it is dropped (and resynchronises when it reconnects).
+/// Queues `frame` for every session but `except`. A session whose outbox is full is too
+/// slow to keep up: it is ended (and resynchronises when it reconnects).
 fn broadcast(state: &mut RoomState, frame: Bytes, except: Option<SessionId>) {
-    let mut slow = vec![];
     for (id, session) in &state.sessions {
-        if Some(*id) == except {
-            continue;
-        }
-        // Counted before it is queued: the writer may subtract it at once.
-        let size = frame.len();
-        let before = session.queued.fetch_add(size, Ordering::AcqRel);
-        if before + size > MAX_QUEUED_BYTES
-            || session
-                .tx
-                .try_send(Outbound::Broadcast(frame.clone()))
-                .is_err()
-        {
-            session.queued.fetch_sub(size, Ordering::AcqRel);
-            slow.push(*id);
-        }
-    }
-    for id in slow {
-        if let Some(session) = state.sessions.get(&id) {
+        if Some(*id) != except && !session.outbox.push(frame.clone()) {
             metrics::counter!("collab_live_sessions_dropped_total").increment(1);
-            session.kick.cancel();
         }
     }
 }
@@ -649,8 +603,8 @@ mod tests {
     use super::*;
     use yrs::{GetString, Text};
 
-    fn room() -> (Room, mpsc::Receiver<Outbound>) {
-        let (presence, _) = mpsc::channel(16);
+    fn room() -> (Room, Outbox) {
+        let (presence, _) = tokio::sync::mpsc::channel(16);
         let room = Room::new(
             DocumentId::new(),
             WorkspaceId::new(),
@@ -666,12 +620,12 @@ mod tests {
             },
             PresenceSink::for_tests(presence),
         );
-        let (tx, rx) = mpsc::channel(64);
+        let outbox = Outbox::new();
         room.join(
             Uuid::now_v7(),
-            SessionEntry::new(tx, UserId::parse("u").unwrap(), false),
+            SessionEntry::new(outbox.clone(), UserId::parse("u").unwrap(), false),
         );
-        (room, rx)
+        (room, outbox)
     }
 
     fn edit(text: &str, at: u32, doc: &Doc) -> Vec<u8> {
@@ -692,7 +646,7 @@ mod tests {
 
     #[test]
     fn updates_apply_once_in_version_order_whatever_the_arrival_order() {
-        let (room, mut rx) = room();
+        let (room, outbox) = room();
         let source = Doc::new();
         let first = edit("a", 0, &source);
         let second = edit("b", 1, &source);
@@ -721,11 +675,9 @@ mod tests {
         assert_eq!(text(&room), "abc");
         assert_eq!(room.applied(), (3, 30));
         // three updates, each its own frame (the greeting is returned by join)
-        let mut frames = 0;
-        while rx.try_recv().is_ok() {
-            frames += 1;
-        }
-        assert_eq!(frames, 3);
+        let mut frames = vec![];
+        outbox.take(&mut frames, 100);
+        assert_eq!(frames.len(), 3);
     }
 
     #[test]

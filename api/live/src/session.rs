@@ -4,19 +4,20 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use collab_domain::content::EditOrigin;
 use collab_domain::{Actor, DocumentId, UserId};
-use tokio::sync::mpsc;
-use tracing::{debug, info_span, Instrument};
+use tracing::debug;
 use uuid::Uuid;
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::encoder::Encode;
 
 use super::admission::{admit, Refusal};
 use super::appender::EditRequest;
+use super::outbox::Outbox;
 use super::protocol::{self, close};
-use super::room::{Outbound, Room, SessionEntry, SessionId};
-use super::websocket::{Incoming, Outgoing, Socket};
+use super::room::{Room, SessionEntry, SessionId};
+use super::websocket::{Incoming, Outgoing, ReadError, Socket, SocketReader, SocketWriter};
 use super::Live;
 use collab_commands::access::{LinkKey, ServiceIdentity};
 
@@ -52,11 +53,18 @@ pub async fn refuse(mut socket: Socket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(2), socket.reader.drain()).await;
 }
 
-/// The most messages one write takes (a burst beyond it goes out in further writes).
+/// The most frames one write takes (a burst beyond it goes out in further writes).
 const WRITE_BURST: usize = 256;
 
-/// What a frame made us do: carry on, or close with a code and reason.
-type Verdict = Result<(), (u16, String)>;
+/// Why a session ends.
+enum End {
+    /// The client closed or went away: echo its close, if it can still hear it.
+    Client,
+    /// We close, with this code and reason.
+    Refused(u16, String),
+    /// The connection broke while writing: nothing more can be sent.
+    Broken,
+}
 
 struct Session {
     id: SessionId,
@@ -64,10 +72,14 @@ struct Session {
     room: Arc<Room>,
     actor: Actor,
     read_only: bool,
-    tx: mpsc::Sender<Outbound>,
+    writer: SocketWriter,
     denied_sent: bool,
 }
 
+/// One task per socket: it reads the client's frames, writes the room's broadcasts from
+/// the session's outbox and its own replies, and sends keepalives when quiet. A write to a
+/// client that does not read blocks only this socket, and the room ends it (1013) once too
+/// much waits for it.
 pub async fn run(live: Live, admission: Admission, socket: Socket) {
     // Boxed, as every large await of a socket's task that is not its idle state: a task
     // keeps room for its largest future for as long as it lives.
@@ -85,171 +97,166 @@ pub async fn run(live: Live, admission: Admission, socket: Socket) {
         }
     };
     let id = Uuid::now_v7();
-    let span = info_span!("sync", document.id = %admission.document, user.id = %admission.user, session.id = %id);
-    async move {
-        let room = guard.room.clone();
-        let (tx, mut rx) = mpsc::channel::<Outbound>(4096);
-        let mut entry = SessionEntry::new(tx.clone(), admission.user.clone(), admission.read_only);
-        entry.link = admission.link;
-        entry.read_only_token = admission.read_only_token;
-        entry.service = admission.service.clone();
-        let kick = entry.kick.clone();
-        let queued = entry.queued.clone();
-        let Socket {
-            mut reader,
-            mut writer,
-        } = socket;
-        let greeting = room.join(id, entry);
-        // An access change handled between the admission check and this join passed the
-        // socket by: check the room again (rare: only when one happened meanwhile).
-        if live.revocations_seen() > admission.checked_at {
-            let (rooms, aggregates) = (live.rooms.clone(), live.aggregates.clone());
-            let change = collab_domain::access::AccessReduced::Document(admission.document);
-            tokio::spawn(async move {
-                super::revalidate::revalidate(&rooms, &aggregates, change).await;
-            });
-        }
-        let keepalive = live.config.keepalive;
-        let writer = tokio::spawn(async move {
-            let greeting: Vec<Outgoing> = greeting.into_iter().map(Outgoing::Binary).collect();
-            if writer.send_all(&greeting).await.is_err() {
-                return;
-            }
-            // Whatever is queued goes out in one vectored write (one frame per message, as
-            // stock clients need): one system call per burst, not per update.
-            let mut batch = Vec::new();
-            loop {
-                let mut next = match tokio::time::timeout(keepalive, rx.recv()).await {
-                    Ok(Some(outbound)) => Some(outbound),
-                    Ok(None) => return,
-                    Err(_) => Some(Outbound::Frame(protocol::keepalive())),
-                };
-                let (mut broadcast_bytes, mut closing) = (0, false);
-                while let Some(outbound) = next.take() {
-                    match outbound {
-                        Outbound::Frame(frame) => batch.push(Outgoing::Binary(frame)),
-                        Outbound::Broadcast(frame) => {
-                            broadcast_bytes += frame.len();
-                            batch.push(Outgoing::Binary(frame));
-                        }
-                        Outbound::Pong(payload) => batch.push(Outgoing::Pong(payload)),
-                        Outbound::Close(code, reason) => {
-                            batch.push(Outgoing::Close(code, reason));
-                            closing = true;
-                            break;
-                        }
-                    }
-                    if batch.len() < WRITE_BURST {
-                        next = rx.try_recv().ok();
-                    }
-                }
-                if writer.send_all(&batch).await.is_err() {
-                    return;
-                }
-                batch.clear();
-                if batch.capacity() > 16 {
-                    // A burst's room is not kept by an idle socket.
-                    batch = Vec::new();
-                }
-                queued.fetch_sub(broadcast_bytes, std::sync::atomic::Ordering::AcqRel);
-                if closing {
-                    writer.shutdown().await;
-                    return;
-                }
-            }
+    let room = guard.room.clone();
+    let outbox = Outbox::new();
+    let mut entry = SessionEntry::new(outbox.clone(), admission.user.clone(), admission.read_only);
+    entry.link = admission.link;
+    entry.read_only_token = admission.read_only_token;
+    entry.service = admission.service.clone();
+    let Socket { mut reader, writer } = socket;
+    let greeting = room.join(id, entry);
+    // An access change handled between the admission check and this join passed the
+    // socket by: check the room again (rare: only when one happened meanwhile).
+    if live.revocations_seen() > admission.checked_at {
+        let (rooms, aggregates) = (live.rooms.clone(), live.aggregates.clone());
+        let change = collab_domain::access::AccessReduced::Document(admission.document);
+        tokio::spawn(async move {
+            super::revalidate::revalidate(&rooms, &aggregates, change).await;
         });
-        let actor = match &admission.service {
-            Some(service) => Actor::Service(format!("account-{}", service.account)),
-            None => Actor::User(admission.user.clone()),
-        };
-        let mut session = Session {
-            id,
-            live: live.clone(),
-            room: room.clone(),
-            actor,
-            read_only: admission.read_only,
-            tx: tx.clone(),
-            denied_sent: false,
-        };
-        let limiter = live.socket_quota.map(governor::RateLimiter::direct);
-        let verdict: Verdict = loop {
-            if let Some(limiter) = &limiter {
-                // Over its rate, a socket is read more slowly: backpressure, nothing lost.
-                limiter.until_ready().await;
-            }
-            let message = tokio::select! {
-                message = reader.next() => message,
-                _ = kick.cancelled() => break Err((close::TRY_AGAIN, "connection could not keep up; reconnect".into())),
-            };
-            match message {
-                Ok(Some(Incoming::Binary(frame))) => {
-                    if let Err(refusal) = Box::pin(session.handle_frame(&frame)).await {
-                        break Err(refusal);
-                    }
-                }
-                Ok(Some(Incoming::Text)) => {
-                    break Err((close::UNSUPPORTED, "binary y-websocket frames only".into()))
-                }
-                Ok(Some(Incoming::Ping(payload))) => {
-                    let _ = session.tx.try_send(Outbound::Pong(payload));
-                }
-                Ok(Some(Incoming::Pong)) => {}
-                Ok(Some(Incoming::Close(_)) | None) => break Ok(()),
-                Err(error) => break Err((error.code, error.reason)),
-            }
-        };
-        if let Some(removal) = room.leave(id) {
-            Box::pin(live.fanout.publish_awareness(&room, removal)).await;
-        }
-        let closed_by_us = verdict.is_err();
-        match verdict {
-            Err((code, reason)) => {
-                debug!(code, %reason, "closing socket");
-                metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
-                    .increment(1);
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(1),
-                    tx.send(Outbound::Close(code, reason)),
-                )
-                .await;
-            }
-            Ok(()) => {
-                let _ = tx.try_send(Outbound::Close(close::NORMAL, String::new()));
-            }
-        }
-        drop(tx);
-        drop(session);
-        // A peer that stopped reading blocks the writer in a write that never ends: after
-        // 2 s it is aborted, which drops the socket and everything queued for it.
-        let mut writer = writer;
-        if tokio::time::timeout(Duration::from_secs(2), &mut writer)
-            .await
-            .is_err()
-        {
-            writer.abort();
-        }
-        if closed_by_us {
-            let _ = tokio::time::timeout(Duration::from_secs(2), reader.drain()).await;
-        }
-        drop(guard);
     }
-    .instrument(span)
-    .await;
+    let actor = match &admission.service {
+        Some(service) => Actor::Service(format!("account-{}", service.account)),
+        None => Actor::User(admission.user.clone()),
+    };
+    let mut session = Session {
+        id,
+        live: live.clone(),
+        room: room.clone(),
+        actor,
+        read_only: admission.read_only,
+        writer,
+        denied_sent: false,
+    };
+    let end = Box::pin(session.write(greeting.into_iter().map(Outgoing::Binary)))
+        .await
+        .err()
+        .unwrap_or(End::Client);
+    let end = match end {
+        End::Client => session.serve(&mut reader, &outbox).await,
+        broken => broken,
+    };
+    if let Some(removal) = room.leave(id) {
+        Box::pin(live.fanout.publish_awareness(&room, removal)).await;
+    }
+    let Session { mut writer, .. } = session;
+    match end {
+        End::Refused(code, reason) => {
+            debug!(document.id = %admission.document, session.id = %id, code, %reason, "closing socket");
+            metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
+                .increment(1);
+            // A peer that stopped reading never takes the close: given up after 2 s.
+            let closed = tokio::time::timeout(Duration::from_secs(2), async {
+                writer.send_all(&[Outgoing::Close(code, reason)]).await?;
+                writer.shutdown().await;
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+            if matches!(closed, Ok(Ok(()))) {
+                let _ = tokio::time::timeout(Duration::from_secs(2), reader.drain()).await;
+            }
+        }
+        End::Client => {
+            let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                if writer
+                    .send_all(&[Outgoing::Close(close::NORMAL, String::new())])
+                    .await
+                    .is_ok()
+                {
+                    writer.shutdown().await;
+                }
+            })
+            .await;
+        }
+        End::Broken => {}
+    }
+    drop(guard);
 }
 
 impl Session {
-    async fn send(&self, frame: bytes::Bytes) {
-        let _ = self.tx.send(Outbound::Frame(frame)).await;
+    /// Until the socket ends: the client's frames, the outbox, keepalives.
+    async fn serve(&mut self, reader: &mut SocketReader, outbox: &Outbox) -> End {
+        let keepalive = self.live.config.keepalive;
+        let limiter = self.live.socket_quota.map(governor::RateLimiter::direct);
+        let mut permitted = false;
+        let quiet = tokio::time::sleep(keepalive);
+        tokio::pin!(quiet);
+        let mut burst: Vec<Bytes> = Vec::new();
+        loop {
+            tokio::select! {
+                () = outbox.ready() => {
+                    if let Some((code, reason)) = outbox.ended() {
+                        return End::Refused(code, reason);
+                    }
+                    outbox.take(&mut burst, WRITE_BURST);
+                    // Whatever is queued goes out in one vectored write (one frame per
+                    // message, as stock clients need): one system call per burst.
+                    let written = tokio::select! {
+                        written = self.write(burst.drain(..).map(Outgoing::Binary)) => written,
+                        // A client that stopped reading: the room ended it meanwhile.
+                        () = outbox.closed() => return End::Broken,
+                    };
+                    if let Err(end) = written {
+                        return end;
+                    }
+                    if burst.capacity() > KEEP_BURST {
+                        // A burst's room is not kept by an idle socket.
+                        burst = Vec::new();
+                    }
+                    quiet.as_mut().reset(tokio::time::Instant::now() + keepalive);
+                }
+                message = next(reader, limiter.as_ref(), &mut permitted) => {
+                    let handled = match message {
+                        Ok(Some(Incoming::Binary(frame))) => {
+                            Box::pin(self.handle_frame(&frame)).await
+                        }
+                        Ok(Some(Incoming::Text)) => Err(End::Refused(
+                            close::UNSUPPORTED,
+                            "binary y-websocket frames only".into(),
+                        )),
+                        Ok(Some(Incoming::Ping(payload))) => {
+                            self.write([Outgoing::Pong(payload)]).await
+                        }
+                        Ok(Some(Incoming::Pong)) => Ok(()),
+                        Ok(Some(Incoming::Close(_)) | None) => Err(End::Client),
+                        Err(error) => Err(End::Refused(error.code, error.reason)),
+                    };
+                    if let Err(end) = handled {
+                        return end;
+                    }
+                }
+                () = &mut quiet => {
+                    // A stock client reconnects after 30 s without a message.
+                    if let Err(end) = self.write([Outgoing::Binary(protocol::keepalive())]).await {
+                        return end;
+                    }
+                    quiet.as_mut().reset(tokio::time::Instant::now() + keepalive);
+                }
+            }
+        }
+    }
+
+    /// Writes `messages` to the client now.
+    async fn write(&mut self, messages: impl IntoIterator<Item = Outgoing>) -> Result<(), End> {
+        let messages: Vec<Outgoing> = messages.into_iter().collect();
+        self.writer
+            .send_all(&messages)
+            .await
+            .map_err(|_| End::Broken)
+    }
+
+    async fn send(&mut self, frame: Bytes) -> Result<(), End> {
+        self.write([Outgoing::Binary(frame)]).await
     }
 
     /// Handles every protocol message of one inbound frame (several are allowed).
-    async fn handle_frame(&mut self, frame: &[u8]) -> Verdict {
-        let messages: Vec<Message> =
-            collab_sync::decode_frame(frame).map_err(|reason| (close::INVALID_PAYLOAD, reason))?;
+    async fn handle_frame(&mut self, frame: &[u8]) -> Result<(), End> {
+        let messages: Vec<Message> = collab_sync::decode_frame(frame)
+            .map_err(|reason| End::Refused(close::INVALID_PAYLOAD, reason))?;
         for message in messages {
             match message {
                 Message::Sync(SyncMessage::SyncStep1(state_vector)) => {
-                    self.send(self.room.sync_step2_for(&state_vector)).await;
+                    let answer = self.room.sync_step2_for(&state_vector);
+                    self.send(answer).await?;
                 }
                 Message::Sync(SyncMessage::SyncStep2(update))
                 | Message::Sync(SyncMessage::Update(update)) => self.handle_update(update).await?,
@@ -262,7 +269,7 @@ impl Session {
                 }
                 Message::AwarenessQuery => {
                     if let Some(frame) = self.room.awareness_frame() {
-                        self.send(frame).await;
+                        self.send(frame).await?;
                     }
                 }
                 Message::Auth(_) | Message::Custom(..) => {}
@@ -271,7 +278,7 @@ impl Session {
         Ok(())
     }
 
-    async fn handle_update(&mut self, update: Vec<u8>) -> Verdict {
+    async fn handle_update(&mut self, update: Vec<u8>) -> Result<(), End> {
         let admitted = match admit(
             &self.live.config,
             self.room.stored_bytes(),
@@ -286,7 +293,7 @@ impl Session {
                         close::TOO_BIG
                     }
                 };
-                return Err((code, refusal.to_string()));
+                return Err(End::Refused(code, refusal.to_string()));
             }
         };
         if admitted.empty {
@@ -299,7 +306,7 @@ impl Session {
                 self.send(protocol::permission_denied(
                     "read-only access: your changes are not saved",
                 ))
-                .await;
+                .await?;
             }
             return Ok(());
         }
@@ -317,8 +324,28 @@ impl Session {
                 done: None,
             })
             .await
-            .map_err(|reason| (close::RESTARTING, reason))
+            .map_err(|reason| End::Refused(close::RESTARTING, reason))
     }
+}
+
+/// A burst's room above this many frames is given back after the write.
+const KEEP_BURST: usize = 16;
+
+/// The client's next message, read no faster than the socket's quota (over its rate, a
+/// socket is read more slowly: backpressure, nothing lost). Cancel-safe: a permit taken
+/// is kept in `permitted` for the read it was taken for.
+async fn next(
+    reader: &mut SocketReader,
+    limiter: Option<&governor::DefaultDirectRateLimiter>,
+    permitted: &mut bool,
+) -> Result<Option<Incoming>, ReadError> {
+    if let Some(limiter) = limiter.filter(|_| !*permitted) {
+        limiter.until_ready().await;
+        *permitted = true;
+    }
+    let message = reader.next().await;
+    *permitted = false;
+    message
 }
 
 /// The token from `?token=` (what y-websocket's `params` sends) or a bearer header.

@@ -83,11 +83,14 @@ pub fn accept_key(headers: &HeaderMap) -> Result<HeaderValue, HandshakeRefusal> 
 pub trait Io: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 
-/// A socket's two halves, each for a task of its own.
+/// A socket's two halves (a session reads and writes from one task, never both at once).
 pub struct Socket {
-    pub reader: Reader<ReadHalf<Box<dyn Io>>>,
-    pub writer: Writer<WriteHalf<Box<dyn Io>>>,
+    pub reader: SocketReader,
+    pub writer: SocketWriter,
 }
+
+pub type SocketReader = Reader<ReadHalf<Box<dyn Io>>>;
+pub type SocketWriter = Writer<WriteHalf<Box<dyn Io>>>;
 
 /// Wraps an upgraded connection; messages over `max_message` bytes end it with 1009.
 pub fn split(io: impl Io, max_message: usize) -> Socket {

@@ -711,12 +711,7 @@ pub(crate) async fn template_state(
             "is not a template (mark it with PUT /v1/documents/{id}/template)",
         )));
     }
-    let guard = state
-        .live
-        .rooms
-        .acquire(template, access.workspace)
-        .await
-        .map_err(ApiError::internal)?;
+    let guard = state.live.rooms.acquire(template, access.workspace).await?;
     let update = guard.room.read(|doc| {
         doc.transact()
             .encode_state_as_update_v1(&StateVector::default())

@@ -53,12 +53,7 @@ pub(crate) async fn open_room(
     let access = state
         .document_access(document, principal, meta.link.as_ref())
         .await?;
-    let guard = state
-        .live
-        .rooms
-        .acquire(document, access.workspace)
-        .await
-        .map_err(ApiError::internal)?;
+    let guard = state.live.rooms.acquire(document, access.workspace).await?;
     Ok((guard, access.role))
 }
 

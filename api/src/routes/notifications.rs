@@ -426,6 +426,9 @@ impl Wakeups {
 /// How often a feed looks again without a wake-up (and re-reads the unread count).
 const FEED_RECHECK: Duration = Duration::from_secs(15);
 
+/// How soon a feed looks again when the read models it joins were behind.
+const FEED_SOON: Duration = Duration::from_millis(250);
+
 /// `GET /v1/me/notifications/live`: your new notifications as they happen, as Server-Sent
 /// Events: `event: notification` with `id:` its position and the notification as `data:`;
 /// `event: unread` with `{"unread_count": n}` at the start and whenever it changes (read
@@ -483,6 +486,7 @@ async fn live(
         unread: None,
         pending: VecDeque::new(),
         done: false,
+        soon: false,
     };
     let stream = futures::stream::unfold(feed, |mut feed| async move {
         let event = feed.next().await?;
@@ -504,6 +508,8 @@ struct Feed {
     unread: Option<i64>,
     pending: VecDeque<Event>,
     done: bool,
+    /// Look again soon: the read models joined were behind.
+    soon: bool,
 }
 
 /// Notifications a feed reads per look.
@@ -549,11 +555,16 @@ impl Feed {
     async fn look(&mut self) -> Result<bool, ApiError> {
         // A notification is shown with what it points to (the comment's text, the
         // document's title), which other read models fold: show only what this one has
-        // folded, once they have folded as far (bounded: after the wait, as they are).
+        // folded, once they have folded as far (if they are far behind, look again soon:
+        // shown early, a notification would lack its text, or be hidden for good).
         let folded = read_model::folded_to(&self.state.pool).await?;
         if folded > self.delivered {
             match self.state.reach(Some(folded)).await {
-                Ok(()) | Err(ApiError::NotYetConsistent { .. }) => {}
+                Ok(()) => {}
+                Err(ApiError::NotYetConsistent { .. }) => {
+                    self.soon = true;
+                    return Ok(false);
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -589,9 +600,15 @@ impl Feed {
         Ok(!self.pending.is_empty())
     }
 
-    /// Until this person is told something, 15 s pass, or the server closes.
+    /// Until this person is told something, 15 s pass (a moment, when the read models were
+    /// behind), or the server closes.
     async fn wait(&mut self) {
-        let deadline = tokio::time::Instant::now() + FEED_RECHECK;
+        let pause = if std::mem::take(&mut self.soon) {
+            FEED_SOON
+        } else {
+            FEED_RECHECK
+        };
+        let deadline = tokio::time::Instant::now() + pause;
         let closing = self.state.closing.clone();
         loop {
             tokio::select! {

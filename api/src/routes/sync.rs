@@ -99,8 +99,12 @@ async fn sync_socket(
         // Boxed: the admission's futures (token, aggregates) are large and done with once it
         // is decided; inline, the socket's task would keep their room for its whole life.
         let admitted = Box::pin(admit(&state, &document, &params, authorization.as_deref())).await;
+        // What only the admission needed (the token among them) is not kept for the
+        // socket's life.
+        let live = state.live.clone();
+        drop((state, document, params, authorization));
         match admitted {
-            Ok(admission) => session::run(state.live.clone(), admission, socket).await,
+            Ok(admission) => session::run(live, admission, socket).await,
             Err((code, reason)) => {
                 metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
                     .increment(1);
@@ -169,7 +173,7 @@ async fn admit(
         None => None,
     };
     let access = match state
-        .document_access(document, &principal, link.as_ref())
+        .shared_document_access(document, &principal, link.as_ref())
         .await
     {
         Ok(found) => found,

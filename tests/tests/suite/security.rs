@@ -425,3 +425,56 @@ async fn row_level_security_hides_every_read_model_row_without_the_tenant_settin
         .await
         .is_err());
 }
+
+/// Sockets opening one document together share the loads behind their access checks, and
+/// a check never uses a load older than the caller: a removed member is refused at once.
+#[tokio::test]
+async fn access_checks_arriving_together_share_loads_but_never_an_older_one() {
+    use collab_commands::access::{Caller, SharedAccessLoads};
+    use collab_domain::{DocumentId, UserId};
+    let app = TestApp::spawn().await;
+    let (ws, _) = app.create_workspace("alice", "Acme").await;
+    app.add_member(&ws, "alice", "bob", "member").await;
+    let doc = app.create_document(&ws, "alice", "Plan").await;
+    let document = DocumentId::parse(&doc).unwrap();
+    let caller = |user: &str| Caller {
+        user: UserId::parse(user).unwrap(),
+        link: None,
+        service: None,
+        loaded_workspace: None,
+    };
+    let shared = SharedAccessLoads::default();
+    let callers: Vec<Caller> = (0..20)
+        .map(|n| caller(if n % 2 == 0 { "alice" } else { "bob" }))
+        .collect();
+    let before = app.aggregates.loads().of("document");
+    let answers = futures::future::join_all(
+        callers
+            .iter()
+            .map(|c| shared.resolve(&app.aggregates, document, c)),
+    )
+    .await;
+    let loads = app.aggregates.loads().of("document") - before;
+    for (n, answer) in answers.into_iter().enumerate() {
+        let access = answer.unwrap().expect("both may open it");
+        let expected = if n % 2 == 0 { "owner" } else { "member" };
+        assert_eq!(access.workspace_role.map(|r| r.as_str()), Some(expected));
+    }
+    // The first caller's load, and one for everyone who arrived while it ran.
+    assert_eq!(loads, 2, "20 checks, {loads} document loads");
+
+    let removed = app
+        .delete(&format!("/v1/workspaces/{ws}/members/bob"), "alice")
+        .await;
+    assert_eq!(removed.status, StatusCode::OK, "{}", removed.body);
+    let after = shared
+        .resolve(&app.aggregates, document, &caller("bob"))
+        .await
+        .unwrap();
+    assert!(after.is_none(), "a removed member is refused: {after:?}");
+    let owner = shared
+        .resolve(&app.aggregates, document, &caller("alice"))
+        .await
+        .unwrap();
+    assert!(owner.is_some());
+}

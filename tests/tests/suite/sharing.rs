@@ -233,10 +233,12 @@ async fn share_links_grant_their_role_until_revoked_or_expired() {
         (format!("/v1/documents/{doc}"), Some(token.as_str())),
         (format!("/v1/documents/{doc}?link={token}"), None),
     ] {
+        // As of the link's creation (the document's row is a read model).
         let mut request = http
             .client
             .get(format!("{}{path}", http.base))
-            .bearer_auth(mint("eve", 3600));
+            .bearer_auth(mint("eve", 3600))
+            .header("X-Collab-Min-Position", created.position().to_string());
         if let Some(link) = header {
             request = request.header("X-Collab-Link", link);
         }
