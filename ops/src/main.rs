@@ -30,6 +30,8 @@ use tracing_subscriber::EnvFilter;
 /// The server allocates and frees a small buffer for every message on every path (socket
 /// frames, updates, event rows, JetStream messages): glibc's allocator was a third of its
 /// CPU while ingesting a trace. mimalloc's thread-local free lists make that a few percent.
+/// (Feature `system-allocator` leaves it out, for heap profilers.)
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
