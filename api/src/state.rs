@@ -85,11 +85,8 @@ impl AppState {
         principal: &Principal,
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
-        let access = access::resolve(&self.aggregates, document, &principal.caller(link))
-            .await?
-            .ok_or(ApiError::NotFound("document"))?;
-        self.limits.check_workspace(access.workspace)?;
-        Ok(access)
+        let found = access::resolve(&self.aggregates, document, &principal.caller(link)).await?;
+        self.granted(found)
     }
 
     /// As `document_access`, sharing the aggregates' loads with the callers arriving at
@@ -101,11 +98,17 @@ impl AppState {
         principal: &Principal,
         link: Option<&LinkKey>,
     ) -> Result<DocumentAccess, ApiError> {
-        let access = self
+        let found = self
             .access_loads
             .resolve(&self.aggregates, document, &principal.caller(link))
-            .await?
-            .ok_or(ApiError::NotFound("document"))?;
+            .await?;
+        self.granted(found)
+    }
+
+    /// Access as resolved: none is 404 (a document that does not exist answers the same),
+    /// and the workspace's rate limit applies.
+    fn granted(&self, found: Option<DocumentAccess>) -> Result<DocumentAccess, ApiError> {
+        let access = found.ok_or(ApiError::NotFound("document"))?;
         self.limits.check_workspace(access.workspace)?;
         Ok(access)
     }

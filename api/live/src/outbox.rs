@@ -129,16 +129,16 @@ impl Outbox {
         self.lock().ended.clone()
     }
 
-    /// Moves up to `max` queued frames into `out`.
-    pub fn take(&self, out: &mut Vec<Bytes>, max: usize) {
+    /// Takes up to `max` queued frames, oldest first.
+    pub fn take(&self, max: usize) -> Vec<Bytes> {
         let mut state = self.lock();
         let n = state.frames.len().min(max);
-        let taken: usize = state.frames.iter().take(n).map(Bytes::len).sum();
-        out.extend(state.frames.drain(..n));
-        state.bytes -= taken;
+        let taken: Vec<Bytes> = state.frames.drain(..n).collect();
+        state.bytes -= taken.iter().map(Bytes::len).sum::<usize>();
         if state.frames.is_empty() && state.frames.capacity() > KEEP_SLOTS {
             state.frames = VecDeque::new();
         }
+        taken
     }
 
     /// Bytes waiting to be written.
@@ -169,9 +169,9 @@ mod tests {
             .expect("woken")
             .unwrap();
         assert_eq!(outbox.queued_bytes(), 1000);
-        let mut out = vec![];
-        outbox.take(&mut out, 60);
-        outbox.take(&mut out, 60);
+        let mut out = outbox.take(60);
+        assert_eq!(out.len(), 60);
+        out.extend(outbox.take(60));
         assert_eq!(out.len(), 100);
         assert!(out.iter().enumerate().all(|(n, f)| f[0] == n as u8));
         assert_eq!(outbox.queued_bytes(), 0);

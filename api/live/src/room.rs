@@ -675,8 +675,7 @@ mod tests {
         assert_eq!(text(&room), "abc");
         assert_eq!(room.applied(), (3, 30));
         // three updates, each its own frame (the greeting is returned by join)
-        let mut frames = vec![];
-        outbox.take(&mut frames, 100);
+        let frames = outbox.take(100);
         assert_eq!(frames.len(), 3);
     }
 

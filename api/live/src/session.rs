@@ -180,27 +180,22 @@ impl Session {
         let mut permitted = false;
         let quiet = tokio::time::sleep(keepalive);
         tokio::pin!(quiet);
-        let mut burst: Vec<Bytes> = Vec::new();
         loop {
             tokio::select! {
                 () = outbox.ready() => {
                     if let Some((code, reason)) = outbox.ended() {
                         return End::Refused(code, reason);
                     }
-                    outbox.take(&mut burst, WRITE_BURST);
+                    let burst = outbox.take(WRITE_BURST);
                     // Whatever is queued goes out in one vectored write (one frame per
                     // message, as stock clients need): one system call per burst.
                     let written = tokio::select! {
-                        written = self.write(burst.drain(..).map(Outgoing::Binary)) => written,
+                        written = self.write(burst.into_iter().map(Outgoing::Binary)) => written,
                         // A client that stopped reading: the room ended it meanwhile.
                         () = outbox.closed() => return End::Broken,
                     };
                     if let Err(end) = written {
                         return end;
-                    }
-                    if burst.capacity() > KEEP_BURST {
-                        // A burst's room is not kept by an idle socket.
-                        burst = Vec::new();
                     }
                     quiet.as_mut().reset(tokio::time::Instant::now() + keepalive);
                 }
@@ -327,9 +322,6 @@ impl Session {
             .map_err(|reason| End::Refused(close::RESTARTING, reason))
     }
 }
-
-/// A burst's room above this many frames is given back after the write.
-const KEEP_BURST: usize = 16;
 
 /// The client's next message, read no faster than the socket's quota (over its rate, a
 /// socket is read more slowly: backpressure, nothing lost). Cancel-safe: a permit taken
