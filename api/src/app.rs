@@ -282,6 +282,7 @@ impl Application {
             webhook_allow_private: settings.webhooks.allow_private,
             blobs,
             files: Arc::new(settings.files.clone()),
+            web: Arc::new(settings.web.clone()),
             database: Default::default(),
             access_loads: Default::default(),
         };

@@ -291,6 +291,22 @@ impl TokenVerifier {
 
     /// An HS256 token (when a secret is configured); `read_only` marks its sockets.
     pub fn mint_with(&self, user: &UserId, ttl: Duration, read_only: bool) -> Option<String> {
+        self.mint_claims(user, ttl, read_only, None)
+    }
+
+    /// An HS256 token carrying the person's name (development sign-in): their profile
+    /// takes it at the first sign-in, as from an identity provider's `name` claim.
+    pub fn mint_named(&self, user: &UserId, ttl: Duration, name: &str) -> Option<String> {
+        self.mint_claims(user, ttl, false, Some(name))
+    }
+
+    fn mint_claims(
+        &self,
+        user: &UserId,
+        ttl: Duration,
+        read_only: bool,
+        name: Option<&str>,
+    ) -> Option<String> {
         let (_, encoding) = self.hs.as_ref()?;
         let now = jsonwebtoken::get_current_timestamp();
         let claims = Claims {
@@ -298,7 +314,7 @@ impl TokenVerifier {
             iat: now,
             exp: now + ttl.as_secs(),
             read_only,
-            name: None,
+            name: name.map(|n| serde_json::Value::String(n.to_owned())),
             email: None,
         };
         Some(

@@ -19,6 +19,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod web;
 pub mod webhooks;
 
 pub use app::{Application, StartupError};

@@ -150,6 +150,7 @@ impl Modify for Security {
         (name = "graphql", description = "The GraphQL endpoint (schema: docs/schema.graphql)"),
         (name = "events", description = "Replay and live tails for consumers; the event catalogue"),
         (name = "audit", description = "Audit trail, verification and signed exports"),
+        (name = "web", description = "What the web app needs before anyone is signed in: sign-in options, development sign-in"),
         (name = "operations", description = "Health, readiness, metrics, this document")
     )
 )]

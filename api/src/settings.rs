@@ -128,6 +128,8 @@ pub struct Settings {
     pub webhooks: crate::webhooks::WebhookSettings,
     /// Object storage (S3 or the local disk) and files' limits.
     pub files: crate::files::FileSettings,
+    /// How people sign in to the web app (development sign-in, OpenID Connect).
+    pub web: crate::web::WebSettings,
 }
 
 /// Signed checkpoints: a checkpoint per changed workspace every `checkpoint_every`
@@ -208,6 +210,7 @@ impl Settings {
             mail: Default::default(),
             webhooks: Default::default(),
             files: Default::default(),
+            web: Default::default(),
         }
     }
 }

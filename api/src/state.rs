@@ -54,6 +54,8 @@ pub struct AppState {
     pub blobs: Arc<dyn collab_live::blob_store::BlobStore>,
     /// Files' limits and URL lifetimes.
     pub files: Arc<crate::files::FileSettings>,
+    /// Sign-in options of the web app.
+    pub web: Arc<crate::web::WebSettings>,
     /// Open while Postgres is unreachable: requests are refused at once.
     pub database: crate::database_health::DatabaseHealth,
     /// Access checks of sockets opening one document together share their loads.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes sure Postgres (127.0.0.1:5432, user postgres) and NATS with JetStream
-# (127.0.0.1:4222) are running; on a bare Debian machine installs them first.
-# Idempotent: does nothing when both already answer.
+# (127.0.0.1:4222) are running, and that a C compiler is there for the crates that build C
+# (ring, mimalloc); on a bare Debian machine installs them first.
+# Idempotent: does nothing when all of them are already there.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -46,4 +47,9 @@ if ! port_open 4222; then
   as_root start-stop-daemon --start --oknodo --background --exec "$bin" -- \
     -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log
   wait_for_port 4222 nats
+fi
+
+if ! command -v cc >/dev/null 2>&1; then
+  echo "services: installing a C compiler (gcc) for the crates that build C" >&2
+  apt_install gcc libc6-dev
 fi

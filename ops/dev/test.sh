@@ -4,13 +4,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
-# End-to-end tests drive stock Yjs clients (npm yjs + y-websocket) under Node.
-if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-  echo "test: installing Node.js" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
-fi
+# Node.js 20+ (the web app's build and the end-to-end tests), then the web app the binary serves.
+# shellcheck source=ops/dev/node.sh
+. ops/dev/node.sh
+ops/dev/web.sh
+# End-to-end tests drive stock Yjs clients (npm yjs + y-websocket) under Node, and the web
+# app in Debian's Chromium (playwright-core).
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test: installing Chromium" >&2
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+fi
 # The contract test runs schemathesis (PyPI) against the binary: one virtualenv, kept.
 SCHEMATHESIS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/collab/schemathesis-4.32.5"
 if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then

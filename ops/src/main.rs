@@ -202,6 +202,17 @@ struct ServeArgs {
     /// (`localhost:7700`).
     #[arg(long, env = "COLLAB_LISTEN", default_value = defaults::LISTEN, value_parser = parse_listen)]
     listen: SocketAddr,
+    /// Development sign-in for the web app: anyone signs in under any name. Refused
+    /// unless an HS256 secret is set (COLLAB_JWT_SECRET) and the address is loopback.
+    #[arg(long, env = "COLLAB_DEV_LOGIN", default_value_t = false)]
+    dev_login: bool,
+    /// OpenID Connect issuer the web app signs people in with (authorisation code flow
+    /// with PKCE); its tokens are verified like any other (COLLAB_JWKS_URL, issuer, audience).
+    #[arg(long, env = "COLLAB_OIDC_ISSUER", requires = "oidc_client_id")]
+    oidc_issuer: Option<String>,
+    /// The web app's client id at the OpenID Connect issuer (a public client).
+    #[arg(long, env = "COLLAB_OIDC_CLIENT_ID", requires = "oidc_issuer")]
+    oidc_client_id: Option<String>,
     /// Roles to run: any of api, relay, projector, mailer, webhooks, thumbnailer,
     /// downloads (comma-separated), or all.
     #[arg(long, env = "COLLAB_ROLES", default_value = defaults::ROLES)]
@@ -592,6 +603,29 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         download_expiry: Duration::from_secs(args.download_url_secs),
         thumbnail_max_pixels: args.thumbnail_max_pixels.max(1),
         zip_expiry: Duration::from_secs(args.zip_expiry_secs),
+    };
+    if args.dev_login {
+        if settings.auth.hs256_secret.is_none() {
+            anyhow::bail!(
+                "--dev-login needs an HS256 secret (COLLAB_JWT_SECRET): it mints HS256 tokens"
+            );
+        }
+        if !args.listen.ip().is_loopback() {
+            anyhow::bail!(
+                "--dev-login lets anyone sign in as anyone: it is refused on {} (listen on a loopback address such as 127.0.0.1:7700, or set COLLAB_DEV_LOGIN=false)",
+                args.listen
+            );
+        }
+    }
+    settings.web = collab_api::web::WebSettings {
+        dev_login: args.dev_login,
+        oidc: match (&args.oidc_issuer, &args.oidc_client_id) {
+            (Some(issuer), Some(client_id)) => Some(collab_api::web::OidcClient {
+                issuer: issuer.trim_end_matches('/').to_owned(),
+                client_id: client_id.clone(),
+            }),
+            _ => None,
+        },
     };
     // A mailer that cannot start is a configuration error: say so now, not in a log.
     if settings.roles.mailer {

@@ -63,6 +63,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(export::router())
         .merge(crate::graphql::router())
         .merge(crate::openapi::router())
+        .merge(crate::web::router())
 }
 
 pub fn router(state: AppState) -> Router {
@@ -70,7 +71,8 @@ pub fn router(state: AppState) -> Router {
     let (routes, document) = api_router().split_for_parts();
     crate::openapi::publish(document);
     routes
-        .fallback(|| async { ApiError::NotFound("route") })
+        // The web app's files and page; API-looking paths keep the JSON 404.
+        .fallback(crate::web::fallback)
         .layer(DefaultBodyLimit::max(limit))
         // Also for bodies read without axum's extractors (GraphQL's): a larger
         // Content-Length is a 413 before anything is read, a longer stream an error.
@@ -94,7 +96,9 @@ async fn database_guard(
     request: axum::extract::Request,
     next: middleware::Next,
 ) -> Response {
-    let exempt = matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    // The operations endpoints, and the web app's files (which need no database).
+    let path = request.uri().path();
+    let exempt = matches!(path, "/healthz" | "/readyz" | "/metrics") || !path.starts_with("/v1/");
     if !exempt && state.database.is_down() {
         return ApiError::database_unavailable().into_response();
     }

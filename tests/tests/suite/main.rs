@@ -23,4 +23,5 @@ mod search;
 mod security;
 mod sharing;
 mod versions;
+mod web;
 mod webhooks;

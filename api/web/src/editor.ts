@@ -1,0 +1,167 @@
+// The editor: TipTap (ProseMirror) bound to the document's Yjs state through
+// @tiptap/extension-collaboration, synced by a stock y-websocket provider on
+// /v1/sync/{id} (the protocol every Yjs client speaks) and kept on this device by
+// y-indexeddb, so a document opened before stays readable and editable offline and its
+// offline edits merge when the connection comes back.
+
+import { Editor } from '@tiptap/core'
+import StarterKit from '@tiptap/starter-kit'
+import Collaboration from '@tiptap/extension-collaboration'
+import CollaborationCaret from '@tiptap/extension-collaboration-caret'
+import { TaskItem, TaskList } from '@tiptap/extension-list'
+import { TableKit } from '@tiptap/extension-table'
+import Image from '@tiptap/extension-image'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { IndexeddbPersistence } from 'y-indexeddb'
+
+export type SyncState = 'connecting' | 'saving' | 'saved' | 'offline'
+
+export interface Person {
+  clientId: number
+  name: string
+  color: string
+  self: boolean
+}
+
+export interface OpenDocument {
+  editor: Editor
+  doc: Y.Doc
+  provider: WebsocketProvider
+  /** Current sync state; `onSyncState` tells of changes. */
+  syncState(): SyncState
+  setEditable(editable: boolean): void
+  destroy(): void
+}
+
+export interface OpenOptions {
+  documentId: string
+  token: string
+  user: { name: string; color: string }
+  element: HTMLElement
+  editable: boolean
+  onSyncState(state: SyncState): void
+  onPeople(people: Person[]): void
+}
+
+// How long a change may sit in the socket before the state says "saving".
+const SETTLE_MS = 300
+
+export async function openDocument(options: OpenOptions): Promise<OpenDocument> {
+  const doc = new Y.Doc()
+  // Local copy first: what this device has shows at once, even offline.
+  const local = new IndexeddbPersistence(`collab:${options.documentId}`, doc)
+  await Promise.race([local.whenSynced, new Promise((resolve) => setTimeout(resolve, 1000))])
+
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
+  const provider = new WebsocketProvider(`${scheme}://${location.host}/v1/sync`, options.documentId, doc, {
+    params: { token: options.token },
+    // A refused socket (revoked access, expired token) must not hammer the server.
+    maxBackoffTime: 10_000,
+  })
+
+  let state: SyncState = 'connecting'
+  let pending = false
+  let settleTimer: ReturnType<typeof setTimeout> | undefined
+  const set = (next: SyncState) => {
+    if (next !== state) {
+      state = next
+      options.onSyncState(state)
+    }
+  }
+  const recompute = () => {
+    if (!provider.wsconnected) {
+      set(navigator.onLine && provider.wsconnecting && !pending ? 'connecting' : 'offline')
+      return
+    }
+    if (!provider.synced) {
+      set(pending ? 'saving' : 'connecting')
+      return
+    }
+    const buffered = provider.ws?.bufferedAmount ?? 0
+    if (pending || buffered > 0) {
+      set('saving')
+      clearTimeout(settleTimer)
+      settleTimer = setTimeout(() => {
+        if ((provider.ws?.bufferedAmount ?? 0) === 0 && provider.wsconnected) pending = false
+        recompute()
+      }, SETTLE_MS)
+    } else {
+      set('saved')
+    }
+  }
+  doc.on('update', (_update: Uint8Array, origin: unknown) => {
+    // Changes from the server or from this device's store are not ours to send.
+    if (origin === provider || origin === local) return
+    pending = true
+    recompute()
+  })
+  // The browser knows first when the network goes: stop trying, keep editing locally, and
+  // merge when it is back (the sync protocol exchanges what each side lacks).
+  const wentOffline = () => {
+    provider.disconnect()
+    recompute()
+  }
+  const cameOnline = () => provider.connect()
+  window.addEventListener('offline', wentOffline)
+  window.addEventListener('online', cameOnline)
+  if (!navigator.onLine) provider.disconnect()
+  provider.on('status', recompute)
+  provider.on('sync', recompute)
+  provider.on('connection-close', recompute)
+
+  const editor = new Editor({
+    element: options.element,
+    editable: options.editable,
+    extensions: [
+      StarterKit.configure({ undoRedo: false, link: { openOnClick: false } }),
+      Collaboration.configure({ document: doc }),
+      CollaborationCaret.configure({ provider, user: options.user }),
+      TaskList,
+      TaskItem.configure({ nested: true }),
+      TableKit.configure({ table: { resizable: false } }),
+      Image,
+    ],
+    editorProps: {
+      attributes: {
+        class: 'prose',
+        role: 'textbox',
+        'aria-multiline': 'true',
+        'aria-label': 'Document text',
+      },
+    },
+  })
+
+  const awareness = provider.awareness
+  const people = () => {
+    const list: Person[] = []
+    awareness.getStates().forEach((value, clientId) => {
+      const user = (value as { user?: { name?: string; color?: string } }).user
+      if (user?.name) {
+        list.push({ clientId, name: user.name, color: user.color ?? '#555', self: clientId === doc.clientID })
+      }
+    })
+    options.onPeople(list)
+  }
+  awareness.on('change', people)
+  people()
+  recompute()
+
+  return {
+    editor,
+    doc,
+    provider,
+    syncState: () => state,
+    setEditable: (editable) => editor.setEditable(editable),
+    destroy() {
+      clearTimeout(settleTimer)
+      window.removeEventListener('offline', wentOffline)
+      window.removeEventListener('online', cameOnline)
+      awareness.off('change', people)
+      editor.destroy()
+      provider.destroy()
+      void local.destroy()
+      doc.destroy()
+    },
+  }
+}

@@ -1,0 +1,255 @@
+//! The web app: served by the binary at `/`, development sign-in and its rules, and the
+//! app itself in a real browser (Debian's Chromium driven by playwright-core) against the
+//! real binary, Postgres and NATS.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use collab_tests::{collab_bin, eventually, mint, CollabProcess, TestApp, TestEnv, TEST_SECRET};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The built app's page, asserting it exists (ops/dev/test.sh builds it).
+fn built_index() -> String {
+    std::fs::read_to_string(root().join("api/web/dist/index.html"))
+        .expect("the web app is built (ops/dev/web.sh)")
+}
+
+#[tokio::test]
+async fn the_app_is_served_at_the_root_and_at_its_own_addresses() {
+    let index = built_index();
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+
+    for path in ["/", "/d/0194f5a0-0000-7000-8000-000000000000"] {
+        let page = http.get(app.url(path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "{path}");
+        assert_eq!(page.headers()["content-type"], "text/html", "{path}");
+        assert_eq!(page.headers()["cache-control"], "no-cache");
+        let policy = page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(policy.contains("script-src 'self'"), "{policy}");
+        assert!(policy.contains("frame-ancestors 'none'"), "{policy}");
+        assert!(policy.contains(&format!("ws://{}", app.addr)), "{policy}");
+        assert_eq!(page.text().await.unwrap(), index);
+    }
+
+    // The script the page names: cached for good, and revalidated by its tag.
+    let script = index
+        .split('"')
+        .find(|s| s.starts_with("/assets/") && s.ends_with(".js"))
+        .expect("the page names its script")
+        .to_owned();
+    let asset = http.get(app.url(&script)).send().await.unwrap();
+    assert_eq!(asset.status(), 200);
+    assert_eq!(asset.headers()["content-type"], "text/javascript");
+    assert!(asset.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("immutable"));
+    let tag = asset.headers()["etag"].clone();
+    let again = http
+        .get(app.url(&script))
+        .header("if-none-match", tag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 304);
+
+    // Not the page: a missing file, an API path, anything but GET.
+    for (method, path) in [
+        (Method::GET, "/assets/gone-1234.js"),
+        (Method::GET, "/v1/nothing-here"),
+        (Method::POST, "/"),
+    ] {
+        let response = app.call(method.clone(), path, None, None).await;
+        assert_eq!(response.status, 404, "{method} {path}");
+        assert!(
+            response.body["code"].is_string(),
+            "{method} {path}: JSON error"
+        );
+    }
+}
+
+#[tokio::test]
+async fn development_sign_in_is_off_unless_asked_for_and_checks_names() {
+    let off = TestApp::spawn().await;
+    let config = off.call(Method::GET, "/v1/app/config", None, None).await;
+    assert_eq!(config.body, json!({"dev_login": false, "oidc": null}));
+    let refused = off
+        .call(
+            Method::POST,
+            "/v1/dev/login",
+            None,
+            Some(json!({"name": "Mallory"})),
+        )
+        .await;
+    assert_eq!(refused.status, 404);
+    drop(off);
+
+    let app = TestApp::spawn_with(TestEnv::new().await, |s| s.web.dev_login = true).await;
+    let config = app.call(Method::GET, "/v1/app/config", None, None).await;
+    assert_eq!(config.body["dev_login"], true);
+    let signed_in = app
+        .call(
+            Method::POST,
+            "/v1/dev/login",
+            None,
+            Some(json!({"name": " Ada Lovelace "})),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert_eq!(signed_in.body["user_id"], "dev-ada-lovelace");
+    assert_eq!(signed_in.body["name"], "Ada Lovelace");
+    let token = signed_in.body["token"].as_str().unwrap();
+    // The token works, and the name reaches the profile (filled at the first sign-in).
+    let (http, url, token) = (
+        app.http.clone(),
+        app.url("/v1/me/profile"),
+        token.to_owned(),
+    );
+    eventually("the name in the profile", Duration::from_secs(10), || {
+        let (http, url, token) = (http.clone(), url.clone(), token.clone());
+        async move {
+            let profile: Value = http
+                .get(&url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            (profile["display_name"] == "Ada Lovelace").then_some(())
+        }
+    })
+    .await;
+
+    for bad in [
+        json!({"name": ""}),
+        json!({"name": "!!!"}),
+        json!({"name": "a\u{7}b"}),
+        json!({"name": "x".repeat(61)}),
+        json!({"nom": "Ada"}),
+        json!("Ada"),
+    ] {
+        let refused = app
+            .call(Method::POST, "/v1/dev/login", None, Some(bad.clone()))
+            .await;
+        assert_eq!(refused.status, 422, "{bad}: {}", refused.body);
+    }
+}
+
+#[tokio::test]
+async fn the_binary_refuses_development_sign_in_where_it_would_be_unsafe() {
+    let env = TestEnv::new().await;
+    let run = |listen: &str, secret: Option<&str>| {
+        let mut command = Command::new(collab_bin());
+        command
+            .args(["serve", "--dev-login", "--listen", listen])
+            .env("COLLAB_DATABASE_URL", &env.database_url)
+            .env("COLLAB_NATS_URL", &env.nats_url)
+            .env("COLLAB_SUBJECT_PREFIX", &env.prefix)
+            .env_remove("COLLAB_JWT_SECRET")
+            .env("COLLAB_LOG", "warn");
+        if let Some(secret) = secret {
+            command.env("COLLAB_JWT_SECRET", secret);
+        } else {
+            command.env("COLLAB_JWKS_URL", "http://127.0.0.1:9/jwks.json");
+            command.env("COLLAB_JWT_ALGORITHMS", "RS256");
+        }
+        command
+    };
+    for (mut command, expected) in [
+        (run("0.0.0.0:0", Some(TEST_SECRET)), "refused on 0.0.0.0:0"),
+        (run("127.0.0.1:0", None), "needs an HS256 secret"),
+    ] {
+        let output = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::task::spawn_blocking(move || command.output().unwrap()),
+        )
+        .await
+        .expect("collab exits promptly")
+        .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{stderr}");
+        assert!(stderr.contains(expected), "{stderr}");
+    }
+}
+
+/// Two people write together in two browsers: each sees the other's text, caret and
+/// avatar; a viewer on a phone-sized screen reads but cannot type; one goes offline, both
+/// keep writing, and they converge when the network is back — and the server holds it all.
+/// Accessibility (axe-core, WCAG 2.1 A/AA) is checked on each screen on the way.
+#[tokio::test]
+async fn two_people_write_together_in_the_browser() {
+    built_index();
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[("COLLAB_DEV_LOGIN", "true")]).await;
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg("tests/node/web.mjs")
+        .current_dir(root())
+        .env("COLLAB_URL", server.http())
+        .kill_on_drop(true);
+    if let Ok(path) = std::env::var("COLLAB_SCREENSHOT") {
+        command.env("COLLAB_SCREENSHOT", path);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(240), command.output())
+        .await
+        .expect("the browser scenario finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let findings: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    eprintln!("browser findings: {findings}");
+    let document = findings["document"].as_str().unwrap().to_owned();
+    let seen = findings["text"].as_str().unwrap().to_owned();
+    for part in [
+        "Hello from Ada.",
+        "Hi from Ben.",
+        "Written offline.",
+        "Ada meanwhile.",
+    ] {
+        assert!(seen.contains(part), "the browsers show {seen:?}");
+    }
+    assert!(
+        !seen.contains("VIEWER"),
+        "the viewer's typing is not shown: {seen:?}"
+    );
+
+    // The server holds what both browsers show.
+    let http = reqwest::Client::new();
+    let url = format!(
+        "{}/v1/documents/{document}/export?format=txt",
+        server.http()
+    );
+    let token = mint("dev-ada-lovelace", 600);
+    eventually(
+        "the server holds the browsers' text",
+        Duration::from_secs(20),
+        || {
+            let (http, url, token, seen) = (http.clone(), url.clone(), token.clone(), seen.clone());
+            async move {
+                let response = http.get(&url).bearer_auth(&token).send().await.ok()?;
+                if response.status() != StatusCode::OK {
+                    return None;
+                }
+                let text = response.text().await.ok()?;
+                (text.trim() == seen.trim()).then_some(())
+            }
+        },
+    )
+    .await;
+}
