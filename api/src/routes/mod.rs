@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
             uniform_errors(limit, request, next)
         }))
         .layer(middleware::from_fn(track_http))
+        .layer(crate::web::compression())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

@@ -286,7 +286,9 @@ pub(crate) async fn mark(
             if ids.is_empty() || ids.len() > MAX_READ_IDS {
                 return Err(invalid("must name 1 to 500 notifications"));
             }
-            let mut reader = state.reader(principal).await?;
+            // With shares: a notification about a document shared with the person, in a
+            // workspace they are not a member of, is theirs too (as the list shows it).
+            let mut reader = state.reader_with_shares(principal).await?;
             if !read_model::not_theirs(&mut reader, &ids).await?.is_empty() {
                 return Err(ApiError::NotFound("notification"));
             }
@@ -296,7 +298,7 @@ pub(crate) async fn mark(
             }
         }
         (None, Some(true)) => {
-            let mut reader = state.reader(principal).await?;
+            let mut reader = state.reader_with_shares(principal).await?;
             let up_to = read_model::newest(&mut reader).await?;
             ProfileCommand::MarkAllNotificationsRead {
                 user_id: user.clone(),

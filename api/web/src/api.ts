@@ -16,10 +16,30 @@ export class ApiError extends Error {
 
 let lastPosition = 0
 
+/// A share link's token for a document, kept once opened (`/d/{id}?link=…`): it goes with
+/// every call about that document (`X-Collab-Link`) and on its socket (`?link=`).
+export function linkFor(documentId: string): string | null {
+  return localStorage.getItem(`collab.link.${documentId}`)
+}
+
+export function keepLink(documentId: string, token: string): void {
+  localStorage.setItem(`collab.link.${documentId}`, token)
+}
+
 async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await send(method, path, body)
+  if (response.status === 204) return undefined as T
+  return (await response.json().catch(() => null)) as T
+}
+
+/// The raw response of a call that succeeded (an export's bytes, say); errors thrown.
+async function send(method: string, path: string, body?: unknown): Promise<Response> {
   const current = session.current()
   const headers: Record<string, string> = {}
   if (current) headers.authorization = `Bearer ${current.token}`
+  const documentId = path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1]
+  const link = documentId ? linkFor(documentId) : null
+  if (link) headers['x-collab-link'] = link
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (method === 'GET' && lastPosition > 0) headers['x-collab-min-position'] = String(lastPosition)
   let response: Response
@@ -34,9 +54,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   }
   const position = Number(response.headers.get('x-collab-position'))
   if (position > lastPosition) lastPosition = position
-  if (response.status === 204) return undefined as T
-  const json = await response.json().catch(() => null)
   if (!response.ok) {
+    const json = await response.json().catch(() => null)
     if (response.status === 401) {
       session.signOut()
       window.dispatchEvent(new Event('collab:signed-out'))
@@ -47,7 +66,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
       json?.message ?? `The server answered ${response.status}.`,
     )
   }
-  return json as T
+  return response
 }
 
 export interface Workspace {
@@ -69,6 +88,39 @@ export interface DocumentWithRole extends Document {
   role: string
 }
 
+export interface HistoryEntry {
+  kind: string
+  actor: string
+  first_version: number | null
+  last_version: number | null
+  edits: number
+  inserted: number
+  deleted: number
+  started_at: string
+  ended_at: string
+  details: Record<string, unknown>
+}
+
+export interface Change {
+  op: 'equal' | 'insert' | 'delete'
+  text: string
+  authors?: { text: string; actor: string | null }[]
+}
+
+export interface SearchHit {
+  document_id: string
+  title: string
+  folder: string
+  snippet: { text: string; highlight?: boolean }[]
+}
+
+export interface Permissions {
+  role: string
+  default_member_role: string | null
+  shares: { principal: string; role: string }[]
+  links: { id: string; role: string; expires_at: string | null }[]
+}
+
 export const api = {
   workspaces: () => call<{ workspaces: Workspace[] }>('GET', '/v1/workspaces'),
   createWorkspace: (name: string) => call<Workspace>('POST', '/v1/workspaces', { name }),
@@ -77,8 +129,53 @@ export const api = {
       'GET',
       `/v1/workspaces/${workspace}/documents?limit=100`,
     ),
-  createDocument: (workspace: string, title: string) =>
-    call<{ id: string }>('POST', `/v1/workspaces/${workspace}/documents`, { title }),
+  createDocument: (workspace: string, title: string, folder?: string) =>
+    call<{ id: string }>('POST', `/v1/workspaces/${workspace}/documents`, folder ? { title, folder } : { title }),
   document: (id: string) => call<DocumentWithRole>('GET', `/v1/documents/${id}`),
   renameDocument: (id: string, title: string) => call('PATCH', `/v1/documents/${id}`, { title }),
+  history: (id: string) => call<{ entries: HistoryEntry[] }>('GET', `/v1/documents/${id}/history?limit=50`),
+  diff: (id: string, from: number, to?: number) =>
+    call<{ changes: Change[]; inserted: number; deleted: number }>(
+      'GET',
+      `/v1/documents/${id}/diff?from=${from}${to === undefined ? '' : `&to=${to}`}`,
+    ),
+  textAt: async (id: string, version: number) =>
+    (await send('GET', `/v1/documents/${id}/export?format=txt&at_version=${version}`)).text(),
+  restore: (id: string, version: number) =>
+    call('POST', `/v1/documents/${id}/history/restore`, { at_version: version }),
+  nameVersion: (id: string, name: string) => call('POST', `/v1/documents/${id}/versions`, { name }),
+  export: (id: string, format: 'md' | 'html' | 'txt') => send('GET', `/v1/documents/${id}/export?format=${format}`),
+  permissions: (id: string) => call<Permissions>('GET', `/v1/documents/${id}/permissions`),
+  share: (id: string, userId: string, role: string) =>
+    call('PUT', `/v1/documents/${id}/permissions/user:${encodeURIComponent(userId)}`, { role }),
+  unshare: (id: string, principal: string) =>
+    call('DELETE', `/v1/documents/${id}/permissions/${encodeURIComponent(principal)}`),
+  createLink: (id: string, role: string) =>
+    call<{ id: string; token: string; role: string }>('POST', `/v1/documents/${id}/links`, { role }),
+  revokeLink: (id: string, link: string) => call('DELETE', `/v1/documents/${id}/links/${link}`),
+  members: (workspace: string) =>
+    call<{ members: { user_id: string; display_name: string | null; role: string }[] }>(
+      'GET',
+      `/v1/workspaces/${workspace}/members`,
+    ),
+  notifications: () =>
+    call<{ notifications: import('./notifications').Notification[]; unread_count: number }>(
+      'GET',
+      '/v1/me/notifications?limit=20',
+    ),
+  markRead: (ids: string[]) => call('POST', '/v1/me/notifications/read', { ids }),
+  markAllRead: () => call('POST', '/v1/me/notifications/read', { all: true }),
+  search: (q: string, workspace: string) =>
+    call<{ results: SearchHit[] }>(
+      'GET',
+      `/v1/search?q=${encodeURIComponent(q)}&workspace=${workspace}&kind=document&limit=20`,
+    ),
+  updateDocument: (id: string, change: { title?: string; folder?: string }) => call('PATCH', `/v1/documents/${id}`, change),
+  archive: (id: string) => call('POST', `/v1/documents/${id}/archive`),
+  unarchive: (id: string) => call('POST', `/v1/documents/${id}/restore`),
+  deleteDocument: (id: string) => call('DELETE', `/v1/documents/${id}`),
+  archivedDocuments: (workspace: string) =>
+    call<{ documents: Document[] }>('GET', `/v1/workspaces/${workspace}/documents?limit=100&archived=only`),
+  addMember: (workspace: string, userId: string, role: string) =>
+    call('POST', `/v1/workspaces/${workspace}/members`, { user_id: userId, role }),
 }

@@ -37,6 +37,8 @@ export interface OpenDocument {
 export interface OpenOptions {
   documentId: string
   token: string
+  /** A share link's token, when the document was opened through one. */
+  link: string | null
   user: { name: string; color: string }
   element: HTMLElement
   editable: boolean
@@ -55,13 +57,14 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
 
   const scheme = location.protocol === 'https:' ? 'wss' : 'ws'
   const provider = new WebsocketProvider(`${scheme}://${location.host}/v1/sync`, options.documentId, doc, {
-    params: { token: options.token },
+    params: options.link ? { token: options.token, link: options.link } : { token: options.token },
     // A refused socket (revoked access, expired token) must not hammer the server.
     maxBackoffTime: 10_000,
   })
 
   let state: SyncState = 'connecting'
   let pending = false
+  let storing = 0
   let settleTimer: ReturnType<typeof setTimeout> | undefined
   const set = (next: SyncState) => {
     if (next !== state) {
@@ -71,7 +74,9 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
   }
   const recompute = () => {
     if (!provider.wsconnected) {
-      set(navigator.onLine && provider.wsconnecting && !pending ? 'connecting' : 'offline')
+      // "Kept on this device" only once the device's store has it.
+      if (storing > 0) set('saving')
+      else set(navigator.onLine && provider.wsconnecting && !pending ? 'connecting' : 'offline')
       return
     }
     if (!provider.synced) {
@@ -90,9 +95,28 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
       set('saved')
     }
   }
+  // Updates written to this device's store and not yet known to be there. y-indexeddb
+  // writes each update in a transaction of its own, started in its own update handler
+  // (registered before this one); a later transaction on the same store completes after
+  // it, so when ours completes the update is on the device.
+  const whenStored = () => {
+    const db = local.db
+    if (!db) return
+    storing++
+    const done = () => {
+      storing--
+      recompute()
+    }
+    const tx = db.transaction(['updates'], 'readonly')
+    tx.oncomplete = done
+    tx.onerror = done
+    tx.onabort = done
+  }
   doc.on('update', (_update: Uint8Array, origin: unknown) => {
     // Changes from the server or from this device's store are not ours to send.
-    if (origin === provider || origin === local) return
+    if (origin === local) return
+    whenStored()
+    if (origin === provider) return
     pending = true
     recompute()
   })

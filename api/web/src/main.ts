@@ -2,7 +2,9 @@
 // write together. Every panel uses the public REST API and the sync socket only.
 
 import './style.css'
-import { api, ApiError, type DocumentWithRole, type Workspace } from './api'
+import { api, ApiError, keepLink, linkFor, type Document, type DocumentWithRole, type Workspace } from './api'
+import { exportPanel, historyPanel, sharePanel, type PanelContext } from './panels'
+import { bell, stopFollowing } from './notifications'
 import { openDocument, type OpenDocument, type Person, type SyncState } from './editor'
 import * as session from './session'
 import { colorFor, h, initials, notice, show } from './ui'
@@ -40,7 +42,16 @@ async function route(): Promise<void> {
   const current = session.current()
   if (!current) return signInScreen(config)
   const match = location.pathname.match(/^\/d\/([0-9a-f-]{36})$/)
-  if (match) return editorScreen(current, match[1])
+  if (match) {
+    // A share link's address: keep its token for this document, then drop it from the
+    // address bar (it is a secret).
+    const link = new URLSearchParams(location.search).get('link')
+    if (link) {
+      keepLink(match[1], link)
+      history.replaceState(null, '', location.pathname)
+    }
+    return editorScreen(current, match[1])
+  }
   return homeScreen(current)
 }
 
@@ -53,12 +64,14 @@ function header(current: session.Session, ...extra: Node[]): HTMLElement {
     h(
       'div',
       { class: 'me' },
+      bell(current, navigate),
       h('span', { class: 'avatar', style: `background:${colorFor(current.userId)}`, 'aria-hidden': 'true' }, initials(current.name)),
       h('span', { class: 'me-name' }, current.name),
       h('button', {
         type: 'button',
         class: 'quiet',
         onclick: () => {
+          stopFollowing()
           session.signOut()
           navigate('/')
         },
@@ -158,8 +171,9 @@ async function homeScreen(current: session.Session): Promise<void> {
     },
     ...workspaces.map((w) => h('option', { value: w.id, selected: w.id === chosen.id }, w.name)),
   )
-  const list = h('ul', { class: 'documents', 'aria-label': 'Documents' })
+  const list = h('div', { class: 'documents-area' })
   const newTitle = h('input', { id: 'new-document', name: 'title', required: true, maxlength: 200, placeholder: 'Meeting notes' })
+  const newFolder = h('input', { id: 'new-folder', name: 'folder', maxlength: 200, placeholder: '/' })
   const documentForm = h(
     'form',
     {
@@ -167,7 +181,8 @@ async function homeScreen(current: session.Session): Promise<void> {
       onsubmit: async (event: Event) => {
         event.preventDefault()
         try {
-          const created = await api.createDocument(chosen.id, newTitle.value.trim())
+          const folder = newFolder.value.trim()
+          const created = await api.createDocument(chosen.id, newTitle.value.trim(), folder || undefined)
           navigate(`/d/${created.id}`)
         } catch (error) {
           documentForm.append(notice((error as Error).message, 'error'))
@@ -176,29 +191,119 @@ async function homeScreen(current: session.Session): Promise<void> {
     },
     h('label', { for: 'new-document' }, 'New document'),
     newTitle,
+    h('label', { for: 'new-folder' }, 'in folder'),
+    newFolder,
     h('button', { type: 'submit' }, 'Create document'),
   )
+  const query = h('input', { id: 'search', type: 'search', placeholder: 'Search this workspace', autocomplete: 'off' })
+  const results = h('div', { 'aria-live': 'polite' })
+  let searchTimer: ReturnType<typeof setTimeout> | undefined
+  query.addEventListener('input', () => {
+    clearTimeout(searchTimer)
+    searchTimer = setTimeout(async () => {
+      const q = query.value.trim()
+      if (!q) return show(results)
+      try {
+        const found = await api.search(q, chosen.id)
+        show(
+          results,
+          h(
+            'ul',
+            { class: 'documents', 'aria-label': 'Search results' },
+            ...(found.results.length
+              ? found.results.map((hit) =>
+                  h(
+                    'li',
+                    {},
+                    h('a', { href: `/d/${hit.document_id}`, 'data-nav': true }, hit.title),
+                    h('span', { class: 'meta' }, ...hit.snippet.map((p) => (p.highlight ? h('mark', {}, p.text) : p.text))),
+                  ),
+                )
+              : [h('li', { class: 'empty' }, 'Nothing found.')]),
+          ),
+        )
+      } catch (error) {
+        show(results, notice((error as Error).message, 'error'))
+      }
+    }, 200)
+  })
+  const archivedToggle = h('input', { id: 'show-archived', type: 'checkbox', onchange: () => void fillList() })
   show(
     main,
     h('aside', { class: 'sidebar' }, h('label', { for: 'workspace' }, 'Workspace'), switcher, workspaceForm),
-    h('section', { class: 'content' }, h('h1', {}, chosen.name), documentForm, list),
+    h(
+      'section',
+      { class: 'content' },
+      h('h1', {}, chosen.name),
+      h('div', { class: 'inline' }, h('label', { for: 'search' }, 'Search'), query),
+      results,
+      documentForm,
+      h('div', { class: 'inline' }, archivedToggle, h('label', { for: 'show-archived' }, 'Show archived documents')),
+      list,
+    ),
   )
-  try {
-    const { documents } = await api.documents(chosen.id)
-    if (documents.length === 0) list.append(h('li', { class: 'empty' }, 'No documents yet.'))
-    for (const d of documents) {
-      list.append(
-        h(
-          'li',
-          {},
-          h('a', { href: `/d/${d.id}`, 'data-nav': true }, d.title),
-          h('span', { class: 'meta' }, `${d.folder} · ${new Date(d.updated_at).toLocaleString()}`),
-        ),
-      )
+  const fillList = async () => {
+    try {
+      const { documents } = archivedToggle.checked ? await api.archivedDocuments(chosen.id) : await api.documents(chosen.id)
+      if (documents.length === 0) return show(list, h('p', { class: 'empty' }, archivedToggle.checked ? 'No archived documents.' : 'No documents yet.'))
+      // By folder, the root first.
+      const folders = new Map<string, typeof documents>()
+      for (const d of [...documents].sort((x, y) => x.folder.localeCompare(y.folder))) {
+        folders.set(d.folder, [...(folders.get(d.folder) ?? []), d])
+      }
+      const sections: Node[] = []
+      for (const [folder, docs] of folders) {
+        sections.push(
+          h('h2', { class: 'folder' }, folder === '/' ? 'Documents' : folder),
+          h('ul', { class: 'documents', 'aria-label': folder === '/' ? 'Documents' : `Folder ${folder}` }, ...docs.map((d) => documentRow(d, archivedToggle.checked, fillList))),
+        )
+      }
+      show(list, ...sections)
+    } catch (error) {
+      show(list, notice((error as Error).message, 'error'))
     }
-  } catch (error) {
-    list.append(notice((error as Error).message, 'error'))
   }
+  await fillList()
+}
+
+function documentRow(d: Document, archived: boolean, refresh: () => Promise<void>): HTMLElement {
+  const status = h('span', { 'aria-live': 'polite' })
+  const act = (label: string, run: () => Promise<unknown>) =>
+    h('button', {
+      type: 'button',
+      class: 'quiet small',
+      'aria-label': `${label} ${d.title}`,
+      onclick: async () => {
+        try {
+          await run()
+          await refresh()
+        } catch (error) {
+          show(status, notice((error as Error).message, 'error'))
+        }
+      },
+    }, label)
+  const actions = archived
+    ? [act('Restore', () => api.unarchive(d.id))]
+    : [
+        act('Rename', async () => {
+          const title = prompt('New title', d.title)?.trim()
+          if (title && title !== d.title) await api.updateDocument(d.id, { title })
+        }),
+        act('Move', async () => {
+          const folder = prompt('Folder (/ or /a/b)', d.folder)?.trim()
+          if (folder && folder !== d.folder) await api.updateDocument(d.id, { folder })
+        }),
+        act('Archive', () => api.archive(d.id)),
+        act('Delete', async () => {
+          if (confirm(`Delete “${d.title}”? Its history stays in the log; the document is gone for everyone.`)) await api.deleteDocument(d.id)
+        }),
+      ]
+  return h(
+    'li',
+    {},
+    h('div', {}, h('a', { href: `/d/${d.id}`, 'data-nav': true }, d.title), h('div', { class: 'meta' }, `Updated ${new Date(d.updated_at).toLocaleString()}`)),
+    h('div', { class: 'row-actions' }, ...actions, status),
+  )
 }
 
 const SYNC_LABEL: Record<SyncState, string> = {
@@ -215,12 +320,13 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   const role = h('span', { class: 'role' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Formatting' })
   const surface = h('div', { class: 'surface' })
+  const side = h('aside', { class: 'side', 'aria-label': 'Document panels' })
+  const tabs = h('nav', { class: 'tabs', 'aria-label': 'Panels' })
   const main = h(
     'main',
     { class: 'editor-screen' },
-    h('div', { class: 'doc-head' }, h('a', { href: '/', 'data-nav': true, class: 'back' }, '← Documents'), title, role, people, sync),
-    toolbar,
-    surface,
+    h('div', { class: 'doc-head' }, h('a', { href: '/', 'data-nav': true, class: 'back' }, '← Documents'), title, role, people, sync, tabs),
+    h('div', { class: 'editor-body' }, h('div', { class: 'editor-column' }, toolbar, surface), side),
   )
   show(app, header(current), main)
 
@@ -242,6 +348,7 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   const opened = await openDocument({
     documentId,
     token: current.token,
+    link: linkFor(documentId),
     user: { name: current.name, color: colorFor(current.userId) },
     element: surface,
     editable,
@@ -260,6 +367,32 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   })
   open = opened
   if (editable) buildToolbar(toolbar, opened)
+
+  const ctx: PanelContext = { documentId, workspaceId: info?.workspace_id ?? null, role: info?.role ?? 'viewer' }
+  const panels: [string, () => Promise<HTMLElement> | HTMLElement][] = [
+    ['Share', () => sharePanel(ctx)],
+    ['History', () => historyPanel(ctx)],
+    ['Export', () => exportPanel(ctx, title.textContent ?? 'document')],
+  ]
+  let showing: string | null = null
+  for (const [name, make] of panels) {
+    const button = h('button', { type: 'button', class: 'quiet', 'aria-expanded': 'false', 'aria-controls': 'side' }, name)
+    button.addEventListener('click', async () => {
+      for (const other of tabs.querySelectorAll('button')) other.setAttribute('aria-expanded', 'false')
+      if (showing === name) {
+        showing = null
+        side.replaceChildren()
+        return
+      }
+      showing = name
+      button.setAttribute('aria-expanded', 'true')
+      show(side, h('p', {}, 'Loading…'))
+      const panel = await make()
+      if (showing === name) show(side, panel)
+    })
+    tabs.append(button)
+  }
+  side.id = 'side'
 }
 
 function buildToolbar(toolbar: HTMLElement, opened: OpenDocument): void {

@@ -37,10 +37,19 @@ export function signOut(): void {
   localStorage.removeItem(KEY)
 }
 
+/// The server's sign-in options; offline, the last ones seen (the app opens offline too).
 export async function config(): Promise<AppConfig> {
-  const response = await fetch('/v1/app/config')
-  if (!response.ok) throw new Error(`the server answered ${response.status}`)
-  return (await response.json()) as AppConfig
+  try {
+    const response = await fetch('/v1/app/config')
+    if (!response.ok) throw new Error(`the server answered ${response.status}`)
+    const config = (await response.json()) as AppConfig
+    localStorage.setItem('collab.config', JSON.stringify(config))
+    return config
+  } catch (error) {
+    const kept = localStorage.getItem('collab.config')
+    if (kept) return JSON.parse(kept) as AppConfig
+    throw error
+  }
 }
 
 export async function devLogin(name: string): Promise<Session> {

@@ -778,3 +778,78 @@ async fn notifications_are_emailed_once_at_once_or_in_digests_as_people_chose() 
     assert_eq!(mails_with(&smtp, "bob@example.com", "> Great").await, 1);
     assert_eq!(mails_with(&smtp, "cy@example.com", "> Me too").await, 1);
 }
+
+/// Regression (the browser test found it): someone a document is shared with, outside its
+/// workspace, sees the share's notification — and can mark it read, by id or all at once
+/// (it answered 404: the check read without the person's shares).
+#[tokio::test]
+async fn someone_outside_the_workspace_marks_a_share_notification_read() {
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_ws, doc) = http.workspace_with_document("ada").await;
+    let shared = command(
+        &http,
+        Method::PUT,
+        &format!("/v1/documents/{doc}/permissions/user:cleo"),
+        "ada",
+        Some(json!({"role": "viewer"})),
+        200,
+    )
+    .await;
+    let page = inbox(&http, "cleo", "", shared.position()).await;
+    assert_eq!(kinds(&page), vec![pair("share", "ada")]);
+    assert_eq!(page["unread_count"], 1);
+    let id = page["notifications"][0]["id"].as_str().unwrap().to_owned();
+
+    let read = command(
+        &http,
+        Method::POST,
+        "/v1/me/notifications/read",
+        "cleo",
+        Some(json!({"ids": [id]})),
+        200,
+    )
+    .await;
+    let page = inbox(&http, "cleo", "", read.position()).await;
+    assert_eq!(page["unread_count"], 0, "{page}");
+    assert_eq!(page["notifications"][0]["read"], true);
+
+    // Someone else still cannot mark it.
+    command(
+        &http,
+        Method::POST,
+        "/v1/me/notifications/read",
+        "mallory",
+        Some(json!({"ids": [page["notifications"][0]["id"]]})),
+        404,
+    )
+    .await;
+    // And "all" covers shared documents' notifications too.
+    let again = command(
+        &http,
+        Method::PUT,
+        &format!("/v1/documents/{doc}/permissions/user:cleo"),
+        "ada",
+        Some(json!({"role": "editor"})),
+        200,
+    )
+    .await;
+    assert_eq!(
+        inbox(&http, "cleo", "", again.position()).await["unread_count"],
+        1
+    );
+    let all = command(
+        &http,
+        Method::POST,
+        "/v1/me/notifications/read",
+        "cleo",
+        Some(json!({"all": true})),
+        200,
+    )
+    .await;
+    assert_eq!(
+        inbox(&http, "cleo", "", all.position()).await["unread_count"],
+        0
+    );
+}

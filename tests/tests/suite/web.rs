@@ -62,6 +62,24 @@ async fn the_app_is_served_at_the_root_and_at_its_own_addresses() {
         .await
         .unwrap();
     assert_eq!(again.status(), 304);
+    // Gzipped for browsers that take it; API answers are not.
+    let plain = asset.bytes().await.unwrap().len();
+    let zipped = http
+        .get(app.url(&script))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    let zipped = zipped.bytes().await.unwrap().len();
+    assert!(zipped * 2 < plain, "{zipped} gzipped of {plain}");
+    let json = http
+        .get(app.url("/v1/app/config"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert!(json.headers().get("content-encoding").is_none());
 
     // Not the page: a missing file, an API path, anything but GET.
     for (method, path) in [
@@ -184,10 +202,13 @@ async fn the_binary_refuses_development_sign_in_where_it_would_be_unsafe() {
     }
 }
 
-/// Two people write together in two browsers: each sees the other's text, caret and
-/// avatar; a viewer on a phone-sized screen reads but cannot type; one goes offline, both
-/// keep writing, and they converge when the network is back — and the server holds it all.
-/// Accessibility (axe-core, WCAG 2.1 A/AA) is checked on each screen on the way.
+/// Two people write together in two browsers: the owner adds the other to the workspace and
+/// shares the document with a viewer from the Share panel; each writer sees the other's
+/// text, caret and avatar; the viewer, on a phone-sized screen, reads but cannot type; one
+/// writer goes offline, both keep writing, and they converge when the network is back; the
+/// owner exports Markdown and restores her first version from the History panel, which the
+/// other writer's editor shows — and the server holds what the browsers show.
+/// Accessibility (axe-core, WCAG 2.1 A/AA) is checked on each screen and panel on the way.
 #[tokio::test]
 async fn two_people_write_together_in_the_browser() {
     built_index();
@@ -202,7 +223,7 @@ async fn two_people_write_together_in_the_browser() {
     if let Ok(path) = std::env::var("COLLAB_SCREENSHOT") {
         command.env("COLLAB_SCREENSHOT", path);
     }
-    let output = tokio::time::timeout(Duration::from_secs(240), command.output())
+    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
         .await
         .expect("the browser scenario finishes")
         .unwrap();
@@ -215,18 +236,24 @@ async fn two_people_write_together_in_the_browser() {
     let findings: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     eprintln!("browser findings: {findings}");
     let document = findings["document"].as_str().unwrap().to_owned();
-    let seen = findings["text"].as_str().unwrap().to_owned();
+    let before = findings["before_restore"].as_str().unwrap();
     for part in [
         "Hello from Ada.",
         "Hi from Ben.",
         "Written offline.",
         "Ada meanwhile.",
     ] {
-        assert!(seen.contains(part), "the browsers show {seen:?}");
+        assert!(before.contains(part), "the browsers showed {before:?}");
     }
     assert!(
-        !seen.contains("VIEWER"),
-        "the viewer's typing is not shown: {seen:?}"
+        !before.contains("VIEWER"),
+        "the viewer's typing is not shown: {before:?}"
+    );
+    // After Ada restored her first version from the history panel.
+    let seen = findings["text"].as_str().unwrap().to_owned();
+    assert!(
+        seen.contains("Hello from Ada.") && !seen.contains("Hi from Ben."),
+        "after the restore: {seen:?}"
     );
 
     // The server holds what both browsers show.
