@@ -7,7 +7,7 @@ import { exportPanel, historyPanel, sharePanel, type PanelContext } from './pane
 import { bell, stopFollowing } from './notifications'
 import { openDocument, type OpenDocument, type Person, type SyncState } from './editor'
 import * as session from './session'
-import { colorFor, h, initials, notice, show } from './ui'
+import { colorFor, h, initials, inlineForm, notice, show } from './ui'
 
 const app = document.getElementById('app')!
 let config: session.AppConfig | null = null
@@ -135,24 +135,14 @@ async function homeScreen(current: session.Session): Promise<void> {
   const chosen = workspaces.find((w) => w.id === localStorage.getItem('collab.workspace')) ?? workspaces[0]
 
   const newWorkspace = h('input', { id: 'new-workspace', name: 'workspace', required: true, maxlength: 100, placeholder: 'Acme' })
-  const workspaceForm = h(
-    'form',
-    {
-      class: 'inline',
-      onsubmit: async (event: Event) => {
-        event.preventDefault()
-        try {
-          const created = await api.createWorkspace(newWorkspace.value.trim())
-          localStorage.setItem('collab.workspace', created.id)
-          void route()
-        } catch (error) {
-          workspaceForm.append(notice((error as Error).message, 'error'))
-        }
-      },
+  const workspaceForm = inlineForm(
+    [h('label', { for: 'new-workspace' }, 'New workspace'), newWorkspace],
+    'Create workspace',
+    async () => {
+      const created = await api.createWorkspace(newWorkspace.value.trim())
+      localStorage.setItem('collab.workspace', created.id)
+      void route()
     },
-    h('label', { for: 'new-workspace' }, 'New workspace'),
-    newWorkspace,
-    h('button', { type: 'submit' }, 'Create workspace'),
   )
 
   if (!chosen) {
@@ -174,26 +164,14 @@ async function homeScreen(current: session.Session): Promise<void> {
   const list = h('div', { class: 'documents-area' })
   const newTitle = h('input', { id: 'new-document', name: 'title', required: true, maxlength: 200, placeholder: 'Meeting notes' })
   const newFolder = h('input', { id: 'new-folder', name: 'folder', maxlength: 200, placeholder: '/' })
-  const documentForm = h(
-    'form',
-    {
-      class: 'inline',
-      onsubmit: async (event: Event) => {
-        event.preventDefault()
-        try {
-          const folder = newFolder.value.trim()
-          const created = await api.createDocument(chosen.id, newTitle.value.trim(), folder || undefined)
-          navigate(`/d/${created.id}`)
-        } catch (error) {
-          documentForm.append(notice((error as Error).message, 'error'))
-        }
-      },
+  const documentForm = inlineForm(
+    [h('label', { for: 'new-document' }, 'New document'), newTitle, h('label', { for: 'new-folder' }, 'in folder'), newFolder],
+    'Create document',
+    async () => {
+      const folder = newFolder.value.trim()
+      const created = await api.createDocument(chosen.id, newTitle.value.trim(), folder || undefined)
+      navigate(`/d/${created.id}`)
     },
-    h('label', { for: 'new-document' }, 'New document'),
-    newTitle,
-    h('label', { for: 'new-folder' }, 'in folder'),
-    newFolder,
-    h('button', { type: 'submit' }, 'Create document'),
   )
   const query = h('input', { id: 'search', type: 'search', placeholder: 'Search this workspace', autocomplete: 'off' })
   const results = h('div', { 'aria-live': 'polite' })

@@ -3,7 +3,7 @@
 // API only.
 
 import { api, ApiError, type Change, type HistoryEntry } from './api'
-import { h, notice, show } from './ui'
+import { h, inlineForm, notice, show } from './ui'
 
 export interface PanelContext {
   documentId: string
@@ -66,27 +66,21 @@ export async function sharePanel(ctx: PanelContext): Promise<HTMLElement> {
         const person = h('input', { id: 'share-user', required: true, placeholder: 'dev-ben-okri', autocomplete: 'off' })
         const role = roleSelect('share-role', DOC_ROLES, 'editor')
         parts.push(
-          h(
-            'form',
-            {
-              class: 'inline',
-              onsubmit: async (event: Event) => {
-                event.preventDefault()
-                try {
-                  await api.share(ctx.documentId, person.value.trim(), role.value)
-                  person.value = ''
-                  show(status, notice('Shared.'))
-                  void refresh()
-                } catch (error) {
-                  show(status, notice(errorText(error), 'error'))
-                }
-              },
+          inlineForm(
+            [
+              h('label', { for: 'share-user' }, 'Share with (user id)'),
+              person,
+              h('label', { for: 'share-role', class: 'visually-hidden' }, 'Role'),
+              role,
+            ],
+            'Share',
+            async () => {
+              await api.share(ctx.documentId, person.value.trim(), role.value)
+              person.value = ''
+              show(status, notice('Shared.'))
+              void refresh()
             },
-            h('label', { for: 'share-user' }, 'Share with (user id)'),
-            person,
-            h('label', { for: 'share-role', class: 'visually-hidden' }, 'Role'),
-            role,
-            h('button', { type: 'submit' }, 'Share'),
+            status,
           ),
         )
         const links = h('ul', { class: 'plain', 'aria-label': 'Share links' })
@@ -111,33 +105,24 @@ export async function sharePanel(ctx: PanelContext): Promise<HTMLElement> {
         parts.push(
           h('h3', {}, 'Links'),
           links,
-          h(
-            'form',
-            {
-              class: 'inline',
-              onsubmit: async (event: Event) => {
-                event.preventDefault()
-                try {
-                  const created = await api.createLink(ctx.documentId, linkRole.value)
-                  const address = `${location.origin}/d/${ctx.documentId}?link=${encodeURIComponent(created.token)}`
-                  show(
-                    status,
-                    h(
-                      'div',
-                      { class: 'notice info', role: 'status' },
-                      h('label', { for: 'new-link' }, 'Anyone signed in with this address gets its role (shown once):'),
-                      h('input', { id: 'new-link', readonly: true, value: address, onfocus: (e: Event) => (e.target as HTMLInputElement).select() }),
-                    ),
-                  )
-                  void refresh()
-                } catch (error) {
-                  show(status, notice(errorText(error), 'error'))
-                }
-              },
+          inlineForm(
+            [h('label', { for: 'link-role' }, 'New link for'), linkRole],
+            'Create link',
+            async () => {
+              const created = await api.createLink(ctx.documentId, linkRole.value)
+              const address = `${location.origin}/d/${ctx.documentId}?link=${encodeURIComponent(created.token)}`
+              show(
+                status,
+                h(
+                  'div',
+                  { class: 'notice info', role: 'status' },
+                  h('label', { for: 'new-link' }, 'Anyone signed in with this address gets its role (shown once):'),
+                  h('input', { id: 'new-link', readonly: true, value: address, onfocus: (e: Event) => (e.target as HTMLInputElement).select() }),
+                ),
+              )
+              void refresh()
             },
-            h('label', { for: 'link-role' }, 'New link for'),
-            linkRole,
-            h('button', { type: 'submit' }, 'Create link'),
+            status,
           ),
         )
       }
@@ -166,26 +151,20 @@ async function membersSection(workspaceId: string, status: HTMLElement): Promise
   const user = h('input', { id: 'member-user', required: true, placeholder: 'dev-ben-okri', autocomplete: 'off' })
   const role = roleSelect('member-role', WORKSPACE_ROLES, 'member')
   section.append(
-    h(
-      'form',
-      {
-        class: 'inline',
-        onsubmit: async (event: Event) => {
-          event.preventDefault()
-          try {
-            await api.addMember(workspaceId, user.value.trim(), role.value)
-            show(status, notice(`${user.value.trim()} added to the workspace.`))
-            user.value = ''
-          } catch (error) {
-            show(status, notice(errorText(error), 'error'))
-          }
-        },
+    inlineForm(
+      [
+        h('label', { for: 'member-user' }, 'Add member (user id)'),
+        user,
+        h('label', { for: 'member-role', class: 'visually-hidden' }, 'Workspace role'),
+        role,
+      ],
+      'Add',
+      async () => {
+        await api.addMember(workspaceId, user.value.trim(), role.value)
+        show(status, notice(`${user.value.trim()} added to the workspace.`))
+        user.value = ''
       },
-      h('label', { for: 'member-user' }, 'Add member (user id)'),
-      user,
-      h('label', { for: 'member-role', class: 'visually-hidden' }, 'Workspace role'),
-      role,
-      h('button', { type: 'submit' }, 'Add'),
+      status,
     ),
   )
   return section
@@ -293,24 +272,15 @@ export async function historyPanel(ctx: PanelContext): Promise<HTMLElement> {
     if (canEdit) {
       const name = h('input', { id: 'version-name', required: true, maxlength: 100, placeholder: 'Draft for review' })
       parts.push(
-        h(
-          'form',
-          {
-            class: 'inline',
-            onsubmit: async (event: Event) => {
-              event.preventDefault()
-              try {
-                await api.nameVersion(ctx.documentId, name.value.trim())
-                name.value = ''
-                void refresh()
-              } catch (error) {
-                show(detail, notice(errorText(error), 'error'))
-              }
-            },
+        inlineForm(
+          [h('label', { for: 'version-name' }, 'Name this version'), name],
+          'Save name',
+          async () => {
+            await api.nameVersion(ctx.documentId, name.value.trim())
+            name.value = ''
+            void refresh()
           },
-          h('label', { for: 'version-name' }, 'Name this version'),
-          name,
-          h('button', { type: 'submit' }, 'Save name'),
+          detail,
         ),
       )
     }

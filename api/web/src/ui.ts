@@ -62,3 +62,20 @@ export function initials(name: string): string {
 export function notice(text: string, kind: 'error' | 'info' = 'info'): HTMLElement {
   return h('p', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text)
 }
+
+/// A form on one line: its fields, a submit button and what submitting does. An error it
+/// throws is shown in `status`, or after the form.
+export function inlineForm(fields: Node[], submit: string, action: () => Promise<void>, status?: HTMLElement): HTMLFormElement {
+  const form = h('form', { class: 'inline' }, ...fields, h('button', { type: 'submit' }, submit))
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault()
+    try {
+      await action()
+    } catch (error) {
+      const message = notice(error instanceof Error ? error.message : String(error), 'error')
+      if (status) show(status, message)
+      else form.append(message)
+    }
+  })
+  return form
+}
