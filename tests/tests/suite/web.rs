@@ -84,6 +84,10 @@ async fn the_app_is_served_at_the_root_and_at_its_own_addresses() {
     // Not the page: a missing file, an API path, anything but GET.
     for (method, path) in [
         (Method::GET, "/assets/gone-1234.js"),
+        // Nothing outside the app's files, however the path is spelt.
+        (Method::GET, "/..%2fCargo.toml"),
+        (Method::GET, "/assets/..%2f..%2fpackage.json"),
+        (Method::GET, "/%2e%2e/%2e%2e/Cargo.toml"),
         (Method::GET, "/v1/nothing-here"),
         (Method::POST, "/"),
     ] {
