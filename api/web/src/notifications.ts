@@ -22,11 +22,12 @@ export interface Notification {
 let unread = 0
 let stream: AbortController | null = null
 let streamToken: string | null = null
-const listeners = new Set<() => void>()
+// The bell on screen now (the top bar is rebuilt with each screen: one at a time).
+let shown: (() => void) | null = null
 
 function setUnread(count: number): void {
   unread = count
-  listeners.forEach((listener) => listener())
+  shown?.()
 }
 
 /// One live feed per signed-in session, whatever screen is shown.
@@ -41,7 +42,7 @@ function follow(current: session.Session): void {
     openWhenHidden: true,
     onmessage(message) {
       if (message.event === 'unread') setUnread(JSON.parse(message.data).unread_count)
-      if (message.event === 'notification') listeners.forEach((listener) => listener())
+      if (message.event === 'notification') shown?.()
     },
     // Offline or a restart: the library retries (it resumes with Last-Event-ID).
     onerror() {
@@ -51,6 +52,7 @@ function follow(current: session.Session): void {
 }
 
 export function stopFollowing(): void {
+  shown = null
   stream?.abort()
   stream = null
   streamToken = null
@@ -125,15 +127,7 @@ export function bell(current: session.Session, navigate: (path: string) => void)
     button.setAttribute('aria-expanded', String(!list.hidden))
     if (!list.hidden) void fill()
   })
-  listeners.add(render)
-  // The top bar is rebuilt with each screen: forget the old one's listener.
-  const observer = new MutationObserver(() => {
-    if (!button.isConnected) {
-      listeners.delete(render)
-      observer.disconnect()
-    }
-  })
-  queueMicrotask(() => observer.observe(document.body, { childList: true, subtree: true }))
+  shown = render
   render()
   return h('div', { class: 'bell-wrap' }, button, list)
 }
