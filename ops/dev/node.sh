@@ -2,11 +2,12 @@
 # Installs Debian's nodejs and npm when missing; when Debian's Node.js is older than 20
 # (Debian 12 has 18, which the browser tests' playwright-core does not support), adds
 # Node.js 22 from the npm registry's node-linux-<arch> package, kept under ~/.cache/collab.
+# shellcheck source=ops/dev/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 node_major() { node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   echo "node: installing Node.js and npm" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi
+  apt_install nodejs npm
 fi
 if [ "$(node_major)" -lt 20 ]; then
   case "$(uname -m)" in

@@ -5,13 +5,9 @@
 # Idempotent: does nothing when all of them are already there.
 set -euo pipefail
 
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+# shellcheck source=ops/dev/apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-apt_updated=0
-apt_install() {
-  if [ "$apt_updated" = 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
-}
 wait_for_port() {
   for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
   echo "services: nothing listens on 127.0.0.1:$1 after 10 s ($2)" >&2

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ops/dev/services.sh
-# Node.js 20+ (the web app's build and the end-to-end tests), then the web app the binary serves.
+# Node.js 20+ (the web app's build and the end-to-end tests), then the web app the binary
+# serves. (node.sh also brings apt_install, from ops/dev/apt.sh.)
 # shellcheck source=ops/dev/node.sh
 . ops/dev/node.sh
 ops/dev/web.sh
@@ -13,16 +14,14 @@ ops/dev/web.sh
 npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 if ! command -v chromium >/dev/null 2>&1; then
   echo "test: installing Chromium" >&2
-  if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+  apt_install chromium
 fi
 # The contract test runs schemathesis (PyPI) against the binary: one virtualenv, kept.
 SCHEMATHESIS_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/collab/schemathesis-4.32.5"
 if [ ! -x "$SCHEMATHESIS_VENV/bin/schemathesis" ]; then
   if ! python3 -m venv "$SCHEMATHESIS_VENV" 2>/dev/null; then
     echo "test: installing python3-venv" >&2
-    if [ "$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null; fi
+    apt_install python3-venv
     python3 -m venv "$SCHEMATHESIS_VENV"
   fi
   "$SCHEMATHESIS_VENV/bin/pip" install -q schemathesis==4.32.5

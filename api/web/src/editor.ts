@@ -64,7 +64,9 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
 
   let state: SyncState = 'connecting'
   let pending = false
-  let storing = 0
+  // Updates not yet known to be on this device's store.
+  let unstored = 0
+  let probing = false
   let settleTimer: ReturnType<typeof setTimeout> | undefined
   const set = (next: SyncState) => {
     if (next !== state) {
@@ -75,7 +77,7 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
   const recompute = () => {
     if (!provider.wsconnected) {
       // "Kept on this device" only once the device's store has it.
-      if (storing > 0) set('saving')
+      if (unstored > 0) set('saving')
       else set(navigator.onLine && provider.wsconnecting && !pending ? 'connecting' : 'offline')
       return
     }
@@ -95,22 +97,30 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
       set('saved')
     }
   }
-  // Updates written to this device's store and not yet known to be there. y-indexeddb
-  // writes each update in a transaction of its own, started in its own update handler
-  // (registered before this one); a later transaction on the same store completes after
-  // it, so when ours completes the update is on the device.
-  const whenStored = () => {
+  // y-indexeddb writes each update in a transaction of its own, started in its own update
+  // handler (registered before this one). A later transaction on the same store completes
+  // after those, so when a probe completes, every update counted before it began is on the
+  // device. One probe at a time: a burst of keystrokes costs one or two, not one each.
+  const probe = () => {
     const db = local.db
     if (!db) return
-    storing++
+    probing = true
+    const covered = unstored
     const done = () => {
-      storing--
+      unstored -= covered
+      probing = false
+      if (unstored > 0) probe()
       recompute()
     }
     const tx = db.transaction(['updates'], 'readonly')
     tx.oncomplete = done
     tx.onerror = done
     tx.onabort = done
+  }
+  const whenStored = () => {
+    if (!local.db) return
+    unstored++
+    if (!probing) probe()
   }
   doc.on('update', (_update: Uint8Array, origin: unknown) => {
     // Changes from the server or from this device's store are not ours to send.

@@ -7,7 +7,7 @@ import { exportPanel, historyPanel, sharePanel, type PanelContext } from './pane
 import { bell, stopFollowing } from './notifications'
 import { openDocument, type OpenDocument, type Person, type SyncState } from './editor'
 import * as session from './session'
-import { colorFor, h, initials, inlineForm, notice, show } from './ui'
+import { colorFor, errorText, h, initials, inlineForm, notice, show } from './ui'
 
 const app = document.getElementById('app')!
 let config: session.AppConfig | null = null
@@ -35,7 +35,7 @@ async function route(): Promise<void> {
     try {
       config = await session.config()
     } catch (error) {
-      show(app, notice(`Cannot reach the server: ${(error as Error).message}`, 'error'))
+      show(app, notice(`Cannot reach the server: ${errorText(error)}`, 'error'))
       return
     }
   }
@@ -95,7 +95,7 @@ function signInScreen(cfg: session.AppConfig): void {
             await session.devLogin(input.value.trim())
             void route()
           } catch (error) {
-            show(status, notice((error as Error).message, 'error'))
+            show(status, notice(errorText(error), 'error'))
           }
         },
       },
@@ -129,7 +129,7 @@ async function homeScreen(current: session.Session): Promise<void> {
   try {
     workspaces = (await api.workspaces()).workspaces
   } catch (error) {
-    show(main, notice((error as Error).message, 'error'))
+    show(main, notice(errorText(error), 'error'))
     return
   }
   const chosen = workspaces.find((w) => w.id === localStorage.getItem('collab.workspace')) ?? workspaces[0]
@@ -201,7 +201,7 @@ async function homeScreen(current: session.Session): Promise<void> {
           ),
         )
       } catch (error) {
-        show(results, notice((error as Error).message, 'error'))
+        show(results, notice(errorText(error), 'error'))
       }
     }, 200)
   })
@@ -238,7 +238,7 @@ async function homeScreen(current: session.Session): Promise<void> {
       }
       show(list, ...sections)
     } catch (error) {
-      show(list, notice((error as Error).message, 'error'))
+      show(list, notice(errorText(error), 'error'))
     }
   }
   await fillList()
@@ -256,7 +256,7 @@ function documentRow(d: Document, archived: boolean, refresh: () => Promise<void
           await run()
           await refresh()
         } catch (error) {
-          show(status, notice((error as Error).message, 'error'))
+          show(status, notice(errorText(error), 'error'))
         }
       },
     }, label)
@@ -314,7 +314,7 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   } catch (error) {
     // Offline: the copy on this device still opens, editable; the server decides later.
     if (!(error instanceof ApiError) || error.status !== 0) {
-      show(main, notice(error instanceof ApiError && error.status === 404 ? 'This document does not exist, or you cannot open it.' : (error as Error).message, 'error'))
+      show(main, notice(error instanceof ApiError && error.status === 404 ? 'This document does not exist, or you cannot open it.' : errorText(error), 'error'))
       return
     }
   }

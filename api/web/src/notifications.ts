@@ -5,7 +5,7 @@
 import { fetchEventSource } from '@microsoft/fetch-event-source'
 import { api } from './api'
 import * as session from './session'
-import { h, notice, show } from './ui'
+import { errorText, h, notice, show } from './ui'
 
 export interface Notification {
   id: string
@@ -119,7 +119,7 @@ export function bell(current: session.Session, navigate: (path: string) => void)
         items.length ? h('ul', { class: 'plain notifications' }, ...items) : h('p', { class: 'empty' }, 'Nothing yet.'),
       )
     } catch (error) {
-      show(list, notice((error as Error).message, 'error'))
+      show(list, notice(errorText(error), 'error'))
     }
   }
   button.addEventListener('click', () => {

@@ -3,7 +3,7 @@
 // API only.
 
 import { api, ApiError, type Change, type HistoryEntry } from './api'
-import { h, inlineForm, notice, show } from './ui'
+import { errorText, h, inlineForm, notice, show } from './ui'
 
 export interface PanelContext {
   documentId: string
@@ -16,16 +16,42 @@ export interface PanelContext {
 const DOC_ROLES = ['viewer', 'commenter', 'editor', 'owner']
 const WORKSPACE_ROLES = ['member', 'guest', 'auditor', 'admin']
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error)
-}
-
 function when(iso: string): string {
   return new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' })
 }
 
 function roleSelect(id: string, roles: string[], selected: string): HTMLSelectElement {
   return h('select', { id }, ...roles.map((r) => h('option', { value: r, selected: r === selected }, r)))
+}
+
+/// A one-line form naming a person (their user id) and a role; the name is cleared once
+/// `action` succeeds.
+function personAndRoleForm(
+  id: string,
+  label: string,
+  roleLabel: string,
+  roles: string[],
+  selected: string,
+  submit: string,
+  status: HTMLElement,
+  action: (userId: string, role: string) => Promise<void>,
+): HTMLFormElement {
+  const person = h('input', { id: `${id}-user`, required: true, placeholder: 'dev-ben-okri', autocomplete: 'off' })
+  const role = roleSelect(`${id}-role`, roles, selected)
+  return inlineForm(
+    [
+      h('label', { for: `${id}-user` }, label),
+      person,
+      h('label', { for: `${id}-role`, class: 'visually-hidden' }, roleLabel),
+      role,
+    ],
+    submit,
+    async () => {
+      await action(person.value.trim(), role.value)
+      person.value = ''
+    },
+    status,
+  )
 }
 
 /// Sharing: the workspace's members (add one), the people this document is shared with
@@ -63,25 +89,12 @@ export async function sharePanel(ctx: PanelContext): Promise<HTMLElement> {
       if (permissions.shares.length === 0) list.append(h('li', { class: 'empty' }, 'Not shared with anyone in particular.'))
       parts.push(h('h3', {}, 'People'), list)
       if (canShare) {
-        const person = h('input', { id: 'share-user', required: true, placeholder: 'dev-ben-okri', autocomplete: 'off' })
-        const role = roleSelect('share-role', DOC_ROLES, 'editor')
         parts.push(
-          inlineForm(
-            [
-              h('label', { for: 'share-user' }, 'Share with (user id)'),
-              person,
-              h('label', { for: 'share-role', class: 'visually-hidden' }, 'Role'),
-              role,
-            ],
-            'Share',
-            async () => {
-              await api.share(ctx.documentId, person.value.trim(), role.value)
-              person.value = ''
-              show(status, notice('Shared.'))
-              void refresh()
-            },
-            status,
-          ),
+          personAndRoleForm('share', 'Share with (user id)', 'Role', DOC_ROLES, 'editor', 'Share', status, async (userId, role) => {
+            await api.share(ctx.documentId, userId, role)
+            show(status, notice('Shared.'))
+            void refresh()
+          }),
         )
         const links = h('ul', { class: 'plain', 'aria-label': 'Share links' })
         for (const link of permissions.links) {
@@ -148,24 +161,11 @@ async function membersSection(workspaceId: string, status: HTMLElement): Promise
     if (!(error instanceof ApiError) || error.status !== 403) section.append(notice(errorText(error), 'error'))
     return section
   }
-  const user = h('input', { id: 'member-user', required: true, placeholder: 'dev-ben-okri', autocomplete: 'off' })
-  const role = roleSelect('member-role', WORKSPACE_ROLES, 'member')
   section.append(
-    inlineForm(
-      [
-        h('label', { for: 'member-user' }, 'Add member (user id)'),
-        user,
-        h('label', { for: 'member-role', class: 'visually-hidden' }, 'Workspace role'),
-        role,
-      ],
-      'Add',
-      async () => {
-        await api.addMember(workspaceId, user.value.trim(), role.value)
-        show(status, notice(`${user.value.trim()} added to the workspace.`))
-        user.value = ''
-      },
-      status,
-    ),
+    personAndRoleForm('member', 'Add member (user id)', 'Workspace role', WORKSPACE_ROLES, 'member', 'Add', status, async (userId, role) => {
+      await api.addMember(workspaceId, userId, role)
+      show(status, notice(`${userId} added to the workspace.`))
+    }),
   )
   return section
 }

@@ -58,6 +58,11 @@ export function initials(name: string): string {
   return letters.toUpperCase()
 }
 
+/// What went wrong, as a sentence (what an API call or a browser call threw).
+export function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
+}
+
 /// A message the person can read, in a live region.
 export function notice(text: string, kind: 'error' | 'info' = 'info'): HTMLElement {
   return h('p', { class: `notice ${kind}`, role: kind === 'error' ? 'alert' : 'status' }, text)
@@ -72,7 +77,7 @@ export function inlineForm(fields: Node[], submit: string, action: () => Promise
     try {
       await action()
     } catch (error) {
-      const message = notice(error instanceof Error ? error.message : String(error), 'error')
+      const message = notice(errorText(error), 'error')
       if (status) show(status, message)
       else form.append(message)
     }
