@@ -69,6 +69,12 @@ pub struct AuthSettings {
     pub hs256_secret: Option<SecretString>,
     /// Where the issuer publishes its signing keys (RS256/ES256).
     pub jwks_url: Option<String>,
+    /// The web app's OpenID Connect provider: its keys are the `jwks_uri` its discovery
+    /// document (`/.well-known/openid-configuration`) names, looked up at the first token
+    /// (when `jwks_url` is not set), and tokens signed with the provider's keys must come
+    /// from it (`iss`) and be for the app (`aud` its client id), unless `issuer` /
+    /// `audience` say otherwise. Tokens signed with the HS256 secret are this server's own.
+    pub oidc: Option<crate::web::OidcClient>,
     /// Algorithms accepted; anything else is refused.
     pub algorithms: Vec<Algorithm>,
     /// Required `iss`, when set.
@@ -83,6 +89,7 @@ impl AuthSettings {
         Self {
             hs256_secret: Some(secret.to_owned().into()),
             jwks_url: None,
+            oidc: None,
             algorithms: vec![Algorithm::HS256],
             issuer: None,
             audience: None,
@@ -110,7 +117,7 @@ pub fn parse_algorithms(raw: &str) -> Result<Vec<Algorithm>, String> {
 /// Signing keys fetched from a JWKS URL: cached, refreshed every few minutes, and
 /// re-fetched (at most once a second) when a token names an unknown key id — key rotation.
 struct JwksCache {
-    url: String,
+    url: JwksLocation,
     http: reqwest::Client,
     keys: RwLock<(HashMap<String, Jwk>, Option<Instant>)>,
     refresh: Mutex<()>,
@@ -119,11 +126,68 @@ struct JwksCache {
 const JWKS_TTL: Duration = Duration::from_secs(300);
 const JWKS_MISS_COOLDOWN: Duration = Duration::from_secs(1);
 
+/// Where the keys are: a URL, or an issuer whose discovery document names it (found once).
+enum JwksLocation {
+    Url(String),
+    Discovered {
+        issuer: String,
+        url: tokio::sync::OnceCell<String>,
+    },
+}
+
+impl std::fmt::Display for JwksLocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksLocation::Url(url) => f.write_str(url),
+            JwksLocation::Discovered { issuer, .. } => write!(f, "the JWKS of {issuer}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+}
+
 impl JwksCache {
+    async fn url(&self) -> Result<&str, String> {
+        match &self.url {
+            JwksLocation::Url(url) => Ok(url),
+            JwksLocation::Discovered { issuer, url } => url
+                .get_or_try_init(|| async {
+                    let address = format!("{issuer}/.well-known/openid-configuration");
+                    let found: Discovery = self
+                        .http
+                        .get(&address)
+                        .timeout(Duration::from_secs(5))
+                        .send()
+                        .await
+                        .map_err(|e| format!("{address}: {e}"))?
+                        .error_for_status()
+                        .map_err(|e| format!("{address}: {e}"))?
+                        .json()
+                        .await
+                        .map_err(|e| format!("{address}: {e}"))?;
+                    // OpenID Connect Discovery 1.0, 4.3: the document is the issuer's own.
+                    if found.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
+                        return Err(format!(
+                            "{address} names issuer {:?}, not {issuer:?}",
+                            found.issuer
+                        ));
+                    }
+                    Ok(found.jwks_uri)
+                })
+                .await
+                .map(String::as_str),
+        }
+    }
+
     async fn fetch(&self) -> Result<HashMap<String, Jwk>, String> {
+        let url = self.url().await?;
         let set: JwkSet = self
             .http
-            .get(&self.url)
+            .get(url)
             .timeout(Duration::from_secs(5))
             .send()
             .await
@@ -181,6 +245,8 @@ pub struct TokenVerifier {
     algorithms: Vec<Algorithm>,
     issuer: Option<String>,
     audience: Option<String>,
+    /// The web app's provider's issuer and client id (for tokens signed with its keys).
+    provider: Option<(String, String)>,
     leeway: u64,
 }
 
@@ -194,15 +260,29 @@ impl TokenVerifier {
                     EncodingKey::from_secret(bytes),
                 )
             }),
-            jwks: settings.jwks_url.as_ref().map(|url| JwksCache {
-                url: url.clone(),
-                http: reqwest::Client::new(),
-                keys: RwLock::new((HashMap::new(), None)),
-                refresh: Mutex::new(()),
-            }),
+            jwks: settings
+                .jwks_url
+                .clone()
+                .map(JwksLocation::Url)
+                .or_else(|| {
+                    settings.oidc.as_ref().map(|oidc| JwksLocation::Discovered {
+                        issuer: oidc.issuer.clone(),
+                        url: tokio::sync::OnceCell::new(),
+                    })
+                })
+                .map(|url| JwksCache {
+                    url,
+                    http: reqwest::Client::new(),
+                    keys: RwLock::new((HashMap::new(), None)),
+                    refresh: Mutex::new(()),
+                }),
             algorithms: settings.algorithms.clone(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
+            provider: settings
+                .oidc
+                .as_ref()
+                .map(|oidc| (oidc.issuer.clone(), oidc.client_id.clone())),
             leeway: settings.leeway_seconds,
         }
     }
@@ -244,14 +324,19 @@ impl TokenVerifier {
         validation.leeway = self.leeway;
         validation.validate_nbf = true;
         let mut required = vec!["exp", "sub"];
-        match &self.issuer {
+        // The provider's tokens are its own and for the app, unless configured otherwise.
+        let provider = match header.alg {
+            Algorithm::HS256 => None,
+            _ => self.provider.as_ref(),
+        };
+        match self.issuer.as_ref().or(provider.map(|p| &p.0)) {
             Some(issuer) => {
                 validation.set_issuer(&[issuer]);
                 required.push("iss");
             }
             None => validation.iss = None,
         }
-        match &self.audience {
+        match self.audience.as_ref().or(provider.map(|p| &p.1)) {
             Some(audience) => {
                 validation.set_audience(&[audience]);
                 required.push("aud");

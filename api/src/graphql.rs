@@ -424,6 +424,10 @@ pub struct Anchor {
     orphaned: bool,
     /// The passage's text when the thread was opened.
     original_quote: String,
+    /// The anchor's Yjs relative positions, base64 (a Yjs editor places the passage with
+    /// `Y.decodeRelativePosition`).
+    start: String,
+    end: String,
 }
 
 impl From<comments::AnchorView> for Anchor {
@@ -435,6 +439,8 @@ impl From<comments::AnchorView> for Anchor {
             quote: a.quote,
             orphaned: a.orphaned,
             original_quote: a.original_quote,
+            start: a.start,
+            end: a.end,
         }
     }
 }
@@ -888,7 +894,8 @@ fn document_change(position: i64, changed: documents::DocumentChanged) -> Docume
 #[Object]
 impl Mutation {
     /// Open a comment thread on a passage (commenters and above): `from`/`to` character
-    /// offsets in the `Y.Text` root, or `start`/`end` Yjs relative positions (base64).
+    /// offsets in the root's text (a `Y.Text`, or a `Y.XmlFragment`'s text nodes one per line),
+    /// or `start`/`end` Yjs relative positions (base64).
     #[allow(clippy::too_many_arguments)]
     async fn open_thread(
         &self,

@@ -207,7 +207,9 @@ struct ServeArgs {
     #[arg(long, env = "COLLAB_DEV_LOGIN", default_value_t = false)]
     dev_login: bool,
     /// OpenID Connect issuer the web app signs people in with (authorisation code flow
-    /// with PKCE); its tokens are verified like any other (COLLAB_JWKS_URL, issuer, audience).
+    /// with PKCE). Its ID tokens are accepted: keys from its discovery document (unless
+    /// COLLAB_JWKS_URL is set), `iss` this issuer and `aud` the client id (unless
+    /// COLLAB_JWT_ISSUER / COLLAB_JWT_AUDIENCE are set).
     #[arg(long, env = "COLLAB_OIDC_ISSUER", requires = "oidc_client_id")]
     oidc_issuer: Option<String>,
     /// The web app's client id at the OpenID Connect issuer (a public client).
@@ -455,16 +457,21 @@ impl GlobalArgs {
         }
     }
 
-    /// Token verification: an HS256 secret, a JWKS URL, or both.
-    fn auth(&self) -> anyhow::Result<AuthSettings> {
+    /// Token verification: an HS256 secret, a JWKS URL, or both. With the web app's OpenID
+    /// Connect issuer and client id (`oidc`), the issuer's keys are found through its
+    /// discovery document (unless COLLAB_JWKS_URL names them), and tokens signed with them
+    /// must come from it and be for that client (unless COLLAB_JWT_ISSUER /
+    /// COLLAB_JWT_AUDIENCE say otherwise).
+    fn auth(&self, oidc: Option<&collab_api::web::OidcClient>) -> anyhow::Result<AuthSettings> {
         let secret = match &self.jwt_secret {
             Some(_) => Some(self.jwt_secret()?),
             None => None,
         };
-        if secret.is_none() && self.jwks_url.is_none() {
+        if secret.is_none() && self.jwks_url.is_none() && oidc.is_none() {
             anyhow::bail!(
-                "no way to verify tokens: set COLLAB_JWT_SECRET (development, HS256) or \
-                 COLLAB_JWKS_URL (RS256/ES256 from your identity provider); \
+                "no way to verify tokens: set COLLAB_JWT_SECRET (development, HS256), \
+                 COLLAB_JWKS_URL (RS256/ES256 from your identity provider) or \
+                 COLLAB_OIDC_ISSUER with COLLAB_OIDC_CLIENT_ID; \
                  ops/dev/serve.sh sets a development secret"
             );
         }
@@ -475,7 +482,7 @@ impl GlobalArgs {
                 if secret.is_some() {
                     list.push(Algorithm::HS256);
                 }
-                if self.jwks_url.is_some() {
+                if self.jwks_url.is_some() || oidc.is_some() {
                     list.extend([Algorithm::RS256, Algorithm::ES256]);
                 }
                 list
@@ -484,6 +491,7 @@ impl GlobalArgs {
         Ok(AuthSettings {
             hs256_secret: secret,
             jwks_url: self.jwks_url.clone(),
+            oidc: oidc.cloned(),
             algorithms,
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
@@ -521,7 +529,14 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
         Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
     }
     let mut settings = global.settings()?;
-    settings.auth = global.auth()?;
+    let oidc = match (&args.oidc_issuer, &args.oidc_client_id) {
+        (Some(issuer), Some(client_id)) => Some(collab_api::web::OidcClient {
+            issuer: issuer.trim_end_matches('/').to_owned(),
+            client_id: client_id.clone(),
+        }),
+        _ => None,
+    };
+    settings.auth = global.auth(oidc.as_ref())?;
     settings.listen = args.listen;
     settings.roles = Roles::parse(&args.roles).map_err(anyhow::Error::msg)?;
     settings.read_wait = Duration::from_millis(args.read_wait_ms);
@@ -619,13 +634,7 @@ async fn serve(global: &GlobalArgs, args: &ServeArgs) -> anyhow::Result<()> {
     }
     settings.web = collab_api::web::WebSettings {
         dev_login: args.dev_login,
-        oidc: match (&args.oidc_issuer, &args.oidc_client_id) {
-            (Some(issuer), Some(client_id)) => Some(collab_api::web::OidcClient {
-                issuer: issuer.trim_end_matches('/').to_owned(),
-                client_id: client_id.clone(),
-            }),
-            _ => None,
-        },
+        oidc,
     };
     // A mailer that cannot start is a configuration error: say so now, not in a log.
     if settings.roles.mailer {

@@ -3,35 +3,14 @@
 // line of findings on success, exits 1 with the reason on failure.
 //   COLLAB_URL=http://127.0.0.1:7700 node web.mjs
 // Optional: COLLAB_SCREENSHOT=path.png (two people in one document), CHROMIUM=/usr/bin/chromium.
-import { chromium } from 'playwright-core'
 import { readFileSync } from 'node:fs'
-import { createRequire } from 'node:module'
 import { gzipSync } from 'node:zlib'
+import { axe as axeCheck, dumpPages, fail, launch, WAIT } from './browser.mjs'
 
 const base = process.env.COLLAB_URL ?? 'http://127.0.0.1:7700'
-const require = createRequire(import.meta.url)
-const axeSource = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8')
-const WAIT = 30_000
 const findings = { axe: {}, timings: {} }
-
-function fail(message) {
-  throw new Error(message)
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-  headless: true,
-  // Root in a container needs --no-sandbox; the rest keeps Chromium off the network.
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-})
+const axe = (page, screen) => axeCheck(page, screen, findings)
+const browser = await launch()
 
 async function person(name, options = {}) {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...options })
@@ -53,21 +32,6 @@ async function api(who, method, path, body) {
   })
   if (!response.ok) fail(`${method} ${path}: ${response.status} ${await response.text()}`)
   return response.status === 204 ? null : response.json()
-}
-
-async function axe(page, screen) {
-  // Through the debugging protocol: the app's content security policy (rightly) refuses
-  // inline scripts, and the app runs under it here as anywhere.
-  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.evaluate(axeSource)
-  const result = await page.evaluate(() =>
-    // eslint-disable-next-line no-undef
-    axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }),
-  )
-  const bad = result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
-  findings.axe[screen] = result.violations.map((v) => `${v.impact}: ${v.id}`)
-  if (bad.length > 0) {
-    fail(`${screen}: accessibility violations: ${bad.map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`).join('; ')}`)
-  }
 }
 
 const editorOf = (page) => page.locator('.prose')
@@ -207,9 +171,72 @@ try {
   await syncState(ada.page, 'saved', 'Ada')
   await syncState(ben.page, 'saved', 'Ben')
   await axe(ada.page, 'editor')
+
+  // Comments. Ben has the Comments panel open; Ada selects "Hello" and comments on it,
+  // mentioning Ben through the autocomplete; Ben sees the thread and its mark in his text
+  // live, replies and reacts; Ada sees both live.
+  await ben.page.getByRole('button', { name: /^Comments/ }).click()
+  await ben.page.getByText('No open comments.').waitFor({ timeout: WAIT })
+  await editorOf(ada.page).click()
+  await ada.page.keyboard.press('Control+Home')
+  for (let i = 0; i < 5; i++) await ada.page.keyboard.press('Shift+ArrowRight')
+  await ada.page.getByRole('button', { name: 'Comment', exact: true }).click()
+  const draft = ada.page.locator('.draft')
+  await draft.locator('blockquote', { hasText: 'Hello' }).waitFor({ timeout: WAIT })
+  await draft.getByLabel('Comment').pressSequentially('Is this the greeting, @Ben')
+  await draft.getByRole('option', { name: /Ben/ }).waitFor({ timeout: WAIT }).catch(() => fail('no one is offered for @Ben'))
+  await draft.getByLabel('Comment').press('Enter')
+  await draft.getByLabel('Comment').pressSequentially('what do you think?')
+  const body = await draft.getByLabel('Comment').inputValue()
+  if (body !== `Is this the greeting, <@${ben.userId}> what do you think?`) fail(`the mention was written as ${JSON.stringify(body)}`)
+  await axe(ada.page, 'comments-panel')
+  await draft.getByRole('button', { name: 'Comment' }).click()
+  const adaThread = ada.page.locator('.thread', { hasText: 'Is this the greeting' })
+  await adaThread.waitFor({ timeout: WAIT }).catch(() => fail('Ada does not see her thread'))
+  const benThread = ben.page.locator('.thread', { hasText: 'Is this the greeting' })
+  await benThread.waitFor({ timeout: WAIT }).catch(() => fail('the thread never reaches Ben live'))
+  await benThread.locator('.mention', { hasText: '@Ben' }).waitFor({ timeout: WAIT })
+  for (const who of [ada, ben]) {
+    await who.page
+      .locator('.prose .comment-mark', { hasText: 'Hello' })
+      .waitFor({ timeout: WAIT })
+      .catch(async () => fail(`${who.name} does not see the passage marked (marks: ${await who.page.locator('.prose .comment-mark').allTextContents()})`))
+    const marked = (await who.page.locator('.prose .comment-mark').allTextContents()).join('')
+    if (marked !== 'Hello') fail(`${who.name} sees "${marked}" marked, not "Hello"`)
+  }
+  await ben.page
+    .locator('.bell .badge', { hasText: '1' })
+    .waitFor({ timeout: WAIT })
+    .catch(() => fail('Ben is never told he was mentioned'))
+  await benThread.getByLabel('Reply').fill('Yes, keep it.')
+  await benThread.getByRole('button', { name: 'Reply' }).click()
+  await benThread.getByRole('button', { name: 'React 👍 (0)' }).first().click()
+  await adaThread.getByText('Yes, keep it.').waitFor({ timeout: WAIT }).catch(() => fail('the reply never reaches Ada live'))
+  await adaThread.getByRole('button', { name: 'React 👍 (1)' }).waitFor({ timeout: WAIT }).catch(() => fail('the reaction never reaches Ada'))
+  // The passage follows the text: Ben types before it; both still mark "Hello".
+  await editorOf(ben.page).click()
+  await ben.page.keyboard.press('Control+Home')
+  await ben.page.keyboard.type('Well. ')
+  await waitText(ada.page, 'Well. Hello', 'Ada')
+  for (const who of [ada, ben]) {
+    await who.page
+      .waitForFunction(() => [...document.querySelectorAll('.prose .comment-mark')].map((m) => m.textContent).join('') === 'Hello', null, { timeout: WAIT })
+      .catch(async () => fail(`${who.name}'s mark moved off "Hello": ${await who.page.locator('.prose .comment-mark').allTextContents()}`))
+  }
   if (process.env.COLLAB_SCREENSHOT) {
     await ada.page.screenshot({ path: process.env.COLLAB_SCREENSHOT })
   }
+  // Ada resolves it: it leaves Ben's open threads and his text.
+  await adaThread.getByRole('button', { name: /^Resolve/ }).click()
+  await ben.page.getByText('No open comments.').waitFor({ timeout: WAIT }).catch(() => fail('the resolved thread stays in Ben\'s list'))
+  await ben.page
+    .locator('.prose .comment-mark')
+    .waitFor({ state: 'detached', timeout: WAIT })
+    .catch(() => fail('the resolved thread is still marked in Ben\'s text'))
+  await ben.page.getByLabel('Show resolved').check()
+  await benThread.getByRole('button', { name: /^Reopen/ }).waitFor({ timeout: WAIT })
+  await ben.page.getByRole('button', { name: /^Comments/ }).click()
+  await ada.page.getByRole('button', { name: /^Comments/ }).click()
 
   // Cleo, a viewer on a phone-sized screen: the share reaches her notification centre live;
   // she opens the document from it, reads, cannot type, and nothing overflows.
@@ -228,6 +255,11 @@ try {
   const overflow = await cleo.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)
   if (overflow > 0) fail(`the editor overflows a phone's width by ${overflow} px`)
   await axe(cleo.page, 'editor-phone')
+  // A viewer reads the comments but cannot write one.
+  await cleo.page.getByRole('button', { name: /^Comments/ }).tap()
+  await cleo.page.getByText('No open comments.').waitFor({ timeout: WAIT })
+  if ((await cleo.page.locator('.comments button, .comments textarea').count()) > 0) fail('the viewer is offered to comment')
+  await cleo.page.getByRole('button', { name: /^Comments/ }).tap()
 
   // Ben goes offline, keeps typing; Ada types too; Ben comes back: both converge.
   // The app is installable: a manifest, and a service worker that keeps the app shell.
@@ -318,13 +350,7 @@ try {
   console.log(JSON.stringify(findings))
 } catch (error) {
   console.error(error.message)
-  // What each open page showed, for the failure's reader.
-  for (const context of browser.contexts()) {
-    for (const page of context.pages()) {
-      const text = await page.locator('body').innerText().catch(() => '(closed)')
-      console.error(`--- ${page.url()}\n${text.slice(0, 2000)}`)
-    }
-  }
+  await dumpPages(browser)
   console.log(JSON.stringify(findings))
   process.exitCode = 1
 } finally {

@@ -984,6 +984,12 @@ pub struct CollabProcess {
 impl CollabProcess {
     /// Starts `collab serve` for `env` with extra `COLLAB_*` settings; waits until ready.
     pub async fn start(env: &TestEnv, extra: &[(&str, &str)]) -> Self {
+        Self::start_at(env, free_port(), extra).await
+    }
+
+    /// Like `start`, on a port chosen before (for services that must know the address
+    /// first, such as an OpenID provider's redirect addresses).
+    pub async fn start_at(env: &TestEnv, port: u16, extra: &[(&str, &str)]) -> Self {
         let mut envs: Vec<(String, String)> = vec![
             ("COLLAB_DATABASE_URL".into(), env.database_url.clone()),
             ("COLLAB_NATS_URL".into(), env.nats_url.clone()),
@@ -1010,7 +1016,7 @@ impl CollabProcess {
             envs.push(((*k).into(), (*v).into()));
         }
         let mut process = Self {
-            port: free_port(),
+            port,
             child: None,
             envs,
         };

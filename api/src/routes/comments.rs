@@ -45,12 +45,14 @@ const THREAD: &str = "The thread";
 const COMMENT: &str = "The comment";
 
 /// Where a new thread is anchored: either `from`/`to` (character offsets in the root's
-/// current text, `from` < `to`) or `start`/`end` (Yjs relative positions as a Yjs client
-/// has them: `Y.encodeRelativePosition`, base64).
+/// current text, `from` < `to`; an XML fragment's text is its text nodes one per line) or
+/// `start`/`end` (Yjs relative positions as a Yjs client has them:
+/// `Y.encodeRelativePosition`, base64).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AnchorBody {
-    /// The `Y.Text` root the passage is in.
+    /// The root the passage is in: a `Y.Text`, or a `Y.XmlFragment` (a TipTap document's
+    /// `default`).
     pub(crate) root: String,
     #[serde(default)]
     pub(crate) from: Option<u64>,
@@ -101,6 +103,10 @@ pub(crate) struct AnchorView {
     pub(crate) orphaned: bool,
     /// The passage's text when the thread was opened.
     pub(crate) original_quote: String,
+    /// The anchor's Yjs relative positions (`Y.decodeRelativePosition` of the base64
+    /// bytes): a Yjs editor places the passage in its own copy with them.
+    pub(crate) start: String,
+    pub(crate) end: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -279,24 +285,21 @@ async fn reachable(
 }
 
 fn anchor_view(anchor: &Anchor, original_quote: String, resolved: Resolved) -> AnchorView {
-    let root = anchor.root.clone();
-    match resolved {
-        Resolved::Passage(Passage { from, to, quote }) => AnchorView {
-            root,
-            from: Some(from),
-            to: Some(to),
-            quote: Some(quote),
-            orphaned: false,
-            original_quote,
-        },
-        Resolved::Orphaned | Resolved::Elsewhere => AnchorView {
-            root,
-            from: None,
-            to: None,
-            quote: None,
-            orphaned: true,
-            original_quote,
-        },
+    use base64::Engine;
+    let (from, to, quote) = match resolved {
+        Resolved::Passage(Passage { from, to, quote }) => (Some(from), Some(to), Some(quote)),
+        Resolved::Orphaned | Resolved::Elsewhere => (None, None, None),
+    };
+    let encode = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    AnchorView {
+        root: anchor.root.clone(),
+        orphaned: quote.is_none(),
+        from,
+        to,
+        quote,
+        original_quote,
+        start: encode(&anchor.start),
+        end: encode(&anchor.end),
     }
 }
 

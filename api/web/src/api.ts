@@ -16,10 +16,23 @@ export class ApiError extends Error {
 
 let lastPosition = 0
 
+/// A position the caller has seen committed elsewhere (a live feed's event): later reads
+/// wait until the read models have folded it.
+export function sawPosition(position: number): void {
+  if (position > lastPosition) lastPosition = position
+}
+
 /// A share link's token for a document, kept once opened (`/d/{id}?link=…`): it goes with
 /// every call about that document (`X-Collab-Link`) and on its socket (`?link=`).
 export function linkFor(documentId: string): string | null {
   return localStorage.getItem(`collab.link.${documentId}`)
+}
+
+let openDocumentId: string | null = null
+
+/// The document on screen (its share link, if any, goes with its threads' calls).
+export function setOpenDocument(id: string | null): void {
+  openDocumentId = id
 }
 
 export function keepLink(documentId: string, token: string): void {
@@ -37,7 +50,9 @@ async function send(method: string, path: string, body?: unknown): Promise<Respo
   const current = session.current()
   const headers: Record<string, string> = {}
   if (current) headers.authorization = `Bearer ${current.token}`
-  const documentId = path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1]
+  // A thread's or a comment's calls are about the document open now.
+  const documentId =
+    path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1] ?? (/^\/v1\/(threads|comments)\//.test(path) ? openDocumentId : null)
   const link = documentId ? linkFor(documentId) : null
   if (link) headers['x-collab-link'] = link
   if (body !== undefined) headers['content-type'] = 'application/json'
@@ -57,7 +72,7 @@ async function send(method: string, path: string, body?: unknown): Promise<Respo
   if (!response.ok) {
     const json = await response.json().catch(() => null)
     if (response.status === 401) {
-      session.signOut()
+      session.forget()
       window.dispatchEvent(new Event('collab:signed-out'))
     }
     throw new ApiError(
@@ -121,6 +136,50 @@ export interface Permissions {
   links: { id: string; role: string; expires_at: string | null }[]
 }
 
+export interface Reaction {
+  emoji: string
+  count: number
+  users: string[]
+}
+
+export interface Comment {
+  comment_id: string
+  thread_id: string
+  author: string
+  author_name: string | null
+  body: string | null
+  deleted: boolean
+  mentions: string[]
+  created_at: string
+  edited_at: string | null
+  reactions: Reaction[]
+}
+
+export interface Thread {
+  thread_id: string
+  status: 'open' | 'resolved'
+  author: string
+  author_name: string | null
+  anchor: {
+    root: string
+    from: number | null
+    to: number | null
+    quote: string | null
+    orphaned: boolean
+    original_quote: string
+    start: string
+    end: string
+  }
+  resolved_by: string | null
+  comments: Comment[]
+}
+
+export interface Member {
+  user_id: string
+  display_name: string | null
+  role: string
+}
+
 export const api = {
   workspaces: () => call<{ workspaces: Workspace[] }>('GET', '/v1/workspaces'),
   createWorkspace: (name: string) => call<Workspace>('POST', '/v1/workspaces', { name }),
@@ -153,11 +212,17 @@ export const api = {
   createLink: (id: string, role: string) =>
     call<{ id: string; token: string; role: string }>('POST', `/v1/documents/${id}/links`, { role }),
   revokeLink: (id: string, link: string) => call('DELETE', `/v1/documents/${id}/links/${link}`),
-  members: (workspace: string) =>
-    call<{ members: { user_id: string; display_name: string | null; role: string }[] }>(
-      'GET',
-      `/v1/workspaces/${workspace}/members`,
-    ),
+  members: (workspace: string) => call<{ members: Member[] }>('GET', `/v1/workspaces/${workspace}/members`),
+  threads: (id: string, status: 'open' | 'all') =>
+    call<{ threads: Thread[] }>('GET', `/v1/documents/${id}/threads?status=${status}`),
+  openThread: (id: string, anchor: { root: string; start: string; end: string }, body: string) =>
+    call<{ thread_id: string }>('POST', `/v1/documents/${id}/threads`, { anchor, body }),
+  reply: (thread: string, body: string) => call('POST', `/v1/threads/${thread}/comments`, { body }),
+  resolveThread: (thread: string) => call('POST', `/v1/threads/${thread}/resolve`),
+  reopenThread: (thread: string) => call('POST', `/v1/threads/${thread}/reopen`),
+  deleteComment: (comment: string) => call('DELETE', `/v1/comments/${comment}`),
+  react: (comment: string, emoji: string, on: boolean) =>
+    call(on ? 'PUT' : 'DELETE', `/v1/comments/${comment}/reactions/${encodeURIComponent(emoji)}`),
   notifications: () =>
     call<{ notifications: import('./notifications').Notification[]; unread_count: number }>(
       'GET',

@@ -14,6 +14,8 @@ import Image from '@tiptap/extension-image'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
+import { CommentMarks } from './comments'
+import * as session from './session'
 
 export type SyncState = 'connecting' | 'saving' | 'saved' | 'offline'
 
@@ -44,6 +46,8 @@ export interface OpenOptions {
   editable: boolean
   onSyncState(state: SyncState): void
   onPeople(people: Person[]): void
+  /** A comment thread's mark in the text was clicked. */
+  onThreadClick(id: string): void
 }
 
 // How long a change may sit in the socket before the state says "saving".
@@ -137,8 +141,14 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
     recompute()
   }
   const cameOnline = () => provider.connect()
+  // A renewed sign-in: the next connection carries the new token.
+  const renewed = () => {
+    const current = session.current()
+    if (current) provider.params.token = current.token
+  }
   window.addEventListener('offline', wentOffline)
   window.addEventListener('online', cameOnline)
+  window.addEventListener('collab:session', renewed)
   if (!navigator.onLine) provider.disconnect()
   provider.on('status', recompute)
   provider.on('sync', recompute)
@@ -155,6 +165,7 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
       TaskItem.configure({ nested: true }),
       TableKit.configure({ table: { resizable: false } }),
       Image,
+      CommentMarks.configure({ onSelect: (id) => options.onThreadClick(id) }),
     ],
     editorProps: {
       attributes: {
@@ -191,6 +202,7 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
       clearTimeout(settleTimer)
       window.removeEventListener('offline', wentOffline)
       window.removeEventListener('online', cameOnline)
+      window.removeEventListener('collab:session', renewed)
       awareness.off('change', people)
       editor.destroy()
       provider.destroy()

@@ -2,7 +2,8 @@
 // write together. Every panel uses the public REST API and the sync socket only.
 
 import './style.css'
-import { api, ApiError, keepLink, linkFor, type Document, type DocumentWithRole, type Workspace } from './api'
+import { api, ApiError, keepLink, linkFor, setOpenDocument, type Document, type DocumentWithRole, type Workspace } from './api'
+import { Comments } from './comments'
 import { exportPanel, historyPanel, sharePanel, type PanelContext } from './panels'
 import { bell, stopFollowing } from './notifications'
 import { openDocument, type OpenDocument, type Person, type SyncState } from './editor'
@@ -31,6 +32,7 @@ document.addEventListener('click', (event) => {
 async function route(): Promise<void> {
   open?.destroy()
   open = null
+  setOpenDocument(null)
   if (!config) {
     try {
       config = await session.config()
@@ -39,7 +41,19 @@ async function route(): Promise<void> {
       return
     }
   }
-  const current = session.current()
+  session.oidc(config)
+  if (location.pathname === '/auth/callback') {
+    // Back from the identity provider.
+    try {
+      const { returnTo } = await session.completeSignIn(config)
+      history.replaceState(null, '', returnTo)
+    } catch (error) {
+      history.replaceState(null, '', '/')
+      show(app, h('main', { class: 'signin' }, h('h1', {}, 'Sign-in did not complete'), notice(errorText(error), 'error'), h('a', { href: '/', 'data-nav': true }, 'Try again')))
+      return
+    }
+  }
+  const current = session.current() ?? (await session.renew(config))
   if (!current) return signInScreen(config)
   const match = location.pathname.match(/^\/d\/([0-9a-f-]{36})$/)
   if (match) {
@@ -70,9 +84,9 @@ function header(current: session.Session, ...extra: Node[]): HTMLElement {
       h('button', {
         type: 'button',
         class: 'quiet',
-        onclick: () => {
+        onclick: async () => {
           stopFollowing()
-          session.signOut()
+          await session.signOut()
           navigate('/')
         },
       }, 'Sign out'),
@@ -107,8 +121,28 @@ function signInScreen(cfg: session.AppConfig): void {
     )
     children.push(form)
   }
-  if (cfg.oidc) {
-    children.push(h('p', {}, `Sign-in through ${cfg.oidc.issuer} is configured.`))
+  const client = session.oidc(cfg)
+  if (client && cfg.oidc) {
+    const status = h('div', { 'aria-live': 'polite' })
+    const provider = new URL(cfg.oidc.issuer).host
+    children.push(
+      h(
+        'div',
+        { class: 'card' },
+        h('p', {}, `Your organisation signs you in at ${provider}.`),
+        h('button', {
+          type: 'button',
+          onclick: async () => {
+            try {
+              await client.signinRedirect({ state: location.pathname + location.search })
+            } catch (error) {
+              show(status, notice(`Cannot reach ${provider}: ${errorText(error)}`, 'error'))
+            }
+          },
+        }, `Sign in with ${provider}`),
+        status,
+      ),
+    )
   }
   if (!cfg.dev_login && !cfg.oidc) {
     children.push(
@@ -323,6 +357,9 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   document.title = `${title.textContent} — Candlefish Collab`
   role.textContent = editable ? '' : 'View only'
 
+  setOpenDocument(documentId)
+  let comments: Comments | null = null
+  let showPanel: (name: string) => Promise<void> = async () => {}
   const opened = await openDocument({
     documentId,
     token: current.token,
@@ -342,38 +379,70 @@ async function editorScreen(current: session.Session, documentId: string): Promi
         ),
       )
     },
+    onThreadClick(id) {
+      void showPanel('Comments').then(() => comments?.select(id))
+    },
   })
   open = opened
-  if (editable) buildToolbar(toolbar, opened)
+  if (editable) {
+    buildToolbar(toolbar, opened, async () => {
+      await showPanel('Comments')
+      comments?.compose()
+    })
+  }
 
   const ctx: PanelContext = { documentId, workspaceId: info?.workspace_id ?? null, role: info?.role ?? 'viewer' }
-  const panels: [string, () => Promise<HTMLElement> | HTMLElement][] = [
-    ['Share', () => sharePanel(ctx)],
-    ['History', () => historyPanel(ctx)],
-    ['Export', () => exportPanel(ctx, title.textContent ?? 'document')],
+  const count = h('span', { class: 'count' })
+  comments = new Comments({
+    documentId,
+    workspaceId: ctx.workspaceId,
+    role: ctx.role,
+    editor: opened.editor,
+    onCount: (n) => {
+      count.textContent = n > 0 ? String(n) : ''
+    },
+  })
+  const closeEditor = opened.destroy
+  opened.destroy = () => {
+    comments?.destroy()
+    closeEditor()
+  }
+  const live = comments
+  const panels: [string, () => Promise<HTMLElement> | HTMLElement, Node[]][] = [
+    ['Comments', () => live.panel, [count]],
+    ['Share', () => sharePanel(ctx), []],
+    ['History', () => historyPanel(ctx), []],
+    ['Export', () => exportPanel(ctx, title.textContent ?? 'document'), []],
   ]
   let showing: string | null = null
-  for (const [name, make] of panels) {
-    const button = h('button', { type: 'button', class: 'quiet', 'aria-expanded': 'false', 'aria-controls': 'side' }, name)
-    button.addEventListener('click', async () => {
-      for (const other of tabs.querySelectorAll('button')) other.setAttribute('aria-expanded', 'false')
-      if (showing === name) {
-        showing = null
-        side.replaceChildren()
-        return
-      }
-      showing = name
-      button.setAttribute('aria-expanded', 'true')
-      show(side, h('p', {}, 'Loading…'))
-      const panel = await make()
-      if (showing === name) show(side, panel)
-    })
+  const buttons = new Map<string, HTMLButtonElement>()
+  // Shows panel `name`, or (`toggle`) hides it when it is showing.
+  const display = async (name: string, toggle: boolean) => {
+    const [, make] = panels.find(([n]) => n === name)!
+    if (showing === name && !toggle) return
+    for (const other of buttons.values()) other.setAttribute('aria-expanded', 'false')
+    if (showing === name) {
+      showing = null
+      side.replaceChildren()
+      return
+    }
+    showing = name
+    buttons.get(name)!.setAttribute('aria-expanded', 'true')
+    show(side, h('p', {}, 'Loading…'))
+    const panel = await make()
+    if (showing === name) show(side, panel)
+  }
+  showPanel = (name) => display(name, false)
+  for (const [name, , extra] of panels) {
+    const button = h('button', { type: 'button', class: 'quiet', 'aria-expanded': 'false', 'aria-controls': 'side' }, name, ...extra)
+    button.addEventListener('click', () => void display(name, true))
+    buttons.set(name, button)
     tabs.append(button)
   }
   side.id = 'side'
 }
 
-function buildToolbar(toolbar: HTMLElement, opened: OpenDocument): void {
+function buildToolbar(toolbar: HTMLElement, opened: OpenDocument, comment: () => Promise<void>): void {
   const editor = opened.editor
   const button = (label: string, run: () => void, active?: () => boolean) => {
     const b = h('button', { type: 'button', class: 'tool', 'aria-label': label, title: label, onclick: () => run() }, label)
@@ -390,6 +459,7 @@ function buildToolbar(toolbar: HTMLElement, opened: OpenDocument): void {
     button('Tasks', () => chain().toggleTaskList().run(), () => editor.isActive('taskList')),
     button('Code', () => chain().toggleCodeBlock().run(), () => editor.isActive('codeBlock')),
     button('Table', () => chain().insertTable({ rows: 3, cols: 3, withHeaderRow: true }).run()),
+    button('Comment', () => void comment()),
     button('Link', () => {
       const url = prompt('Link address')
       if (url) chain().setLink({ href: url }).run()

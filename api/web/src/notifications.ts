@@ -51,6 +51,12 @@ function follow(current: session.Session): void {
   }).catch(() => {})
 }
 
+// A renewed sign-in: the feed goes on with the new token.
+window.addEventListener('collab:session', () => {
+  const current = session.current()
+  if (stream && current) follow(current)
+})
+
 export function stopFollowing(): void {
   shown = null
   stream?.abort()

@@ -1,6 +1,11 @@
 // Who is signed in: the token the API takes, kept on this device so documents opened
 // before stay usable offline. Development sign-in (`collab serve --dev-login`) mints it
-// on the server; OpenID Connect sign-in gets it from the identity provider.
+// on the server; OpenID Connect sign-in (authorisation code flow with PKCE, by
+// oidc-client-ts) gets an ID token from the identity provider, which the server verifies
+// with the provider's keys, and renews it silently with the refresh token before it
+// expires.
+
+import { UserManager, WebStorageStateStore, type User } from 'oidc-client-ts'
 
 export interface Session {
   token: string
@@ -8,6 +13,8 @@ export interface Session {
   name: string
   /** Milliseconds since the epoch. */
   expiresAt: number
+  /** How the person signed in (OpenID Connect sessions sign out at the provider too). */
+  via?: 'dev' | 'oidc'
 }
 
 export interface AppConfig {
@@ -31,10 +38,115 @@ export function current(): Session | null {
 
 export function save(session: Session): void {
   localStorage.setItem(KEY, JSON.stringify(session))
+  if (session.via === 'oidc') scheduleRenewal(session)
+  // Open sockets and live feeds take the new token.
+  window.dispatchEvent(new Event('collab:session'))
 }
 
-export function signOut(): void {
+/// Forgets the session on this device only (the server refused its token).
+export function forget(): void {
+  clearTimeout(renewal)
   localStorage.removeItem(KEY)
+}
+
+/// Signs out on this device; an OpenID Connect session also at the provider (the browser
+/// goes there and comes back to the app).
+export async function signOut(): Promise<void> {
+  const was = current()
+  forget()
+  if (was?.via === 'oidc' && manager) {
+    const user = await manager.getUser()
+    await manager.removeUser()
+    await manager.signoutRedirect({ id_token_hint: user?.id_token })
+  }
+}
+
+let manager: UserManager | null = null
+
+/// The OpenID Connect client for the configured issuer (none when not configured).
+export function oidc(config: AppConfig): UserManager | null {
+  if (!config.oidc) return null
+  if (!manager) {
+    manager = new UserManager({
+      authority: config.oidc.issuer,
+      client_id: config.oidc.client_id,
+      redirect_uri: `${location.origin}/auth/callback`,
+      post_logout_redirect_uri: `${location.origin}/`,
+      response_type: 'code',
+      // offline_access: a refresh token, so the session is renewed without a page.
+      scope: 'openid profile email offline_access',
+      prompt: 'consent',
+      userStore: new WebStorageStateStore({ store: localStorage }),
+      // Renewal follows the ID token's expiry (the token the API takes), below.
+      automaticSilentRenew: false,
+      loadUserInfo: false,
+    })
+    const kept = current()
+    if (kept?.via === 'oidc') scheduleRenewal(kept)
+  }
+  return manager
+}
+
+// How long before the ID token expires it is renewed.
+const RENEW_AHEAD_MS = 60_000
+let renewal: ReturnType<typeof setTimeout> | undefined
+
+/// Renews an OpenID Connect session with its refresh token a minute before its token
+/// expires (sooner tokens: a little after now); a refusal (signed out at the provider,
+/// the refresh token revoked) leaves it to expire, and the app then asks to sign in.
+function scheduleRenewal(session: Session): void {
+  clearTimeout(renewal)
+  const wait = Math.max(session.expiresAt - RENEW_AHEAD_MS - Date.now(), 5_000)
+  renewal = setTimeout(async () => {
+    if (!manager || current()?.token !== session.token) return
+    try {
+      const user = await manager.signinSilent()
+      if (user) save(fromUser(user))
+    } catch (error) {
+      console.warn('could not renew the session', error)
+    }
+  }, wait)
+}
+
+function fromUser(user: User): Session {
+  const profile = user.profile
+  const token = user.id_token
+  if (!token) throw new Error('the identity provider sent no ID token')
+  return {
+    token,
+    userId: profile.sub,
+    name: (profile.name as string | undefined) ?? (profile.email as string | undefined) ?? profile.sub,
+    expiresAt: (profile.exp ?? user.expires_at ?? 0) * 1000,
+    via: 'oidc',
+  }
+}
+
+/// Completes a sign-in that the provider sent back to /auth/callback; where the person
+/// was when they set off.
+export async function completeSignIn(config: AppConfig): Promise<{ session: Session; returnTo: string }> {
+  const client = oidc(config)
+  if (!client) throw new Error('OpenID Connect sign-in is not configured on this server')
+  const user = await client.signinRedirectCallback()
+  const session = fromUser(user)
+  save(session)
+  const returnTo = typeof user.state === 'string' && user.state.startsWith('/') && !user.state.startsWith('//') ? user.state : '/'
+  return { session, returnTo }
+}
+
+/// An expired OpenID Connect session renewed without a page (the refresh token); null
+/// when there is none to renew or the provider refuses.
+export async function renew(config: AppConfig): Promise<Session | null> {
+  const client = oidc(config)
+  if (!client) return null
+  const user = await client.getUser().catch(() => null)
+  if (!user?.refresh_token) return null
+  try {
+    const session = fromUser((await client.signinSilent())!)
+    save(session)
+    return session
+  } catch {
+    return null
+  }
 }
 
 /// The server's sign-in options; offline, the last ones seen (the app opens offline too).

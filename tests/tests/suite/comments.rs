@@ -611,3 +611,125 @@ async fn a_documents_comment_events_are_pushed_live_to_its_readers_and_resume() 
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// Posts a Yjs update to the document (an HTTP editor); the command's position.
+async fn post_update(http: &Http, doc: &str, user: &str, update: Vec<u8>) -> i64 {
+    let response = http
+        .client
+        .post(format!("{}/v1/documents/{doc}/updates", http.base))
+        .bearer_auth(mint(user, 600))
+        .header("content-type", "application/octet-stream")
+        .body(update)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json::<Value>().await.unwrap()["position"]
+        .as_i64()
+        .unwrap()
+}
+
+/// What `change` does to `doc` (a copy of the server's state), as one update.
+fn edit_of(
+    doc: &yrs::Doc,
+    change: impl FnOnce(&yrs::XmlFragmentRef, &mut yrs::TransactionMut<'_>),
+) -> Vec<u8> {
+    use yrs::{ReadTxn, Transact};
+    let before = doc.transact().state_vector();
+    let fragment = doc.get_or_insert_xml_fragment("default");
+    change(&fragment, &mut doc.transact_mut());
+    let update = doc.transact().encode_state_as_update_v1(&before);
+    update
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn threads_in_a_tiptap_document_follow_its_paragraphs() {
+    use yrs::updates::decoder::Decode;
+    use yrs::{XmlElementPrelim, XmlFragment, XmlTextPrelim};
+    let env = TestEnv::new().await;
+    let server = CollabProcess::start(&env, &[]).await;
+    let http = Http::new(server.http());
+    let (_, doc) = http.workspace_with_document("alice").await;
+
+    // Two paragraphs, as TipTap holds them (fragment `default`).
+    let local = yrs::Doc::new();
+    let update = edit_of(&local, |fragment, txn| {
+        for (i, text) in ["Plans for spring", "Budget and hiring"].iter().enumerate() {
+            let p = fragment.insert(txn, i as u32, XmlElementPrelim::empty("paragraph"));
+            p.insert(txn, 0, XmlTextPrelim::new(*text));
+        }
+    });
+    let at = post_update(&http, &doc, "alice", update).await;
+
+    // Offsets count the text nodes one per line: a passage across the two paragraphs.
+    let opened = http
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/threads"),
+            "alice",
+            Some(json!({"anchor": {"root": "default", "from": 10, "to": 23}, "body": "Which spring?"})),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    assert_eq!(opened.body["anchor"]["quote"], "spring\nBudget");
+    let thread = opened.body["thread_id"].as_str().unwrap().to_owned();
+    let listed = threads(&http, &doc, "alice", "open", opened.position().max(at)).await;
+    let anchor = &find(&listed, &thread)["anchor"];
+    // The positions come back for a Yjs editor to place the passage itself.
+    for end in ["start", "end"] {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(anchor[end].as_str().unwrap())
+            .unwrap();
+        yrs::StickyIndex::decode_v1(&bytes).expect("a relative position");
+    }
+
+    // A heading typed above and words inside (at the start of its second line): the
+    // passage follows.
+    let update = edit_of(&local, |fragment, txn| {
+        let p = fragment.insert(txn, 0, XmlElementPrelim::empty("heading"));
+        p.insert(txn, 0, XmlTextPrelim::new("Q3"));
+    });
+    post_update(&http, &doc, "alice", update).await;
+    let update = edit_of(&local, |fragment, txn| {
+        use yrs::Text;
+        let Some(yrs::XmlOut::Element(second)) = fragment.get(txn, 2) else {
+            panic!("the second paragraph")
+        };
+        let Some(yrs::XmlOut::Text(text)) = second.get(txn, 0) else {
+            panic!("its text")
+        };
+        text.insert(txn, 0, "(new) ");
+    });
+    let at = post_update(&http, &doc, "alice", update).await;
+    let anchor = anchored(&http, &doc, &thread, json!("spring\n(new) Budget"), at).await;
+    assert_eq!((&anchor["from"], &anchor["to"]), (&json!(13), &json!(32)));
+
+    // A passage in one paragraph, which is then deleted: the thread is orphaned.
+    let opened = http
+        .call(
+            Method::POST,
+            &format!("/v1/documents/{doc}/threads"),
+            "alice",
+            Some(json!({"anchor": {"root": "default", "from": 0, "to": 2}, "body": "Q3 or Q4?"})),
+        )
+        .await;
+    assert_eq!(opened.status, StatusCode::CREATED, "{}", opened.body);
+    assert_eq!(opened.body["anchor"]["quote"], "Q3");
+    let q3 = opened.body["thread_id"].as_str().unwrap().to_owned();
+    let update = edit_of(&local, |fragment, txn| fragment.remove_range(txn, 0, 1));
+    let at = post_update(&http, &doc, "alice", update).await;
+    eventually(
+        "the heading's thread to be orphaned",
+        Duration::from_secs(20),
+        || async {
+            let list = threads(&http, &doc, "alice", "all", at).await;
+            let anchor = find(&list, &q3)["anchor"].clone();
+            (anchor["orphaned"] == true && anchor["original_quote"] == "Q3").then_some(())
+        },
+    )
+    .await;
+    // The other thread is where it was, one line up.
+    let anchor = anchored(&http, &doc, &thread, json!("spring\n(new) Budget"), at).await;
+    assert_eq!(anchor["from"], 10);
+}

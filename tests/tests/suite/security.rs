@@ -71,6 +71,7 @@ async fn tokens_from_a_jwks_issuer_are_verified_and_every_forgery_is_refused() {
         s.auth = AuthSettings {
             hs256_secret: Some(TEST_SECRET.to_owned().into()),
             jwks_url: Some(url),
+            oidc: None,
             algorithms: vec![Algorithm::HS256, Algorithm::RS256, Algorithm::ES256],
             issuer: Some(ISSUER.into()),
             audience: Some(AUDIENCE.into()),
@@ -224,6 +225,7 @@ async fn with_only_jwks_configured_hs256_tokens_are_refused_outright() {
         s.auth = AuthSettings {
             hs256_secret: None,
             jwks_url: Some(url),
+            oidc: None,
             algorithms: vec![Algorithm::RS256],
             issuer: None,
             audience: None,

@@ -1,5 +1,5 @@
-//! The web app: served by the binary at `/`, development sign-in and its rules, and the
-//! app itself in a real browser (Debian's Chromium driven by playwright-core) against the
+//! The web app: served by the binary at `/`, development sign-in and its rules, sign-in at
+//! a real OpenID provider, and the app itself in a real browser (Debian's Chromium driven by playwright-core) against the
 //! real binary, Postgres and NATS.
 
 use std::path::PathBuf;
@@ -208,7 +208,10 @@ async fn the_binary_refuses_development_sign_in_where_it_would_be_unsafe() {
 
 /// Two people write together in two browsers: the owner adds the other to the workspace and
 /// shares the document with a viewer from the Share panel; each writer sees the other's
-/// text, caret and avatar; the viewer, on a phone-sized screen, reads but cannot type; one
+/// text, caret and avatar; one comments on a selection, mentioning the other, and they
+/// reply, react and resolve — each sees the other's live, the passage marked in both texts
+/// and following them; the viewer, on a phone-sized screen, reads but cannot type or
+/// comment; one
 /// writer goes offline, both keep writing, and they converge when the network is back; the
 /// owner exports Markdown and restores her first version from the History panel, which the
 /// other writer's editor shows — and the server holds what the browsers show.
@@ -218,27 +221,7 @@ async fn two_people_write_together_in_the_browser() {
     built_index();
     let env = TestEnv::new().await;
     let server = CollabProcess::start(&env, &[("COLLAB_DEV_LOGIN", "true")]).await;
-    let mut command = tokio::process::Command::new("node");
-    command
-        .arg("tests/node/web.mjs")
-        .current_dir(root())
-        .env("COLLAB_URL", server.http())
-        .kill_on_drop(true);
-    if let Ok(path) = std::env::var("COLLAB_SCREENSHOT") {
-        command.env("COLLAB_SCREENSHOT", path);
-    }
-    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
-        .await
-        .expect("the browser scenario finishes")
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "stdout: {stdout}\nstderr: {stderr}"
-    );
-    let findings: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
-    eprintln!("browser findings: {findings}");
+    let findings = browser_scenario("web.mjs", &server).await;
     let document = findings["document"].as_str().unwrap().to_owned();
     let before = findings["before_restore"].as_str().unwrap();
     for part in [
@@ -283,4 +266,154 @@ async fn two_people_write_together_in_the_browser() {
         },
     )
     .await;
+}
+
+/// Runs a browser scenario (`tests/node/<script>`) against `server`; its findings.
+async fn browser_scenario(script: &str, server: &CollabProcess) -> Value {
+    let mut command = tokio::process::Command::new("node");
+    command
+        .arg(format!("tests/node/{script}"))
+        .current_dir(root())
+        .env("COLLAB_URL", server.http())
+        .kill_on_drop(true);
+    if let Ok(path) = std::env::var("COLLAB_SCREENSHOT") {
+        command.env("COLLAB_SCREENSHOT", path);
+    }
+    let output = tokio::time::timeout(Duration::from_secs(300), command.output())
+        .await
+        .expect("the browser scenario finishes")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout: {stdout}\nstderr: {stderr}"
+    );
+    let findings: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    eprintln!("browser findings ({script}): {findings}");
+    findings
+}
+
+/// A real OpenID provider (npm oidc-provider, tests/node/oidc.mjs) for the app at `app`;
+/// its issuer. The process lives as long as the returned child.
+async fn openid_provider(app: &str) -> (String, tokio::process::Child) {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new("node")
+        .arg("tests/node/oidc.mjs")
+        .current_dir(root())
+        .env("COLLAB_URL", app)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs tests/node/oidc.mjs");
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("the OpenID provider starts")
+        .unwrap()
+        .expect("the OpenID provider prints its issuer");
+    let issuer = serde_json::from_str::<Value>(&line).unwrap()["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (issuer, child)
+}
+
+/// Production sign-in: the app signs in at a real OpenID provider (authorisation code flow
+/// with PKCE), the server verifies the provider's ID tokens with the keys its discovery
+/// document names (nothing but the issuer and the client id configured), the session is
+/// renewed silently before its token expires, and signing out ends it at the provider too.
+#[tokio::test]
+async fn people_sign_in_at_an_openid_provider() {
+    built_index();
+    let env = TestEnv::new().await;
+    let port = collab_tests::free_port();
+    let app = format!("http://127.0.0.1:{port}");
+    let (issuer, _provider) = openid_provider(&app).await;
+    let server = CollabProcess::start_at(
+        &env,
+        port,
+        &[
+            ("COLLAB_OIDC_ISSUER", issuer.as_str()),
+            ("COLLAB_OIDC_CLIENT_ID", "collab-web"),
+        ],
+    )
+    .await;
+    let config: Value = reqwest::get(format!("{app}/v1/app/config"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        config,
+        json!({"dev_login": false, "oidc": {"issuer": issuer, "client_id": "collab-web"}})
+    );
+
+    let findings = browser_scenario("web-oidc.mjs", &server).await;
+    assert_eq!(
+        findings["token"],
+        json!({"iss": issuer, "aud": "collab-web", "alg": "RS256"})
+    );
+    // Renewed about a minute before the 75-second token expires.
+    let renewed = findings["renewed_after_ms"].as_u64().unwrap();
+    assert!(
+        (5_000..70_000).contains(&renewed),
+        "renewed after {renewed} ms"
+    );
+
+    // What the browser did is the provider's subject's, with the name from its claims.
+    let http = reqwest::Client::new();
+    let token = mint("grace-hopper", 600);
+    let workspaces: Value = http
+        .get(format!("{app}/v1/workspaces"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(workspaces["workspaces"][0]["name"], "Navy", "{workspaces}");
+    let profile: Value = http
+        .get(format!("{app}/v1/me/profile"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(profile["display_name"], "Grace Hopper", "{profile}");
+    let document = findings["document"].as_str().unwrap();
+    eventually(
+        "the server holds what Grace typed",
+        Duration::from_secs(20),
+        || {
+            let (http, token) = (http.clone(), token.clone());
+            let url = format!("{app}/v1/documents/{document}/export?format=txt");
+            async move {
+                let text = http
+                    .get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .ok()?
+                    .text()
+                    .await
+                    .ok()?;
+                text.contains("Signed in at the provider.").then_some(())
+            }
+        },
+    )
+    .await;
+    // A token the provider did not sign is refused like any other.
+    let forged = http
+        .get(format!("{app}/v1/workspaces"))
+        .bearer_auth("eyJhbGciOiJSUzI1NiIsImtpZCI6Im5vcGUifQ.eyJzdWIiOiJncmFjZS1ob3BwZXIiLCJleHAiOjk5OTk5OTk5OTl9.c2lnbmF0dXJl")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
 }
