@@ -238,6 +238,37 @@ try {
   await ben.page.getByRole('button', { name: /^Comments/ }).click()
   await ada.page.getByRole('button', { name: /^Comments/ }).click()
 
+  // Ada drops a picture onto the text: it goes to the file store with its progress shown,
+  // is checked and attached, and both see it in the text.
+  await editorOf(ada.page).click()
+  await ada.page.keyboard.press('Control+End')
+  const picture = await ada.page.evaluateHandle((base64) => {
+    const data = new DataTransfer()
+    const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0))
+    data.items.add(new File([bytes], 'pixel.png', { type: 'image/png' }))
+    return data
+  }, 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')
+  const box = await editorOf(ada.page).boundingBox()
+  await editorOf(ada.page).dispatchEvent('drop', { dataTransfer: picture, clientX: box.x + 20, clientY: box.y + 12 })
+  await ada.page
+    .locator('.uploads li', { hasText: 'pixel.png' })
+    .waitFor({ timeout: WAIT })
+    .catch(() => fail('the dropped file is not shown uploading'))
+  await ada.page
+    .locator('.uploads li', { hasText: 'Attached' })
+    .waitFor({ timeout: WAIT })
+    .catch(async () => fail(`the upload did not finish: ${await ada.page.locator('.uploads').innerText()}`))
+  for (const who of [ada, ben]) {
+    await who.page
+      .waitForFunction(() => {
+        const img = document.querySelector('.prose img')
+        return !!img && img.complete && img.naturalWidth === 1
+      }, null, { timeout: WAIT })
+      .catch(async () => fail(`${who.name} does not see the picture (${await who.page.locator('.prose').innerHTML()})`))
+  }
+  const attachments = await api(ada, 'GET', `/v1/documents/${documentId}/attachments`)
+  findings.attachments = attachments
+
   // Cleo, a viewer on a phone-sized screen: the share reaches her notification centre live;
   // she opens the document from it, reads, cannot type, and nothing overflows.
   await cleo.page

@@ -1521,6 +1521,32 @@ impl S3Server {
             .await
             .expect("a loopback port");
         let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        // Browsers upload and download straight from the store: like a bucket with a CORS
+        // rule (any origin; the presigned signature is the permission), preflights answered
+        // and `ETag` readable by the page.
+        let service = hyper::service::service_fn(
+            move |request: axum::http::Request<hyper::body::Incoming>| {
+                let service = service.clone();
+                async move {
+                    let mut response = if request.method() == axum::http::Method::OPTIONS {
+                        axum::http::Response::new(s3s::Body::empty())
+                    } else {
+                        hyper::service::Service::call(&service, request).await?
+                    };
+                    let headers = response.headers_mut();
+                    for (name, value) in [
+                        ("access-control-allow-origin", "*"),
+                        ("access-control-allow-methods", "GET, PUT, HEAD"),
+                        ("access-control-allow-headers", "content-type"),
+                        ("access-control-expose-headers", "etag"),
+                        ("access-control-max-age", "600"),
+                    ] {
+                        headers.insert(name, axum::http::HeaderValue::from_static(value));
+                    }
+                    Ok::<_, s3s::HttpError>(response)
+                }
+            },
+        );
         let task = tokio::spawn(async move {
             loop {
                 let Ok((socket, _)) = listener.accept().await else {

@@ -565,14 +565,32 @@ fn redirect(url: String) -> Result<Response, ApiError> {
     Ok(response)
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DownloadQuery {
+    /// `false`: answer the URL in JSON (`{url, expires_at}`) instead of redirecting to it
+    /// — for a page that shows the file itself (an `<img>`), since a redirect followed by
+    /// `fetch` would carry the bearer token to the object store.
+    redirect: Option<bool>,
+}
+
+/// Where a file's bytes are, for a while.
+#[derive(Serialize, ToSchema)]
+struct DownloadUrl {
+    url: String,
+    expires_at: DateTime<Utc>,
+}
+
 /// Download a file: a redirect (302) to a short-lived URL of the object store, which
-/// answers with the file's name and the type its content showed.
+/// answers with the file's name and the type its content showed (or, with
+/// `redirect=false`, that URL in JSON).
 #[utoipa::path(
     get,
     path = "/v1/files/{file_id}/download",
     tag = "files",
-    params(("file_id" = uuid::Uuid, Path, description = FILE)),
+    params(("file_id" = uuid::Uuid, Path, description = FILE), DownloadQuery),
     responses(
+        (status = 200, description = "The URL (`redirect=false`)", body = DownloadUrl),
         (status = 302, description = "To the file's bytes (`Location`)"),
         (status = 409, description = "Not uploaded (`file_not_uploaded`)", body = crate::openapi::ErrorBody),
         crate::openapi::Refusals
@@ -583,6 +601,7 @@ async fn download(
     principal: Principal,
     meta: RequestMeta,
     Path(id): Path<String>,
+    Query(query): Query<DownloadQuery>,
 ) -> Result<Response, ApiError> {
     let id = file_id(&id)?;
     let (file, _, _) = readable(&state, &principal, &meta, id).await?;
@@ -594,11 +613,20 @@ async fn download(
             false,
         ),
     };
+    let expiry = state.files.download_expiry;
     let url = state
         .blobs
-        .presign_get(file.key(), &presented, state.files.download_expiry)
+        .presign_get(file.key(), &presented, expiry)
         .await
         .map_err(storage)?;
+    if query.redirect == Some(false) {
+        let expires_at = Utc::now() + chrono::Duration::from_std(expiry).unwrap_or_default();
+        let mut response = Json(DownloadUrl { url, expires_at }).into_response();
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return Ok(response);
+    }
     redirect(url)
 }
 

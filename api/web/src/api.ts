@@ -50,9 +50,9 @@ async function send(method: string, path: string, body?: unknown): Promise<Respo
   const current = session.current()
   const headers: Record<string, string> = {}
   if (current) headers.authorization = `Bearer ${current.token}`
-  // A thread's or a comment's calls are about the document open now.
+  // A thread's, a comment's or a file's calls are about the document open now.
   const documentId =
-    path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1] ?? (/^\/v1\/(threads|comments)\//.test(path) ? openDocumentId : null)
+    path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1] ?? (/^\/v1\/(threads|comments|files)\//.test(path) ? openDocumentId : null)
   const link = documentId ? linkFor(documentId) : null
   if (link) headers['x-collab-link'] = link
   if (body !== undefined) headers['content-type'] = 'application/json'
@@ -241,6 +241,18 @@ export const api = {
   deleteDocument: (id: string) => call('DELETE', `/v1/documents/${id}`),
   archivedDocuments: (workspace: string) =>
     call<{ documents: Document[] }>('GET', `/v1/workspaces/${workspace}/documents?limit=100&archived=only`),
+  startUpload: (
+    workspace: string,
+    file: { filename: string; size: number; content_type: string; document_id: string },
+  ) =>
+    call<{
+      id: string
+      filename: string
+      upload: { method: 'put'; url: string } | { method: 'multipart'; part_size: number; parts: { number: number; url: string }[] }
+    }>('POST', `/v1/workspaces/${workspace}/files`, file),
+  completeUpload: (id: string, parts: { number: number; etag: string }[]) =>
+    call<{ id: string; content_type: string }>('POST', `/v1/files/${id}/complete`, { parts }),
+  fileUrl: (id: string) => call<{ url: string; expires_at: string }>('GET', `/v1/files/${id}/download?redirect=false`),
   addMember: (workspace: string, userId: string, role: string) =>
     call('POST', `/v1/workspaces/${workspace}/members`, { user_id: userId, role }),
 }

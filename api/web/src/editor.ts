@@ -10,11 +10,11 @@ import Collaboration from '@tiptap/extension-collaboration'
 import CollaborationCaret from '@tiptap/extension-collaboration-caret'
 import { TaskItem, TaskList } from '@tiptap/extension-list'
 import { TableKit } from '@tiptap/extension-table'
-import Image from '@tiptap/extension-image'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { IndexeddbPersistence } from 'y-indexeddb'
 import { CommentMarks } from './comments'
+import { FileImage, openFileLink } from './files'
 import * as session from './session'
 
 export type SyncState = 'connecting' | 'saving' | 'saved' | 'offline'
@@ -48,6 +48,8 @@ export interface OpenOptions {
   onPeople(people: Person[]): void
   /** A comment thread's mark in the text was clicked. */
   onThreadClick(id: string): void
+  /** Files dropped (at a position of the text) or pasted; absent where files cannot be added. */
+  onFiles?: (files: File[], at?: number) => void
 }
 
 // How long a change may sit in the socket before the state says "saving".
@@ -164,10 +166,27 @@ export async function openDocument(options: OpenOptions): Promise<OpenDocument> 
       TaskList,
       TaskItem.configure({ nested: true }),
       TableKit.configure({ table: { resizable: false } }),
-      Image,
+      FileImage,
       CommentMarks.configure({ onSelect: (id) => options.onThreadClick(id) }),
     ],
     editorProps: {
+      handleDrop(view, event, _slice, moved) {
+        const files = [...(event.dataTransfer?.files ?? [])]
+        if (moved || files.length === 0 || !options.onFiles) return false
+        event.preventDefault()
+        options.onFiles(files, view.posAtCoords({ left: event.clientX, top: event.clientY })?.pos)
+        return true
+      },
+      handlePaste(_view, event) {
+        const files = [...(event.clipboardData?.files ?? [])]
+        if (files.length === 0 || !options.onFiles) return false
+        options.onFiles(files)
+        return true
+      },
+      handleClick(_view, _pos, event) {
+        const link = (event.target as Element | null)?.closest?.('a[href]')
+        return !!link && openFileLink(link.getAttribute('href')!)
+      },
       attributes: {
         class: 'prose',
         role: 'textbox',

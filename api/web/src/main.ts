@@ -4,6 +4,7 @@
 import './style.css'
 import { api, ApiError, keepLink, linkFor, setOpenDocument, type Document, type DocumentWithRole, type Workspace } from './api'
 import { Comments } from './comments'
+import { uploadInto } from './files'
 import { exportPanel, historyPanel, sharePanel, type PanelContext } from './panels'
 import { bell, stopFollowing } from './notifications'
 import { openDocument, type OpenDocument, type Person, type SyncState } from './editor'
@@ -332,13 +333,14 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   const role = h('span', { class: 'role' })
   const toolbar = h('div', { class: 'toolbar', role: 'toolbar', 'aria-label': 'Formatting' })
   const surface = h('div', { class: 'surface' })
+  const uploads = h('ul', { class: 'uploads', 'aria-label': 'Uploads', 'aria-live': 'polite' })
   const side = h('aside', { class: 'side', 'aria-label': 'Document panels' })
   const tabs = h('nav', { class: 'tabs', 'aria-label': 'Panels' })
   const main = h(
     'main',
     { class: 'editor-screen' },
     h('div', { class: 'doc-head' }, h('a', { href: '/', 'data-nav': true, class: 'back' }, '← Documents'), title, role, people, sync, tabs),
-    h('div', { class: 'editor-body' }, h('div', { class: 'editor-column' }, toolbar, surface), side),
+    h('div', { class: 'editor-body' }, h('div', { class: 'editor-column' }, toolbar, uploads, surface), side),
   )
   show(app, header(current), main)
 
@@ -359,6 +361,8 @@ async function editorScreen(current: session.Session, documentId: string): Promi
 
   setOpenDocument(documentId)
   let comments: Comments | null = null
+  // Files go into documents their editors can change, in the document's workspace.
+  let addFiles: ((files: File[], at?: number) => void) | undefined
   let showPanel: (name: string) => Promise<void> = async () => {}
   const opened = await openDocument({
     documentId,
@@ -382,13 +386,25 @@ async function editorScreen(current: session.Session, documentId: string): Promi
     onThreadClick(id) {
       void showPanel('Comments').then(() => comments?.select(id))
     },
+    onFiles: editable && info ? (files, at) => addFiles?.(files, at) : undefined,
   })
+  if (editable && info) {
+    const target = { workspaceId: info.workspace_id, documentId, editor: opened.editor, list: uploads }
+    addFiles = (files, at) => {
+      for (const file of files) void uploadInto(target, file, at)
+    }
+  }
   open = opened
   if (editable) {
-    buildToolbar(toolbar, opened, async () => {
-      await showPanel('Comments')
-      comments?.compose()
-    })
+    buildToolbar(
+      toolbar,
+      opened,
+      async () => {
+        await showPanel('Comments')
+        comments?.compose()
+      },
+      addFiles,
+    )
   }
 
   const ctx: PanelContext = { documentId, workspaceId: info?.workspace_id ?? null, role: info?.role ?? 'viewer' }
@@ -442,7 +458,12 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   side.id = 'side'
 }
 
-function buildToolbar(toolbar: HTMLElement, opened: OpenDocument, comment: () => Promise<void>): void {
+function buildToolbar(
+  toolbar: HTMLElement,
+  opened: OpenDocument,
+  comment: () => Promise<void>,
+  addFiles: ((files: File[]) => void) | undefined,
+): void {
   const editor = opened.editor
   const button = (label: string, run: () => void, active?: () => boolean) => {
     const b = h('button', { type: 'button', class: 'tool', 'aria-label': label, title: label, onclick: () => run() }, label)
@@ -468,6 +489,15 @@ function buildToolbar(toolbar: HTMLElement, opened: OpenDocument, comment: () =>
     button('Undo', () => chain().undo().run()),
     button('Redo', () => chain().redo().run()),
   )
+  if (addFiles) {
+    // Files can also be dropped or pasted onto the text.
+    const picker = h('input', { type: 'file', multiple: true, hidden: true, 'aria-label': 'Files to attach' })
+    picker.addEventListener('change', () => {
+      addFiles([...(picker.files ?? [])])
+      picker.value = ''
+    })
+    toolbar.append(button('Attach', () => picker.click()), picker)
+  }
 }
 
 void route()

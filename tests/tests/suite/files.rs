@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use collab_tests::{eventually, CollabProcess, Http, S3Server, TestEnv};
-use reqwest::Method;
+use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
 pub(crate) const MIB: usize = 1024 * 1024;
@@ -258,6 +258,21 @@ async fn a_large_file_goes_up_in_parts_straight_to_s3_and_comes_back_byte_identi
         "{location}"
     );
     assert!(location.contains("X-Amz-Expires=300"), "{location}");
+    // For a page that shows the file itself: the URL in JSON, no redirect.
+    let shown = http
+        .call(
+            Method::GET,
+            &format!("/v1/files/{id}/download?redirect=false"),
+            "alice",
+            None,
+        )
+        .await;
+    assert_eq!(shown.status, StatusCode::OK, "{}", shown.body);
+    let url = shown.body["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature="), "{url}");
+    assert!(shown.body["expires_at"].is_string());
+    let object = plain().get(url).send().await.unwrap();
+    assert_eq!(object.bytes().await.unwrap().len(), bytes.len());
 
     // A forged signature is refused by the store: it checks them.
     let at = location.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();

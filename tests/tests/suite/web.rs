@@ -6,7 +6,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use collab_tests::{collab_bin, eventually, mint, CollabProcess, TestApp, TestEnv, TEST_SECRET};
+use collab_tests::{
+    collab_bin, eventually, mint, CollabProcess, S3Server, TestApp, TestEnv, TEST_SECRET,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 
@@ -210,7 +212,8 @@ async fn the_binary_refuses_development_sign_in_where_it_would_be_unsafe() {
 /// shares the document with a viewer from the Share panel; each writer sees the other's
 /// text, caret and avatar; one comments on a selection, mentioning the other, and they
 /// reply, react and resolve — each sees the other's live, the passage marked in both texts
-/// and following them; the viewer, on a phone-sized screen, reads but cannot type or
+/// and following them; a picture dropped onto the text is uploaded to the object store,
+/// attached and shown to both; the viewer, on a phone-sized screen, reads but cannot type or
 /// comment; one
 /// writer goes offline, both keep writing, and they converge when the network is back; the
 /// owner exports Markdown and restores her first version from the History panel, which the
@@ -220,8 +223,30 @@ async fn the_binary_refuses_development_sign_in_where_it_would_be_unsafe() {
 async fn two_people_write_together_in_the_browser() {
     built_index();
     let env = TestEnv::new().await;
-    let server = CollabProcess::start(&env, &[("COLLAB_DEV_LOGIN", "true")]).await;
+    // Files go straight from the browser to an S3-compatible store of the test's own.
+    let s3 = S3Server::start().await;
+    let mut settings: Vec<(&str, &str)> = vec![("COLLAB_DEV_LOGIN", "true")];
+    let store = s3.env();
+    settings.extend(store.iter().map(|(k, v)| (*k, v.as_str())));
+    let server = CollabProcess::start(&env, &settings).await;
     let findings = browser_scenario("web.mjs", &server).await;
+    // The dropped picture was checked, stored and attached.
+    let files = findings["attachments"]["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(
+        (
+            &files[0]["filename"],
+            &files[0]["content_type"],
+            &files[0]["state"]
+        ),
+        (&json!("pixel.png"), &json!("image/png"), &json!("uploaded"))
+    );
+    let key = format!(
+        "files/{}/{}/original",
+        findings["workspace"].as_str().unwrap(),
+        files[0]["id"].as_str().unwrap()
+    );
+    assert!(s3.has(&key), "the store holds {key}: {:?}", s3.keys());
     let document = findings["document"].as_str().unwrap().to_owned();
     let before = findings["before_restore"].as_str().unwrap();
     for part in [
