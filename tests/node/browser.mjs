@@ -47,12 +47,22 @@ export async function axe(page, screen, findings) {
   }
 }
 
-/// On failure: what each open page showed, for the failure's reader.
-export async function dumpPages(browser) {
-  for (const context of browser.contexts()) {
-    for (const page of context.pages()) {
-      const text = await page.locator('body').innerText().catch(() => '(closed)')
-      console.error(`--- ${page.url()}\n${text.slice(0, 2000)}`)
+/// Runs a scenario in `browser`, then prints `findings` as one JSON line; on failure also
+/// the reason and what each open page showed (exit code 1). Closes the browser.
+export async function run(browser, findings, scenario) {
+  try {
+    await scenario()
+  } catch (error) {
+    console.error(error.message)
+    for (const context of browser.contexts()) {
+      for (const page of context.pages()) {
+        const text = await page.locator('body').innerText().catch(() => '(closed)')
+        console.error(`--- ${page.url()}\n${text.slice(0, 2000)}`)
+      }
     }
+    process.exitCode = 1
+  } finally {
+    console.log(JSON.stringify(findings))
+    await browser.close()
   }
 }

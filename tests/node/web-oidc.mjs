@@ -5,14 +5,14 @@
 // Driven by the Rust test `web::…`; prints one JSON line of findings on success, exits 1
 // with the reason on failure.
 //   COLLAB_URL=http://127.0.0.1:7700 node web-oidc.mjs
-import { axe, dumpPages, fail, launch, WAIT } from './browser.mjs'
+import { axe, fail, launch, run, WAIT } from './browser.mjs'
 
 const base = process.env.COLLAB_URL ?? 'http://127.0.0.1:7700'
 const findings = { axe: {} }
 const browser = await launch()
 const stored = () => JSON.parse(localStorage.getItem('collab.session') ?? 'null')
 
-try {
+await run(browser, findings, async () => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } })
   const page = await context.newPage()
   page.on('pageerror', (error) => console.error(`page error: ${error.message}`))
@@ -72,12 +72,4 @@ try {
   await page.locator('input[name="login"]').waitFor({ timeout: WAIT }).catch(() => fail('the provider did not sign Grace out'))
 
   await context.close()
-  console.log(JSON.stringify(findings))
-} catch (error) {
-  console.error(error.message)
-  await dumpPages(browser)
-  console.log(JSON.stringify(findings))
-  process.exitCode = 1
-} finally {
-  await browser.close()
-}
+})

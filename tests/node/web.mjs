@@ -5,7 +5,7 @@
 // Optional: COLLAB_SCREENSHOT=path.png (two people in one document), CHROMIUM=/usr/bin/chromium.
 import { readFileSync } from 'node:fs'
 import { gzipSync } from 'node:zlib'
-import { axe as axeCheck, dumpPages, fail, launch, WAIT } from './browser.mjs'
+import { axe as axeCheck, fail, launch, run, WAIT } from './browser.mjs'
 
 const base = process.env.COLLAB_URL ?? 'http://127.0.0.1:7700'
 const findings = { axe: {}, timings: {} }
@@ -61,7 +61,7 @@ async function syncState(page, state, who) {
     .catch(async () => fail(`${who}: sync state never "${state}" (it is "${await page.locator('.sync').textContent()}")`))
 }
 
-try {
+await run(browser, findings, async () => {
   // The budget: the JavaScript the first page loads, gzipped, under 400 KB.
   {
     const page = await (await fetch(base)).text()
@@ -378,12 +378,4 @@ try {
   await cleo.context.close()
   await ada.context.close()
   await ben.context.close()
-  console.log(JSON.stringify(findings))
-} catch (error) {
-  console.error(error.message)
-  await dumpPages(browser)
-  console.log(JSON.stringify(findings))
-  process.exitCode = 1
-} finally {
-  await browser.close()
-}
+})

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use collab_tests::{
-    collab_bin, eventually, mint, CollabProcess, S3Server, TestApp, TestEnv, TEST_SECRET,
+    collab_bin, eventually, mint, CollabProcess, Http, S3Server, TestApp, TestEnv, TEST_SECRET,
 };
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -389,28 +389,25 @@ async fn people_sign_in_at_an_openid_provider() {
     );
 
     // What the browser did is the provider's subject's, with the name from its claims.
+    let api = Http::new(app.clone());
+    let workspaces = api
+        .call(Method::GET, "/v1/workspaces", "grace-hopper", None)
+        .await;
+    assert_eq!(
+        workspaces.body["workspaces"][0]["name"], "Navy",
+        "{}",
+        workspaces.body
+    );
+    let profile = api
+        .call(Method::GET, "/v1/me/profile", "grace-hopper", None)
+        .await;
+    assert_eq!(
+        profile.body["display_name"], "Grace Hopper",
+        "{}",
+        profile.body
+    );
     let http = reqwest::Client::new();
     let token = mint("grace-hopper", 600);
-    let workspaces: Value = http
-        .get(format!("{app}/v1/workspaces"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(workspaces["workspaces"][0]["name"], "Navy", "{workspaces}");
-    let profile: Value = http
-        .get(format!("{app}/v1/me/profile"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(profile["display_name"], "Grace Hopper", "{profile}");
     let document = findings["document"].as_str().unwrap();
     eventually(
         "the server holds what Grace typed",
