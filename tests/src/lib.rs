@@ -1196,6 +1196,11 @@ impl Http {
         let update = remote
             .transact()
             .encode_state_as_update_v1(&yrs::StateVector::default());
+        self.post_update(document, user, update).await
+    }
+
+    /// Applies a Yjs update (`POST /v1/documents/{id}/updates`); its position.
+    pub async fn post_update(&self, document: &str, user: &str, update: Vec<u8>) -> i64 {
         let response = self
             .client
             .post(format!("{}/v1/documents/{document}/updates", self.base))

@@ -612,23 +612,6 @@ async fn a_documents_comment_events_are_pushed_live_to_its_readers_and_resume() 
     assert_eq!(r.status(), 400);
 }
 
-/// Posts a Yjs update to the document (an HTTP editor); the command's position.
-async fn post_update(http: &Http, doc: &str, user: &str, update: Vec<u8>) -> i64 {
-    let response = http
-        .client
-        .post(format!("{}/v1/documents/{doc}/updates", http.base))
-        .bearer_auth(mint(user, 600))
-        .header("content-type", "application/octet-stream")
-        .body(update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json::<Value>().await.unwrap()["position"]
-        .as_i64()
-        .unwrap()
-}
-
 /// What `change` does to `doc` (a copy of the server's state), as one update.
 fn edit_of(
     doc: &yrs::Doc,
@@ -659,7 +642,7 @@ async fn threads_in_a_tiptap_document_follow_its_paragraphs() {
             p.insert(txn, 0, XmlTextPrelim::new(*text));
         }
     });
-    let at = post_update(&http, &doc, "alice", update).await;
+    let at = http.post_update(&doc, "alice", update).await;
 
     // Offsets count the text nodes one per line: a passage across the two paragraphs.
     let opened = http
@@ -690,7 +673,7 @@ async fn threads_in_a_tiptap_document_follow_its_paragraphs() {
         let p = fragment.insert(txn, 0, XmlElementPrelim::empty("heading"));
         p.insert(txn, 0, XmlTextPrelim::new("Q3"));
     });
-    post_update(&http, &doc, "alice", update).await;
+    http.post_update(&doc, "alice", update).await;
     let update = edit_of(&local, |fragment, txn| {
         use yrs::Text;
         let Some(yrs::XmlOut::Element(second)) = fragment.get(txn, 2) else {
@@ -701,7 +684,7 @@ async fn threads_in_a_tiptap_document_follow_its_paragraphs() {
         };
         text.insert(txn, 0, "(new) ");
     });
-    let at = post_update(&http, &doc, "alice", update).await;
+    let at = http.post_update(&doc, "alice", update).await;
     let anchor = anchored(&http, &doc, &thread, json!("spring\n(new) Budget"), at).await;
     assert_eq!((&anchor["from"], &anchor["to"]), (&json!(13), &json!(32)));
 
@@ -718,7 +701,7 @@ async fn threads_in_a_tiptap_document_follow_its_paragraphs() {
     assert_eq!(opened.body["anchor"]["quote"], "Q3");
     let q3 = opened.body["thread_id"].as_str().unwrap().to_owned();
     let update = edit_of(&local, |fragment, txn| fragment.remove_range(txn, 0, 1));
-    let at = post_update(&http, &doc, "alice", update).await;
+    let at = http.post_update(&doc, "alice", update).await;
     eventually(
         "the heading's thread to be orphaned",
         Duration::from_secs(20),
