@@ -10,7 +10,8 @@
 # Environment: RUNS (fan-out runs, default 5), SECONDS_PER_RUN (default 10), DOCS (default 100),
 # CLIENTS (default 10), RATE (updates/s per client, default 5), SERVERS (default all:
 # "collab y-sweet hocuspocus y-websocket"), APPEND (1: also the append benchmark),
-# APPEND_EVENTS (default 100000), IDLE (idle sockets, default 10000; 0 skips it),
+# APPEND_EVENTS (default 100000), IDLE (idle sockets, default 10000; 0 skips it), LIGHT (1:
+# also the light load with stock clients, ops/bench/light.sh, the default),
 # INGEST_TIMEOUT (seconds a server gets to ingest the trace, default 120).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,13 +26,8 @@ OUT="$(mktemp -d)"
 PORT=7791
 
 cargo build --release --locked -p collab-ops --bins >&2
-npm ci --prefix ops/bench/peers --no-audit --no-fund --loglevel=error >&2
-if [[ " $SERVERS " == *" y-sweet "* ]] && ! command -v y-sweet >/dev/null; then
-  # y-sweet from the Rust package registry, built once and cached.
-  YSWEET_ROOT="${YSWEET_ROOT:-$HOME/.cache/collab-bench/ysweet}"
-  [ -x "$YSWEET_ROOT/bin/y-sweet" ] || cargo install y-sweet --version 0.9.1 --locked --root "$YSWEET_ROOT" >&2
-  export PATH="$YSWEET_ROOT/bin:$PATH"
-fi
+. ops/bench/lib.sh
+peers_setup
 BENCH=target/release/collab-bench
 SERVER_PID=""
 stop_server() {
@@ -58,51 +54,13 @@ measure() {
       "$SERVER" "$scenario" "$(grep -m1 -A1 panicked "$OUT/error.log" | tail -1)" >>"$OUT/results.jsonl"
   fi
 }
-wait_port() { for _ in $(seq 1 150); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.2; done; echo "nothing on port $1" >&2; return 1; }
 resources() { # pid -> "rss_kb cpu_seconds"
   echo "$(grep VmHWM "/proc/$1/status" | awk '{print $2}') $(awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat")"
 }
 
 for SERVER in $SERVERS; do
   echo "== $SERVER" >&2
-  ARGS=()
-  case "$SERVER" in
-    collab)
-      DB="collab_compare_$(date +%s)"; PREFIX="cmp$(date +%s)"
-      COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
-      COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs" \
-      COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0 \
-        target/release/collab serve --listen "127.0.0.1:$PORT" 2>"$OUT/collab.log" &
-      SERVER_PID=$!
-      wait_port "$PORT"
-      TOKEN="$(COLLAB_JWT_SECRET=bench-secret-0123456789 target/release/collab token mint --user bench)"
-      api() { curl -fs -H "Authorization: Bearer $TOKEN" -H 'content-type: application/json' "$@"; }
-      WS_ID="$(api -X POST "http://127.0.0.1:$PORT/v1/workspaces" -d '{"name":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')"
-      new_doc() { api -X POST "http://127.0.0.1:$PORT/v1/workspaces/$WS_ID/documents" -d "{\"title\":\"$1\"}" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-      ARGS=(--url "ws://127.0.0.1:$PORT/v1/sync" --query "token=$TOKEN")
-      ;;
-    y-sweet)
-      y-sweet serve "$OUT/ysweet-store" --host 127.0.0.1 --port "$PORT" >"$OUT/ysweet.log" 2>&1 &
-      SERVER_PID=$!
-      wait_port "$PORT"
-      new_doc() { local id="doc-$1-$RANDOM$RANDOM"; curl -fs -X POST -H 'content-type: application/json' "http://127.0.0.1:$PORT/doc/new" -d "{\"docId\":\"$id\"}" >/dev/null; echo "$id"; }
-      ARGS=(--url "ws://127.0.0.1:$PORT/d/{doc}/ws/{doc}")
-      ;;
-    hocuspocus)
-      PORT="$PORT" node ops/bench/peers/hocuspocus.mjs >"$OUT/hocuspocus.log" 2>&1 &
-      SERVER_PID=$!
-      wait_port "$PORT"
-      new_doc() { echo "doc-$1-$RANDOM$RANDOM"; }
-      ARGS=(--url "ws://127.0.0.1:$PORT" --protocol hocuspocus)
-      ;;
-    y-websocket)
-      HOST=127.0.0.1 PORT="$PORT" node ops/bench/peers/node_modules/@y/websocket-server/src/server.js >"$OUT/ywebsocket.log" 2>&1 &
-      SERVER_PID=$!
-      wait_port "$PORT"
-      new_doc() { echo "doc-$1-$RANDOM$RANDOM"; }
-      ARGS=(--url "ws://127.0.0.1:$PORT")
-      ;;
-  esac
+  start_peer "$SERVER" target/release
   for run in $(seq 1 "$RUNS"); do
     DOC_LIST=""
     for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "f$run-$d")"; done
@@ -147,6 +105,10 @@ if [ "${APPEND:-1}" = 1 ]; then
   echo "== append" >&2
   SERVER=collab measure append "$BENCH" append --events "${APPEND_EVENTS:-100000}"
 fi
+
+# The light load with stock clients has a script of its own (it writes ops/bench/LIGHT.md,
+# which the report includes).
+if [ "${LIGHT:-1}" = 1 ]; then SERVERS="$SERVERS" ops/bench/light.sh target/release >&2; fi
 
 python3 ops/bench/compare_report.py "$OUT/results.jsonl" "$TRACE" "$RUNS" "$SECONDS_PER_RUN" "$DOCS" "$CLIENTS" "$RATE" >BENCHMARKS.md
 cat BENCHMARKS.md

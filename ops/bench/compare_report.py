@@ -189,6 +189,11 @@ if failed:
     for r in failed:
         print(f"| {r['server']} | {r['failed']} | {r['error'] or '—'} |")
 
+light = os.path.join(os.path.dirname(os.path.abspath(__file__)), "LIGHT.md")
+if os.path.exists(light):
+    print()
+    print(open(light).read().rstrip())
+
 consumers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "CONSUMERS.md")
 if os.path.exists(consumers):
     print()

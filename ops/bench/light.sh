@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The load a team of ten makes, with the clients users run: LIGHT_DOCS documents × LIGHT_CLIENTS
+# stock clients under Node (yjs + y-websocket; Hocuspocus's own provider for Hocuspocus), each
+# typing one character every LIGHT_INTERVAL ms for LIGHT_SECONDS s (ops/bench/peers/light.mjs),
+# against collab and each peer, the servers alternating round by round (ROUNDS rounds), each
+# round on fresh documents. Per run: the keystroke → peer latency, and the CPU the run cost
+# the server — for collab also Postgres's and nats-server's (the whole system). Beside them,
+# the floor: a one-row durable INSERT on the same Postgres (pgbench, one client). Writes
+# ops/bench/LIGHT.md (which BENCHMARKS.md includes) and prints it.
+#
+#   ops/bench/light.sh [DIR]   (DIR holds `collab`; default target/release, built if missing)
+#
+# Environment: SERVERS (default "collab y-sweet hocuspocus y-websocket"), ROUNDS (3),
+# LIGHT_DOCS (10), LIGHT_CLIENTS (5), LIGHT_INTERVAL (200), LIGHT_SECONDS (20).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DIR="${1:-target/release}"
+SERVERS="${SERVERS:-collab y-sweet hocuspocus y-websocket}"
+ROUNDS="${ROUNDS:-3}"
+DOCS="${LIGHT_DOCS:-10}"; CLIENTS="${LIGHT_CLIENTS:-5}"
+INTERVAL="${LIGHT_INTERVAL:-200}"; SECONDS_PER_RUN="${LIGHT_SECONDS:-20}"
+ops/dev/services.sh
+[ -x "$DIR/collab" ] || cargo build --release --locked -p collab-ops --bins >&2
+. ops/bench/lib.sh
+peers_setup
+OUT="$(mktemp -d)"
+PORT=7793
+SERVER_PID=""; DB=""; PREFIX=""
+stop() {
+  if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
+  SERVER_PID=""
+  [ -n "$DB" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
+  DB=""; PREFIX=""
+}
+trap 'stop; rm -rf "$OUT"' EXIT
+
+# CPU seconds (user + system) of the processes named $1 (pgrep -x), summed.
+cpu_of() {
+  local total=0 pid
+  for pid in $(pgrep -x "$1" || true); do
+    total="$(awk -v t="$(getconf CLK_TCK)" -v sum="$total" '{print sum + ($14+$15)/t}' "/proc/$pid/stat" 2>/dev/null || echo "$total")"
+  done
+  echo "$total"
+}
+cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat"; }
+
+# The floor: one-row durable commits, one client, synchronous_commit on.
+FLOOR_DB="collab_floor_$$"
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE ${FLOOR_DB}" >/dev/null
+psql -h 127.0.0.1 -U postgres -d "$FLOOR_DB" -qc "CREATE TABLE floor (id bigserial PRIMARY KEY, v int)" >/dev/null
+echo 'INSERT INTO floor (v) VALUES (1);' >"$OUT/floor.sql"
+FLOOR="$(pgbench -h 127.0.0.1 -U postgres -n -c 1 -T 10 -f "$OUT/floor.sql" "$FLOOR_DB" 2>/dev/null | awk -F'= ' '/latency average/ {print $2}' | awk '{print $1}')"
+psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE ${FLOOR_DB}" >/dev/null
+
+: >"$OUT/results.jsonl"
+for round in $(seq 1 "$ROUNDS"); do
+  for SERVER in $SERVERS; do
+    echo "== light: $SERVER, round $round" >&2
+    start_peer "$SERVER" "$DIR"
+    DOC_LIST=""
+    for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "light$round-$d")"; done
+    server_before="$(cpu_pid "$SERVER_PID")"
+    pg_before="$(cpu_of postgres)"; nats_before="$(cpu_of nats-server)"
+    if out="$(node ops/bench/peers/light.mjs "${ARGS[@]}" --docs "$DOC_LIST" --clients "$CLIENTS" --interval "$INTERVAL" --seconds "$SECONDS_PER_RUN" 2>"$OUT/error.log")"; then
+      python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(server=sys.argv[2], round=int(sys.argv[3]), server_cpu=float(sys.argv[5])-float(sys.argv[4]), postgres_cpu=float(sys.argv[7])-float(sys.argv[6]), nats_cpu=float(sys.argv[9])-float(sys.argv[8])); print(json.dumps(r))' \
+        "$out" "$SERVER" "$round" "$server_before" "$(cpu_pid "$SERVER_PID")" "$pg_before" "$(cpu_of postgres)" "$nats_before" "$(cpu_of nats-server)" >>"$OUT/results.jsonl"
+    else
+      echo "$SERVER: light run failed" >&2; tail -3 "$OUT/error.log" >&2
+    fi
+    stop
+  done
+done
+
+python3 - "$OUT/results.jsonl" "$FLOOR" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS_PER_RUN" "$ROUNDS" >ops/bench/LIGHT.md <<'EOF'
+import json, statistics, sys
+path, floor, docs, clients, interval, seconds, rounds = sys.argv[1:8]
+rows = [json.loads(l) for l in open(path) if l.strip()]
+servers = []
+for r in rows:
+    if r["server"] not in servers:
+        servers.append(r["server"])
+def med(server, key):
+    values = [r[key] for r in rows if r["server"] == server and r.get(key) is not None]
+    return statistics.median(values) if values else None
+print(f"## Light load with stock clients: {docs} documents × {clients} clients, a keystroke every {interval} ms each, {seconds} s\n")
+print("`ops/bench/light.sh` (the servers alternating round by round, fresh documents each round;"
+      f" medians of {rounds} rounds): stock `yjs` + `y-websocket` clients under Node (Hocuspocus's own"
+      " provider for Hocuspocus) type one character at a time; every peer's receipt of every keystroke"
+      " is timed in the clients' one process. CPU: what the run cost the server's process; for collab,"
+      " whole system adds Postgres's and nats-server's processes. Per delivery: whole-system CPU"
+      " divided by the keystrokes delivered to peers.\n")
+print("| server | p50 | p99 | delivered / expected | server CPU | whole-system CPU | CPU per delivery | runs p50 / p99 (ms) |")
+print("|---|---|---|---|---|---|---|---|")
+for s in servers:
+    mine = [r for r in rows if r["server"] == s]
+    whole = [r["server_cpu"] + (r["postgres_cpu"] + r["nats_cpu"] if s == "collab" else 0) for r in mine]
+    delivered = sum(r["delivered"] for r in mine); expected = sum(r["expected"] for r in mine)
+    per = statistics.median(w / max(1, r["delivered"]) for w, r in zip(whole, mine)) * 1e6
+    runs = ", ".join(f"{r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in mine)
+    print(f"| {s} | {med(s, 'p50_ms'):.2f} ms | {med(s, 'p99_ms'):.2f} ms | {delivered:,} / {expected:,} | {med(s, 'server_cpu'):.2f} s"
+          f" | {statistics.median(whole):.2f} s | {per:.0f} µs | {runs} |")
+print()
+print(f"The floor on the same Postgres: a one-row durable INSERT (`pgbench`, one client,"
+      f" `synchronous_commit` on, 10 s) takes {floor} ms on average. Peers' figures are in-memory"
+      " work only (Hocuspocus and the y-websocket server keep documents in memory as started here;"
+      " y-sweet writes to its store every 10 s); collab commits every keystroke before any peer sees it.")
+EOF
+cat ops/bench/LIGHT.md
