@@ -89,16 +89,17 @@ print("`ops/bench/light.sh` (the servers alternating round by round, fresh docum
       " is timed in the clients' one process. CPU: what the run cost the server's process; for collab,"
       " whole system adds Postgres's and nats-server's processes. Per delivery: whole-system CPU"
       " divided by the keystrokes delivered to peers.\n")
-print("| server | p50 | p99 | delivered / expected | server CPU | whole-system CPU | CPU per delivery | runs p50 / p99 (ms) |")
-print("|---|---|---|---|---|---|---|---|")
+print("| server | p50 | p99 | delivered / expected | server CPU | Postgres CPU | nats-server CPU | whole-system CPU | CPU per delivery | runs p50 / p99 (ms) |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for s in servers:
     mine = [r for r in rows if r["server"] == s]
     whole = [r["server_cpu"] + (r["postgres_cpu"] + r["nats_cpu"] if s == "collab" else 0) for r in mine]
     delivered = sum(r["delivered"] for r in mine); expected = sum(r["expected"] for r in mine)
     per = statistics.median(w / max(1, r["delivered"]) for w, r in zip(whole, mine)) * 1e6
     runs = ", ".join(f"{r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in mine)
+    side = (f"{med(s, 'postgres_cpu'):.2f} s", f"{med(s, 'nats_cpu'):.2f} s") if s == "collab" else ("—", "—")
     print(f"| {s} | {med(s, 'p50_ms'):.2f} ms | {med(s, 'p99_ms'):.2f} ms | {delivered:,} / {expected:,} | {med(s, 'server_cpu'):.2f} s"
-          f" | {statistics.median(whole):.2f} s | {per:.0f} µs | {runs} |")
+          f" | {side[0]} | {side[1]} | {statistics.median(whole):.2f} s | {per:.0f} µs | {runs} |")
 print()
 print(f"The floor on the same Postgres: a one-row durable INSERT (`pgbench`, one client,"
       f" `synchronous_commit` on, 10 s) takes {floor} ms on average. Peers' figures are in-memory"
