@@ -55,6 +55,29 @@ async function waitText(page, text, who) {
     )
     .catch(async () => fail(`${who} never saw "${text}"; they see "${await docText(page).catch(() => '')}"`))
 }
+/// Puts the caret at the start of the text, and makes sure it is there: a transaction the
+/// editor dispatches (a remote caret moving, say) before it has read a caret moved by the
+/// keyboard puts the old one back, which a loaded machine makes likely.
+async function caretToStart(who) {
+  await editorOf(who.page).click()
+  const deadline = Date.now() + WAIT
+  for (;;) {
+    await who.page.keyboard.press('Control+Home')
+    const atStart = await who.page.evaluate(() => {
+      const selection = getSelection()
+      const first = document.querySelector('.prose p')
+      if (!selection?.isCollapsed || !first?.contains(selection.anchorNode)) return false
+      const before = document.createRange()
+      before.setStart(first, 0)
+      before.setEnd(selection.anchorNode, selection.anchorOffset)
+      return before.toString() === ''
+    })
+    if (atStart) return
+    if (Date.now() > deadline) fail(`${who.name}'s caret never reaches the start of the text`)
+    await who.page.waitForTimeout(100)
+  }
+}
+
 async function syncState(page, state, who) {
   await page
     .waitForFunction((s) => document.querySelector('.sync')?.dataset.state === s, state, { timeout: WAIT })
@@ -177,8 +200,7 @@ await run(browser, findings, async () => {
   // live, replies and reacts; Ada sees both live.
   await ben.page.getByRole('button', { name: /^Comments/ }).click()
   await ben.page.getByText('No open comments.').waitFor({ timeout: WAIT })
-  await editorOf(ada.page).click()
-  await ada.page.keyboard.press('Control+Home')
+  await caretToStart(ada)
   for (let i = 0; i < 5; i++) await ada.page.keyboard.press('Shift+ArrowRight')
   await ada.page.getByRole('button', { name: 'Comment', exact: true }).click()
   const draft = ada.page.locator('.draft')
@@ -214,8 +236,7 @@ await run(browser, findings, async () => {
   await adaThread.getByText('Yes, keep it.').waitFor({ timeout: WAIT }).catch(() => fail('the reply never reaches Ada live'))
   await adaThread.getByRole('button', { name: 'React 👍 (1)' }).waitFor({ timeout: WAIT }).catch(() => fail('the reaction never reaches Ada'))
   // The passage follows the text: Ben types before it; both still mark "Hello".
-  await editorOf(ben.page).click()
-  await ben.page.keyboard.press('Control+Home')
+  await caretToStart(ben)
   await ben.page.keyboard.type('Well. ')
   await waitText(ada.page, 'Well. Hello', 'Ada')
   for (const who of [ada, ben]) {
