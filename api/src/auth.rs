@@ -157,18 +157,7 @@ impl JwksCache {
             JwksLocation::Discovered { issuer, url } => url
                 .get_or_try_init(|| async {
                     let address = format!("{issuer}/.well-known/openid-configuration");
-                    let found: Discovery = self
-                        .http
-                        .get(&address)
-                        .timeout(Duration::from_secs(5))
-                        .send()
-                        .await
-                        .map_err(|e| format!("{address}: {e}"))?
-                        .error_for_status()
-                        .map_err(|e| format!("{address}: {e}"))?
-                        .json()
-                        .await
-                        .map_err(|e| format!("{address}: {e}"))?;
+                    let found: Discovery = self.get_json(&address).await?;
                     // OpenID Connect Discovery 1.0, 4.3: the document is the issuer's own.
                     if found.issuer.trim_end_matches('/') != issuer.trim_end_matches('/') {
                         return Err(format!(
@@ -183,20 +172,24 @@ impl JwksCache {
         }
     }
 
-    async fn fetch(&self) -> Result<HashMap<String, Jwk>, String> {
-        let url = self.url().await?;
-        let set: JwkSet = self
-            .http
-            .get(url)
+    /// A JSON document from the identity provider (5 s at most); errors name the address.
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, address: &str) -> Result<T, String> {
+        let failed = |e: reqwest::Error| format!("{address}: {e}");
+        self.http
+            .get(address)
             .timeout(Duration::from_secs(5))
             .send()
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(failed)?
             .error_for_status()
-            .map_err(|e| e.to_string())?
+            .map_err(failed)?
             .json()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(failed)
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, Jwk>, String> {
+        let set: JwkSet = self.get_json(self.url().await?).await?;
         Ok(set
             .keys
             .into_iter()
@@ -245,8 +238,8 @@ pub struct TokenVerifier {
     algorithms: Vec<Algorithm>,
     issuer: Option<String>,
     audience: Option<String>,
-    /// The web app's provider's issuer and client id (for tokens signed with its keys).
-    provider: Option<(String, String)>,
+    /// The web app's provider (its `iss` and client id for tokens signed with its keys).
+    provider: Option<crate::web::OidcClient>,
     leeway: u64,
 }
 
@@ -279,10 +272,7 @@ impl TokenVerifier {
             algorithms: settings.algorithms.clone(),
             issuer: settings.issuer.clone(),
             audience: settings.audience.clone(),
-            provider: settings
-                .oidc
-                .as_ref()
-                .map(|oidc| (oidc.issuer.clone(), oidc.client_id.clone())),
+            provider: settings.oidc.clone(),
             leeway: settings.leeway_seconds,
         }
     }
@@ -329,14 +319,14 @@ impl TokenVerifier {
             Algorithm::HS256 => None,
             _ => self.provider.as_ref(),
         };
-        match self.issuer.as_ref().or(provider.map(|p| &p.0)) {
+        match self.issuer.as_ref().or(provider.map(|p| &p.issuer)) {
             Some(issuer) => {
                 validation.set_issuer(&[issuer]);
                 required.push("iss");
             }
             None => validation.iss = None,
         }
-        match self.audience.as_ref().or(provider.map(|p| &p.1)) {
+        match self.audience.as_ref().or(provider.map(|p| &p.client_id)) {
             Some(audience) => {
                 validation.set_audience(&[audience]);
                 required.push("aud");

@@ -11,6 +11,8 @@
 //! fragment count its text read the way history and search read it: the text nodes in
 //! document order, one per line.
 
+use std::collections::HashMap;
+
 use collab_domain::comment::Anchor;
 use yrs::branch::BranchPtr;
 use yrs::types::text::YChange;
@@ -88,12 +90,11 @@ impl Layout {
             .find(|(name, _)| *name == root)
             .ok_or_else(|| AnchorError::NoSuchRoot(root.to_owned()))?;
         let no_root = || AnchorError::NoSuchRoot(root.to_owned());
+        // The root's branch, whatever its type (a text reference to it reads it as text).
+        let text = txn.get_text(root).ok_or_else(no_root)?;
+        let branch: &yrs::branch::Branch = text.as_ref();
         let mut layout = Layout {
-            root: {
-                let text = txn.get_text(root).ok_or_else(no_root)?;
-                let branch: &yrs::branch::Branch = text.as_ref();
-                BranchPtr::from(branch)
-            },
+            root: BranchPtr::from(branch),
             segments: vec![],
             nodes: vec![],
             content: String::new(),
@@ -101,10 +102,7 @@ impl Layout {
             kind,
         };
         match root_kind(&out, txn) {
-            RootKind::Text => {
-                let text = txn.get_text(root).ok_or_else(no_root)?;
-                layout.push(layout.root, text.get_string(txn));
-            }
+            RootKind::Text => layout.push(layout.root, text.get_string(txn)),
             RootKind::Xml => {
                 let fragment: XmlFragmentRef = txn.get_xml_fragment(root).ok_or_else(no_root)?;
                 for node in fragment.successors(txn) {
@@ -291,11 +289,28 @@ pub enum Resolved {
 
 /// Where `anchor` is in `doc` now.
 pub fn resolve(doc: &Doc, anchor: &Anchor) -> Resolved {
+    resolve_all(doc, std::slice::from_ref(anchor))
+        .pop()
+        .unwrap_or(Resolved::Elsewhere)
+}
+
+/// Where each of `anchors` is in `doc` now (a document's threads): each root is laid out
+/// once, in one read of the document, however many threads are in it.
+pub fn resolve_all(doc: &Doc, anchors: &[Anchor]) -> Vec<Resolved> {
     let txn = doc.transact();
-    match Layout::of(&txn, &anchor.root, doc.offset_kind()) {
-        Ok(layout) => resolve_in(&txn, &layout, anchor),
-        Err(_) => Resolved::Elsewhere,
-    }
+    let mut layouts: HashMap<&str, Option<Layout>> = HashMap::new();
+    anchors
+        .iter()
+        .map(|anchor| {
+            let layout = layouts
+                .entry(anchor.root.as_str())
+                .or_insert_with(|| Layout::of(&txn, &anchor.root, doc.offset_kind()).ok());
+            match layout {
+                Some(layout) => resolve_in(&txn, layout, anchor),
+                None => Resolved::Elsewhere,
+            }
+        })
+        .collect()
 }
 
 fn resolve_in<T: ReadTxn>(txn: &T, layout: &Layout, anchor: &Anchor) -> Resolved {
@@ -446,6 +461,43 @@ mod tests {
             end: client.start.clone(),
         };
         assert_eq!(check(&doc, &backwards).unwrap_err(), AnchorError::Empty);
+    }
+
+    #[test]
+    fn resolving_many_at_once_lays_each_root_out_once_and_agrees_with_one_at_a_time() {
+        let (doc, texts) = tiptap(&["one two", "three"]);
+        doc.get_or_insert_text("notes")
+            .insert(&mut doc.transact_mut(), 0, "a note");
+        let anchors = vec![
+            from_offsets(&doc, "default", 0, 3).unwrap().0,
+            from_offsets(&doc, "notes", 2, 6).unwrap().0,
+            from_offsets(&doc, "default", 8, 13).unwrap().0,
+            Anchor {
+                root: "missing".into(),
+                start: vec![],
+                end: vec![],
+            },
+        ];
+        texts[0].insert(&mut doc.transact_mut(), 0, ">");
+        let together = resolve_all(&doc, &anchors);
+        let one_by_one: Vec<Resolved> = anchors.iter().map(|a| resolve(&doc, a)).collect();
+        assert_eq!(together, one_by_one);
+        let quotes: Vec<Option<String>> = together
+            .into_iter()
+            .map(|r| match r {
+                Resolved::Passage(p) => Some(p.quote),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            quotes,
+            [
+                Some("one".into()),
+                Some("note".into()),
+                Some("three".into()),
+                None
+            ]
+        );
     }
 
     #[test]

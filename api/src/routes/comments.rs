@@ -537,12 +537,7 @@ async fn views(
         })
         .collect();
     let (guard, _) = open_room(state, &document.to_string(), principal, meta).await?;
-    let resolved: Vec<Resolved> = guard.room.read(|doc| {
-        anchors
-            .iter()
-            .map(|anchor| anchors::resolve(doc, anchor))
-            .collect()
-    });
+    let resolved: Vec<Resolved> = guard.room.read(|doc| anchors::resolve_all(doc, &anchors));
     drop(guard);
     Ok(rows
         .into_iter()

@@ -2,6 +2,7 @@
 // its position, so the next read waits until the read models have folded it
 // (X-Collab-Min-Position) and the person sees their own change.
 
+import { fetchEventSource, type EventSourceMessage } from '@microsoft/fetch-event-source'
 import * as session from './session'
 
 export class ApiError extends Error {
@@ -45,16 +46,42 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   return (await response.json().catch(() => null)) as T
 }
 
-/// The raw response of a call that succeeded (an export's bytes, say); errors thrown.
-async function send(method: string, path: string, body?: unknown): Promise<Response> {
+/// Who is asking, for a call to `path`: the session's token, and the share link of the
+/// document the call is about (a thread's, a comment's or a file's calls are about the
+/// document open now).
+function credentials(path: string): Record<string, string> {
   const current = session.current()
   const headers: Record<string, string> = {}
   if (current) headers.authorization = `Bearer ${current.token}`
-  // A thread's, a comment's or a file's calls are about the document open now.
   const documentId =
     path.match(/^\/v1\/documents\/([0-9a-f-]{36})/)?.[1] ?? (/^\/v1\/(threads|comments|files)\//.test(path) ? openDocumentId : null)
   const link = documentId ? linkFor(documentId) : null
   if (link) headers['x-collab-link'] = link
+  return headers
+}
+
+/// Follows one of the API's Server-Sent Events feeds (read with `fetch`, so the token goes
+/// in a header) until `signal` aborts it; offline or after a restart it tries again every
+/// 5 s, resuming with Last-Event-ID.
+export function liveFeed(
+  path: string,
+  signal: AbortSignal,
+  onmessage: (message: EventSourceMessage) => void,
+  onopen?: () => void,
+): void {
+  void fetchEventSource(path, {
+    headers: credentials(path),
+    signal,
+    openWhenHidden: true,
+    onopen: async () => onopen?.(),
+    onmessage,
+    onerror: () => 5000,
+  }).catch(() => {})
+}
+
+/// The raw response of a call that succeeded (an export's bytes, say); errors thrown.
+async function send(method: string, path: string, body?: unknown): Promise<Response> {
+  const headers = credentials(path)
   if (body !== undefined) headers['content-type'] = 'application/json'
   if (method === 'GET' && lastPosition > 0) headers['x-collab-min-position'] = String(lastPosition)
   let response: Response

@@ -13,9 +13,8 @@ import { Extension, type Editor } from '@tiptap/core'
 import { Plugin, PluginKey, type EditorState } from '@tiptap/pm/state'
 import { Decoration, DecorationSet } from '@tiptap/pm/view'
 import { absolutePositionToRelativePosition, relativePositionToAbsolutePosition, ySyncPluginKey } from '@tiptap/y-tiptap'
-import { fetchEventSource } from '@microsoft/fetch-event-source'
 import * as Y from 'yjs'
-import { api, linkFor, sawPosition, type Comment, type Member, type Thread } from './api'
+import { api, liveFeed, sawPosition, type Comment, type Member, type Thread } from './api'
 import * as session from './session'
 import { errorText, h, notice, show } from './ui'
 
@@ -310,6 +309,8 @@ export class Comments {
   private refreshing: Promise<void> | null = null
   private again = false
   private active: string | null = null
+  // What the editor was last told to mark.
+  private marked = ''
 
   constructor(private readonly options: CommentsOptions) {
     this.list = h('div', { class: 'threads' })
@@ -374,14 +375,13 @@ export class Comments {
     this.follow()
   }
 
-  /// The thread `id` in view: its card focused, its mark highlighted.
+  /// The thread `id` in view: its card shown, its mark highlighted. (The focus stays where
+  /// it is: a click on marked text places the caret there, to type.)
   select(id: string): void {
     this.active = id
     this.setMarks()
     for (const [thread, { card }] of this.cards) card.classList.toggle('active', thread === id)
-    const card = this.cards.get(id)?.card
-    card?.scrollIntoView({ block: 'nearest' })
-    card?.focus()
+    this.cards.get(id)?.card.scrollIntoView({ block: 'nearest' })
   }
 
   /// Starts a thread on the selection (nothing when nothing is selected).
@@ -402,27 +402,17 @@ export class Comments {
   }
 
   private follow(): void {
-    const current = session.current()
-    if (!current) return
-    const headers: Record<string, string> = { authorization: `Bearer ${current.token}` }
-    const link = linkFor(this.options.documentId)
-    if (link) headers['x-collab-link'] = link
-    void fetchEventSource(`/v1/documents/${this.options.documentId}/events/live`, {
-      headers,
-      signal: this.feed.signal,
-      openWhenHidden: true,
-      onopen: async () => {
-        void this.refresh()
-      },
-      onmessage: (message) => {
+    liveFeed(
+      `/v1/documents/${this.options.documentId}/events/live`,
+      this.feed.signal,
+      (message) => {
         if (message.event === 'revoked') return this.feed.abort()
         const position = Number(message.id)
         if (position > 0) sawPosition(position)
         if (message.data) void this.refresh()
       },
-      // Offline or a restart: the library retries (resuming with Last-Event-ID).
-      onerror: () => 5000,
-    }).catch(() => {})
+      () => void this.refresh(),
+    )
   }
 
   /// Reads the threads again (one read at a time; a change during a read reads again).
@@ -448,12 +438,21 @@ export class Comments {
     return this.refreshing
   }
 
+  /// Tells the editor which passages to mark, only when that changed: a transaction
+  /// dispatched while the person moves the caret could put back the selection the editor
+  /// had not read yet.
   private setMarks(): void {
-    const marks: Mark[] = this.threads
-      .filter((t) => t.status === 'open' && !t.anchor.orphaned)
-      .map((t) => ({ id: t.thread_id, start: decodePosition(t.anchor.start), end: decodePosition(t.anchor.end) }))
+    const shown = this.threads.filter((t) => t.status === 'open' && !t.anchor.orphaned)
+    const key = JSON.stringify([this.active, shown.map((t) => [t.thread_id, t.anchor.start, t.anchor.end])])
     const editor = this.options.editor
-    if (!editor.isDestroyed) editor.view.dispatch(editor.state.tr.setMeta(marksKey, { marks, active: this.active }))
+    if (key === this.marked || editor.isDestroyed) return
+    this.marked = key
+    const marks: Mark[] = shown.map((t) => ({
+      id: t.thread_id,
+      start: decodePosition(t.anchor.start),
+      end: decodePosition(t.anchor.end),
+    }))
+    editor.view.dispatch(editor.state.tr.setMeta(marksKey, { marks, active: this.active }))
   }
 
   private render(): void {

@@ -13,7 +13,8 @@ import { colorFor, errorText, h, initials, inlineForm, notice, show } from './ui
 
 const app = document.getElementById('app')!
 let config: session.AppConfig | null = null
-let open: OpenDocument | null = null
+// What the screen shown now must close when it goes (the open document, its comments).
+let open: { destroy(): void } | null = null
 
 function navigate(path: string): void {
   if (location.pathname !== path) history.pushState(null, '', path)
@@ -46,8 +47,7 @@ async function route(): Promise<void> {
   if (location.pathname === '/auth/callback') {
     // Back from the identity provider.
     try {
-      const { returnTo } = await session.completeSignIn(config)
-      history.replaceState(null, '', returnTo)
+      history.replaceState(null, '', await session.completeSignIn(config))
     } catch (error) {
       history.replaceState(null, '', '/')
       show(app, h('main', { class: 'signin' }, h('h1', {}, 'Sign-in did not complete'), notice(errorText(error), 'error'), h('a', { href: '/', 'data-nav': true }, 'Try again')))
@@ -360,10 +360,15 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   role.textContent = editable ? '' : 'View only'
 
   setOpenDocument(documentId)
-  let comments: Comments | null = null
-  // Files go into documents their editors can change, in the document's workspace.
-  let addFiles: ((files: File[], at?: number) => void) | undefined
-  let showPanel: (name: string) => Promise<void> = async () => {}
+  // Files go into documents their editors can change, in the document's workspace. (The
+  // editor's callbacks below run on people's clicks and drops, once everything exists.)
+  const addFiles =
+    editable && info
+      ? (files: File[], at?: number) => {
+          const target = { workspaceId: info.workspace_id, documentId, editor: opened.editor, list: uploads }
+          for (const file of files) void uploadInto(target, file, at)
+        }
+      : undefined
   const opened = await openDocument({
     documentId,
     token: current.token,
@@ -384,24 +389,17 @@ async function editorScreen(current: session.Session, documentId: string): Promi
       )
     },
     onThreadClick(id) {
-      void showPanel('Comments').then(() => comments?.select(id))
+      void display('Comments', false).then(() => comments.select(id))
     },
-    onFiles: editable && info ? (files, at) => addFiles?.(files, at) : undefined,
+    onFiles: addFiles,
   })
-  if (editable && info) {
-    const target = { workspaceId: info.workspace_id, documentId, editor: opened.editor, list: uploads }
-    addFiles = (files, at) => {
-      for (const file of files) void uploadInto(target, file, at)
-    }
-  }
-  open = opened
   if (editable) {
     buildToolbar(
       toolbar,
       opened,
       async () => {
-        await showPanel('Comments')
-        comments?.compose()
+        await display('Comments', false)
+        comments.compose()
       },
       addFiles,
     )
@@ -409,7 +407,7 @@ async function editorScreen(current: session.Session, documentId: string): Promi
 
   const ctx: PanelContext = { documentId, workspaceId: info?.workspace_id ?? null, role: info?.role ?? 'viewer' }
   const count = h('span', { class: 'count' })
-  comments = new Comments({
+  const comments = new Comments({
     documentId,
     workspaceId: ctx.workspaceId,
     role: ctx.role,
@@ -418,14 +416,14 @@ async function editorScreen(current: session.Session, documentId: string): Promi
       count.textContent = n > 0 ? String(n) : ''
     },
   })
-  const closeEditor = opened.destroy
-  opened.destroy = () => {
-    comments?.destroy()
-    closeEditor()
+  open = {
+    destroy() {
+      comments.destroy()
+      opened.destroy()
+    },
   }
-  const live = comments
   const panels: [string, () => Promise<HTMLElement> | HTMLElement, Node[]][] = [
-    ['Comments', () => live.panel, [count]],
+    ['Comments', () => comments.panel, [count]],
     ['Share', () => sharePanel(ctx), []],
     ['History', () => historyPanel(ctx), []],
     ['Export', () => exportPanel(ctx, title.textContent ?? 'document'), []],
@@ -433,7 +431,7 @@ async function editorScreen(current: session.Session, documentId: string): Promi
   let showing: string | null = null
   const buttons = new Map<string, HTMLButtonElement>()
   // Shows panel `name`, or (`toggle`) hides it when it is showing.
-  const display = async (name: string, toggle: boolean) => {
+  async function display(name: string, toggle: boolean): Promise<void> {
     const [, make] = panels.find(([n]) => n === name)!
     if (showing === name && !toggle) return
     for (const other of buttons.values()) other.setAttribute('aria-expanded', 'false')
@@ -448,7 +446,6 @@ async function editorScreen(current: session.Session, documentId: string): Promi
     const panel = await make()
     if (showing === name) show(side, panel)
   }
-  showPanel = (name) => display(name, false)
   for (const [name, , extra] of panels) {
     const button = h('button', { type: 'button', class: 'quiet', 'aria-expanded': 'false', 'aria-controls': 'side' }, name, ...extra)
     button.addEventListener('click', () => void display(name, true))

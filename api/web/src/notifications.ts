@@ -2,8 +2,7 @@
 // /v1/me/notifications/live, read with fetch so the token goes in a header), and the list
 // with what each is about; opening one marks it read.
 
-import { fetchEventSource } from '@microsoft/fetch-event-source'
-import { api } from './api'
+import { api, liveFeed } from './api'
 import * as session from './session'
 import { errorText, h, notice, show } from './ui'
 
@@ -36,19 +35,10 @@ function follow(current: session.Session): void {
   stream?.abort()
   stream = new AbortController()
   streamToken = current.token
-  void fetchEventSource('/v1/me/notifications/live', {
-    headers: { authorization: `Bearer ${current.token}` },
-    signal: stream.signal,
-    openWhenHidden: true,
-    onmessage(message) {
-      if (message.event === 'unread') setUnread(JSON.parse(message.data).unread_count)
-      if (message.event === 'notification') shown?.()
-    },
-    // Offline or a restart: the library retries (it resumes with Last-Event-ID).
-    onerror() {
-      return 5000
-    },
-  }).catch(() => {})
+  liveFeed('/v1/me/notifications/live', stream.signal, (message) => {
+    if (message.event === 'unread') setUnread(JSON.parse(message.data).unread_count)
+    if (message.event === 'notification') shown?.()
+  })
 }
 
 // A renewed sign-in: the feed goes on with the new token.

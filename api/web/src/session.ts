@@ -97,15 +97,26 @@ let renewal: ReturnType<typeof setTimeout> | undefined
 function scheduleRenewal(session: Session): void {
   clearTimeout(renewal)
   const wait = Math.max(session.expiresAt - RENEW_AHEAD_MS - Date.now(), 5_000)
-  renewal = setTimeout(async () => {
-    if (!manager || current()?.token !== session.token) return
-    try {
-      const user = await manager.signinSilent()
-      if (user) save(fromUser(user))
-    } catch (error) {
-      console.warn('could not renew the session', error)
-    }
+  renewal = setTimeout(() => {
+    if (manager && current()?.token === session.token) void silently(manager)
   }, wait)
+}
+
+/// The session renewed with its refresh token, without a page, and saved; null when there
+/// is no refresh token or the provider refuses.
+async function silently(client: UserManager): Promise<Session | null> {
+  const user = await client.getUser().catch(() => null)
+  if (!user?.refresh_token) return null
+  try {
+    const renewed = await client.signinSilent()
+    if (!renewed) return null
+    const session = fromUser(renewed)
+    save(session)
+    return session
+  } catch (error) {
+    console.warn('could not renew the session', error)
+    return null
+  }
 }
 
 function fromUser(user: User): Session {
@@ -123,30 +134,19 @@ function fromUser(user: User): Session {
 
 /// Completes a sign-in that the provider sent back to /auth/callback; where the person
 /// was when they set off.
-export async function completeSignIn(config: AppConfig): Promise<{ session: Session; returnTo: string }> {
+export async function completeSignIn(config: AppConfig): Promise<string> {
   const client = oidc(config)
   if (!client) throw new Error('OpenID Connect sign-in is not configured on this server')
   const user = await client.signinRedirectCallback()
-  const session = fromUser(user)
-  save(session)
-  const returnTo = typeof user.state === 'string' && user.state.startsWith('/') && !user.state.startsWith('//') ? user.state : '/'
-  return { session, returnTo }
+  save(fromUser(user))
+  return typeof user.state === 'string' && user.state.startsWith('/') && !user.state.startsWith('//') ? user.state : '/'
 }
 
 /// An expired OpenID Connect session renewed without a page (the refresh token); null
 /// when there is none to renew or the provider refuses.
 export async function renew(config: AppConfig): Promise<Session | null> {
   const client = oidc(config)
-  if (!client) return null
-  const user = await client.getUser().catch(() => null)
-  if (!user?.refresh_token) return null
-  try {
-    const session = fromUser((await client.signinSilent())!)
-    save(session)
-    return session
-  } catch {
-    return null
-  }
+  return client ? silently(client) : null
 }
 
 /// The server's sign-in options; offline, the last ones seen (the app opens offline too).

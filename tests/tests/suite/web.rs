@@ -365,14 +365,12 @@ async fn people_sign_in_at_an_openid_provider() {
         ],
     )
     .await;
-    let config: Value = reqwest::get(format!("{app}/v1/app/config"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let api = Http::new(app.clone());
+    let config = api
+        .call(Method::GET, "/v1/app/config", "anyone", None)
+        .await;
     assert_eq!(
-        config,
+        config.body,
         json!({"dev_login": false, "oidc": {"issuer": issuer, "client_id": "collab-web"}})
     );
 
@@ -389,7 +387,6 @@ async fn people_sign_in_at_an_openid_provider() {
     );
 
     // What the browser did is the provider's subject's, with the name from its claims.
-    let api = Http::new(app.clone());
     let workspaces = api
         .call(Method::GET, "/v1/workspaces", "grace-hopper", None)
         .await;
