@@ -589,7 +589,7 @@ impl NatsCluster {
                 &routes,
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dir.join(format!("n{n}.log"))))
             .spawn()
             .expect("nats-server can be started (apt-get install nats-server)");
         self.nodes[n].child = Some(child);
@@ -597,15 +597,11 @@ impl NatsCluster {
 
     /// Waits until node `n` listens for clients.
     async fn wait_healthy(&self, n: usize) {
-        let port = self.nodes[n].port;
-        eventually(
-            "a cluster node to listen",
+        wait_listening(
+            &format!("cluster node n{n}"),
+            self.nodes[n].port,
             Duration::from_secs(20),
-            || async move {
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .ok()
-                    .map(|_| ())
-            },
+            &self.dir.join(format!("n{n}.log")),
         )
         .await;
     }
@@ -758,12 +754,45 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A loopback port free now, for a server the test starts (and may stop and start again
+/// on the same port). Chosen below the kernel's ephemeral range (32768 and up), which the
+/// kernel hands to outgoing connections: a client reconnecting while the server is down
+/// could otherwise take the port before it comes back.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
+    loop {
+        let random = u16::from_le_bytes(Uuid::new_v4().as_bytes()[..2].try_into().unwrap());
+        let port = 20_000 + random % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Waits until something listens on `port`; if nothing does in time, fails with the last
+/// lines of the server's log.
+async fn wait_listening(what: &str, port: u16, timeout: Duration, log: &std::path::Path) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if tokio::time::Instant::now() >= deadline {
+            let log = std::fs::read_to_string(log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "timed out after {timeout:?} waiting for {what} on port {port}; its log ends:\n{}",
+                tail.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A file the server's output goes to (appended: a restarted server adds to it).
+fn log_file(path: &std::path::Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl OwnNats {
@@ -808,21 +837,17 @@ impl OwnNats {
                 "-js",
                 "-sd",
             ])
-            .arg(&self.dir)
+            .arg(self.dir.join("store"))
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log_file(&self.dir.join("log")))
             .spawn()
             .expect("nats-server can be started (apt-get install nats-server)");
         self.child = Some(child);
-        let port = self.port;
-        eventually(
-            "own nats-server to listen",
+        wait_listening(
+            "own nats-server",
+            self.port,
             Duration::from_secs(10),
-            || async move {
-                std::net::TcpStream::connect(("127.0.0.1", port))
-                    .ok()
-                    .map(|_| ())
-            },
+            &self.dir.join("log"),
         )
         .await;
     }
