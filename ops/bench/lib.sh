@@ -11,7 +11,8 @@
 # And for the scripts that compare collab with its peers (compare.sh, light.sh):
 #
 #   peers_setup             the peers' npm packages, y-sweet (built once, cached)
-#   start_peer SERVER DIR   starts collab (from DIR), y-sweet, hocuspocus or y-websocket on
+#   start_peer SERVER DIR   starts collab (from DIR; `collab:OTHER_DIR` from there), y-sweet,
+#                           hocuspocus or y-websocket on
 #                           127.0.0.1:$PORT with its files in $OUT: sets SERVER_PID, ARGS (how a
 #                           client reaches it: --url, --query, --protocol) and new_doc NAME (a
 #                           document's id); collab gets a database $DB and prefix $PREFIX
@@ -66,10 +67,12 @@ start_peer() {
   local server="$1" dir="$2"
   ARGS=()
   case "$server" in
-    collab)
+    collab|collab:*)
+      # `collab:DIR` runs the collab of another build (a side-by-side A/B).
+      [[ "$server" == collab:* ]] && dir="${server#collab:}"
       DB="collab_peer_$(date +%s)_$$"; PREFIX="peer$(date +%s)x$$"
       COLLAB_DATABASE_URL="postgres://postgres@127.0.0.1:5432/${DB}" COLLAB_SUBJECT_PREFIX="$PREFIX" \
-      COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=warn COLLAB_BLOB_DIR="$OUT/blobs" \
+      COLLAB_JWT_SECRET=bench-secret-0123456789 COLLAB_LOG=${COLLAB_LOG_LEVEL:-warn} COLLAB_BLOB_DIR="$OUT/blobs" \
       COLLAB_RATE_LIMIT_USER_PER_SECOND=0 COLLAB_RATE_LIMIT_WORKSPACE_PER_SECOND=0 COLLAB_SOCKET_MESSAGES_PER_SECOND=0 \
         "$dir/collab" serve --listen "127.0.0.1:$PORT" 2>"$OUT/collab.log" &
       SERVER_PID=$!

@@ -26,9 +26,12 @@ peers_setup
 OUT="$(mktemp -d)"
 PORT=7793
 SERVER_PID=""; DB=""; PREFIX=""
-stop() {
+stop_server() {
   if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
   SERVER_PID=""
+}
+stop() {
+  stop_server
   [ -n "$DB" ] && psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS ${DB} WITH (FORCE)" >/dev/null 2>&1 || true
   DB=""; PREFIX=""
 }
@@ -41,6 +44,17 @@ cpu_of() {
     total="$(awk -v t="$(getconf CLK_TCK)" -v sum="$total" '{print sum + ($14+$15)/t}' "/proc/$pid/stat" 2>/dev/null || echo "$total")"
   done
   echo "$total"
+}
+# Transactions committed or rolled back in collab's database ($DB) since it was created (its
+# migrations and the documents' creation included), once no session is left on it (empty
+# for a peer).
+xacts() {
+  [ -n "$DB" ] || return 0
+  for _ in $(seq 1 100); do
+    [ "$(psql -h 127.0.0.1 -U postgres -Atc "SELECT count(*) FROM pg_stat_activity WHERE datname = '${DB}'")" = 0 ] && break
+    sleep 0.1
+  done
+  psql -h 127.0.0.1 -U postgres -Atc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '${DB}'"
 }
 cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat"; }
 
@@ -62,8 +76,12 @@ for round in $(seq 1 "$ROUNDS"); do
     server_before="$(cpu_pid "$SERVER_PID")"
     pg_before="$(cpu_of postgres)"; nats_before="$(cpu_of nats-server)"
     if out="$(node ops/bench/peers/light.mjs "${ARGS[@]}" --docs "$DOC_LIST" --clients "$CLIENTS" --interval "$INTERVAL" --seconds "$SECONDS_PER_RUN" 2>"$OUT/error.log")"; then
-      python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(server=sys.argv[2], round=int(sys.argv[3]), server_cpu=float(sys.argv[5])-float(sys.argv[4]), postgres_cpu=float(sys.argv[7])-float(sys.argv[6]), nats_cpu=float(sys.argv[9])-float(sys.argv[8])); print(json.dumps(r))' \
-        "$out" "$SERVER" "$round" "$server_before" "$(cpu_pid "$SERVER_PID")" "$pg_before" "$(cpu_of postgres)" "$nats_before" "$(cpu_of nats-server)" >>"$OUT/results.jsonl"
+      cpus=("$(cpu_pid "$SERVER_PID")" "$(cpu_of postgres)" "$(cpu_of nats-server)")
+      # Postgres counts a backend's transactions when it flushes its statistics (at the
+      # latest when it exits): stop the server first, then read them.
+      stop_server
+      python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(server=sys.argv[2], round=int(sys.argv[3]), server_cpu=float(sys.argv[5])-float(sys.argv[4]), postgres_cpu=float(sys.argv[7])-float(sys.argv[6]), nats_cpu=float(sys.argv[9])-float(sys.argv[8]), pg_transactions=int(sys.argv[10]) if sys.argv[10] else None); print(json.dumps(r))' \
+        "$out" "$SERVER" "$round" "$server_before" "${cpus[0]}" "$pg_before" "${cpus[1]}" "$nats_before" "${cpus[2]}" "$(xacts)" >>"$OUT/results.jsonl"
     else
       echo "$SERVER: light run failed" >&2; tail -3 "$OUT/error.log" >&2
     fi
@@ -88,18 +106,22 @@ print("`ops/bench/light.sh` (the servers alternating round by round, fresh docum
       " provider for Hocuspocus) type one character at a time; every peer's receipt of every keystroke"
       " is timed in the clients' one process. CPU: what the run cost the server's process; for collab,"
       " whole system adds Postgres's and nats-server's processes. Per delivery: whole-system CPU"
-      " divided by the keystrokes delivered to peers.\n")
-print("| server | p50 | p99 | delivered / expected | server CPU | Postgres CPU | nats-server CPU | whole-system CPU | CPU per delivery | runs p50 / p99 (ms) |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+      " divided by the keystrokes delivered to peers. Postgres transactions: all of collab's"
+      " database's (its creation and the documents' included) divided by the keystrokes typed.\n")
+print("| server | p50 | p99 | delivered / expected | server CPU | Postgres CPU | nats-server CPU | whole-system CPU | CPU per delivery | Postgres transactions per keystroke | runs p50 / p99 (ms) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for s in servers:
     mine = [r for r in rows if r["server"] == s]
-    whole = [r["server_cpu"] + (r["postgres_cpu"] + r["nats_cpu"] if s == "collab" else 0) for r in mine]
+    ours = s.startswith("collab")
+    whole = [r["server_cpu"] + (r["postgres_cpu"] + r["nats_cpu"] if ours else 0) for r in mine]
     delivered = sum(r["delivered"] for r in mine); expected = sum(r["expected"] for r in mine)
     per = statistics.median(w / max(1, r["delivered"]) for w, r in zip(whole, mine)) * 1e6
     runs = ", ".join(f"{r['p50_ms']:.2f}/{r['p99_ms']:.2f}" for r in mine)
-    side = (f"{med(s, 'postgres_cpu'):.2f} s", f"{med(s, 'nats_cpu'):.2f} s") if s == "collab" else ("—", "—")
+    side = (f"{med(s, 'postgres_cpu'):.2f} s", f"{med(s, 'nats_cpu'):.2f} s") if ours else ("—", "—")
+    xacts = [r["pg_transactions"] / max(1, r["sent"]) for r in mine if r.get("pg_transactions") is not None]
+    per_keystroke = f"{statistics.median(xacts):.1f}" if ours and xacts else "—"
     print(f"| {s} | {med(s, 'p50_ms'):.2f} ms | {med(s, 'p99_ms'):.2f} ms | {delivered:,} / {expected:,} | {med(s, 'server_cpu'):.2f} s"
-          f" | {side[0]} | {side[1]} | {statistics.median(whole):.2f} s | {per:.0f} µs | {runs} |")
+          f" | {side[0]} | {side[1]} | {statistics.median(whole):.2f} s | {per:.0f} µs | {per_keystroke} | {runs} |")
 print()
 print(f"The floor on the same Postgres: a one-row durable INSERT (`pgbench`, one client,"
       f" `synchronous_commit` on, 10 s) takes {floor} ms on average. Peers' figures are in-memory"

@@ -65,6 +65,10 @@ impl ReadModel for Audit {
         false
     }
 
+    fn fold_window(&self) -> std::time::Duration {
+        crate::read_model::KEYSTROKE_FOLD_WINDOW
+    }
+
     async fn apply(
         &self,
         conn: &mut PgConnection,

@@ -10,7 +10,6 @@
 //! before the event (after a rolled-back page or an eviction it is rebuilt from the
 //! snapshots), so the result never depends on the cache: a rebuild gives the same rows.
 
-use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -204,6 +203,10 @@ impl ReadModel for History {
 
     fn awaited_by_every_query(&self) -> bool {
         false
+    }
+
+    fn fold_window(&self) -> std::time::Duration {
+        crate::read_model::KEYSTROKE_FOLD_WINDOW
     }
 
     async fn apply(
@@ -567,50 +570,79 @@ impl Authors {
     }
 
     /// Adds each new range to its client's ranges (what earlier ranges cover keeps its
-    /// author: items belong to whoever delivered them first), and writes what changed.
+    /// author: items belong to whoever delivered them first), and writes what changed:
+    /// three statements for the page, however many clients it touched.
     async fn write(mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        for (document, client, workspace, range) in std::mem::take(&mut self.pending) {
-            let (_, ranges) = match self.touched.entry((document, client)) {
-                Entry::Occupied(known) => known.into_mut(),
-                Entry::Vacant(unknown) => {
-                    let stored: Vec<AuthorRange> = sqlx::query_as(
-                        "SELECT first_clock, end_clock, actor FROM rm_history_authors \
-                         WHERE document_id = $1 AND client_id = $2 ORDER BY first_clock",
-                    )
-                    .bind(document)
-                    .bind(client)
-                    .fetch_all(&mut *conn)
-                    .await?;
-                    unknown.insert((workspace, stored))
-                }
-            };
-            add_range(ranges, range);
+        let pending = std::mem::take(&mut self.pending);
+        for (document, client, workspace, _) in &pending {
+            self.touched
+                .entry((*document, *client))
+                .or_insert_with(|| (*workspace, vec![]));
         }
+        if self.touched.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<(Uuid, i64)> = self.touched.keys().copied().collect();
+        let (documents, clients): (Vec<Uuid>, Vec<i64>) = keys.iter().copied().unzip();
+        let stored: Vec<(Uuid, i64, i64, i64, String)> = sqlx::query_as(
+            "SELECT a.document_id, a.client_id, a.first_clock, a.end_clock, a.actor \
+             FROM rm_history_authors a \
+             JOIN unnest($1::uuid[], $2::bigint[]) AS k(document_id, client_id) \
+               ON a.document_id = k.document_id AND a.client_id = k.client_id \
+             ORDER BY a.document_id, a.client_id, a.first_clock",
+        )
+        .bind(&documents)
+        .bind(&clients)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (document, client, first_clock, end_clock, actor) in stored {
+            if let Some((_, ranges)) = self.touched.get_mut(&(document, client)) {
+                ranges.push(AuthorRange {
+                    first_clock,
+                    end_clock,
+                    actor,
+                });
+            }
+        }
+        for (document, client, _, range) in pending {
+            if let Some((_, ranges)) = self.touched.get_mut(&(document, client)) {
+                add_range(ranges, range);
+            }
+        }
+        sqlx::query(
+            "DELETE FROM rm_history_authors a \
+             USING unnest($1::uuid[], $2::bigint[]) AS k(document_id, client_id) \
+             WHERE a.document_id = k.document_id AND a.client_id = k.client_id",
+        )
+        .bind(&documents)
+        .bind(&clients)
+        .execute(&mut *conn)
+        .await?;
+        let mut rows = (vec![], vec![], vec![], vec![], vec![], vec![]);
         for ((document, client), (workspace, ranges)) in self.touched {
-            sqlx::query("DELETE FROM rm_history_authors WHERE document_id = $1 AND client_id = $2")
-                .bind(document)
-                .bind(client)
-                .execute(&mut *conn)
-                .await?;
-            let (firsts, ends, actors): (Vec<i64>, Vec<i64>, Vec<String>) = ranges
-                .into_iter()
-                .map(|r| (r.first_clock, r.end_clock, r.actor))
-                .collect();
-            sqlx::query(
-                "INSERT INTO rm_history_authors \
-                 (document_id, client_id, first_clock, end_clock, actor, workspace_id) \
-                 SELECT $1, $2, first, end_clock, actor, $6 \
-                 FROM unnest($3::bigint[], $4::bigint[], $5::text[]) AS r(first, end_clock, actor)",
-            )
-            .bind(document)
-            .bind(client)
-            .bind(firsts)
-            .bind(ends)
-            .bind(actors)
-            .bind(workspace)
-            .execute(&mut *conn)
-            .await?;
+            for range in ranges {
+                rows.0.push(document);
+                rows.1.push(client);
+                rows.2.push(range.first_clock);
+                rows.3.push(range.end_clock);
+                rows.4.push(range.actor);
+                rows.5.push(workspace);
+            }
         }
+        sqlx::query(
+            "INSERT INTO rm_history_authors \
+             (document_id, client_id, first_clock, end_clock, actor, workspace_id) \
+             SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::bigint[], \
+                                  $5::text[], $6::uuid[])",
+        )
+        .bind(rows.0)
+        .bind(rows.1)
+        .bind(rows.2)
+        .bind(rows.3)
+        .bind(rows.4)
+        .bind(rows.5)
+        .execute(&mut *conn)
+        .await?;
         Ok(())
     }
 }

@@ -44,6 +44,13 @@ pub trait ReadModel: Send + Sync + 'static {
         true
     }
 
+    /// The least time between two of its live folds. Zero folds every delivery at once;
+    /// read models that fold every keystroke take a window, so a burst of typing is one
+    /// transaction (the first event after a quiet spell is still folded at once).
+    fn fold_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+
     /// Folds one event of its categories.
     async fn apply(
         &self,
@@ -65,6 +72,10 @@ pub trait ReadModel: Send + Sync + 'static {
         Ok(())
     }
 }
+
+/// The fold window of read models that fold every keystroke: at most ten transactions a
+/// second each while people type, however many type.
+pub const KEYSTROKE_FOLD_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// One column of rows, for a multi-row statement (`unnest($1::…[], …)`).
 pub(crate) fn column<T, U>(rows: &[T], field: impl Fn(&T) -> U) -> Vec<U> {

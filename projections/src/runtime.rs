@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull, consumer::AckPolicy, consumer::DeliverPolicy};
 use collab_domain::envelope::events_stream_name;
-use collab_domain::WireEnvelope;
+use collab_domain::{StreamCategory, WireEnvelope};
 use collab_store::relay::POSITION_HEADER;
 use collab_store::{leadership, EventLog};
 use futures::StreamExt;
@@ -64,6 +64,13 @@ fn filter_subject(subject_prefix: &str, consumer: &Consumer) -> String {
         [one] => format!("{subject_prefix}.events.*.{}.*", one.as_str()),
         _ => format!("{subject_prefix}.events.>"),
     }
+}
+
+/// The category of an event's subject (`<prefix>.events.<workspace>.<category>.<id>`).
+fn subject_category(subject: &str) -> Option<StreamCategory> {
+    let mut tokens = subject.rsplit('.');
+    tokens.next()?;
+    StreamCategory::parse(tokens.next()?).ok()
 }
 
 /// Runs `consumer` until `shutdown`, reconnecting with backoff on any error.
@@ -136,8 +143,9 @@ async fn consume(
     let name = consumer.name();
     info!(consumer = name, kind = consumer.kind(), "consuming");
     let mut tick = tokio::time::interval(WORKER_TICK);
-    // What this consumer is known to have folded (read models only).
+    // What this consumer is known to have folded (read models only), and when it last did.
     let mut folded: i64 = -1;
+    let mut last_fold: Option<tokio::time::Instant> = None;
     loop {
         let batch = tokio::select! {
             batch = batches.next() => batch,
@@ -156,10 +164,38 @@ async fn consume(
         for message in batch {
             messages.push(message.map_err(|e| e.to_string())?);
         }
-        // The highest position delivered: from the header, else the envelope (the log
-        // fills whatever cannot be read here).
+        // A read model that folds every keystroke folds at most once per window: what
+        // arrives meanwhile joins this fold (one transaction instead of one per event).
+        // An event after a quiet spell is folded at once.
+        if let (Consumer::ReadModel(model), Some(last_fold)) = (consumer, last_fold) {
+            let due = last_fold + model.fold_window();
+            while tokio::time::Instant::now() < due {
+                tokio::select! {
+                    more = batches.next() => match more {
+                        Some(more) => {
+                            for message in more {
+                                messages.push(message.map_err(|e| e.to_string())?);
+                            }
+                        }
+                        None => return Err("message stream ended".into()),
+                    },
+                    _ = tokio::time::sleep_until(due) => break,
+                    _ = shutdown.cancelled() => return Ok(()),
+                }
+            }
+        }
+        let last = messages
+            .last()
+            .expect("ready_chunks yields non-empty batches");
+        // The highest position delivered of the consumer's own categories (a consumer of
+        // several takes every subject; the rest is acknowledged without touching
+        // Postgres): from the header, else the envelope (the log fills whatever cannot be
+        // read here).
         let target = messages
             .iter()
+            .filter(|m| {
+                subject_category(&m.subject).is_none_or(|c| consumer.categories().contains(&c))
+            })
             .filter_map(|m| {
                 m.headers
                     .as_ref()
@@ -168,14 +204,13 @@ async fn consume(
                     .or_else(|| WireEnvelope::decode(&m.payload).ok().map(|e| e.position))
             })
             .max();
-        let last = messages
-            .last()
-            .expect("ready_chunks yields non-empty batches");
         let Some(target) = target else {
             last.ack().await.map_err(|e| e.to_string())?;
             continue;
         };
         let newest = WireEnvelope::decode(&last.payload).ok();
+        // Messages JetStream has not delivered yet: many means far behind.
+        let pending = last.info().map(|info| info.pending).unwrap_or(u64::MAX);
         let position = match consumer {
             // Already folded (by folding ahead): only the acknowledgement is left.
             Consumer::ReadModel(_) if target <= folded => folded,
@@ -184,21 +219,21 @@ async fn consume(
                 let mut position = fold_batch(pool, model.as_ref(), ahead)
                     .await
                     .map_err(|e| e.to_string())?;
-                if EventLog::head(pool).await.map_err(|e| e.to_string())? - position >= CATCH_UP_AT
-                {
+                last_fold = Some(tokio::time::Instant::now());
+                if pending >= CATCH_UP_AT as u64 {
                     // Acknowledge what was delivered before a long catch-up, so JetStream
                     // does not redeliver it meanwhile.
                     last.ack().await.map_err(|e| e.to_string())?;
-                }
-                // Far behind the log: catch up from the log itself instead of waiting for
-                // JetStream to hand over every message one by one.
-                while !shutdown.is_cancelled()
-                    && EventLog::head(pool).await.map_err(|e| e.to_string())? - position
-                        >= CATCH_UP_AT
-                {
-                    position = fold_batch(pool, model.as_ref(), position + FOLD_AHEAD)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    // Far behind the log: catch up from the log itself instead of waiting
+                    // for JetStream to hand over every message one by one.
+                    while !shutdown.is_cancelled()
+                        && EventLog::head(pool).await.map_err(|e| e.to_string())? - position
+                            >= CATCH_UP_AT
+                    {
+                        position = fold_batch(pool, model.as_ref(), position + FOLD_AHEAD)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                    }
                 }
                 position
             }
@@ -211,9 +246,9 @@ async fn consume(
         }
         // AckPolicy::All: acknowledging the last message acknowledges the batch.
         last.ack().await.map_err(|e| e.to_string())?;
-        if let Ok(info) = last.info() {
+        if pending != u64::MAX {
             metrics::gauge!("collab_projector_pending_messages", "projector" => name)
-                .set(info.pending as f64);
+                .set(pending as f64);
         }
         metrics::gauge!("collab_projector_position", "projector" => name).set(position as f64);
         if let Some(event) = newest {

@@ -169,6 +169,8 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         let mut drain_deadline: Option<tokio::time::Instant> = None;
         let mut refusing = false;
+        // The head the appends announced at the last wake-up (None: unknown, read the log).
+        let mut announced = None;
         loop {
             if drain_deadline.is_none() && shutdown.is_cancelled() {
                 drain_deadline = Some(tokio::time::Instant::now() + Duration::from_secs(5));
@@ -177,7 +179,7 @@ impl Relay {
                 warn!("relay stopped before publishing everything; it resumes on next start");
                 return;
             }
-            match self.step(&mut cursor).await {
+            match self.step(&mut cursor, announced).await {
                 Ok(published) if published > 0 => {
                     backoff = Duration::from_millis(100);
                     refusing = false;
@@ -193,7 +195,7 @@ impl Relay {
                         info!("relay drained; stopping");
                         return;
                     }
-                    signal.wait(&shutdown).await;
+                    announced = signal.wait(&shutdown).await;
                 }
                 Err(RelayError::ForeignStream(reason)) => {
                     // Nothing is published until an operator resolves it; said once, then
@@ -221,9 +223,15 @@ impl Relay {
         }
     }
 
-    /// Publishes one batch; returns how many events it published.
+    /// Publishes one batch; returns how many events it published. `announced`: a head the
+    /// appends signalled, if known — when what is in memory reaches it, the log has
+    /// nothing more to give.
     #[instrument(skip_all, err(level = "debug"))]
-    async fn step(&self, cursor: &mut Option<Cursor>) -> Result<usize, RelayError> {
+    async fn step(
+        &self,
+        cursor: &mut Option<Cursor>,
+        announced: Option<i64>,
+    ) -> Result<usize, RelayError> {
         let current = match *cursor {
             Some(c) => c,
             None => {
@@ -241,14 +249,14 @@ impl Relay {
         // rest (other instances' events, anything evicted) — same events either way.
         let limit = self.config.batch_size;
         let mut events = self.store.recent_after(current.published, limit as usize);
-        if events.is_empty() {
+        if events.is_empty() && announced.is_none_or(|head| head > current.published) {
             events = self.store.read_all(current.published, limit).await?;
         } else {
             metrics::counter!("collab_relay_from_memory_total").increment(events.len() as u64);
         }
         let Some(last) = events.last() else {
-            // Idle: a good moment for the bookkeeping skipped while busy.
-            self.bookkeeping(current.published, true).await?;
+            // Idle: the bookkeeping (at most twice a second) catches up.
+            self.bookkeeping(current.published).await?;
             return Ok(0);
         };
         let last_position = last.position;
@@ -258,14 +266,15 @@ impl Relay {
             stream_sequence,
         });
         metrics::counter!("collab_relay_published_total").increment(events.len() as u64);
-        self.bookkeeping(last_position, false).await?;
+        self.bookkeeping(last_position).await?;
         Ok(events.len())
     }
 
     /// Records the checkpoint (monitoring, fallback resume point) and the lag gauges — at
-    /// most twice a second while busy, so the relay does not add a Postgres commit to
-    /// every batch it publishes.
-    async fn bookkeeping(&self, published: i64, idle: bool) -> Result<(), RelayError> {
+    /// most twice a second, so the relay adds no Postgres commit to every batch it
+    /// publishes, nor to every keystroke after which it goes idle (the idle poll writes
+    /// the last one).
+    async fn bookkeeping(&self, published: i64) -> Result<(), RelayError> {
         let due = {
             let mut last = self
                 .last_bookkeeping
@@ -273,7 +282,7 @@ impl Relay {
                 .unwrap_or_else(|e| e.into_inner());
             let due = match *last {
                 Some((at, position)) => {
-                    position != published && (idle || at.elapsed() >= Duration::from_millis(500))
+                    position != published && at.elapsed() >= Duration::from_millis(500)
                 }
                 None => true,
             };

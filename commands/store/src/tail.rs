@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use collab_domain::RecordedEvent;
+use futures::FutureExt;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
@@ -40,20 +41,45 @@ impl AppendSignal {
         Some(listener)
     }
 
-    /// Returns after an append was signalled, `idle` passed, or `shutdown`.
-    pub async fn wait(&mut self, shutdown: &CancellationToken) {
+    /// Returns after an append was signalled, `idle` passed, or `shutdown`. Every append
+    /// signalled meanwhile counts as one wake-up (a burst of commits is one round for
+    /// the caller, not one each): returns the highest position they announced — the log
+    /// has reached it, and whatever commits later announces itself in turn — or `None`
+    /// when it cannot say (idle, shut down, listener lost): then only the log knows.
+    pub async fn wait(&mut self, shutdown: &CancellationToken) -> Option<i64> {
         let idle = tokio::time::sleep(self.idle);
         match &mut self.listener {
             Some(listener) => {
-                tokio::select! {
-                    received = listener.recv() => {
-                        if received.is_err() {
+                let first = tokio::select! {
+                    received = listener.recv() => match received {
+                        Ok(notification) => notification,
+                        Err(_) => {
                             self.listener = None;
+                            return None;
+                        }
+                    },
+                    _ = idle => return None,
+                    _ = shutdown.cancelled() => return None,
+                };
+                // Any notification that names no position makes the head unknown. Those
+                // already received are taken now (a socket not listened to for a while —
+                // the caller was busy — holds one per append since).
+                let mut head = announced(&first);
+                for _ in 0..MAX_DRAINED {
+                    match listener.try_recv().now_or_never() {
+                        Some(Ok(Some(next))) => {
+                            head = head.zip(announced(&next)).map(|(a, b)| a.max(b));
+                        }
+                        None => return head,
+                        // Lost (and possibly missed some): only the log knows.
+                        Some(Ok(None)) => return None,
+                        Some(Err(_)) => {
+                            self.listener = None;
+                            return None;
                         }
                     }
-                    _ = idle => {}
-                    _ = shutdown.cancelled() => {}
                 }
+                head
             }
             None => {
                 tokio::select! {
@@ -61,9 +87,18 @@ impl AppendSignal {
                     _ = shutdown.cancelled() => {}
                 }
                 self.listener = self.listen().await;
+                None
             }
         }
     }
+}
+
+/// Notifications taken at most per wake-up beyond the first.
+const MAX_DRAINED: usize = 100_000;
+
+/// The position an append's notification announces (its payload).
+fn announced(notification: &sqlx::postgres::PgNotification) -> Option<i64> {
+    notification.payload().parse().ok()
 }
 
 /// Events read from the log per query while following it.
@@ -97,20 +132,31 @@ impl LogTail {
     async fn follow(self, pool: PgPool, shutdown: CancellationToken) {
         let mut signal = AppendSignal::new(pool.clone(), Duration::from_secs(1)).await;
         let mut at: Option<i64> = None;
+        let mut announced = None;
         while !shutdown.is_cancelled() {
-            if let Err(error) = self.step(&pool, &mut at).await {
+            if let Err(error) = self.step(&pool, &mut at, announced).await {
                 // Keep the position: subscribers must not see a skip because of an error.
                 debug!(%error, "log tail: reading the log failed; retrying");
             }
-            signal.wait(&shutdown).await;
+            announced = signal.wait(&shutdown).await;
         }
     }
 
-    async fn step(&self, pool: &PgPool, at: &mut Option<i64>) -> Result<(), crate::StoreError> {
+    /// `announced`: a head the appends signalled since the last step, if known.
+    async fn step(
+        &self,
+        pool: &PgPool,
+        at: &mut Option<i64>,
+        announced: Option<i64>,
+    ) -> Result<(), crate::StoreError> {
         if self.sender.receiver_count() == 0 {
             // Nobody listens: skip to the head, read *before* looking at the subscribers,
-            // so one that subscribes meanwhile gets everything after it from here.
-            let head = EventLog::head(pool).await?;
+            // so one that subscribes meanwhile gets everything after it from here. (The
+            // head an append announced will do: nothing above it is committed yet.)
+            let head = match announced {
+                Some(head) => head,
+                None => EventLog::head(pool).await?,
+            };
             if self.sender.receiver_count() == 0 {
                 *at = Some(head);
                 return Ok(());
