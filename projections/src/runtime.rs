@@ -56,14 +56,32 @@ pub fn durable_name(subject_prefix: &str, consumer: &Consumer) -> String {
     format!("{prefix}-{kind}-{}", consumer.name())
 }
 
-/// The subject filter of a consumer: its one category, or every event when it consumes
-/// several (nats-server 2.9 takes one filter per consumer; the log read picks its
-/// categories out).
-fn filter_subject(subject_prefix: &str, consumer: &Consumer) -> String {
+/// The JetStream consumers behind a read model or worker: (durable name, subject filter).
+/// One category: one consumer filtered to it. Several: one consumer per category (named
+/// `<durable>-<category>`), so content edits — the bulk of the log — never reach a read
+/// model that does not fold them (nats-server 2.9 takes one filter per consumer). Every
+/// category (audit): one consumer of every subject.
+fn nats_consumers(subject_prefix: &str, consumer: &Consumer) -> Vec<(String, String)> {
+    let durable = durable_name(subject_prefix, consumer);
     match consumer.categories() {
-        [one] => format!("{subject_prefix}.events.*.{}.*", one.as_str()),
-        _ => format!("{subject_prefix}.events.>"),
+        [one] => vec![(durable, category_filter(subject_prefix, *one))],
+        all if all.len() == StreamCategory::ALL.len() => {
+            vec![(durable, format!("{subject_prefix}.events.>"))]
+        }
+        several => several
+            .iter()
+            .map(|category| {
+                (
+                    format!("{durable}-{}", category.as_str()),
+                    category_filter(subject_prefix, *category),
+                )
+            })
+            .collect(),
     }
+}
+
+fn category_filter(subject_prefix: &str, category: StreamCategory) -> String {
+    format!("{subject_prefix}.events.*.{}.*", category.as_str())
 }
 
 /// The category of an event's subject (`<prefix>.events.<workspace>.<category>.<id>`).
@@ -120,25 +138,36 @@ async fn consume(
         .get_stream(events_stream_name(subject_prefix))
         .await
         .map_err(|e| e.to_string())?;
-    let durable = durable_name(subject_prefix, consumer);
-    let nats_consumer = stream
-        .get_or_create_consumer(
-            &durable,
-            pull::Config {
-                durable_name: Some(durable.clone()),
-                // Only what this consumer folds, where one filter can say it: content
-                // edits (the bulk of the log) never reach a metadata read model.
-                filter_subject: filter_subject(subject_prefix, consumer),
-                deliver_policy: DeliverPolicy::All,
-                ack_policy: AckPolicy::All,
-                ack_wait: Duration::from_secs(30),
-                max_ack_pending: 10_000,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-    let messages = nats_consumer.messages().await.map_err(|e| e.to_string())?;
+    let consumers = nats_consumers(subject_prefix, consumer);
+    if consumers.len() > 1 {
+        // Before one consumer per category, such a read model had one consumer of every
+        // subject under its plain name: gone for good.
+        let _ = stream
+            .delete_consumer(&durable_name(subject_prefix, consumer))
+            .await;
+    }
+    let mut feeds = Vec::with_capacity(consumers.len());
+    for (index, (durable, filter_subject)) in consumers.into_iter().enumerate() {
+        let nats_consumer = stream
+            .get_or_create_consumer(
+                &durable,
+                pull::Config {
+                    durable_name: Some(durable.clone()),
+                    filter_subject,
+                    deliver_policy: DeliverPolicy::All,
+                    ack_policy: AckPolicy::All,
+                    ack_wait: Duration::from_secs(30),
+                    max_ack_pending: 10_000,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let messages = nats_consumer.messages().await.map_err(|e| e.to_string())?;
+        // Each message with the consumer it came from (acknowledgements are per consumer).
+        feeds.push(messages.map(move |message| message.map(|m| (index, m))));
+    }
+    let messages = futures::stream::select_all(feeds);
     let mut batches = messages.ready_chunks(BATCH);
     let name = consumer.name();
     info!(consumer = name, kind = consumer.kind(), "consuming");
@@ -184,15 +213,15 @@ async fn consume(
                 }
             }
         }
-        let last = messages
-            .last()
-            .expect("ready_chunks yields non-empty batches");
+        // The last message of each JetStream consumer (AckPolicy::All: acknowledging it
+        // acknowledges everything before it on that consumer).
+        let lasts = last_of_each(&messages);
         // The highest position delivered of the consumer's own categories (a consumer of
-        // several takes every subject; the rest is acknowledged without touching
-        // Postgres): from the header, else the envelope (the log fills whatever cannot be
-        // read here).
+        // every subject sees others; they are acknowledged without touching Postgres):
+        // from the header, else the envelope (the log fills whatever cannot be read here).
         let target = messages
             .iter()
+            .map(|(_, m)| m)
             .filter(|m| {
                 subject_category(&m.subject).is_none_or(|c| consumer.categories().contains(&c))
             })
@@ -205,12 +234,17 @@ async fn consume(
             })
             .max();
         let Some(target) = target else {
-            last.ack().await.map_err(|e| e.to_string())?;
+            acknowledge(&lasts).await?;
             continue;
         };
-        let newest = WireEnvelope::decode(&last.payload).ok();
+        let newest = messages
+            .last()
+            .and_then(|(_, m)| WireEnvelope::decode(&m.payload).ok());
         // Messages JetStream has not delivered yet: many means far behind.
-        let pending = last.info().map(|info| info.pending).unwrap_or(u64::MAX);
+        let pending = lasts
+            .iter()
+            .map(|m| m.info().map(|info| info.pending).unwrap_or(u64::MAX))
+            .fold(0u64, u64::saturating_add);
         let position = match consumer {
             // Already folded (by folding ahead): only the acknowledgement is left.
             Consumer::ReadModel(_) if target <= folded => folded,
@@ -223,7 +257,7 @@ async fn consume(
                 if pending >= CATCH_UP_AT as u64 {
                     // Acknowledge what was delivered before a long catch-up, so JetStream
                     // does not redeliver it meanwhile.
-                    last.ack().await.map_err(|e| e.to_string())?;
+                    acknowledge(&lasts).await?;
                     // Far behind the log: catch up from the log itself instead of waiting
                     // for JetStream to hand over every message one by one.
                     while !shutdown.is_cancelled()
@@ -244,8 +278,7 @@ async fn consume(
         if matches!(consumer, Consumer::ReadModel(_)) {
             folded = position;
         }
-        // AckPolicy::All: acknowledging the last message acknowledges the batch.
-        last.ack().await.map_err(|e| e.to_string())?;
+        acknowledge(&lasts).await?;
         if pending != u64::MAX {
             metrics::gauge!("collab_projector_pending_messages", "projector" => name)
                 .set(pending as f64);
@@ -257,6 +290,24 @@ async fn consume(
                 .record(lag.num_microseconds().unwrap_or(0) as f64 / 1e6);
         }
     }
+}
+
+/// The last message of each JetStream consumer in a batch.
+fn last_of_each(messages: &[(usize, jetstream::Message)]) -> Vec<&jetstream::Message> {
+    let mut seen = std::collections::HashSet::new();
+    messages
+        .iter()
+        .rev()
+        .filter(|(consumer, _)| seen.insert(*consumer))
+        .map(|(_, message)| message)
+        .collect()
+}
+
+async fn acknowledge(lasts: &[&jetstream::Message]) -> Result<(), String> {
+    for message in lasts {
+        message.ack().await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// Brings the consumer up to `target`. Returns its checkpoint.
