@@ -89,6 +89,7 @@ impl ReadModel for Audit {
         upsert_heads(conn, events).await?;
         let mut bursts = Bursts::new(self.edit_gap);
         let mut page = Page::default();
+        page.read_names(conn, events).await?;
         for event in events {
             match DomainEvent::decode_recorded(event)? {
                 DomainEvent::Content(_) => record_edit(&mut bursts, conn, event).await?,
@@ -411,6 +412,41 @@ impl Page {
         let name = stored.unwrap_or_else(|| id.to_string());
         self.names.insert(id, name.clone());
         Ok(name)
+    }
+
+    /// Reads in one query the names the page's summaries are likely to use: its documents'
+    /// and workspaces' (others are read when first used).
+    async fn read_names(
+        &mut self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), sqlx::Error> {
+        let mut ids = std::collections::HashSet::new();
+        for event in events {
+            match event.stream_id.category {
+                StreamCategory::Document | StreamCategory::Content => {
+                    ids.insert(event.stream_id.id);
+                }
+                StreamCategory::Workspace => {
+                    ids.insert(event.metadata.workspace_id.as_uuid());
+                }
+                _ => {}
+            }
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<Uuid> = ids.into_iter().collect();
+        let stored: Vec<(Uuid, String)> =
+            sqlx::query_as("SELECT id, name FROM rm_audit_names WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(&mut *conn)
+                .await?;
+        self.names.extend(stored);
+        for id in ids {
+            self.names.entry(id).or_insert_with(|| id.to_string());
+        }
+        Ok(())
     }
 
     fn set_name(&mut self, id: Uuid, workspace: Uuid, name: &str) {

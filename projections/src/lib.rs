@@ -32,7 +32,7 @@ pub mod workspaces;
 
 pub use checkpoint::{wait_for_position, Reached};
 pub use read_model::{ProjectionError, ReadModel};
-pub use rebuild::rebuild;
+pub use rebuild::{rebuild, Rebuilt};
 pub use registry::{Consumer, Registry};
 pub use runtime::run_consumer;
 pub use status::{status, ConsumerStatus};

@@ -59,27 +59,94 @@ impl ReadModel for Notifications {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        match event.stream_id.category {
-            StreamCategory::Thread => thread_event(conn, event).await,
-            StreamCategory::Document => match DocumentEvent::decode_recorded(event)? {
-                DocumentEvent::DocumentShared(e) => {
-                    let about = About {
-                        document: event.stream_id.id,
-                        thread: None,
-                        comment: None,
-                        role: Some(e.role.as_str()),
-                    };
-                    let by = actor(event);
-                    if e.user_id.as_str() != by {
-                        tell(conn, event, &e.user_id, NotificationKind::Share, &about).await?;
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
+
+    /// Shares (the bulk of what it folds, among many document events that tell no one)
+    /// are gathered and written a run at a time: the recipients' preferences in one query,
+    /// the notifications in one statement. A thread or personal event writes what was
+    /// gathered first, so every event sees the notifications and preferences before it.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut shares = Shares::default();
+        for event in events {
+            match event.stream_id.category {
+                StreamCategory::Document => {
+                    if let DocumentEvent::DocumentShared(e) = DocumentEvent::decode_recorded(event)?
+                    {
+                        if e.user_id.as_str() != actor(event) {
+                            shares.push(event, e.user_id, e.role.as_str());
+                        }
                     }
-                    Ok(())
                 }
-                _ => Ok(()),
-            },
-            StreamCategory::User => own_event(conn, event).await,
-            _ => Ok(()),
+                StreamCategory::Thread => {
+                    shares.write(conn).await?;
+                    thread_event(conn, event).await?;
+                }
+                StreamCategory::User => {
+                    shares.write(conn).await?;
+                    own_event(conn, event).await?;
+                }
+                _ => {}
+            }
         }
+        shares.write(conn).await
+    }
+}
+
+/// Documents shared with someone, to be told as their preferences then say.
+#[derive(Default)]
+struct Shares {
+    shares: Vec<(RecordedEvent, UserId, &'static str)>,
+}
+
+impl Shares {
+    fn push(&mut self, event: &RecordedEvent, recipient: UserId, role: &'static str) {
+        self.shares.push((event.clone(), recipient, role));
+    }
+
+    async fn write(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.shares.is_empty() {
+            return Ok(());
+        }
+        let shares = std::mem::take(&mut self.shares);
+        let mut recipients: Vec<&str> = shares.iter().map(|(_, r, _)| r.as_str()).collect();
+        recipients.sort_unstable();
+        recipients.dedup();
+        let stored: Vec<(String, sqlx::types::Json<NotificationPreferences>)> = sqlx::query_as(
+            "SELECT user_id, preferences FROM rm_notification_preferences \
+             WHERE user_id = ANY($1)",
+        )
+        .bind(&recipients)
+        .fetch_all(&mut *conn)
+        .await?;
+        let preferences: std::collections::HashMap<String, NotificationPreferences> =
+            stored.into_iter().map(|(u, p)| (u, p.0)).collect();
+        let mut rows = Rows::default();
+        for (event, recipient, role) in &shares {
+            let about = About {
+                document: event.stream_id.id,
+                thread: None,
+                comment: None,
+                role: Some(*role),
+            };
+            let preference = preferences
+                .get(recipient.as_str())
+                .cloned()
+                .unwrap_or_default()
+                .of(NotificationKind::Share);
+            rows.push(
+                event,
+                recipient,
+                NotificationKind::Share,
+                &about,
+                preference,
+            );
+        }
+        rows.write(conn).await
     }
 }
 
@@ -281,31 +348,95 @@ async fn tell(
     .fetch_optional(&mut *conn)
     .await?;
     let preference = set.map(|p| p.0).unwrap_or_default().of(kind);
-    if !preference.in_app && preference.email == collab_domain::notification::EmailMode::Off {
-        return Ok(());
+    let mut rows = Rows::default();
+    rows.push(event, recipient, kind, about, preference);
+    rows.write(conn).await
+}
+
+/// Notifications written in one statement, and their recipients notified (once each).
+#[derive(Default)]
+struct Rows {
+    ids: Vec<Uuid>,
+    recipients: Vec<String>,
+    kinds: Vec<&'static str>,
+    workspaces: Vec<Uuid>,
+    documents: Vec<Uuid>,
+    threads: Vec<Option<Uuid>>,
+    comments: Vec<Option<Uuid>>,
+    actors: Vec<String>,
+    roles: Vec<Option<&'static str>>,
+    in_app: Vec<bool>,
+    email: Vec<&'static str>,
+    at: Vec<chrono::DateTime<chrono::Utc>>,
+    positions: Vec<i64>,
+}
+
+impl Rows {
+    /// Adds the notification unless the kind is off both in the app and by email.
+    fn push(
+        &mut self,
+        event: &RecordedEvent,
+        recipient: &UserId,
+        kind: NotificationKind,
+        about: &About,
+        preference: collab_domain::notification::KindPreference,
+    ) {
+        if !preference.in_app && preference.email == collab_domain::notification::EmailMode::Off {
+            return;
+        }
+        self.ids
+            .push(notification_id(event.metadata.event_id, recipient));
+        self.recipients.push(recipient.as_str().to_owned());
+        self.kinds.push(kind.as_str());
+        self.workspaces.push(event.metadata.workspace_id.as_uuid());
+        self.documents.push(about.document);
+        self.threads.push(about.thread);
+        self.comments.push(about.comment);
+        self.actors.push(actor(event));
+        self.roles.push(about.role);
+        self.in_app.push(preference.in_app);
+        self.email.push(preference.email.as_str());
+        self.at.push(event.metadata.recorded_at);
+        self.positions.push(event.position);
     }
-    sqlx::query(
-        "INSERT INTO rm_notifications (notification_id, recipient, kind, workspace_id, \
-         document_id, thread_id, comment_id, actor, role, in_app, email, created_at, position) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
-         ON CONFLICT (notification_id) DO NOTHING",
-    )
-    .bind(notification_id(event.metadata.event_id, recipient))
-    .bind(recipient.as_str())
-    .bind(kind.as_str())
-    .bind(event.metadata.workspace_id.as_uuid())
-    .bind(about.document)
-    .bind(about.thread)
-    .bind(about.comment)
-    .bind(actor(event))
-    .bind(about.role)
-    .bind(preference.in_app)
-    .bind(preference.email.as_str())
-    .bind(event.metadata.recorded_at)
-    .bind(event.position)
-    .execute(&mut *conn)
-    .await?;
-    notify(conn, recipient).await
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
+        if self.ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(
+            "INSERT INTO rm_notifications (notification_id, recipient, kind, workspace_id, \
+             document_id, thread_id, comment_id, actor, role, in_app, email, created_at, position) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], \
+             $6::uuid[], $7::uuid[], $8::text[], $9::text[], $10::bool[], $11::text[], \
+             $12::timestamptz[], $13::bigint[]) \
+             ON CONFLICT (notification_id) DO NOTHING",
+        )
+        .bind(&self.ids)
+        .bind(&self.recipients)
+        .bind(&self.kinds)
+        .bind(&self.workspaces)
+        .bind(&self.documents)
+        .bind(&self.threads)
+        .bind(&self.comments)
+        .bind(&self.actors)
+        .bind(&self.roles)
+        .bind(&self.in_app)
+        .bind(&self.email)
+        .bind(&self.at)
+        .bind(&self.positions)
+        .execute(&mut *conn)
+        .await?;
+        let mut recipients = self.recipients;
+        recipients.sort_unstable();
+        recipients.dedup();
+        sqlx::query("SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r")
+            .bind(CHANNEL)
+            .bind(&recipients)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
 }
 
 async fn notify(conn: &mut PgConnection, recipient: &UserId) -> Result<(), ProjectionError> {

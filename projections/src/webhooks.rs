@@ -4,6 +4,8 @@
 //! webhooks in force at that point of the log decide, so a rebuild writes the same
 //! deliveries, which already exist (same ids) and are left alone.
 
+use std::collections::{HashMap, HashSet};
+
 use async_trait::async_trait;
 use collab_domain::workspace::WorkspaceEvent;
 use collab_domain::{EventCodec, RecordedEvent, StreamCategory};
@@ -57,51 +59,119 @@ impl ReadModel for Webhooks {
         conn: &mut PgConnection,
         event: &RecordedEvent,
     ) -> Result<(), ProjectionError> {
-        let workspace = event.metadata.workspace_id.as_uuid();
-        if event.stream_id.category == StreamCategory::Workspace {
-            lifecycle(conn, event, WorkspaceEvent::decode_recorded(event)?).await?;
-        }
-        let hooks: Vec<(Uuid, Vec<String>)> = sqlx::query_as(
-            "SELECT webhook_id, events FROM rm_webhooks WHERE workspace_id = $1 AND enabled",
-        )
-        .bind(workspace)
-        .fetch_all(&mut *conn)
-        .await?;
-        let targets: Vec<Uuid> = hooks
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
+
+    /// A page in a few statements: the enabled webhooks of the page's workspaces read in
+    /// one query (read again for a workspace whose webhooks an event changes, in position
+    /// order), the page's deliveries written in one.
+    async fn apply_batch(
+        &self,
+        conn: &mut PgConnection,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let workspaces: Vec<Uuid> = events
+            .iter()
+            .map(|e| e.metadata.workspace_id.as_uuid())
+            .collect::<HashSet<_>>()
             .into_iter()
-            .filter(|(_, patterns)| patterns.iter().any(|p| matches(p, &event.event_type)))
-            .map(|(id, _)| id)
             .collect();
-        if targets.is_empty() {
+        let mut hooks = enabled_hooks(conn, &workspaces).await?;
+        let mut deliveries = Deliveries::default();
+        for event in events {
+            let workspace = event.metadata.workspace_id.as_uuid();
+            if event.stream_id.category == StreamCategory::Workspace
+                && lifecycle(conn, event, WorkspaceEvent::decode_recorded(event)?).await?
+            {
+                let now = enabled_hooks(conn, &[workspace]).await?;
+                hooks.insert(workspace, now.into_values().next().unwrap_or_default());
+            }
+            for (webhook, patterns) in hooks.get(&workspace).into_iter().flatten() {
+                if patterns.iter().any(|p| matches(p, &event.event_type)) {
+                    deliveries.push(event, *webhook);
+                }
+            }
+        }
+        deliveries.write(conn).await?;
+        Ok(())
+    }
+}
+
+/// Each workspace's enabled webhooks and their patterns (an empty list for one without).
+async fn enabled_hooks(
+    conn: &mut PgConnection,
+    workspaces: &[Uuid],
+) -> Result<HashMap<Uuid, Vec<(Uuid, Vec<String>)>>, sqlx::Error> {
+    let rows: Vec<(Uuid, Uuid, Vec<String>)> = sqlx::query_as(
+        "SELECT workspace_id, webhook_id, events FROM rm_webhooks \
+         WHERE workspace_id = ANY($1) AND enabled ORDER BY webhook_id",
+    )
+    .bind(workspaces)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut hooks: HashMap<Uuid, Vec<(Uuid, Vec<String>)>> =
+        workspaces.iter().map(|w| (*w, vec![])).collect();
+    for (workspace, webhook, patterns) in rows {
+        hooks
+            .entry(workspace)
+            .or_default()
+            .push((webhook, patterns));
+    }
+    Ok(hooks)
+}
+
+/// A page's deliveries, written in one statement (ids are stable: a rebuild's are already
+/// there and left alone).
+#[derive(Default)]
+struct Deliveries {
+    ids: Vec<Uuid>,
+    webhooks: Vec<Uuid>,
+    workspaces: Vec<Uuid>,
+    positions: Vec<i64>,
+    types: Vec<String>,
+    at: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl Deliveries {
+    fn push(&mut self, event: &RecordedEvent, webhook: Uuid) {
+        self.ids
+            .push(delivery_id(event.metadata.event_id.as_uuid(), webhook));
+        self.webhooks.push(webhook);
+        self.workspaces.push(event.metadata.workspace_id.as_uuid());
+        self.positions.push(event.position);
+        self.types.push(event.event_type.clone());
+        self.at.push(event.metadata.recorded_at);
+    }
+
+    async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+        if self.ids.is_empty() {
             return Ok(());
         }
-        let ids: Vec<Uuid> = targets
-            .iter()
-            .map(|w| delivery_id(event.metadata.event_id.as_uuid(), *w))
-            .collect();
         sqlx::query(
             "INSERT INTO webhook_deliveries (delivery_id, webhook_id, workspace_id, position, \
              event_type, state, next_attempt_at, created_at, updated_at) \
-             SELECT d, w, $3, $4, $5, 'pending', $6, $6, $6 FROM unnest($1::uuid[], $2::uuid[]) AS t(d, w) \
+             SELECT d, h, w, p, t, 'pending', a, a, a FROM unnest($1::uuid[], $2::uuid[], \
+             $3::uuid[], $4::bigint[], $5::text[], $6::timestamptz[]) AS u(d, h, w, p, t, a) \
              ON CONFLICT (delivery_id) DO NOTHING",
         )
-        .bind(&ids)
-        .bind(&targets)
-        .bind(workspace)
-        .bind(event.position)
-        .bind(&event.event_type)
-        .bind(event.metadata.recorded_at)
-        .execute(&mut *conn)
+        .bind(self.ids)
+        .bind(self.webhooks)
+        .bind(self.workspaces)
+        .bind(self.positions)
+        .bind(self.types)
+        .bind(self.at)
+        .execute(conn)
         .await?;
         Ok(())
     }
 }
 
+/// Applies a webhook's lifecycle event to `rm_webhooks`; whether it was one.
 async fn lifecycle(
     conn: &mut PgConnection,
     event: &RecordedEvent,
     decoded: WorkspaceEvent,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     match decoded {
         WorkspaceEvent::WebhookCreated(e) => {
             sqlx::query(
@@ -147,9 +217,9 @@ async fn lifecycle(
             .execute(conn)
             .await?;
         }
-        _ => {}
+        _ => return Ok(false),
     }
-    Ok(())
+    Ok(true)
 }
 
 /// A webhook as its workspace's managers see it.

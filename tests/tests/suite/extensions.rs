@@ -127,9 +127,10 @@ async fn a_read_model_registered_by_a_test_gets_the_whole_runtime() {
     assert!(ours.position >= created.position());
 
     // A rebuild gives exactly the live result.
-    let rebuilt = rebuild(&app.env.pool, &EventCounts, |_, _| {})
+    let rebuilt = rebuild(&app.env.pool, &[Arc::new(EventCounts)], |_, _, _| {})
         .await
-        .unwrap();
+        .unwrap()
+        .position;
     assert!(rebuilt > created.position(), "rebuilt up to the head");
     assert_eq!(counts(&app.env.pool).await, live);
 }

@@ -3,6 +3,7 @@
 //! checkpoints.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use collab_domain::audit::Report;
@@ -587,7 +588,7 @@ async fn the_audit_trail_says_who_did_what_and_groups_edits() {
 
     // A rebuild gives exactly the live rows.
     let live = audit_rows(&app.env.pool).await;
-    collab_projections::rebuild(&app.env.pool, &Audit::default(), |_, _| {})
+    collab_projections::rebuild(&app.env.pool, &[Arc::new(Audit::default())], |_, _, _| {})
         .await
         .unwrap();
     assert_eq!(audit_rows(&app.env.pool).await, live);

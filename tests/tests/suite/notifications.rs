@@ -777,6 +777,53 @@ async fn notifications_are_emailed_once_at_once_or_in_digests_as_people_chose() 
     assert_eq!(mails_with(&smtp, "bob@example.com", "ship it?").await, 1);
     assert_eq!(mails_with(&smtp, "bob@example.com", "> Great").await, 1);
     assert_eq!(mails_with(&smtp, "cy@example.com", "> Me too").await, 1);
+
+    // Shares are folded a run at a time, each told as its recipient's preferences then
+    // said: dan (no email) and cy (the defaults) are told of one; a rebuild from the log
+    // gives the same rows, delivery modes included.
+    let mut shared_at = 0;
+    for person in ["dan", "cy"] {
+        shared_at = command(
+            &http,
+            Method::PUT,
+            &format!("/v1/documents/{doc}/permissions/{person}"),
+            "alice",
+            Some(json!({"role": "editor"})),
+            200,
+        )
+        .await
+        .position();
+    }
+    inbox(&http, "cy", "", shared_at).await;
+    let modes = || async {
+        sqlx::query_as::<_, (String, String, bool, String)>(
+            "SELECT notification_id::text, recipient, in_app, email FROM rm_notifications \
+             ORDER BY 1",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+    };
+    let live = modes().await;
+    let shares: Vec<(String, String)> = sqlx::query_as(
+        "SELECT recipient, email FROM rm_notifications WHERE kind = 'share' ORDER BY recipient",
+    )
+    .fetch_all(&env.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        shares,
+        [
+            ("cy".into(), "immediate".into()),
+            ("dan".into(), "off".into())
+        ]
+    );
+    let report = collab_tests::rebuild_all(&env.database_url);
+    assert!(
+        report.contains("notifications: rebuilt to position"),
+        "{report}"
+    );
+    assert_eq!(modes().await, live);
 }
 
 /// Regression (the browser test found it): someone a document is shared with, outside its

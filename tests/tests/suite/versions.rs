@@ -3,6 +3,7 @@
 //! live stock clients, the history list, the history read model's rebuild, the
 //! `DocumentEdited` v1 upcaster, and bad input.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use collab_domain::catalogue::EventCodec;
@@ -736,26 +737,38 @@ async fn the_history_read_model_rebuilds_identically_and_stored_v1_edits_are_upc
         snapshot_every: 4,
         ..HistoryConfig::default()
     };
-    collab_projections::rebuild(&app.env.pool, &History::new(config), |_, _| {})
-        .await
-        .unwrap();
+    collab_projections::rebuild(
+        &app.env.pool,
+        &[Arc::new(History::new(config))],
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(dump_history(&app.env.pool).await, live);
     let split = HistoryConfig {
         session_gap: Duration::ZERO,
         ..config
     };
-    collab_projections::rebuild(&app.env.pool, &History::new(split), |_, _| {})
-        .await
-        .unwrap();
+    collab_projections::rebuild(
+        &app.env.pool,
+        &[Arc::new(History::new(split))],
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     let sessions: i64 =
         sqlx::query_scalar("SELECT count(*) FROM rm_history_entries WHERE kind = 'edits'")
             .fetch_one(&app.env.pool)
             .await
             .unwrap();
     assert_eq!(sessions, 10, "no pause is short enough to join two edits");
-    collab_projections::rebuild(&app.env.pool, &History::new(config), |_, _| {})
-        .await
-        .unwrap();
+    collab_projections::rebuild(
+        &app.env.pool,
+        &[Arc::new(History::new(config))],
+        |_, _, _| {},
+    )
+    .await
+    .unwrap();
     assert_eq!(dump_history(&app.env.pool).await, live);
 }
 

@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
-use collab_tests::{eventually, CollabProcess, Http, TestEnv, WebhookReceiver};
+use collab_tests::{
+    eventually, read_models_caught_up, rebuild_all, CollabProcess, Http, TestEnv, WebhookReceiver,
+};
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -340,6 +342,32 @@ async fn signed_deliveries_are_retried_recorded_and_resumed_after_an_outage() {
         200,
     )
     .await;
+
+    // A rebuild from the log writes the same deliveries: the fold a page at a time sees
+    // each webhook created, disabled, enabled and deleted where the log has it.
+    read_models_caught_up(&env.pool).await;
+    let deliveries = || async {
+        sqlx::query_as::<_, (uuid::Uuid, uuid::Uuid, i64, String)>(
+            "SELECT delivery_id, webhook_id, position, event_type FROM webhook_deliveries \
+             ORDER BY delivery_id",
+        )
+        .fetch_all(&env.pool)
+        .await
+        .unwrap()
+    };
+    let live = deliveries().await;
+    let hooks_with_deliveries: std::collections::BTreeSet<_> = live.iter().map(|d| d.1).collect();
+    assert!(
+        live.len() >= 4 && hooks_with_deliveries.len() >= 3,
+        "{live:?}"
+    );
+    sqlx::query("DELETE FROM webhook_deliveries")
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    let report = rebuild_all(&env.database_url);
+    assert!(report.contains("webhooks: rebuilt to position"), "{report}");
+    assert_eq!(deliveries().await, live);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
