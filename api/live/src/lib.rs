@@ -120,18 +120,24 @@ pub struct Live {
     pub instance_id: Uuid,
     /// Inbound messages per socket (None: unlimited).
     pub socket_quota: Option<Quota>,
-    /// The log position up to which access changes were applied to live sockets.
-    revocations_seen: Arc<std::sync::atomic::AtomicI64>,
+    /// How far access changes were applied to live sockets.
+    revocations: Arc<revalidate::Progress>,
 }
 
 impl Live {
     /// The log position up to which access-reducing events have been applied to this
-    /// instance's sockets. Read it before checking a socket's access: if it moved by the
-    /// time the socket is in its room, an event may have passed it by, and the socket is
-    /// checked again.
+    /// instance's sockets. Read it before checking a socket's access: if one after it was
+    /// applied by the time the socket is in its room ([`Live::access_reduced_after`]), it
+    /// may have passed the socket by, and the socket is checked again.
     pub fn revocations_seen(&self) -> i64 {
-        self.revocations_seen
-            .load(std::sync::atomic::Ordering::Acquire)
+        self.revocations.handled()
+    }
+
+    /// Whether an access-reducing event after `position` has been applied (or is being
+    /// applied) to this instance's sockets. Other events (edits, renames) do not count:
+    /// while a document is busy, sockets joining it are not checked twice.
+    pub fn access_reduced_after(&self, position: i64) -> bool {
+        self.revocations.reduced_after(position)
     }
 }
 
@@ -195,12 +201,12 @@ impl Live {
             config: config.clone(),
             instance_id,
         });
-        let revocations_seen = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let progress = Arc::new(revalidate::Progress::default());
         let revocations = tokio::spawn(revalidate::follow(
             pool_for_revocations,
             rooms.clone(),
             aggregates.clone(),
-            revocations_seen.clone(),
+            progress.clone(),
             stop.clone(),
         ));
         (
@@ -212,7 +218,7 @@ impl Live {
                 config,
                 instance_id,
                 socket_quota,
-                revocations_seen,
+                revocations: progress,
             },
             LiveTasks {
                 stop,

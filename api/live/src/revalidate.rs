@@ -30,6 +30,27 @@ const POLL: Duration = Duration::from_millis(250);
 /// Events read per query.
 const PAGE: i64 = 500;
 
+/// How far [`follow`] has come: the log position it has handled up to, and the position of
+/// the newest access-reducing event it has begun to apply (stored before the rooms are
+/// re-checked, so a socket joining meanwhile is either seen by the re-check or sees it).
+#[derive(Debug, Default)]
+pub struct Progress {
+    handled: AtomicI64,
+    last_reduction: AtomicI64,
+}
+
+impl Progress {
+    /// The position up to which access changes were applied to live sockets.
+    pub fn handled(&self) -> i64 {
+        self.handled.load(Ordering::Acquire)
+    }
+
+    /// Whether an access-reducing event after `position` has been (or is being) applied.
+    pub fn reduced_after(&self, position: i64) -> bool {
+        self.last_reduction.load(Ordering::Acquire) > position
+    }
+}
+
 /// Re-checks every session of the matching rooms of this instance.
 pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: AccessReduced) {
     let affected: Vec<Arc<Room>> = rooms
@@ -105,14 +126,14 @@ pub async fn revalidate(rooms: &Rooms, aggregates: &AggregateStore, change: Acce
 
 /// Follows the access-reducing events of the log until `stop`, re-checking local sessions
 /// for each. Starts at the log's head (sockets admitted from now on were checked against
-/// everything before) and resumes where it stopped after any error. `seen` is the position
-/// it has handled up to: a socket admitted while it moved is re-checked (see
-/// `session::run`).
+/// everything before) and resumes where it stopped after any error. `progress` says how
+/// far it has come: a socket admitted before an access-reducing event it applied is
+/// re-checked (see `session::run`).
 pub async fn follow(
     pool: PgPool,
     rooms: Rooms,
     aggregates: AggregateStore,
-    seen: Arc<AtomicI64>,
+    progress: Arc<Progress>,
     stop: CancellationToken,
 ) {
     let categories = [StreamCategory::Workspace, StreamCategory::Document];
@@ -126,7 +147,7 @@ pub async fn follow(
             _ = stop.cancelled() => return,
         }
     };
-    seen.store(position, Ordering::Release);
+    progress.handled.store(position, Ordering::Release);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -154,10 +175,13 @@ pub async fn follow(
                 .ok()
                 .and_then(|decoded| access_reduced_by(event, &decoded));
                 if let Some(change) = reduced {
+                    progress
+                        .last_reduction
+                        .store(event.position, Ordering::Release);
                     revalidate(&rooms, &aggregates, change).await;
                 }
                 position = event.position;
-                seen.store(position, Ordering::Release);
+                progress.handled.store(position, Ordering::Release);
             }
             if (events.len() as i64) < PAGE {
                 break;

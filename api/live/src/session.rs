@@ -106,8 +106,10 @@ pub async fn run(live: Live, admission: Admission, socket: Socket) {
     let Socket { mut reader, writer } = socket;
     let greeting = room.join(id, entry);
     // An access change handled between the admission check and this join passed the
-    // socket by: check the room again (rare: only when one happened meanwhile).
-    if live.revocations_seen() > admission.checked_at {
+    // socket by: check the room again (rare: only when one happened meanwhile — edits and
+    // renames do not count, or every socket joining a busy document would re-check the
+    // whole room).
+    if live.access_reduced_after(admission.checked_at) {
         let (rooms, aggregates) = (live.rooms.clone(), live.aggregates.clone());
         let change = collab_domain::access::AccessReduced::Document(admission.document);
         tokio::spawn(async move {

@@ -816,11 +816,13 @@ async fn a_flood_a_thousand_sockets_at_once_and_a_reader_that_stops_leave_everyo
         stalled_end, "still open",
         "the reader that stopped is cut off"
     );
-    // Every command was answered (asserted above). A debug build on two cores shared with
-    // the flooder and the thousand clients answers some slowly: the bound is loose, and
-    // memory is measured, not bounded here (RELIABILITY.md has the figures).
+    // Every command was answered (asserted above), most of them promptly: the median
+    // was 0.8–2.9 s (release, debug) while every socket joining the busy document
+    // re-checked the whole room's access; now 12 ms (release) and 190 ms (debug) on two
+    // cores shared with the flooder and the thousand clients. Memory is measured, not
+    // bounded here (RELIABILITY.md has the figures).
     assert!(
-        max < Duration::from_secs(20),
+        p50 < Duration::from_millis(500) && max < Duration::from_secs(20),
         "commands p50 {p50:?}, max {max:?} during the flood"
     );
 }
