@@ -69,14 +69,6 @@ impl ReadModel for Audit {
         crate::read_model::KEYSTROKE_FOLD_WINDOW
     }
 
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, std::slice::from_ref(event)).await
-    }
-
     /// A page in a few statements: stream heads in one upsert; keystrokes grouped into
     /// their bursts in memory and written once per burst; other events' entries and the
     /// names their summaries use gathered in memory (in position order, so each summary

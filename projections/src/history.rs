@@ -209,14 +209,6 @@ impl ReadModel for History {
         crate::read_model::KEYSTROKE_FOLD_WINDOW
     }
 
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, std::slice::from_ref(event)).await
-    }
-
     /// A page in a few statements: sessions and item authors gathered in memory and
     /// written once; snapshots and other entries as they come.
     async fn apply_batch(

@@ -54,14 +54,6 @@ impl ReadModel for Notifications {
         ]
     }
 
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, std::slice::from_ref(event)).await
-    }
-
     /// Shares (the bulk of what it folds, among many document events that tell no one)
     /// are gathered and written a run at a time: the recipients' preferences in one query,
     /// the notifications in one statement. A thread or personal event writes what was

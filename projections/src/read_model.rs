@@ -51,16 +51,20 @@ pub trait ReadModel: Send + Sync + 'static {
         std::time::Duration::ZERO
     }
 
-    /// Folds one event of its categories.
+    /// Folds one event of its categories. A read model implements this or
+    /// [`ReadModel::apply_batch`] (at least one: each defaults to the other); the runtime
+    /// and rebuilds call `apply_batch`.
     async fn apply(
         &self,
         conn: &mut PgConnection,
         event: &RecordedEvent,
-    ) -> Result<(), ProjectionError>;
+    ) -> Result<(), ProjectionError> {
+        self.apply_batch(conn, std::slice::from_ref(event)).await
+    }
 
-    /// Folds consecutive events (in position order). Read models that see many small
-    /// events (keystrokes) fold a page in a few statements; the result must not depend on
-    /// where pages start and end, so a rebuild equals the live fold.
+    /// Folds consecutive events (in position order). Read models that see many events
+    /// (keystrokes, metadata at scale) fold a page in a few statements; the result must not
+    /// depend on where pages start and end, so a rebuild equals the live fold.
     async fn apply_batch(
         &self,
         conn: &mut PgConnection,

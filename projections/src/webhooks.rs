@@ -54,14 +54,6 @@ impl ReadModel for Webhooks {
         &["rm_webhooks"]
     }
 
-    async fn apply(
-        &self,
-        conn: &mut PgConnection,
-        event: &RecordedEvent,
-    ) -> Result<(), ProjectionError> {
-        self.apply_batch(conn, std::slice::from_ref(event)).await
-    }
-
     /// A page in a few statements: the enabled webhooks of the page's workspaces read in
     /// one query (read again for a workspace whose webhooks an event changes, in position
     /// order), the page's deliveries written in one.

@@ -733,42 +733,32 @@ async fn the_history_read_model_rebuilds_identically_and_stored_v1_edits_are_upc
 
     // A rebuild from the log gives the same rows; a different session gap, different ones.
     let live = dump_history(&app.env.pool).await;
+    let pool = app.env.pool.clone();
+    let rebuild_with = |config| {
+        let pool = pool.clone();
+        async move {
+            let model: Arc<dyn collab_projections::ReadModel> = Arc::new(History::new(config));
+            collab_projections::rebuild(&pool, &[model], |_, _, _| {}).await
+        }
+    };
     let config = HistoryConfig {
         snapshot_every: 4,
         ..HistoryConfig::default()
     };
-    collab_projections::rebuild(
-        &app.env.pool,
-        &[Arc::new(History::new(config))],
-        |_, _, _| {},
-    )
-    .await
-    .unwrap();
+    rebuild_with(config).await.unwrap();
     assert_eq!(dump_history(&app.env.pool).await, live);
     let split = HistoryConfig {
         session_gap: Duration::ZERO,
         ..config
     };
-    collab_projections::rebuild(
-        &app.env.pool,
-        &[Arc::new(History::new(split))],
-        |_, _, _| {},
-    )
-    .await
-    .unwrap();
+    rebuild_with(split).await.unwrap();
     let sessions: i64 =
         sqlx::query_scalar("SELECT count(*) FROM rm_history_entries WHERE kind = 'edits'")
             .fetch_one(&app.env.pool)
             .await
             .unwrap();
     assert_eq!(sessions, 10, "no pause is short enough to join two edits");
-    collab_projections::rebuild(
-        &app.env.pool,
-        &[Arc::new(History::new(config))],
-        |_, _, _| {},
-    )
-    .await
-    .unwrap();
+    rebuild_with(config).await.unwrap();
     assert_eq!(dump_history(&app.env.pool).await, live);
 }
 
