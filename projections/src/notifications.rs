@@ -89,15 +89,16 @@ impl ReadModel for Notifications {
     }
 }
 
-/// Documents shared with someone, to be told as their preferences then say.
+/// Documents shared with someone (the events of the page being folded), to be told as
+/// their preferences then say.
 #[derive(Default)]
-struct Shares {
-    shares: Vec<(RecordedEvent, UserId, &'static str)>,
+struct Shares<'a> {
+    shares: Vec<(&'a RecordedEvent, UserId, &'static str)>,
 }
 
-impl Shares {
-    fn push(&mut self, event: &RecordedEvent, recipient: UserId, role: &'static str) {
-        self.shares.push((event.clone(), recipient, role));
+impl<'a> Shares<'a> {
+    fn push(&mut self, event: &'a RecordedEvent, recipient: UserId, role: &'static str) {
+        self.shares.push((event, recipient, role));
     }
 
     async fn write(&mut self, conn: &mut PgConnection) -> Result<(), ProjectionError> {
@@ -290,7 +291,7 @@ async fn own_event(conn: &mut PgConnection, event: &RecordedEvent) -> Result<(),
         }
         ProfileEvent::ProfileUpdated(_) => return Ok(()),
     };
-    notify(conn, &user).await
+    notify(conn, &[user.as_str()]).await
 }
 
 /// `user` took part in `thread` (opened it, or replied).
@@ -422,19 +423,19 @@ impl Rows {
         let mut recipients = self.recipients;
         recipients.sort_unstable();
         recipients.dedup();
-        sqlx::query("SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r")
-            .bind(CHANNEL)
-            .bind(&recipients)
-            .execute(&mut *conn)
-            .await?;
-        Ok(())
+        notify(conn, &recipients).await
     }
 }
 
-async fn notify(conn: &mut PgConnection, recipient: &UserId) -> Result<(), ProjectionError> {
-    sqlx::query("SELECT pg_notify($1, $2)")
+/// `NOTIFY collab_notifications` once per recipient (delivered when the fold commits).
+async fn notify(
+    conn: &mut PgConnection,
+    recipients: &[impl AsRef<str> + Sync],
+) -> Result<(), ProjectionError> {
+    let recipients: Vec<&str> = recipients.iter().map(AsRef::as_ref).collect();
+    sqlx::query("SELECT pg_notify($1, r) FROM unnest($2::text[]) AS r")
         .bind(CHANNEL)
-        .bind(recipient.as_str())
+        .bind(recipients)
         .execute(conn)
         .await?;
     Ok(())

@@ -75,8 +75,8 @@ impl ReadModel for Webhooks {
             if event.stream_id.category == StreamCategory::Workspace
                 && lifecycle(conn, event, WorkspaceEvent::decode_recorded(event)?).await?
             {
-                let now = enabled_hooks(conn, &[workspace]).await?;
-                hooks.insert(workspace, now.into_values().next().unwrap_or_default());
+                let mut now = enabled_hooks(conn, &[workspace]).await?;
+                hooks.insert(workspace, now.remove(&workspace).unwrap_or_default());
             }
             for (webhook, patterns) in hooks.get(&workspace).into_iter().flatten() {
                 if patterns.iter().any(|p| matches(p, &event.event_type)) {
