@@ -8,10 +8,19 @@
 # the floor: a one-row durable INSERT on the same Postgres (pgbench, one client). Writes
 # ops/bench/LIGHT.md (which BENCHMARKS.md includes) and prints it.
 #
+# Each round also replays TRACE with a stock client (ops/bench/peers/ingest.mjs: one update per
+# trace transaction, as an editor sends them) against every server that speaks the y-websocket
+# protocol, and times how long the client takes to make the updates, to hand them to the
+# server, and until a second stock client holds the final text. And it holds IDLE idle
+# sockets on every server (`collab-bench idle`: opened 200 at a time over 100 documents, each
+# synced, held 5 s, pinged) and reads what they cost the server's resident memory.
+#
 #   ops/bench/light.sh [DIR]   (DIR holds `collab`; default target/release, built if missing)
 #
 # Environment: SERVERS (default "collab y-sweet hocuspocus y-websocket"), ROUNDS (3),
-# LIGHT_DOCS (10), LIGHT_CLIENTS (5), LIGHT_INTERVAL (200), LIGHT_SECONDS (20).
+# LIGHT_DOCS (10), LIGHT_CLIENTS (5), LIGHT_INTERVAL (200), LIGHT_SECONDS (20), TRACE
+# (../shared/traces/automerge-paper.json.gz; a missing file skips the ingest),
+# INGEST_TIMEOUT (120), IDLE (10000; 0 skips the idle sockets).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DIR="${1:-target/release}"
@@ -19,8 +28,11 @@ SERVERS="${SERVERS:-collab y-sweet hocuspocus y-websocket}"
 ROUNDS="${ROUNDS:-3}"
 DOCS="${LIGHT_DOCS:-10}"; CLIENTS="${LIGHT_CLIENTS:-5}"
 INTERVAL="${LIGHT_INTERVAL:-200}"; SECONDS_PER_RUN="${LIGHT_SECONDS:-20}"
+TRACE="${TRACE:-../shared/traces/automerge-paper.json.gz}"
+IDLE="${IDLE:-10000}"
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ops/dev/services.sh
-[ -x "$DIR/collab" ] || cargo build --release --locked -p collab-ops --bins >&2
+{ [ -x "$DIR/collab" ] && [ -x "$DIR/collab-bench" ]; } || cargo build --release --locked -p collab-ops --bins >&2
 . ops/bench/lib.sh
 peers_setup
 OUT="$(mktemp -d)"
@@ -66,7 +78,7 @@ echo 'INSERT INTO floor (v) VALUES (1);' >"$OUT/floor.sql"
 FLOOR="$(pgbench -h 127.0.0.1 -U postgres -n -c 1 -T 10 -f "$OUT/floor.sql" "$FLOOR_DB" 2>/dev/null | awk -F'= ' '/latency average/ {print $2}' | awk '{print $1}')"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE ${FLOOR_DB}" >/dev/null
 
-: >"$OUT/results.jsonl"
+: >"$OUT/results.jsonl"; : >"$OUT/ingest.jsonl"; : >"$OUT/idle.jsonl"
 for round in $(seq 1 "$ROUNDS"); do
   for SERVER in $SERVERS; do
     echo "== light: $SERVER, round $round" >&2
@@ -86,12 +98,35 @@ for round in $(seq 1 "$ROUNDS"); do
       echo "$SERVER: light run failed" >&2; tail -3 "$OUT/error.log" >&2
     fi
     stop
+    # The trace through a stock client (Hocuspocus speaks its own protocol: left out).
+    if [ -f "$TRACE" ] && [ "$SERVER" != hocuspocus ]; then
+      echo "== ingest: $SERVER, round $round" >&2
+      start_peer "$SERVER" "$DIR"
+      if out="$(node ops/bench/peers/ingest.mjs "${ARGS[@]}" --doc "$(new_doc "ingest$round")" --trace "$TRACE" --timeout "${INGEST_TIMEOUT:-120}" 2>"$OUT/error.log")"; then
+        python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(server=sys.argv[2], round=int(sys.argv[3])); print(json.dumps(r))' "$out" "$SERVER" "$round" >>"$OUT/ingest.jsonl"
+      else
+        echo "$SERVER: ingest failed or timed out: $out" >&2; tail -3 "$OUT/error.log" >&2
+      fi
+      stop
+    fi
+    if [ "$IDLE" -gt 0 ]; then
+      echo "== idle: $SERVER, round $round" >&2
+      start_peer "$SERVER" "$DIR"
+      DOC_LIST=""
+      for d in $(seq 1 100); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "idle$round-$d")"; done
+      if out="$("$DIR/collab-bench" "${ARGS[@]}" idle --docs "$DOC_LIST" --connections "$IDLE" --server-pid "$SERVER_PID" 2>"$OUT/error.log")"; then
+        python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(server=sys.argv[2], round=int(sys.argv[3])); print(json.dumps(r))' "$out" "$SERVER" "$round" >>"$OUT/idle.jsonl"
+      else
+        echo "$SERVER: idle sockets failed" >&2; tail -3 "$OUT/error.log" >&2
+      fi
+      stop
+    fi
   done
 done
 
-python3 - "$OUT/results.jsonl" "$FLOOR" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS_PER_RUN" "$ROUNDS" >ops/bench/LIGHT.md <<'EOF'
-import json, statistics, sys
-path, floor, docs, clients, interval, seconds, rounds = sys.argv[1:8]
+python3 - "$OUT/results.jsonl" "$FLOOR" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS_PER_RUN" "$ROUNDS" "$OUT/ingest.jsonl" "$TRACE" "$OUT/idle.jsonl" "$IDLE" >ops/bench/LIGHT.md <<'EOF'
+import json, os, statistics, sys
+path, floor, docs, clients, interval, seconds, rounds, ingest_path, trace, idle_path, idle_count = sys.argv[1:12]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 servers = []
 for r in rows:
@@ -127,5 +162,47 @@ print(f"The floor on the same Postgres: a one-row durable INSERT (`pgbench`, one
       f" `synchronous_commit` on, 10 s) takes {floor} ms on average. Peers' figures are in-memory"
       " work only (Hocuspocus and the y-websocket server keep documents in memory as started here;"
       " y-sweet writes to its store every 10 s); collab commits every keystroke before any peer sees it.")
+ingest = [json.loads(l) for l in open(ingest_path) if l.strip()]
+if ingest:
+    print(f"\n### Trace ingest with a stock client: `{os.path.basename(trace)}`\n")
+    print("`ops/bench/peers/ingest.mjs`, in the same rounds: a stock `yjs` + `y-websocket` client replays the trace,"
+          " one update per trace transaction sent as its own message (as an editor sends them), yielding to"
+          " its event loop every 64 transactions; a second stock client watches the document. Produced: the"
+          " writer has made every update (the client's own pace, the floor). Handed over: nothing is left in"
+          " the writer's socket buffer. Complete: the watcher holds exactly the final text. Medians; ratio"
+          " of handed over to produced.\n")
+    print("| server | updates | produced | handed over | handed / produced | complete | runs: handed over / complete (s) |")
+    print("|---|---|---|---|---|---|---|")
+    order = []
+    for r in ingest:
+        if r["server"] not in order:
+            order.append(r["server"])
+    for s in order:
+        mine = [r for r in ingest if r["server"] == s]
+        m = lambda k: statistics.median(r[k] for r in mine if r.get(k) is not None)
+        done = [r for r in mine if r.get("complete_s") is not None]
+        complete = f"{statistics.median(r['complete_s'] for r in done):.2f} s" if done else "not done"
+        if done and len(done) < len(mine):
+            complete += f" ({len(mine) - len(done)} of {len(mine)} runs not done)"
+        runs = ", ".join(f"{r['handed_s']:.2f}/{r['complete_s']:.2f}" if r.get("complete_s") is not None else f"{r['handed_s']:.2f}/—" for r in mine)
+        print(f"| {s} | {mine[0]['updates']:,} | {m('produced_s'):.2f} s | {m('handed_s'):.2f} s | {statistics.median(r['handed_s'] / r['produced_s'] for r in mine):.2f} | {complete} | {runs} |")
+idle = [json.loads(l) for l in open(idle_path) if l.strip()]
+if idle:
+    print(f"\n### Idle sockets: {int(idle_count):,} per server, in the same rounds\n")
+    print("`collab-bench idle`: sockets opened 200 at a time over 100 documents, each synced (the server's"
+          " first message received), held idle for 5 s, then pinged. Memory per connection: the server's"
+          " resident-set growth divided by the open sockets (for collab, its process only: Postgres and"
+          " nats-server hold nothing per socket). Medians.\n")
+    print("| server | open | alive after hold | memory per connection | resident set with all open | runs: KiB per connection |")
+    print("|---|---|---|---|---|---|")
+    order = []
+    for r in idle:
+        if r["server"] not in order:
+            order.append(r["server"])
+    for s in order:
+        mine = [r for r in idle if r["server"] == s]
+        per = [r["kib_per_connection"] for r in mine if r.get("kib_per_connection") is not None]
+        print(f"| {s} | {statistics.median(r['connections_open'] for r in mine):,.0f} | {statistics.median(r['connections_alive_after_hold'] for r in mine):,.0f}"
+              f" | {statistics.median(per):.2f} KiB | {statistics.median(r['server_rss_kib_open'] for r in mine) / 1024:.0f} MiB | {', '.join(f'{v:.2f}' for v in per)} |")
 EOF
 cat ops/bench/LIGHT.md

@@ -109,9 +109,22 @@ impl Default for LiveConfig {
     }
 }
 
-/// Handles on the live-editing machinery. Cheap to clone.
+/// Handles on the live-editing machinery: one pointer, cheap to clone. Every socket's task
+/// keeps one for its whole life, so it is a pointer to what they share rather than the
+/// handles themselves (a few hundred bytes per socket otherwise).
 #[derive(Clone)]
-pub struct Live {
+pub struct Live(Arc<Machinery>);
+
+impl std::ops::Deref for Live {
+    type Target = Machinery;
+
+    fn deref(&self) -> &Machinery {
+        &self.0
+    }
+}
+
+/// What [`Live`] points to.
+pub struct Machinery {
     pub rooms: Rooms,
     pub aggregates: AggregateStore,
     pub appender: Appender,
@@ -210,7 +223,7 @@ impl Live {
             stop.clone(),
         ));
         (
-            Self {
+            Self(Arc::new(Machinery {
                 rooms,
                 aggregates,
                 appender,
@@ -219,7 +232,7 @@ impl Live {
                 instance_id,
                 socket_quota,
                 revocations: progress,
-            },
+            })),
             LiveTasks {
                 stop,
                 handles: vec![appender_task, presence_task, revocations],

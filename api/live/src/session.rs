@@ -17,6 +17,7 @@ use super::appender::EditRequest;
 use super::outbox::Outbox;
 use super::protocol::{self, close};
 use super::room::{Room, SessionEntry, SessionId};
+use super::rooms::RoomGuard;
 use super::websocket::{Incoming, Outgoing, ReadError, Socket, SocketReader, SocketWriter};
 use super::Live;
 use collab_commands::access::{LinkKey, ServiceIdentity};
@@ -80,10 +81,49 @@ struct Session {
 /// the session's outbox and its own replies, and sends keepalives when quiet. A write to a
 /// client that does not read blocks only this socket, and the room ends it (1013) once too
 /// much waits for it.
-pub async fn run(live: Live, admission: Admission, socket: Socket) {
-    // Boxed, as every large await of a socket's task that is not its idle state: a task
-    // keeps room for its largest future for as long as it lives.
-    let guard = match Box::pin(live.rooms.acquire(admission.document, admission.workspace)).await {
+///
+/// Only [`Session::serve`] is awaited in place: a task keeps room for its largest future
+/// for as long as it lives, and an idle socket spends its life in `serve`. Joining (the
+/// room's load, the greeting) and leaving (the close handshake) are boxed — allocated while
+/// they run, given back after — and so are the arguments, which an `async fn` would keep
+/// beside everything else for the task's whole life (`ops/bench/ab.sh` with `IDLE` measures
+/// what a socket costs).
+pub fn run(
+    live: Live,
+    admission: Admission,
+    socket: Socket,
+) -> impl std::future::Future<Output = ()> + Send {
+    let joining = Box::pin(join(live, admission, socket));
+    async move {
+        let Some(mut joined) = joining.await else {
+            return;
+        };
+        let end = joined
+            .session
+            .serve(&mut joined.reader, &joined.outbox)
+            .await;
+        Box::pin(joined.leave(end)).await;
+    }
+}
+
+/// A session in its room, and what it leaves with.
+struct Joined {
+    session: Session,
+    reader: SocketReader,
+    outbox: Outbox,
+    document: DocumentId,
+    /// Keeps the room loaded.
+    guard: RoomGuard,
+}
+
+/// Loads the room (or refuses the socket if it cannot be loaded), joins it, and sends the
+/// greeting; `None` if the socket ended meanwhile.
+async fn join(live: Live, admission: Admission, socket: Socket) -> Option<Joined> {
+    let guard = match live
+        .rooms
+        .acquire(admission.document, admission.workspace)
+        .await
+    {
         Ok(guard) => guard,
         Err(error) => {
             tracing::error!(document.id = %admission.document, %error, "cannot load document");
@@ -93,7 +133,7 @@ pub async fn run(live: Live, admission: Admission, socket: Socket) {
                 "document could not be loaded; try again",
             )
             .await;
-            return;
+            return None;
         }
     };
     let id = Uuid::now_v7();
@@ -103,7 +143,7 @@ pub async fn run(live: Live, admission: Admission, socket: Socket) {
     entry.link = admission.link;
     entry.read_only_token = admission.read_only_token;
     entry.service = admission.service.clone();
-    let Socket { mut reader, writer } = socket;
+    let Socket { reader, writer } = socket;
     let greeting = room.join(id, entry);
     // An access change handled between the admission check and this join passed the
     // socket by: check the room again (rare: only when one happened meanwhile — edits and
@@ -122,56 +162,85 @@ pub async fn run(live: Live, admission: Admission, socket: Socket) {
     };
     let mut session = Session {
         id,
-        live: live.clone(),
-        room: room.clone(),
+        live,
+        room,
         actor,
         read_only: admission.read_only,
         writer,
         denied_sent: false,
     };
-    let end = Box::pin(session.write(greeting.into_iter().map(Outgoing::Binary)))
-        .await
-        .err()
-        .unwrap_or(End::Client);
-    let end = match end {
-        End::Client => session.serve(&mut reader, &outbox).await,
-        broken => broken,
+    let greeted = session
+        .write(greeting.into_iter().map(Outgoing::Binary))
+        .await;
+    let joined = Joined {
+        session,
+        reader,
+        outbox,
+        document: admission.document,
+        guard,
     };
-    if let Some(removal) = room.leave(id) {
-        Box::pin(live.fanout.publish_awareness(&room, removal)).await;
-    }
-    let Session { mut writer, .. } = session;
-    match end {
-        End::Refused(code, reason) => {
-            debug!(document.id = %admission.document, session.id = %id, code, %reason, "closing socket");
-            metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
-                .increment(1);
-            // A peer that stopped reading never takes the close: given up after 2 s.
-            let closed = tokio::time::timeout(Duration::from_secs(2), async {
-                writer.send_all(&[Outgoing::Close(code, reason)]).await?;
-                writer.shutdown().await;
-                Ok::<_, std::io::Error>(())
-            })
-            .await;
-            if matches!(closed, Ok(Ok(()))) {
-                let _ = tokio::time::timeout(Duration::from_secs(2), reader.drain()).await;
-            }
+    match greeted {
+        Ok(()) => Some(joined),
+        Err(end) => {
+            joined.leave(end).await;
+            None
         }
-        End::Client => {
-            let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                if writer
-                    .send_all(&[Outgoing::Close(close::NORMAL, String::new())])
-                    .await
-                    .is_ok()
-                {
+    }
+}
+
+impl Joined {
+    /// Leaves the room (telling the others whose cursors went with it) and closes the
+    /// connection as `end` says.
+    async fn leave(self, end: End) {
+        let Joined {
+            session,
+            mut reader,
+            document,
+            guard,
+            ..
+        } = self;
+        let Session {
+            id,
+            live,
+            room,
+            mut writer,
+            ..
+        } = session;
+        if let Some(removal) = room.leave(id) {
+            live.fanout.publish_awareness(&room, removal).await;
+        }
+        match end {
+            End::Refused(code, reason) => {
+                debug!(document.id = %document, session.id = %id, code, %reason, "closing socket");
+                metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
+                    .increment(1);
+                // A peer that stopped reading never takes the close: given up after 2 s.
+                let closed = tokio::time::timeout(Duration::from_secs(2), async {
+                    writer.send_all(&[Outgoing::Close(code, reason)]).await?;
                     writer.shutdown().await;
+                    Ok::<_, std::io::Error>(())
+                })
+                .await;
+                if matches!(closed, Ok(Ok(()))) {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), reader.drain()).await;
                 }
-            })
-            .await;
+            }
+            End::Client => {
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    if writer
+                        .send_all(&[Outgoing::Close(close::NORMAL, String::new())])
+                        .await
+                        .is_ok()
+                    {
+                        writer.shutdown().await;
+                    }
+                })
+                .await;
+            }
+            End::Broken => {}
         }
-        End::Broken => {}
+        drop(guard);
     }
-    drop(guard);
 }
 
 impl Session {

@@ -96,15 +96,13 @@ async fn sync_socket(
         // far past the limit are cut off while being read.
         let limit = state.live.config.max_update_bytes * 2 + 64 * 1024;
         let socket = websocket::split(io, limit);
-        // Boxed: the admission's futures (token, aggregates) are large and done with once it
-        // is decided; inline, the socket's task would keep their room for its whole life.
-        let admitted = Box::pin(admit(&state, &document, &params, authorization.as_deref())).await;
-        // What only the admission needed (the token among them) is not kept for the
-        // socket's life.
+        let admitted = admit(&state, &document, &params, authorization.as_deref()).await;
         let live = state.live.clone();
-        drop((state, document, params, authorization));
         match admitted {
-            Ok(admission) => session::run(live, admission, socket).await,
+            // The session gets a task of its own, sized for what it keeps (a task keeps
+            // room for its largest future for its whole life): this one, with the
+            // admission's futures and the request's state in it, ends here.
+            Ok(admission) => drop(tokio::spawn(session::run(live, admission, socket))),
             Err((code, reason)) => {
                 metrics::counter!("collab_sync_refusals_total", "code" => code.to_string())
                     .increment(1);
