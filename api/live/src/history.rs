@@ -120,15 +120,33 @@ pub fn plain_text(items: &[ItemText]) -> String {
 
 /// The text a reader of the document sees, for search: every text root and every XML
 /// fragment's text nodes (one per line), root by root in name order; maps, arrays and
-/// embedded content are left out.
-pub fn searchable_text(doc: &Doc) -> String {
+/// embedded content are left out. At most `max_bytes` of it (cut at a character boundary):
+/// the text is gathered no further, so a huge document costs no more than that here.
+pub fn searchable_text(doc: &Doc, max_bytes: usize) -> String {
     let mut out = String::new();
     for (name, kind) in root_kinds(doc) {
+        if out.len() >= max_bytes {
+            break;
+        }
         if matches!(kind, RootKind::Text | RootKind::Xml) {
             if !out.is_empty() {
                 out.push('\n');
             }
-            out.push_str(&plain_text(&text_items(doc, &name)));
+            for item in text_items(doc, &name) {
+                // One item can hold a whole paste (yrs merges a client's neighbouring
+                // insertions): only what fits is copied.
+                let room = max_bytes.saturating_sub(out.len());
+                if item.text.len() <= room {
+                    out.push_str(&item.text);
+                } else {
+                    let mut end = room;
+                    while !item.text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    out.push_str(&item.text[..end]);
+                    break;
+                }
+            }
         }
     }
     out
@@ -481,6 +499,20 @@ mod tests {
         doc.get_or_insert_text("t")
             .push(&mut doc.transact_mut(), text);
         doc
+    }
+
+    #[test]
+    fn searchable_text_stops_at_its_limit_on_a_character_boundary() {
+        let doc = doc_with(1, "aé and more");
+        assert_eq!(searchable_text(&doc, 1 << 20), "aé and more");
+        assert_eq!(searchable_text(&doc, 3), "aé");
+        // A cut inside "é" (two bytes) keeps what comes before it.
+        assert_eq!(searchable_text(&doc, 2), "a");
+        // Later roots are not read once the limit is reached.
+        doc.get_or_insert_text("u")
+            .push(&mut doc.transact_mut(), "second");
+        assert_eq!(searchable_text(&doc, 100), "aé and more\nsecond");
+        assert_eq!(searchable_text(&doc, 5), "aé a");
     }
 
     fn state(doc: &Doc) -> Vec<u8> {

@@ -24,7 +24,7 @@ pub const ANALYZER: &str = "folded";
 
 /// The index's format: bumped whenever the schema, the analyzer or what is extracted
 /// changes. An index of another format is emptied and refilled from the log.
-pub const FORMAT: u32 = 3;
+pub const FORMAT: u32 = 4;
 
 /// The analyzer of the `pairs` field: the adjacent words with a common word among them
 /// (see [`crate::pairs`]).

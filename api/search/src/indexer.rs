@@ -473,7 +473,8 @@ impl Indexer {
             read.into_iter()
                 .map(|(id, content)| match content {
                     Some((row, at)) => {
-                        let body = collab_live::history::searchable_text(&at.doc);
+                        let body =
+                            collab_live::history::searchable_text(&at.doc, MAX_INDEXED_TEXT_BYTES);
                         let updated = at
                             .recorded_at
                             .map_or(row.updated_at, |t| t.max(row.updated_at));
@@ -557,6 +558,12 @@ pub(crate) fn folder_and_ancestors(folder: &str) -> Vec<String> {
     }
     out
 }
+
+/// A document's text is indexed up to this many bytes (its title and its comments always
+/// whole). Indexing costs several times the text in memory at once — 280 MB for a document
+/// flooded to 40 MB — and a search hit in the middle of a book-length document helps nobody
+/// much; the first mebibyte is a long report's worth.
+pub const MAX_INDEXED_TEXT_BYTES: usize = 1 << 20;
 
 fn entry(f: &Fields, row: &DocumentRow, body: &str, updated: DateTime<Utc>) -> TantivyDocument {
     let mut doc = TantivyDocument::default();
