@@ -128,10 +128,10 @@ python3 - "$OUT/results.jsonl" "$FLOOR" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS
 import json, os, statistics, sys
 path, floor, docs, clients, interval, seconds, rounds, ingest_path, trace, idle_path, idle_count = sys.argv[1:12]
 rows = [json.loads(l) for l in open(path) if l.strip()]
-servers = []
-for r in rows:
-    if r["server"] not in servers:
-        servers.append(r["server"])
+def by_server(results):
+    """Each server (in the order of its first run) with its runs."""
+    return [(s, [r for r in results if r["server"] == s]) for s in dict.fromkeys(r["server"] for r in results)]
+servers = [s for s, _ in by_server(rows)]
 def med(server, key):
     values = [r[key] for r in rows if r["server"] == server and r.get(key) is not None]
     return statistics.median(values) if values else None
@@ -173,12 +173,7 @@ if ingest:
           " of handed over to produced.\n")
     print("| server | updates | produced | handed over | handed / produced | complete | runs: handed over / complete (s) |")
     print("|---|---|---|---|---|---|---|")
-    order = []
-    for r in ingest:
-        if r["server"] not in order:
-            order.append(r["server"])
-    for s in order:
-        mine = [r for r in ingest if r["server"] == s]
+    for s, mine in by_server(ingest):
         m = lambda k: statistics.median(r[k] for r in mine if r.get(k) is not None)
         done = [r for r in mine if r.get("complete_s") is not None]
         complete = f"{statistics.median(r['complete_s'] for r in done):.2f} s" if done else "not done"
@@ -195,12 +190,7 @@ if idle:
           " nats-server hold nothing per socket). Medians.\n")
     print("| server | open | alive after hold | memory per connection | resident set with all open | runs: KiB per connection |")
     print("|---|---|---|---|---|---|")
-    order = []
-    for r in idle:
-        if r["server"] not in order:
-            order.append(r["server"])
-    for s in order:
-        mine = [r for r in idle if r["server"] == s]
+    for s, mine in by_server(idle):
         per = [r["kib_per_connection"] for r in mine if r.get("kib_per_connection") is not None]
         print(f"| {s} | {statistics.median(r['connections_open'] for r in mine):,.0f} | {statistics.median(r['connections_alive_after_hold'] for r in mine):,.0f}"
               f" | {statistics.median(per):.2f} KiB | {statistics.median(r['server_rss_kib_open'] for r in mine) / 1024:.0f} MiB | {', '.join(f'{v:.2f}' for v in per)} |")
