@@ -36,9 +36,16 @@ fn roots(doc: &Doc) -> Vec<(String, RootKind, In)> {
     roots
 }
 
-/// The kinds of the document's roots, in name order.
+/// The kinds of the document's roots, in name order (without copying their content, as
+/// [`roots`] does: for a large document that copy was the size of the document).
 pub fn root_kinds(doc: &Doc) -> Vec<(String, RootKind)> {
-    roots(doc).into_iter().map(|(n, k, _)| (n, k)).collect()
+    let txn = doc.transact();
+    let mut kinds: Vec<(String, RootKind)> = txn
+        .root_refs()
+        .map(|(name, out)| (name.to_owned(), root_kind(&out, &txn)))
+        .collect();
+    kinds.sort_by(|a, b| a.0.cmp(&b.0));
+    kinds
 }
 
 /// A run of visible text made by one Yjs item: its client and the clock of its first
