@@ -142,15 +142,11 @@ pub fn searchable_text(doc: &Doc, max_bytes: usize) -> String {
             for item in text_items(doc, &name) {
                 // One item can hold a whole paste (yrs merges a client's neighbouring
                 // insertions): only what fits is copied.
-                let room = max_bytes.saturating_sub(out.len());
-                if item.text.len() <= room {
-                    out.push_str(&item.text);
-                } else {
-                    let mut end = room;
-                    while !item.text.is_char_boundary(end) {
-                        end -= 1;
-                    }
-                    out.push_str(&item.text[..end]);
+                let end = item
+                    .text
+                    .floor_char_boundary(max_bytes.saturating_sub(out.len()));
+                out.push_str(&item.text[..end]);
+                if end < item.text.len() {
                     break;
                 }
             }
@@ -515,7 +511,7 @@ mod tests {
         assert_eq!(searchable_text(&doc, 3), "aé");
         // A cut inside "é" (two bytes) keeps what comes before it.
         assert_eq!(searchable_text(&doc, 2), "a");
-        // Later roots are not read once the limit is reached.
+        // A second root follows on a line of its own, and counts toward the limit.
         doc.get_or_insert_text("u")
             .push(&mut doc.transact_mut(), "second");
         assert_eq!(searchable_text(&doc, 100), "aé and more\nsecond");

@@ -350,10 +350,7 @@ impl Outgoing {
             Outgoing::Binary(payload) => (OpCode::Data(Data::Binary), payload.clone()),
             Outgoing::Pong(payload) => (OpCode::Control(Control::Pong), payload.clone()),
             Outgoing::Close(code, reason) => {
-                let mut end = reason.len().min(123);
-                while !reason.is_char_boundary(end) {
-                    end -= 1;
-                }
+                let end = reason.floor_char_boundary(123);
                 let mut payload = code.to_be_bytes().to_vec();
                 payload.extend_from_slice(&reason.as_bytes()[..end]);
                 (OpCode::Control(Control::Close), payload.into())

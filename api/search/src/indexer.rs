@@ -560,8 +560,8 @@ pub(crate) fn folder_and_ancestors(folder: &str) -> Vec<String> {
 }
 
 /// A document's text is indexed up to this many bytes (its title and its comments always
-/// whole). Indexing costs several times the text in memory at once — 280 MB for a document
-/// flooded to 40 MB — and a search hit in the middle of a book-length document helps nobody
+/// whole). Indexing costs several times the text in memory at once — 300 MB for a document
+/// flooded to 41 MB (RELIABILITY.md) — and a search hit in the middle of a book-length document helps nobody
 /// much; the first mebibyte is a long report's worth.
 pub const MAX_INDEXED_TEXT_BYTES: usize = 1 << 20;
 

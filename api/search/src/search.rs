@@ -607,14 +607,8 @@ fn first_match(parsed: &Parsed, text: &str) -> Option<usize> {
 
 /// The part of `text` around byte `at`: a little before, enough after for a snippet.
 fn window(text: &str, at: usize) -> &str {
-    let mut start = at.saturating_sub(SNIPPET_CHARS);
-    while !text.is_char_boundary(start) {
-        start -= 1;
-    }
-    let mut end = (at + 3 * SNIPPET_CHARS).min(text.len());
-    while !text.is_char_boundary(end) {
-        end += 1;
-    }
+    let start = text.floor_char_boundary(at.saturating_sub(SNIPPET_CHARS));
+    let end = text.ceil_char_boundary(at + 3 * SNIPPET_CHARS);
     &text[start..end]
 }
 
