@@ -4,6 +4,9 @@
 #   - `collab projections rebuild all` is timed (every read model emptied and folded again
 #     from position 0 in one transaction each, side by side from one read of the log), and
 #     the same read models rebuilt one at a time (`collab projections rebuild NAME` each);
+#   - the floor: Postgres alone writing the rebuilt audit trail's and history's rows (the two
+#     read models with a row per event) into empty copies of their tables, indexes included
+#     (one `INSERT … SELECT` each, no client, no fold);
 #   - the same read models catch up from nothing in a running server that starts far behind
 #     (`collab serve --roles relay,projector`, checkpoints at 0): time until every read model
 #     has reached the head.
@@ -26,6 +29,16 @@ head="$(sql "SELECT position FROM event_log_head")"
 started="$(date +%s.%N)"
 "$DIR/collab" projections rebuild all >"$OUT/rebuild.txt"
 rebuilt="$(date +%s.%N)"
+# The floor: Postgres alone writing the rows of the two read models with a row per event
+# into empty copies of their tables (indexes included), one INSERT … SELECT each.
+floor() {
+  sql "CREATE TABLE floor_$1 (LIKE $1 INCLUDING ALL)" >/dev/null
+  local t0; t0="$(date +%s.%N)"
+  sql "INSERT INTO floor_$1 SELECT * FROM $1" >/dev/null
+  python3 -c "print(round($(date +%s.%N) - $t0, 2))"
+  sql "DROP TABLE floor_$1" >/dev/null
+}
+audit_floor="$(floor rm_audit_entries)"; history_floor="$(floor rm_history_entries)"
 # The same read models one at a time (each reading the log itself), for comparison.
 one_by_one=0
 for model in $(sed -n 's/^\([a-z_-]*\): rebuilt to position.*/\1/p' "$OUT/rebuild.txt"); do
@@ -49,9 +62,10 @@ for _ in $(seq 1 6000); do
   fi
   sleep 0.1
 done
-python3 - "$OUT" "$head" "$started" "$rebuilt" "$started_catch_up" "${caught_up:-}" "$one_by_one" <<'PY'
+python3 - "$OUT" "$head" "$started" "$rebuilt" "$started_catch_up" "${caught_up:-}" "$one_by_one" \
+  "$audit_floor" "$history_floor" <<'PY'
 import json, sys
-out, head, started, rebuilt, catch_start, caught, one_by_one = sys.argv[1:8]
+out, head, started, rebuilt, catch_start, caught, one_by_one, audit_floor, history_floor = sys.argv[1:10]
 head = int(head)
 seed = json.load(open(f"{out}/seed.json"))
 models = [l.strip() for l in open(f"{out}/rebuild.txt") if l.strip()]
@@ -63,6 +77,8 @@ print(json.dumps({
     "rebuild_all_seconds": round(rebuild_s, 1),
     "rebuild_events_per_second": round(head / rebuild_s),
     "rebuild_per_model": models,
+    "audit_rows_floor_seconds": float(audit_floor),
+    "history_rows_floor_seconds": float(history_floor),
     "one_at_a_time_seconds": round(float(one_by_one), 1),
     "one_at_a_time_events_per_second": round(head / float(one_by_one)),
     "one_at_a_time_per_model": [l.strip() for l in open(f"{out}/one-by-one.txt") if l.strip()],

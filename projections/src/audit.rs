@@ -20,7 +20,8 @@ use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::bursts::{Burst, Bursts};
-use crate::read_model::{column, ProjectionError, ReadModel};
+use crate::copy::CopyRows;
+use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
 pub const DEFAULT_EDIT_GAP: Duration = Duration::from_secs(5 * 60);
@@ -430,7 +431,14 @@ impl Page {
         }
         let ids: Vec<Uuid> = ids.into_iter().collect();
         let stored: Vec<(Uuid, String)> =
-            sqlx::query_as("SELECT id, name FROM rm_audit_names WHERE id = ANY($1)")
+            // A join, not `id = ANY($1)`: a rebuild fills the table in one transaction, so
+            // its statistics still say it is empty, and `= ANY` was then planned as a scan of
+            // every name comparing each with every id of the page (a fifth of the audit
+            // rebuild's time in Postgres).
+            sqlx::query_as(
+                "SELECT n.id, n.name FROM unnest($1::uuid[]) AS k(id) \
+                 JOIN rm_audit_names n ON n.id = k.id",
+            )
                 .bind(&ids)
                 .fetch_all(&mut *conn)
                 .await?;
@@ -482,30 +490,43 @@ impl Page {
             .execute(&mut *conn)
             .await?;
         }
-        if self.entries.is_empty() {
-            return Ok(());
+        let mut rows = CopyRows::new(
+            "rm_audit_entries",
+            &[
+                "workspace_id",
+                "position",
+                "last_position",
+                "actor",
+                "event_type",
+                "summary",
+                "document_id",
+                "member",
+                "stream_id",
+                "first_version",
+                "last_version",
+                "edits",
+                "started_at",
+                "recorded_at",
+            ],
+        );
+        for e in &self.entries {
+            rows.row()
+                .value(&e.workspace)
+                .value(&e.position)
+                .value(&e.position)
+                .value(&e.actor)
+                .value(&e.event_type)
+                .value(&e.summary)
+                .value(&e.document)
+                .value(&e.member)
+                .value(&e.stream_id)
+                .value(&e.version)
+                .value(&e.version)
+                .value(&1i32)
+                .value(&e.at)
+                .value(&e.at);
         }
-        let e = &self.entries;
-        sqlx::query(
-            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, event_type, \
-             summary, document_id, member, stream_id, first_version, last_version, edits, \
-             started_at, recorded_at) \
-             SELECT w, p, p, a, t, s, d, m, st, v, v, 1, at, at FROM unnest($1::uuid[], \
-             $2::bigint[], $3::text[], $4::text[], $5::text[], $6::uuid[], $7::text[], \
-             $8::text[], $9::bigint[], $10::timestamptz[]) AS x(w, p, a, t, s, d, m, st, v, at)",
-        )
-        .bind(column(e, |e| e.workspace))
-        .bind(column(e, |e| e.position))
-        .bind(column(e, |e| e.actor.clone()))
-        .bind(column(e, |e| e.event_type.clone()))
-        .bind(column(e, |e| e.summary.clone()))
-        .bind(column(e, |e| e.document))
-        .bind(column(e, |e| e.member.clone()))
-        .bind(column(e, |e| e.stream_id.clone()))
-        .bind(column(e, |e| e.version))
-        .bind(column(e, |e| e.at))
-        .execute(conn)
-        .await?;
+        rows.send(conn).await?;
         Ok(())
     }
 }

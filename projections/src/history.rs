@@ -29,6 +29,7 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::bursts::{Burst, BurstKey, Bursts};
+use crate::copy::CopyRows;
 use crate::read_model::{ProjectionError, ReadModel};
 
 pub const NAME: &str = "history";
@@ -320,20 +321,31 @@ async fn save_snapshot(
 }
 
 /// History entries of single events (restores, named versions, metadata events), gathered
-/// over a page and written in one statement.
-#[derive(Default)]
-struct Entries {
-    documents: Vec<Uuid>,
-    positions: Vec<i64>,
-    workspaces: Vec<Uuid>,
-    kinds: Vec<String>,
-    actors: Vec<String>,
-    versions: Vec<Option<i64>>,
-    edits: Vec<i32>,
-    inserted: Vec<i64>,
-    deleted: Vec<i64>,
-    at: Vec<DateTime<Utc>>,
-    details: Vec<serde_json::Value>,
+/// over a page and written in one COPY.
+struct Entries(CopyRows);
+
+impl Default for Entries {
+    fn default() -> Self {
+        Self(CopyRows::new(
+            "rm_history_entries",
+            &[
+                "document_id",
+                "position",
+                "workspace_id",
+                "kind",
+                "actor",
+                "last_position",
+                "first_version",
+                "last_version",
+                "edits",
+                "inserted",
+                "deleted",
+                "started_at",
+                "ended_at",
+                "details",
+            ],
+        ))
+    }
 }
 
 impl Entries {
@@ -345,47 +357,29 @@ impl Entries {
         (inserted, deleted): (i64, i64),
         details: serde_json::Value,
     ) {
-        self.documents.push(event.stream_id.id);
-        self.positions.push(event.position);
-        self.workspaces.push(event.metadata.workspace_id.as_uuid());
-        self.kinds.push(kind.to_owned());
-        self.actors.push(event.metadata.actor.to_string());
-        self.versions.push(version);
-        self.edits.push(i32::from(
-            event.stream_id.category == StreamCategory::Content,
-        ));
-        self.inserted.push(inserted);
-        self.deleted.push(deleted);
-        self.at.push(event.metadata.recorded_at);
-        self.details.push(details);
+        let at = event.metadata.recorded_at;
+        self.0
+            .row()
+            .value(&event.stream_id.id)
+            .value(&event.position)
+            .value(&event.metadata.workspace_id.as_uuid())
+            .value(&kind)
+            .value(&event.metadata.actor.to_string())
+            .value(&event.position)
+            .value(&version)
+            .value(&version)
+            .value(&i32::from(
+                event.stream_id.category == StreamCategory::Content,
+            ))
+            .value(&inserted)
+            .value(&deleted)
+            .value(&at)
+            .value(&at)
+            .value(&details);
     }
 
     async fn write(self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        if self.documents.is_empty() {
-            return Ok(());
-        }
-        sqlx::query(
-            "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
-             last_position, first_version, last_version, edits, inserted, deleted, started_at, \
-             ended_at, details) \
-             SELECT d, p, w, k, a, p, v, v, e, i, x, t, t, j FROM unnest($1::uuid[], \
-             $2::bigint[], $3::uuid[], $4::text[], $5::text[], $6::bigint[], $7::int[], \
-             $8::bigint[], $9::bigint[], $10::timestamptz[], $11::jsonb[]) \
-             AS u(d, p, w, k, a, v, e, i, x, t, j)",
-        )
-        .bind(self.documents)
-        .bind(self.positions)
-        .bind(self.workspaces)
-        .bind(self.kinds)
-        .bind(self.actors)
-        .bind(self.versions)
-        .bind(self.edits)
-        .bind(self.inserted)
-        .bind(self.deleted)
-        .bind(self.at)
-        .bind(self.details)
-        .execute(conn)
-        .await?;
+        self.0.send(conn).await?;
         Ok(())
     }
 }

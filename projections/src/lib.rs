@@ -15,6 +15,7 @@ mod bursts;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod comments;
+mod copy;
 pub mod documents;
 pub mod files;
 pub mod history;

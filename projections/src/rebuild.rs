@@ -143,7 +143,9 @@ async fn fold(
             }
         };
         let started = Instant::now();
-        if every {
+        // The page as it is when every event is of the read model's categories (no copy of
+        // the events it would fold anyway: copies were a seventh of a rebuild's own CPU).
+        if every || page.iter().all(|e| mine.contains(&e.stream_id.category)) {
             model.apply_batch(&mut conn, &page).await?;
         } else {
             let events: Vec<RecordedEvent> = page
