@@ -15,12 +15,12 @@ use collab_domain::file::FileEvent;
 use collab_domain::profile::ProfileEvent;
 use collab_domain::workspace::WorkspaceEvent;
 use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId, WorkspaceId};
+use collab_store::copy::CopyRows;
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
 use crate::bursts::{Burst, Bursts};
-use crate::copy::CopyRows;
 use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.

@@ -21,6 +21,7 @@ use collab_domain::catalogue::EventCodec;
 use collab_domain::content::{ContentEvent, EditOrigin};
 use collab_domain::document::DocumentEvent;
 use collab_domain::{DomainEvent, RecordedEvent, StreamCategory, StreamId};
+use collab_store::copy::CopyRows;
 use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use tracing::warn;
@@ -29,7 +30,6 @@ use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
 use crate::bursts::{Burst, BurstKey, Bursts};
-use crate::copy::CopyRows;
 use crate::read_model::{ProjectionError, ReadModel};
 
 pub const NAME: &str = "history";

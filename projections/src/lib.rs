@@ -15,7 +15,6 @@ mod bursts;
 pub mod checkpoint;
 pub mod checkpointer;
 pub mod comments;
-mod copy;
 pub mod documents;
 pub mod files;
 pub mod history;

@@ -20,6 +20,8 @@ use sqlx::{PgExecutor, PgPool, Postgres};
 use tracing::instrument;
 use uuid::Uuid;
 
+use crate::copy::CopyRows;
+
 /// Channel notified (with the new head position) whenever events commit.
 pub const EVENTS_CHANNEL: &str = "collab_events";
 
@@ -248,9 +250,7 @@ impl EventStore {
             .fetch_one(&mut *tx)
             .await?;
         number(results, head - count);
-        let mut copy = tx.copy_in_raw(COPY_SQL).await?;
-        copy.send(copy_rows(results)).await?;
-        copy.finish().await?;
+        copy_rows(results).send(&mut tx).await?;
         tx.commit().await?;
         Ok(head)
     }
@@ -662,59 +662,48 @@ WITH head AS (
 )
 SELECT head.position FROM head, pg_notify($2, head.position::text)";
 
-/// The columns [`copy_rows`] writes, in its order.
-const COPY_SQL: &str = "COPY events (position, event_id, stream_id, stream_version, \
-    workspace_id, event_type, schema_version, payload, actor, correlation_id, causation_id, \
-    recorded_at, prev_hash, hash, stream_category) FROM STDIN (FORMAT binary)";
-
-/// Microseconds from the Unix epoch to Postgres's (2000-01-01 UTC).
-const POSTGRES_EPOCH_MICROS: i64 = 946_684_800_000_000;
-
-/// The numbered rows in Postgres's binary `COPY` format: a header, then per row the field
-/// count and each field as length + network-order bytes (-1: NULL), then a -1 trailer.
-fn copy_rows(appended: &[Appended]) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, bytes: &[u8]) {
-        out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
-        out.extend_from_slice(bytes);
-    }
-    fn optional(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
-        match bytes {
-            Some(bytes) => field(out, bytes),
-            None => out.extend_from_slice(&(-1i32).to_be_bytes()),
-        }
-    }
-    let mut out = Vec::with_capacity(64 * 1024);
-    out.extend_from_slice(b"PGCOPY\n\xff\r\n\0");
-    out.extend_from_slice(&0i32.to_be_bytes()); // flags
-    out.extend_from_slice(&0i32.to_be_bytes()); // header extension
+/// The rows of a batch as one binary `COPY` of the events table.
+fn copy_rows(appended: &[Appended]) -> CopyRows {
+    let mut rows = CopyRows::new(
+        "events",
+        &[
+            "position",
+            "event_id",
+            "stream_id",
+            "stream_version",
+            "workspace_id",
+            "event_type",
+            "schema_version",
+            "payload",
+            "actor",
+            "correlation_id",
+            "causation_id",
+            "recorded_at",
+            "prev_hash",
+            "hash",
+            "stream_category",
+        ],
+    );
     for event in appended.iter().flat_map(|a| &a.events) {
         let metadata = &event.metadata;
-        out.extend_from_slice(&15i16.to_be_bytes());
-        field(&mut out, &event.position.to_be_bytes());
-        field(&mut out, metadata.event_id.as_uuid().as_bytes());
-        field(&mut out, event.stream_id.to_string().as_bytes());
-        field(&mut out, &event.stream_version.to_be_bytes());
-        field(&mut out, metadata.workspace_id.as_uuid().as_bytes());
-        field(&mut out, event.event_type.as_bytes());
-        field(&mut out, &event.schema_version.to_be_bytes());
-        field(&mut out, &event.payload);
-        field(&mut out, metadata.actor.to_string().as_bytes());
-        field(&mut out, metadata.correlation_id.as_bytes());
-        optional(
-            &mut out,
-            metadata
-                .causation_id
-                .as_ref()
-                .map(|id| id.as_bytes().as_slice()),
-        );
-        let micros = metadata.recorded_at.timestamp_micros() - POSTGRES_EPOCH_MICROS;
-        field(&mut out, &micros.to_be_bytes());
-        optional(&mut out, event.prev_hash.as_ref().map(|h| h.as_slice()));
-        field(&mut out, &event.hash);
-        field(&mut out, event.stream_id.category.as_str().as_bytes());
+        rows.row()
+            .value(&event.position)
+            .value(&metadata.event_id.as_uuid())
+            .value(&event.stream_id.to_string())
+            .value(&event.stream_version)
+            .value(&metadata.workspace_id.as_uuid())
+            .value(&event.event_type)
+            .value(&event.schema_version)
+            .value(&event.payload)
+            .value(&metadata.actor.to_string())
+            .value(&metadata.correlation_id)
+            .value(&metadata.causation_id)
+            .value(&metadata.recorded_at)
+            .value(&event.prev_hash.as_ref().map(|h| h.as_slice()))
+            .value(&event.hash.as_slice())
+            .value(&event.stream_id.category.as_str());
     }
-    out.extend_from_slice(&(-1i16).to_be_bytes());
-    out
+    rows
 }
 
 /// The rows of a batch, column by column, bound as $2..$15 of [`APPEND_SQL`].

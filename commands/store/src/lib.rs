@@ -6,6 +6,7 @@
 //! (`collab-projections`, workers) reads through [`EventLog`] and never depends on
 //! command handling.
 
+pub mod copy;
 pub mod event_store;
 pub mod keys;
 pub mod leadership;

@@ -1,8 +1,9 @@
-//! Rows written with `COPY … FROM STDIN (FORMAT binary)`: a page's new rows in one
-//! stream, each value in the binary form sqlx binds it in (its `Encode`), instead of an
+//! Rows written with `COPY … FROM STDIN (FORMAT binary)`: many new rows in one stream,
+//! each value in the binary form sqlx binds it in (its `Encode`), instead of an
 //! `INSERT … SELECT FROM unnest(…)` whose arrays Postgres first decodes and then expands
-//! row by row. COPY also inserts the heap rows a page at a time. Only for plain inserts:
-//! COPY has no `ON CONFLICT`.
+//! row by row; COPY also inserts the heap rows a page at a time. The event store appends
+//! large batches this way, and read models with a row per event write a page's rows this
+//! way. Only for plain inserts: COPY has no `ON CONFLICT`.
 
 use sqlx::encode::IsNull;
 use sqlx::postgres::PgArgumentBuffer;
@@ -12,7 +13,7 @@ use sqlx::{Encode, PgConnection, Postgres};
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
 
 /// Rows for one `COPY table (columns) FROM STDIN (FORMAT binary)`, built in memory.
-pub(crate) struct CopyRows {
+pub struct CopyRows {
     statement: String,
     columns: i16,
     buffer: PgArgumentBuffer,
@@ -26,7 +27,7 @@ pub(crate) struct CopyRows {
 impl CopyRows {
     /// Rows of `table` with these columns; each row must then give one value per column,
     /// in this order, each of the column's type.
-    pub(crate) fn new(table: &str, columns: &[&str]) -> Self {
+    pub fn new(table: &str, columns: &[&str]) -> Self {
         let mut buffer = PgArgumentBuffer::default();
         buffer.extend_from_slice(HEADER);
         Self {
@@ -43,7 +44,7 @@ impl CopyRows {
     }
 
     /// Starts a row.
-    pub(crate) fn row(&mut self) -> &mut Self {
+    pub fn row(&mut self) -> &mut Self {
         debug_assert!(
             self.rows == 0 || self.written == self.columns,
             "the previous row of `{}` has {} of {} values",
@@ -58,7 +59,7 @@ impl CopyRows {
     }
 
     /// The row's next value (`None` is NULL).
-    pub(crate) fn value<'q, T: Encode<'q, Postgres>>(&mut self, value: &T) -> &mut Self {
+    pub fn value<'q, T: Encode<'q, Postgres>>(&mut self, value: &T) -> &mut Self {
         let at = self.buffer.len();
         self.buffer.extend_from_slice(&[0; 4]);
         let length = match value.encode_by_ref(&mut self.buffer) {
@@ -80,7 +81,7 @@ impl CopyRows {
     }
 
     /// Sends the rows; returns how many were inserted.
-    pub(crate) async fn send(mut self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+    pub async fn send(mut self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
         if let Some(error) = self.failed {
             return Err(sqlx::Error::Encode(error));
         }
