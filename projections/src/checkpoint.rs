@@ -34,6 +34,16 @@ pub(crate) async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sql
         .await
 }
 
+/// The consumer's checkpoint (0 before it has run).
+pub async fn position(pool: &PgPool, name: &str) -> Result<i64, sqlx::Error> {
+    let position: Option<i64> =
+        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
+            .bind(name)
+            .fetch_optional(pool)
+            .await?;
+    Ok(position.unwrap_or(0))
+}
+
 pub(crate) async fn save(
     conn: &mut PgConnection,
     name: &str,

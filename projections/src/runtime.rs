@@ -175,6 +175,22 @@ async fn consume(
     // What this consumer is known to have folded (read models only), and when it last did.
     let mut folded: i64 = -1;
     let mut last_fold: Option<tokio::time::Instant> = None;
+    if let Consumer::ReadModel(model) = consumer {
+        // Behind the log at start (new, emptied by a migration, its server down while the
+        // relay published): fold to the head from the log now. A delivery is only a
+        // signal, and none may come: the messages can be acknowledged already or gone
+        // from the stream, and then the read model would wait for the next event.
+        let head = EventLog::head(pool).await.map_err(|e| e.to_string())?;
+        let mut position = checkpoint::position(pool, model.name())
+            .await
+            .map_err(|e| e.to_string())?;
+        while position < head && !shutdown.is_cancelled() {
+            position = fold_batch(pool, model.as_ref(), head.min(position + FOLD_AHEAD))
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        folded = position;
+    }
     loop {
         let batch = tokio::select! {
             batch = batches.next() => batch,

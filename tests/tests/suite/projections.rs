@@ -293,3 +293,45 @@ async fn a_position_beyond_the_log_head_does_not_move_the_checkpoint_past_it() {
         .unwrap();
     assert_eq!(titles, vec!["After"]);
 }
+
+/// A read model behind the log when its projector starts folds to the head from the log
+/// at once. Here nothing was ever published (no relay), so no delivery will come: before,
+/// the read model stayed behind until the next event of its categories.
+#[tokio::test]
+async fn a_read_model_behind_the_log_at_start_folds_to_the_head_without_a_delivery() {
+    let app = without_consumers().await;
+    let (workspace, _) = app.create_workspace("alice", "Acme").await;
+    for title in ["One", "Two", "Three"] {
+        app.create_document(&workspace, "alice", title).await;
+    }
+    let head = collab_tests::log_head(&app.env.pool).await;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let documents = Registry::standard().read_model_named("documents").unwrap();
+    let consumer = tokio::spawn(collab_projections::run_consumer(
+        app.env.pool.clone(),
+        app.env.jetstream().await,
+        app.env.prefix.clone(),
+        collab_projections::Consumer::ReadModel(documents),
+        shutdown.clone(),
+    ));
+    let pool = &app.env.pool;
+    collab_tests::eventually(
+        "the documents read model to reach the head",
+        std::time::Duration::from_secs(20),
+        || async move {
+            let position = collab_projections::checkpoint::position(pool, "documents")
+                .await
+                .ok()?;
+            (position == head).then_some(())
+        },
+    )
+    .await;
+    let mut titles: Vec<String> = sqlx::query_scalar("SELECT title FROM rm_documents")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    titles.sort();
+    assert_eq!(titles, vec!["One", "Three", "Two"]);
+    shutdown.cancel();
+    consumer.await.unwrap();
+}
