@@ -180,14 +180,24 @@ async fn consume(
         // relay published): fold to the head from the log now. A delivery is only a
         // signal, and none may come: the messages can be acknowledged already or gone
         // from the stream, and then the read model would wait for the next event.
+        // A step waits for the checkpoint's lock (a rebuild holds it to its end): shutdown
+        // does not wait for it, and the step's transaction rolls back.
         let head = EventLog::head(pool).await.map_err(|e| e.to_string())?;
         let mut position = checkpoint::position(pool, model.name())
             .await
             .map_err(|e| e.to_string())?;
-        while position < head && !shutdown.is_cancelled() {
-            position = fold_batch(pool, model.as_ref(), head.min(position + FOLD_AHEAD))
-                .await
-                .map_err(|e| e.to_string())?;
+        while position < head {
+            let step = fold_batch(pool, model.as_ref(), head.min(position + FOLD_AHEAD));
+            let reached = tokio::select! {
+                reached = step => reached.map_err(|e| e.to_string())?,
+                _ = shutdown.cancelled() => return Ok(()),
+            };
+            if reached <= position {
+                // No progress: the log's head is below what was read at start (a
+                // recreated database); deliveries take over.
+                break;
+            }
+            position = reached;
         }
         folded = position;
     }

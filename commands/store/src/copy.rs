@@ -4,6 +4,11 @@
 //! row by row; COPY also inserts the heap rows a page at a time. The event store appends
 //! large batches this way, and read models with a row per event write a page's rows this
 //! way. Only for plain inserts: COPY has no `ON CONFLICT`.
+//!
+//! Only for columns whose binary form sqlx writes whole at encoding time: numbers, text,
+//! bytea, uuid, timestamptz, jsonb. sqlx patches a few encodings after it learns the
+//! parameter's type (a `json` column's value, arrays and records of custom types), which
+//! COPY never does.
 
 use sqlx::encode::IsNull;
 use sqlx::postgres::PgArgumentBuffer;
@@ -45,13 +50,7 @@ impl CopyRows {
 
     /// Starts a row.
     pub fn row(&mut self) -> &mut Self {
-        debug_assert!(
-            self.rows == 0 || self.written == self.columns,
-            "the previous row of `{}` has {} of {} values",
-            self.statement,
-            self.written,
-            self.columns
-        );
+        self.check_row();
         self.buffer.extend_from_slice(&self.columns.to_be_bytes());
         self.written = 0;
         self.rows += 1;
@@ -63,9 +62,14 @@ impl CopyRows {
         let at = self.buffer.len();
         self.buffer.extend_from_slice(&[0; 4]);
         let length = match value.encode_by_ref(&mut self.buffer) {
-            Ok(IsNull::No) => {
-                i32::try_from(self.buffer.len() - at - 4).expect("a value under 2 GiB")
-            }
+            Ok(IsNull::No) => match i32::try_from(self.buffer.len() - at - 4) {
+                Ok(length) => length,
+                Err(_) => {
+                    self.failed
+                        .get_or_insert_with(|| "a COPY value of 2 GiB or more".into());
+                    -1
+                }
+            },
             Ok(IsNull::Yes) => -1,
             Err(error) => {
                 self.failed.get_or_insert(error);
@@ -80,15 +84,27 @@ impl CopyRows {
         self
     }
 
+    /// A row with too few or too many values fails `send` (Postgres would read the next
+    /// row's values into it, or refuse the stream with a less telling error).
+    fn check_row(&mut self) {
+        if self.rows > 0 && self.written != self.columns {
+            let message = format!(
+                "a row of `{}` has {} of {} values",
+                self.statement, self.written, self.columns
+            );
+            self.failed.get_or_insert_with(|| message.into());
+        }
+    }
+
     /// Sends the rows; returns how many were inserted.
     pub async fn send(mut self, conn: &mut PgConnection) -> Result<u64, sqlx::Error> {
+        self.check_row();
         if let Some(error) = self.failed {
             return Err(sqlx::Error::Encode(error));
         }
         if self.rows == 0 {
             return Ok(0);
         }
-        debug_assert_eq!(self.written, self.columns);
         self.buffer.extend_from_slice(&(-1i16).to_be_bytes());
         let mut copy = conn.copy_in_raw(&self.statement).await?;
         copy.send(self.buffer.as_slice()).await?;
@@ -121,5 +137,18 @@ mod tests {
         }
         assert_eq!(rows.buffer.as_slice(), expected.as_slice());
         assert_eq!(rows.rows, 2);
+        assert!(rows.failed.is_none());
+    }
+
+    #[test]
+    fn a_row_with_a_value_missing_fails_before_anything_is_sent() {
+        let mut rows = CopyRows::new("t", &["a", "b"]);
+        rows.row().value(&7i64);
+        rows.row().value(&8i64).value(&9i64);
+        let failed = rows.failed.as_ref().map(|e| e.to_string());
+        assert_eq!(
+            failed.as_deref(),
+            Some("a row of `COPY t (a, b) FROM STDIN (FORMAT binary)` has 1 of 2 values")
+        );
     }
 }
