@@ -63,12 +63,7 @@ pub async fn run(store: EventStore, config: CheckpointConfig, shutdown: Cancella
 }
 
 async fn audit_position(store: &EventStore) -> Result<i64, sqlx::Error> {
-    let at: Option<i64> =
-        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-            .bind(AUDIT)
-            .fetch_optional(store.pool())
-            .await?;
-    Ok(at.unwrap_or(0))
+    crate::checkpoint::position(store.pool(), AUDIT).await
 }
 
 /// Signs a checkpoint for every workspace whose streams moved since its last one, once the

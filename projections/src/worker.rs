@@ -109,12 +109,7 @@ pub(crate) async fn process_to(
     let name = worker.name();
     let target = target.min(EventLog::head(pool).await?);
     loop {
-        let checkpoint: i64 =
-            sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-                .bind(name)
-                .fetch_optional(pool)
-                .await?
-                .unwrap_or(0);
+        let checkpoint = crate::checkpoint::position(pool, name).await?;
         if checkpoint >= target {
             return Ok(checkpoint);
         }

@@ -21,31 +21,30 @@ use yrs::{
 /// How long a text diff may search for the smallest edit before settling for a larger one.
 const DIFF_DEADLINE: Duration = Duration::from_secs(2);
 
-/// Every root of the document with its kind and content (as preliminary values that can
-/// be inserted into another document), in name order.
-fn roots(doc: &Doc) -> Vec<(String, RootKind, In)> {
+/// Every root of the document in name order, with what `f` makes of its kind and value.
+fn sorted_roots<T>(
+    doc: &Doc,
+    f: impl Fn(RootKind, &Out, &yrs::Transaction<'_>) -> T,
+) -> Vec<(String, T)> {
     let txn = doc.transact();
-    let mut roots: Vec<(String, RootKind, In)> = txn
+    let mut roots: Vec<(String, T)> = txn
         .root_refs()
-        .map(|(name, out)| {
-            let kind = root_kind(&out, &txn);
-            (name.to_owned(), kind, out.as_prelim(&txn))
-        })
+        .map(|(name, out)| (name.to_owned(), f(root_kind(&out, &txn), &out, &txn)))
         .collect();
     roots.sort_by(|a, b| a.0.cmp(&b.0));
     roots
 }
 
+/// Every root of the document with its kind and content (as preliminary values that can
+/// be inserted into another document), in name order.
+fn roots(doc: &Doc) -> Vec<(String, (RootKind, In))> {
+    sorted_roots(doc, |kind, out, txn| (kind, out.as_prelim(txn)))
+}
+
 /// The kinds of the document's roots, in name order (without copying their content, as
 /// [`roots`] does: for a large document that copy was the size of the document).
 pub fn root_kinds(doc: &Doc) -> Vec<(String, RootKind)> {
-    let txn = doc.transact();
-    let mut kinds: Vec<(String, RootKind)> = txn
-        .root_refs()
-        .map(|(name, out)| (name.to_owned(), root_kind(&out, &txn)))
-        .collect();
-    kinds.sort_by(|a, b| a.0.cmp(&b.0));
-    kinds
+    sorted_roots(doc, |kind, _, _| kind)
 }
 
 /// A run of visible text made by one Yjs item: its client and the clock of its first
@@ -147,7 +146,7 @@ pub fn searchable_text(doc: &Doc, max_bytes: usize) -> String {
                     .floor_char_boundary(max_bytes.saturating_sub(out.len()));
                 out.push_str(&item.text[..end]);
                 if end < item.text.len() {
-                    break;
+                    return out;
                 }
             }
         }
@@ -339,9 +338,9 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
         .apply_update(state)
         .map_err(|e| e.to_string())?;
     let wanted = roots(target);
-    let present = roots(&work);
+    let present = root_kinds(&work);
     let mut plans = vec![];
-    for (name, kind, prelim) in &wanted {
+    for (name, (kind, prelim)) in &wanted {
         let old_text = match kind {
             RootKind::Text => target
                 .get_or_insert_text(name.as_str())
@@ -350,8 +349,8 @@ pub fn restore_update(current: &[u8], target: &Doc) -> Result<(u64, Vec<u8>), St
         };
         plans.push((name.clone(), *kind, Some(prelim.clone()), old_text));
     }
-    for (name, kind, _) in &present {
-        if !wanted.iter().any(|(n, _, _)| n == name) {
+    for (name, kind) in &present {
+        if !wanted.iter().any(|(n, _)| n == name) {
             plans.push((name.clone(), *kind, None, String::new()));
         }
     }

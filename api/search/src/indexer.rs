@@ -93,13 +93,7 @@ async fn event_at(pool: &PgPool, position: i64) -> Result<Option<String>, Search
 }
 
 async fn read_model_checkpoint(pool: &PgPool, name: &str) -> Result<i64, SearchError> {
-    Ok(
-        sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-            .unwrap_or(0),
-    )
+    Ok(collab_projections::checkpoint::position(pool, name).await?)
 }
 
 /// A live comment with what its entry shows of its document.
@@ -560,9 +554,9 @@ pub(crate) fn folder_and_ancestors(folder: &str) -> Vec<String> {
 }
 
 /// A document's text is indexed up to this many bytes (its title and its comments always
-/// whole). Indexing costs several times the text in memory at once — 300 MB for a document
-/// flooded to 41 MB (RELIABILITY.md) — and a search hit in the middle of a book-length document helps nobody
-/// much; the first mebibyte is a long report's worth.
+/// whole). Indexing costs several times the text in memory at once — 300 MB for a
+/// document flooded to 41 MB (RELIABILITY.md) — and a search hit in the middle of a
+/// book-length document helps nobody much; the first mebibyte is a long report's worth.
 pub const MAX_INDEXED_TEXT_BYTES: usize = 1 << 20;
 
 fn entry(f: &Fields, row: &DocumentRow, body: &str, updated: DateTime<Utc>) -> TantivyDocument {
