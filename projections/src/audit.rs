@@ -20,7 +20,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::bursts::{Burst, Bursts};
+use crate::bursts::{Burst, BurstKey, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
@@ -81,11 +81,16 @@ impl ReadModel for Audit {
     ) -> Result<(), ProjectionError> {
         upsert_heads(conn, events).await?;
         let mut bursts = Bursts::new(self.edit_gap);
+        let edits = events
+            .iter()
+            .filter(|e| e.stream_id.category == StreamCategory::Content)
+            .map(burst_key);
+        bursts.preload(conn, LOAD_BURSTS, edits).await?;
         let mut page = Page::default();
         page.read_names(conn, events).await?;
         for event in events {
             match DomainEvent::decode_recorded(event)? {
-                DomainEvent::Content(_) => record_edit(&mut bursts, conn, event).await?,
+                DomainEvent::Content(_) => bursts.edit(burst_key(event), event, 0, 0),
                 DomainEvent::Audit(AuditEvent::AuditCheckpointSigned(cp)) => {
                     sqlx::query(
                         "INSERT INTO rm_audit_checkpoints (workspace_id, covers_position, position) \
@@ -262,29 +267,20 @@ async fn upsert_heads(
     Ok(())
 }
 
-/// A content edit extends its actor's burst on the document (loaded on first sight).
-async fn record_edit(
-    bursts: &mut Bursts,
-    conn: &mut PgConnection,
-    event: &RecordedEvent,
-) -> Result<(), sqlx::Error> {
-    let key = (event.stream_id.id, event.metadata.actor.to_string());
-    if !bursts.knows(&key) {
-        let stored = load_burst(conn, &key).await?;
-        bursts.load(key.clone(), stored);
-    }
-    bursts.edit(key, event, 0, 0);
-    Ok(())
+/// The burst a content edit extends: its document's and actor's.
+fn burst_key(event: &RecordedEvent) -> BurstKey {
+    (event.stream_id.id, event.metadata.actor.to_string())
 }
 
-/// Writes every burst touched so far.
+/// Moves every burst touched since the last flush into the page's rows, its summary
+/// naming the document as it is called now (so before a later event of the page renames it).
 async fn flush(
     bursts: &mut Bursts,
     conn: &mut PgConnection,
     page: &mut Page,
 ) -> Result<(), sqlx::Error> {
     let (touched, _) = bursts.drain();
-    for ((document, actor), burst, _) in touched {
+    for ((document, actor), burst, open) in touched {
         let title = page.name_of(conn, document).await?;
         let summary = if burst.edits == 1 {
             format!(
@@ -301,63 +297,29 @@ async fn flush(
                 burst.last_version
             )
         };
-        sqlx::query(
-            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
-             event_type, summary, document_id, member, stream_id, first_version, last_version, \
-             edits, started_at, recorded_at) \
-             VALUES ($1, $2, $3, $4, 'DocumentEdited', $5, $6, NULL, $7, $8, $9, $10, $11, $12) \
-             ON CONFLICT (workspace_id, position) DO UPDATE SET last_position = $3, \
-             summary = $5, last_version = $9, edits = $10, recorded_at = $12",
-        )
-        .bind(burst.workspace)
-        .bind(burst.entry_position)
-        .bind(burst.last_position)
-        .bind(&actor)
-        .bind(summary)
-        .bind(document)
-        .bind(StreamId::new(StreamCategory::Content, document).to_string())
-        .bind(burst.first_version)
-        .bind(burst.last_version)
-        .bind(burst.edits)
-        .bind(burst.started_at)
-        .bind(burst.last_at)
-        .execute(&mut *conn)
-        .await?;
-        sqlx::query(
-            "INSERT INTO rm_audit_open_edits \
-             (document_id, actor, workspace_id, entry_position, last_at) \
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
-             SET entry_position = $4, last_at = $5",
-        )
-        .bind(document)
-        .bind(&actor)
-        .bind(burst.workspace)
-        .bind(burst.entry_position)
-        .bind(burst.last_at)
-        .execute(&mut *conn)
-        .await?;
+        if open {
+            page.open_edits.insert(
+                (document, actor.clone()),
+                (burst.workspace, burst.entry_position, burst.last_at),
+            );
+        }
+        // A burst flushed twice in a page is written once, as it is last.
+        page.bursts.insert(
+            (burst.workspace, burst.entry_position),
+            (document, actor, summary, burst),
+        );
     }
     Ok(())
 }
 
-/// The open burst of `(document, actor)` as stored.
-async fn load_burst(
-    conn: &mut PgConnection,
-    key: &(Uuid, String),
-) -> Result<Option<Burst>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT e.workspace_id AS workspace, e.position AS entry_position, \
-         e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits, \
-         0::bigint AS inserted, 0::bigint AS deleted \
-         FROM rm_audit_open_edits o JOIN rm_audit_entries e \
-         ON e.workspace_id = o.workspace_id AND e.position = o.entry_position \
-         WHERE o.document_id = $1 AND o.actor = $2",
-    )
-    .bind(key.0)
-    .bind(&key.1)
-    .fetch_optional(conn)
-    .await
-}
+/// The stored open bursts of `(document, actor)` pairs, for [`Bursts::preload`].
+const LOAD_BURSTS: &str = "\
+SELECT o.document_id, o.actor, e.workspace_id AS workspace, e.position AS entry_position,
+    e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits,
+    0::bigint AS inserted, 0::bigint AS deleted
+FROM unnest($1::uuid[], $2::text[]) AS k(document_id, actor)
+JOIN rm_audit_open_edits o ON o.document_id = k.document_id AND o.actor = k.actor
+JOIN rm_audit_entries e ON e.workspace_id = o.workspace_id AND e.position = o.entry_position";
 
 /// `alice` for `user:alice`, `service account-…` for a service.
 fn who(actor: &str) -> String {
@@ -376,6 +338,11 @@ struct Page {
     names: HashMap<Uuid, String>,
     renamed: HashMap<Uuid, (Uuid, String)>,
     entries: Vec<Entry>,
+    /// Burst entries by key (workspace, position of the first edit): document, actor,
+    /// summary and the burst.
+    bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
+    /// Open bursts by document and actor: workspace, entry position, last edit's time.
+    open_edits: HashMap<BurstKey, (Uuid, i64, DateTime<Utc>)>,
 }
 
 /// One audit entry of a single event.
@@ -490,6 +457,7 @@ impl Page {
             .execute(&mut *conn)
             .await?;
         }
+        write_bursts(conn, self.bursts, self.open_edits).await?;
         let mut rows = CopyRows::new(
             "rm_audit_entries",
             &[
@@ -529,6 +497,105 @@ impl Page {
         rows.send(conn).await?;
         Ok(())
     }
+}
+
+/// Burst entries and open bursts, an upsert each (a burst may already be stored: one
+/// that an earlier page opened and this one extends).
+async fn write_bursts(
+    conn: &mut PgConnection,
+    bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
+    open_edits: HashMap<BurstKey, (Uuid, i64, DateTime<Utc>)>,
+) -> Result<(), sqlx::Error> {
+    if !bursts.is_empty() {
+        let mut columns = BurstColumns::default();
+        for ((workspace, position), (document, actor, summary, burst)) in bursts {
+            columns.workspace.push(workspace);
+            columns.position.push(position);
+            columns.last_position.push(burst.last_position);
+            columns.actor.push(actor);
+            columns.summary.push(summary);
+            columns.document.push(document);
+            columns
+                .stream_id
+                .push(StreamId::new(StreamCategory::Content, document).to_string());
+            columns.first_version.push(burst.first_version);
+            columns.last_version.push(burst.last_version);
+            columns.edits.push(burst.edits);
+            columns.started_at.push(burst.started_at);
+            columns.last_at.push(burst.last_at);
+        }
+        sqlx::query(
+            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
+             event_type, summary, document_id, member, stream_id, first_version, last_version, \
+             edits, started_at, recorded_at) \
+             SELECT w, p, lp, a, 'DocumentEdited', s, d, NULL, sid, fv, lv, n, sa, ra \
+             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+             $6::uuid[], $7::text[], $8::bigint[], $9::bigint[], $10::int4[], \
+             $11::timestamptz[], $12::timestamptz[]) AS t(w, p, lp, a, s, d, sid, fv, lv, n, sa, ra) \
+             ON CONFLICT (workspace_id, position) DO UPDATE SET \
+             last_position = excluded.last_position, summary = excluded.summary, \
+             last_version = excluded.last_version, edits = excluded.edits, \
+             recorded_at = excluded.recorded_at",
+        )
+        .bind(columns.workspace)
+        .bind(columns.position)
+        .bind(columns.last_position)
+        .bind(columns.actor)
+        .bind(columns.summary)
+        .bind(columns.document)
+        .bind(columns.stream_id)
+        .bind(columns.first_version)
+        .bind(columns.last_version)
+        .bind(columns.edits)
+        .bind(columns.started_at)
+        .bind(columns.last_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    if !open_edits.is_empty() {
+        let (mut documents, mut actors, mut workspaces, mut positions, mut last_at) =
+            (vec![], vec![], vec![], vec![], vec![]);
+        for ((document, actor), (workspace, position, at)) in open_edits {
+            documents.push(document);
+            actors.push(actor);
+            workspaces.push(workspace);
+            positions.push(position);
+            last_at.push(at);
+        }
+        sqlx::query(
+            "INSERT INTO rm_audit_open_edits \
+             (document_id, actor, workspace_id, entry_position, last_at) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], \
+             $5::timestamptz[]) \
+             ON CONFLICT (document_id, actor) DO UPDATE \
+             SET entry_position = excluded.entry_position, last_at = excluded.last_at",
+        )
+        .bind(documents)
+        .bind(actors)
+        .bind(workspaces)
+        .bind(positions)
+        .bind(last_at)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The columns of [`write_bursts`]'s entries.
+#[derive(Default)]
+struct BurstColumns {
+    workspace: Vec<Uuid>,
+    position: Vec<i64>,
+    last_position: Vec<i64>,
+    actor: Vec<String>,
+    summary: Vec<String>,
+    document: Vec<Uuid>,
+    stream_id: Vec<String>,
+    first_version: Vec<i64>,
+    last_version: Vec<i64>,
+    edits: Vec<i32>,
+    started_at: Vec<DateTime<Utc>>,
+    last_at: Vec<DateTime<Utc>>,
 }
 
 async fn workspace_summary(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use collab_domain::RecordedEvent;
+use sqlx::PgConnection;
 use uuid::Uuid;
 
 /// A burst is keyed by document and actor.
@@ -29,16 +30,28 @@ pub(crate) struct Burst {
     pub deleted: i64,
 }
 
-/// The bursts a page of events touches, kept in memory until written. The caller loads a
-/// burst it does not know yet ([`Bursts::knows`], [`Bursts::load`]) before recording an
-/// edit of it, and writes [`Bursts::drain`] once per page.
+/// A stored open burst with its key, as [`Bursts::preload`]'s query returns it.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    document_id: Uuid,
+    actor: String,
+    #[sqlx(flatten)]
+    burst: Burst,
+}
+
+/// The bursts a page of events touches, kept in memory until written. The caller loads
+/// the stored open bursts of every key the page edits ([`Bursts::preload`], one query)
+/// before recording its edits, and writes [`Bursts::drain`] (once per page, or more
+/// often: open bursts stay known after a drain, as just written).
 pub(crate) struct Bursts {
     gap: chrono::Duration,
     open: HashMap<BurstKey, Burst>,
-    /// Bursts closed within this page, still to be written.
+    /// Bursts closed since the last drain, still to be written.
     closed: Vec<(BurstKey, Burst)>,
-    /// Keys whose stored open burst was looked up in this page.
+    /// Keys whose stored open burst has been looked up.
     loaded: HashSet<BurstKey>,
+    /// Keys whose open burst changed since the last drain.
+    touched: HashSet<BurstKey>,
     /// Keys whose open burst [`Bursts::end`] ended, with none opened since.
     ended: HashSet<BurstKey>,
 }
@@ -50,20 +63,39 @@ impl Bursts {
             open: HashMap::new(),
             closed: vec![],
             loaded: HashSet::new(),
+            touched: HashSet::new(),
             ended: HashSet::new(),
         }
     }
 
-    pub(crate) fn knows(&self, key: &BurstKey) -> bool {
-        self.loaded.contains(key)
-    }
-
-    /// The stored open burst of `key` (or none), before its first edit in this page.
-    pub(crate) fn load(&mut self, key: BurstKey, burst: Option<Burst>) {
-        if let Some(burst) = burst {
-            self.open.insert(key.clone(), burst);
+    /// Looks up, in one query, the stored open bursts of the keys not looked up yet.
+    /// `query` takes the documents (`$1 uuid[]`) and actors (`$2 text[]`), pairwise, and
+    /// returns each stored open burst's `document_id`, `actor` and [`Burst`] columns.
+    pub(crate) async fn preload(
+        &mut self,
+        conn: &mut PgConnection,
+        query: &str,
+        keys: impl IntoIterator<Item = BurstKey>,
+    ) -> Result<(), sqlx::Error> {
+        let (mut documents, mut actors) = (vec![], vec![]);
+        for key in keys {
+            if self.loaded.insert(key.clone()) {
+                documents.push(key.0);
+                actors.push(key.1);
+            }
         }
-        self.loaded.insert(key);
+        if documents.is_empty() {
+            return Ok(());
+        }
+        let stored: Vec<Stored> = sqlx::query_as(query)
+            .bind(documents)
+            .bind(actors)
+            .fetch_all(conn)
+            .await?;
+        for row in stored {
+            self.open.insert((row.document_id, row.actor), row.burst);
+        }
+        Ok(())
     }
 
     /// An edit extends its actor's open burst on the document, or opens one.
@@ -74,8 +106,10 @@ impl Bursts {
         inserted: i64,
         deleted: i64,
     ) {
+        debug_assert!(self.loaded.contains(&key), "edit of a burst not preloaded");
         let at = event.metadata.recorded_at;
         self.ended.remove(&key);
+        self.touched.insert(key.clone());
         match self.open.get_mut(&key) {
             Some(burst) if at - burst.last_at <= self.gap => {
                 burst.edits += 1;
@@ -113,12 +147,15 @@ impl Bursts {
         self.ended.insert(key);
     }
 
-    /// Every burst touched so far, each with whether it is still open, and the keys
-    /// whose burst was ended with none open now; then forgets everything.
+    /// Every burst closed or changed since the last drain, each with whether it is still
+    /// open, and the keys whose burst was ended with none open now.
     pub(crate) fn drain(&mut self) -> (Vec<(BurstKey, Burst, bool)>, Vec<BurstKey>) {
         let mut all: Vec<_> = self.closed.drain(..).map(|(k, b)| (k, b, false)).collect();
-        all.extend(self.open.drain().map(|(k, b)| (k, b, true)));
-        self.loaded.clear();
+        for key in self.touched.drain() {
+            if let Some(burst) = self.open.get(&key) {
+                all.push((key, burst.clone(), true));
+            }
+        }
         (all, self.ended.drain().collect())
     }
 }

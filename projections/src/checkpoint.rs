@@ -22,16 +22,33 @@ fn store_error(error: StoreError) -> sqlx::Error {
 /// Locks the consumer's checkpoint row for this transaction and returns it. Live
 /// consumers and rebuilds of the same read model thus never interleave.
 pub(crate) async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sqlx::Error> {
+    Ok(lock_at_head(conn, name).await?.0)
+}
+
+/// [`lock`], and the log's head as it stood (everything up to it committed): one round
+/// trip once the row exists.
+pub(crate) async fn lock_at_head(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    // `OF c`: the head row is only read (appends take it for update).
+    const LOCK: &str = "SELECT c.position, h.position FROM projector_checkpoints c \
+                        CROSS JOIN event_log_head h WHERE c.name = $1 FOR UPDATE OF c";
+    if let Some(locked) = sqlx::query_as(LOCK)
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?
+    {
+        return Ok(locked);
+    }
+    // The consumer's first run.
     sqlx::query(
         "INSERT INTO projector_checkpoints (name, position) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
     )
     .bind(name)
     .execute(&mut *conn)
     .await?;
-    sqlx::query_scalar("SELECT position FROM projector_checkpoints WHERE name = $1 FOR UPDATE")
-        .bind(name)
-        .fetch_one(&mut *conn)
-        .await
+    sqlx::query_as(LOCK).bind(name).fetch_one(&mut *conn).await
 }
 
 /// The consumer's checkpoint (0 before it has run).
@@ -50,17 +67,15 @@ pub(crate) async fn save(
     position: i64,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE projector_checkpoints SET position = $2, updated_at = now() WHERE name = $1",
+        "WITH saved AS (UPDATE projector_checkpoints SET position = $2, updated_at = now() \
+         WHERE name = $1 RETURNING name) SELECT pg_notify($3, $4) FROM saved",
     )
     .bind(name)
     .bind(position)
+    .bind(PROJECTION_CHANNEL)
+    .bind(format!("{name}:{position}"))
     .execute(&mut *conn)
     .await?;
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(PROJECTION_CHANNEL)
-        .bind(format!("{name}:{position}"))
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

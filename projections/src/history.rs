@@ -225,6 +225,11 @@ impl ReadModel for History {
         // reuse the cached document instead of evicting it at every event.
         let mut ordered: Vec<&RecordedEvent> = events.iter().collect();
         ordered.sort_by_key(|e| (e.stream_id.id, e.position));
+        let edits = events
+            .iter()
+            .filter(|e| e.stream_id.category == StreamCategory::Content)
+            .map(|e| (e.stream_id.id, e.metadata.actor.to_string()));
+        sessions.preload(conn, LOAD_SESSIONS, edits).await?;
         for event in ordered {
             match DomainEvent::decode_recorded(event)? {
                 DomainEvent::Content(ContentEvent::DocumentEdited(edit)) => {
@@ -246,10 +251,6 @@ impl ReadModel for History {
                     let actor = event.metadata.actor.to_string();
                     authors.record(event, &actor, &change.items);
                     let key: BurstKey = (document, actor);
-                    if !sessions.knows(&key) {
-                        let stored = load_session(conn, &key).await?;
-                        sessions.load(key.clone(), stored);
-                    }
                     match edit.origin {
                         EditOrigin::Restore { from_version } => {
                             sessions.end(key);
@@ -446,74 +447,121 @@ async fn document_event(
     Ok(())
 }
 
-/// The stored open session of `(document, actor)`.
-async fn load_session(
-    conn: &mut PgConnection,
-    key: &BurstKey,
-) -> Result<Option<Burst>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT e.workspace_id AS workspace, e.position AS entry_position, e.started_at, \
-         o.last_at, e.last_position, e.first_version, e.last_version, e.edits, e.inserted, \
-         e.deleted \
-         FROM rm_history_open_sessions o JOIN rm_history_entries e \
-         ON e.document_id = o.document_id AND e.position = o.entry_position \
-         WHERE o.document_id = $1 AND o.actor = $2",
-    )
-    .bind(key.0)
-    .bind(&key.1)
-    .fetch_optional(conn)
-    .await
-}
+/// The stored open sessions of `(document, actor)` pairs, for [`Bursts::preload`].
+const LOAD_SESSIONS: &str = "\
+SELECT o.document_id, o.actor, e.workspace_id AS workspace, e.position AS entry_position,
+    e.started_at, o.last_at, e.last_position, e.first_version, e.last_version, e.edits,
+    e.inserted, e.deleted
+FROM unnest($1::uuid[], $2::text[]) AS k(document_id, actor)
+JOIN rm_history_open_sessions o ON o.document_id = k.document_id AND o.actor = k.actor
+JOIN rm_history_entries e ON e.document_id = o.document_id AND e.position = o.entry_position";
 
+/// The page's sessions in at most three statements: their entries, the open ones, the
+/// ended ones.
 async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Result<(), sqlx::Error> {
     let (touched, ended) = sessions.drain();
-    for ((document, actor), session, open) in touched {
+    if !touched.is_empty() {
+        let mut entries = SessionColumns::default();
+        let mut open = SessionColumns::default();
+        for ((document, actor), session, is_open) in touched {
+            if is_open {
+                open.push(document, &actor, &session);
+            }
+            entries.push(document, &actor, &session);
+        }
         sqlx::query(
             "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
              last_position, first_version, last_version, edits, inserted, deleted, started_at, \
              ended_at, details) \
-             VALUES ($1, $2, $3, 'edits', $4, $5, $6, $7, $8, $9, $10, $11, $12, '{}') \
-             ON CONFLICT (document_id, position) DO UPDATE SET last_position = $5, \
-             last_version = $7, edits = $8, inserted = $9, deleted = $10, ended_at = $12",
+             SELECT d, p, w, 'edits', a, lp, fv, lv, n, i, x, sa, ea, '{}' \
+             FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::bigint[], \
+             $6::bigint[], $7::bigint[], $8::int4[], $9::bigint[], $10::bigint[], \
+             $11::timestamptz[], $12::timestamptz[]) \
+             AS t(d, p, w, a, lp, fv, lv, n, i, x, sa, ea) \
+             ON CONFLICT (document_id, position) DO UPDATE SET \
+             last_position = excluded.last_position, last_version = excluded.last_version, \
+             edits = excluded.edits, inserted = excluded.inserted, deleted = excluded.deleted, \
+             ended_at = excluded.ended_at",
         )
-        .bind(document)
-        .bind(session.entry_position)
-        .bind(session.workspace)
-        .bind(&actor)
-        .bind(session.last_position)
-        .bind(session.first_version)
-        .bind(session.last_version)
-        .bind(session.edits)
-        .bind(session.inserted)
-        .bind(session.deleted)
-        .bind(session.started_at)
-        .bind(session.last_at)
+        .bind(entries.document)
+        .bind(entries.position)
+        .bind(entries.workspace)
+        .bind(entries.actor)
+        .bind(entries.last_position)
+        .bind(entries.first_version)
+        .bind(entries.last_version)
+        .bind(entries.edits)
+        .bind(entries.inserted)
+        .bind(entries.deleted)
+        .bind(entries.started_at)
+        .bind(entries.last_at)
         .execute(&mut *conn)
         .await?;
-        if open {
+        if !open.document.is_empty() {
             sqlx::query(
                 "INSERT INTO rm_history_open_sessions \
                  (document_id, actor, workspace_id, entry_position, last_at) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (document_id, actor) DO UPDATE \
-                 SET entry_position = $4, last_at = $5",
+                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], \
+                 $5::timestamptz[]) \
+                 ON CONFLICT (document_id, actor) DO UPDATE \
+                 SET entry_position = excluded.entry_position, last_at = excluded.last_at",
             )
-            .bind(document)
-            .bind(&actor)
-            .bind(session.workspace)
-            .bind(session.entry_position)
-            .bind(session.last_at)
+            .bind(open.document)
+            .bind(open.actor)
+            .bind(open.workspace)
+            .bind(open.position)
+            .bind(open.last_at)
             .execute(&mut *conn)
             .await?;
         }
     }
-    for (document, actor) in ended {
-        sqlx::query("DELETE FROM rm_history_open_sessions WHERE document_id = $1 AND actor = $2")
-            .bind(document)
-            .bind(&actor)
-            .execute(&mut *conn)
-            .await?;
+    if !ended.is_empty() {
+        let (documents, actors): (Vec<Uuid>, Vec<String>) = ended.into_iter().unzip();
+        sqlx::query(
+            "DELETE FROM rm_history_open_sessions o \
+             USING unnest($1::uuid[], $2::text[]) AS k(document_id, actor) \
+             WHERE o.document_id = k.document_id AND o.actor = k.actor",
+        )
+        .bind(documents)
+        .bind(actors)
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(())
+}
+
+/// Sessions as columns, for [`write_sessions`]'s statements.
+#[derive(Default)]
+struct SessionColumns {
+    document: Vec<Uuid>,
+    position: Vec<i64>,
+    workspace: Vec<Uuid>,
+    actor: Vec<String>,
+    last_position: Vec<i64>,
+    first_version: Vec<i64>,
+    last_version: Vec<i64>,
+    edits: Vec<i32>,
+    inserted: Vec<i64>,
+    deleted: Vec<i64>,
+    started_at: Vec<DateTime<Utc>>,
+    last_at: Vec<DateTime<Utc>>,
+}
+
+impl SessionColumns {
+    fn push(&mut self, document: Uuid, actor: &str, session: &Burst) {
+        self.document.push(document);
+        self.position.push(session.entry_position);
+        self.workspace.push(session.workspace);
+        self.actor.push(actor.to_owned());
+        self.last_position.push(session.last_position);
+        self.first_version.push(session.first_version);
+        self.last_version.push(session.last_version);
+        self.edits.push(session.edits);
+        self.inserted.push(session.inserted);
+        self.deleted.push(session.deleted);
+        self.started_at.push(session.started_at);
+        self.last_at.push(session.last_at);
+    }
 }
 
 /// A clock range of one Yjs client, and who delivered it.

@@ -356,11 +356,11 @@ pub async fn fold_batch(
     target: i64,
 ) -> Result<i64, ProjectionError> {
     let mut tx = pool.begin().await?;
-    let mut position = checkpoint::lock(&mut tx, model.name()).await?;
+    let (mut position, head) = checkpoint::lock_at_head(&mut tx, model.name()).await?;
     // A delivered position is only a signal: never beyond this log's head (a message of
     // another log — a recreated database, a shared prefix — must not move the checkpoint
     // past events that were never folded).
-    let target = target.min(EventLog::head(&mut *tx).await?);
+    let target = target.min(head);
     let folded = fold_to(model, &mut tx, &mut position, target).await?;
     if position == target {
         checkpoint::save(&mut tx, model.name(), position).await?;

@@ -435,6 +435,30 @@ impl TestApp {
         r.body["id"].as_str().unwrap().to_owned()
     }
 
+    /// Inserts `text` into the document's `content` text as `user` (a fresh Yjs client
+    /// through `POST /v1/documents/{id}/updates`); the edit's position.
+    pub async fn write_text(&self, document: &str, user: &str, text: &str) -> i64 {
+        use yrs::{ReadTxn, Text, Transact};
+        let doc = yrs::Doc::new();
+        doc.get_or_insert_text("content")
+            .insert(&mut doc.transact_mut(), 0, text);
+        let update = doc
+            .transact()
+            .encode_state_as_update_v1(&yrs::StateVector::default());
+        let response = self
+            .http
+            .post(self.url(&format!("/v1/documents/{document}/updates")))
+            .bearer_auth(Self::token(user))
+            .header("content-type", "application/octet-stream")
+            .body(update)
+            .send()
+            .await
+            .expect("request is sent");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body: Value = response.json().await.expect("a JSON body");
+        body["position"].as_i64().expect("the edit's position")
+    }
+
     /// The Prometheus text of `/metrics`.
     pub async fn metrics_text(&self) -> String {
         self.http

@@ -14,31 +14,8 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-/// A Yjs update inserting `text` into a fresh document's `content` text.
-fn update(text: &str) -> Vec<u8> {
-    use yrs::{ReadTxn, Text, Transact};
-    let doc = yrs::Doc::new();
-    let root = doc.get_or_insert_text("content");
-    root.insert(&mut doc.transact_mut(), 0, text);
-    let update = doc
-        .transact()
-        .encode_state_as_update_v1(&yrs::StateVector::default());
-    update
-}
-
 async fn edit(app: &TestApp, document: &str, user: &str, text: &str) -> i64 {
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/documents/{document}/updates")))
-        .bearer_auth(TestApp::token(user))
-        .header("content-type", "application/octet-stream")
-        .body(update(text))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["position"].as_i64().unwrap()
+    app.write_text(document, user, text).await
 }
 
 /// GET with a bearer (a user's token or an API key); the body's NDJSON lines.

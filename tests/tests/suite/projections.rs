@@ -172,6 +172,15 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
         assert_eq!(r.status, 201);
         documents.push(r.body["id"].as_str().unwrap().to_owned());
     }
+    // Edits: bursts in the audit trail and sessions in the history. The rebuild folds them
+    // in one page with the rename below, so a burst is written before the rename and again
+    // after it; live, they fold in several batches.
+    for user in ["carol", "bob", "carol"] {
+        app.write_text(&documents[0], user, "hi ").await;
+    }
+    app.write_text(&documents[4], "bob", "x").await;
+    // Live, the rename and the edit after it fold in a later batch.
+    read_models_caught_up(&app.env.pool).await;
     let doc = |id: &str, p: &str| format!("/v1/documents/{id}{p}");
     assert_eq!(
         app.patch(
@@ -183,6 +192,7 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
         .status,
         200
     );
+    app.write_text(&documents[0], "carol", "more ").await;
     assert_eq!(
         app.post(&doc(&documents[1], "/archive"), "carol", json!({}))
             .await
@@ -230,6 +240,19 @@ async fn a_rebuild_from_the_log_equals_the_live_read_models() {
     let live = read_models(&app.env.pool).await;
     assert_eq!(live["rm_documents"].as_array().unwrap().len(), 6);
     assert_eq!(live["rm_workspace_members"].as_array().unwrap().len(), 3);
+    let bursts = live["rm_audit_entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event_type"] == "DocumentEdited")
+        .count();
+    assert_eq!(bursts, 3, "{}", live["rm_audit_entries"]);
+    // A burst's entry names the document as it was called at its last edit.
+    let summaries = live["rm_audit_entries"].to_string();
+    assert!(
+        summaries.contains("carol edited Renamed (3 edits, versions 1–4)"),
+        "{summaries}"
+    );
 
     let stdout = rebuild_all(&app.env.database_url);
     assert!(
