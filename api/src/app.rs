@@ -73,12 +73,28 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+/// A pooled connection idle at least this long is pinged before it is handed out (one
+/// used more recently has just answered).
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 /// Connects to Postgres (bounded wait, so an unreachable server is reported promptly).
 pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, StartupError> {
     let url = settings.database_url.expose_secret();
     PgPoolOptions::new()
         .max_connections(settings.database_max_connections)
         .acquire_timeout(Duration::from_secs(5))
+        // A connection handed back moments ago is alive: check only those idle a while
+        // (sqlx's default pings every connection it hands out: one more round trip for
+        // each statement run on the pool).
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= CHECK_IDLE_AFTER {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
         .connect(url)
         .await
         .map_err(|cause| {
@@ -244,8 +260,11 @@ impl Application {
             settings.rate_limits.socket_messages.quota(),
         );
         let tail_stop = CancellationToken::new();
+        // One listener for appends serves the relay, the log tail and the search indexer.
+        let appends = aggregates.events().appends().await;
         let tail = collab_store::LogTail::start(
             pool.clone(),
+            &appends,
             settings.live_tail_buffer,
             tail_stop.clone(),
         );
@@ -253,10 +272,14 @@ impl Application {
             crate::routes::notifications::Wakeups::start(pool.clone(), tail_stop.clone());
         let search_stop = CancellationToken::new();
         let (search, search_task) = if settings.roles.api {
-            let (search, task) =
-                collab_search::Search::start(&settings.search, pool.clone(), search_stop.clone())
-                    .await
-                    .map_err(StartupError::Search)?;
+            let (search, task) = collab_search::Search::start(
+                &settings.search,
+                pool.clone(),
+                &appends,
+                search_stop.clone(),
+            )
+            .await
+            .map_err(StartupError::Search)?;
             (Some(search), Some(task))
         } else {
             (None, None)
