@@ -187,9 +187,9 @@ impl Indexer {
         })
     }
 
-    /// Follows the log until `stop`, then commits what it has.
-    pub async fn run(mut self, stop: CancellationToken) {
-        let mut signal = AppendSignal::new(self.pool.clone(), Duration::from_secs(1)).await;
+    /// Follows the log until `stop` (waking at each append `signal` announces), then
+    /// commits what it has.
+    pub async fn run(mut self, mut signal: AppendSignal, stop: CancellationToken) {
         let mut failures = 0u32;
         while !stop.is_cancelled() {
             match self.step().await {

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use collab_store::Appends;
 use sqlx::PgPool;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -58,12 +59,14 @@ impl Search {
     pub async fn start(
         config: &SearchConfig,
         pool: PgPool,
+        appends: &Appends,
         stop: CancellationToken,
     ) -> Result<(Self, tokio::task::JoinHandle<()>), SearchError> {
         let index = Arc::new(SearchIndex::open(config.dir.as_deref())?);
         let (sender, reflected) = watch::channel(0);
         let indexer = Indexer::start(index.clone(), pool, config.indexer, sender).await?;
-        let task = tokio::spawn(indexer.run(stop));
+        let signal = appends.signal(Duration::from_secs(1));
+        let task = tokio::spawn(indexer.run(signal, stop));
         Ok((Self { index, reflected }, task))
     }
 

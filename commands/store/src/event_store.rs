@@ -21,6 +21,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use crate::copy::CopyRows;
+use crate::tail::Appends;
 
 /// Channel notified (with the new head position) whenever events commit.
 pub const EVENTS_CHANNEL: &str = "collab_events";
@@ -99,6 +100,8 @@ pub struct EventStore {
     /// kept once a relay in this process asked for them.
     recent: Arc<Mutex<Recent>>,
     keep_recent: Arc<AtomicBool>,
+    /// The process's listener for appends (started by the first waiter).
+    appends: Arc<tokio::sync::OnceCell<Appends>>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -166,11 +169,21 @@ impl EventStore {
             heads: Arc::default(),
             recent: Arc::default(),
             keep_recent: Arc::default(),
+            appends: Arc::default(),
         }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The appends announced on this log, heard by one listener shared by every clone of
+    /// this store (see [`Appends`]).
+    pub async fn appends(&self) -> Appends {
+        self.appends
+            .get_or_init(|| Appends::start(self.pool.clone()))
+            .await
+            .clone()
     }
 
     /// Appends `events` to `stream` in one transaction. Returns them as recorded, with

@@ -18,4 +18,4 @@ pub use event_store::{
     StoreError,
 };
 pub use relay::{Relay, RelayConfig};
-pub use tail::{AppendSignal, LogTail};
+pub use tail::{AppendSignal, Appends, LogTail};

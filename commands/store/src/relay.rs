@@ -21,7 +21,6 @@ use tracing::{debug, error, info, instrument, warn};
 
 use crate::event_store::{EventLog, EventStore, StoreError};
 use crate::leadership;
-use crate::tail::AppendSignal;
 
 pub const POSITION_HEADER: &str = "Collab-Position";
 pub const EVENT_TYPE_HEADER: &str = "Collab-Event-Type";
@@ -164,7 +163,7 @@ impl Relay {
             return;
         };
         info!(stream = %self.config.stream_name(), "relay is active");
-        let mut signal = AppendSignal::new(self.store.pool().clone(), self.config.idle_poll).await;
+        let mut signal = self.store.appends().await.signal(self.config.idle_poll);
         let mut cursor: Option<Cursor> = None;
         let mut backoff = Duration::from_millis(100);
         let mut drain_deadline: Option<tokio::time::Instant> = None;

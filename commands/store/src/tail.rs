@@ -1,7 +1,7 @@
 //! Following the log as it grows: one reader per process that hands every newly committed
 //! event, in position order, to any number of live subscribers (SSE tails), and the
-//! wake-up both it and the relay wait on (Postgres `NOTIFY` on every append, with a poll
-//! as the fallback).
+//! wake-up it, the relay and the search indexer wait on (Postgres `NOTIFY` on every append,
+//! heard by one listener per process, with a poll as the fallback).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,85 +10,136 @@ use collab_domain::RecordedEvent;
 use futures::FutureExt;
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::event_store::{EventLog, EVENTS_CHANNEL};
 
-/// Waits for the next append anywhere (any instance): a `NOTIFY` on the events channel,
-/// or `idle` passing, whichever is first. Reconnects its listener after an error.
-pub struct AppendSignal {
+/// The process's one listener on the events channel: every append anywhere (any instance)
+/// announces its new head there with `NOTIFY`. Each waiter (the relay, the log tail, the
+/// search indexer) takes an [`AppendSignal`] from it instead of a Postgres connection of
+/// its own (each listening connection costs Postgres a wake-up and a send per append).
+/// Cheap to clone; the listener stops once every clone and signal is dropped.
+#[derive(Clone)]
+pub struct Appends {
+    announced: watch::Receiver<Announced>,
+}
+
+/// What the listener last heard.
+#[derive(Debug, Clone, Copy, Default)]
+struct Announced {
+    /// The highest head announced, or `None` when it cannot say (a payload that names no
+    /// position, or the listener lost, possibly missing some): then only the log knows.
+    head: Option<i64>,
+}
+
+impl Appends {
+    /// Starts listening; returns once the listener is (or failed to get) connected, so an
+    /// append committed after this returns is announced to the signals.
+    pub async fn start(pool: PgPool) -> Self {
+        let (sender, announced) = watch::channel(Announced::default());
+        let listener = listen(&pool).await;
+        tokio::spawn(announce(pool, listener, sender));
+        Self { announced }
+    }
+
+    /// A waiter's signal: it wakes at the next append announced, or after `idle`.
+    pub fn signal(&self, idle: Duration) -> AppendSignal {
+        let mut announced = self.announced.clone();
+        announced.mark_unchanged();
+        AppendSignal { announced, idle }
+    }
+}
+
+async fn listen(pool: &PgPool) -> Option<PgListener> {
+    let mut listener = PgListener::connect_with(pool).await.ok()?;
+    listener.listen(EVENTS_CHANNEL).await.ok()?;
+    Some(listener)
+}
+
+/// The listener's task: publishes each wake-up's highest announced head (every
+/// notification already received is taken at once: a burst of commits is one wake-up for
+/// the waiters, not one each); reconnects after an error; ends when nobody waits any more.
+async fn announce(
     pool: PgPool,
+    mut listener: Option<PgListener>,
+    sender: watch::Sender<Announced>,
+) {
+    loop {
+        let Some(connected) = listener.as_mut() else {
+            tokio::select! {
+                _ = tokio::time::sleep(RECONNECT_AFTER) => {}
+                _ = sender.closed() => return,
+            }
+            listener = listen(&pool).await;
+            continue;
+        };
+        let first = tokio::select! {
+            received = connected.recv() => received,
+            _ = sender.closed() => return,
+        };
+        let mut head = match first {
+            Ok(notification) => announced(&notification),
+            Err(_) => {
+                listener = None;
+                None
+            }
+        };
+        if let Some(connected) = listener.as_mut() {
+            for _ in 0..MAX_DRAINED {
+                match connected.try_recv().now_or_never() {
+                    Some(Ok(Some(next))) => {
+                        head = head.zip(announced(&next)).map(|(a, b)| a.max(b));
+                    }
+                    None => break,
+                    // Lost (and possibly missed some): only the log knows.
+                    Some(Ok(None)) => {
+                        head = None;
+                        break;
+                    }
+                    Some(Err(_)) => {
+                        listener = None;
+                        head = None;
+                        break;
+                    }
+                }
+            }
+        }
+        sender.send_replace(Announced { head });
+    }
+}
+
+/// How long the listener waits before connecting again after losing its connection.
+const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// One waiter's view of [`Appends`].
+pub struct AppendSignal {
+    announced: watch::Receiver<Announced>,
     idle: Duration,
-    listener: Option<PgListener>,
 }
 
 impl AppendSignal {
-    pub async fn new(pool: PgPool, idle: Duration) -> Self {
-        let mut signal = Self {
-            pool,
-            idle,
-            listener: None,
-        };
-        signal.listener = signal.listen().await;
-        signal
-    }
-
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
-        listener.listen(EVENTS_CHANNEL).await.ok()?;
-        Some(listener)
-    }
-
-    /// Returns after an append was signalled, `idle` passed, or `shutdown`. Every append
-    /// signalled meanwhile counts as one wake-up (a burst of commits is one round for
-    /// the caller, not one each): returns the highest position they announced — the log
-    /// has reached it, and whatever commits later announces itself in turn — or `None`
-    /// when it cannot say (idle, shut down, listener lost): then only the log knows.
+    /// Returns after an append was announced, `idle` passed, or `shutdown`. Every append
+    /// announced meanwhile counts as one wake-up: returns the highest position announced
+    /// since the last call — the log has reached it, and whatever commits later announces
+    /// itself in turn — or `None` when it cannot say (idle, shut down, listener lost):
+    /// then only the log knows.
     pub async fn wait(&mut self, shutdown: &CancellationToken) -> Option<i64> {
-        let idle = tokio::time::sleep(self.idle);
-        match &mut self.listener {
-            Some(listener) => {
-                let first = tokio::select! {
-                    received = listener.recv() => match received {
-                        Ok(notification) => notification,
-                        Err(_) => {
-                            self.listener = None;
-                            return None;
-                        }
-                    },
-                    _ = idle => return None,
-                    _ = shutdown.cancelled() => return None,
-                };
-                // Any notification that names no position makes the head unknown. Those
-                // already received are taken now (a socket not listened to for a while —
-                // the caller was busy — holds one per append since).
-                let mut head = announced(&first);
-                for _ in 0..MAX_DRAINED {
-                    match listener.try_recv().now_or_never() {
-                        Some(Ok(Some(next))) => {
-                            head = head.zip(announced(&next)).map(|(a, b)| a.max(b));
-                        }
-                        None => return head,
-                        // Lost (and possibly missed some): only the log knows.
-                        Some(Ok(None)) => return None,
-                        Some(Err(_)) => {
-                            self.listener = None;
-                            return None;
-                        }
+        tokio::select! {
+            changed = self.announced.changed() => match changed {
+                Ok(()) => self.announced.borrow_and_update().head,
+                // The listener is gone (the process is stopping): poll.
+                Err(_) => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.idle) => {}
+                        _ = shutdown.cancelled() => {}
                     }
+                    None
                 }
-                head
-            }
-            None => {
-                tokio::select! {
-                    _ = idle => {}
-                    _ = shutdown.cancelled() => {}
-                }
-                self.listener = self.listen().await;
-                None
-            }
+            },
+            _ = tokio::time::sleep(self.idle) => None,
+            _ = shutdown.cancelled() => None,
         }
     }
 }
@@ -117,10 +168,16 @@ pub struct LogTail {
 impl LogTail {
     /// Starts following from the current head; `capacity` events are buffered per
     /// subscriber at most.
-    pub fn start(pool: PgPool, capacity: usize, shutdown: CancellationToken) -> Self {
+    pub fn start(
+        pool: PgPool,
+        appends: &Appends,
+        capacity: usize,
+        shutdown: CancellationToken,
+    ) -> Self {
         let (sender, _) = broadcast::channel(capacity.max(1));
         let tail = Self { sender };
-        tokio::spawn(tail.clone().follow(pool, shutdown));
+        let signal = appends.signal(Duration::from_secs(1));
+        tokio::spawn(tail.clone().follow(pool, signal, shutdown));
         tail
     }
 
@@ -129,8 +186,7 @@ impl LogTail {
         self.sender.subscribe()
     }
 
-    async fn follow(self, pool: PgPool, shutdown: CancellationToken) {
-        let mut signal = AppendSignal::new(pool.clone(), Duration::from_secs(1)).await;
+    async fn follow(self, pool: PgPool, mut signal: AppendSignal, shutdown: CancellationToken) {
         let mut at: Option<i64> = None;
         let mut announced = None;
         while !shutdown.is_cancelled() {

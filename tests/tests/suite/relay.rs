@@ -381,3 +381,54 @@ async fn a_stream_of_another_log_is_refused_not_resumed() {
     shutdown.cancel();
     running.await.unwrap();
 }
+
+/// One listener per process hears the appends: a server's relay, log tail and search
+/// indexer share one listening connection, and every waiter wakes at an append with the
+/// head it announced, long before its idle poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_listener_wakes_every_waiter_at_each_append() {
+    let app = TestApp::spawn().await;
+    let listening = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND query = 'LISTEN \"collab_events\"'",
+        )
+        .fetch_one(&app.env.pool)
+        .await
+        .unwrap()
+    };
+    eventually(
+        "the server's append listener",
+        Duration::from_secs(10),
+        || async { (listening().await >= 1).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        listening().await,
+        1,
+        "one listener for the relay, tail and search"
+    );
+
+    let store = EventStore::new(app.env.pool.clone());
+    let appends = store.appends().await;
+    let idle = Duration::from_secs(600);
+    let (mut first, mut second) = (appends.signal(idle), appends.signal(idle));
+    let stream = StreamId::new(StreamCategory::Document, Uuid::now_v7());
+    let appended = store
+        .append(
+            stream,
+            ExpectedVersion::Exact(0),
+            &context(WorkspaceId::new()),
+            vec![event(0)],
+        )
+        .await
+        .unwrap();
+    let position = appended.last_position();
+    let never = CancellationToken::new();
+    for signal in [&mut first, &mut second] {
+        let heard = tokio::time::timeout(Duration::from_secs(10), signal.wait(&never))
+            .await
+            .expect("woken by the append, not the idle poll");
+        assert_eq!(heard, Some(position));
+    }
+}
