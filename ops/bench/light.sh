@@ -69,6 +69,14 @@ xacts() {
   psql -h 127.0.0.1 -U postgres -Atc "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = '${DB}'"
 }
 cpu_pid() { awk -v t="$(getconf CLK_TCK)" '{print ($14+$15)/t}' "/proc/$1/stat"; }
+# Postgres's CPU seconds: its live processes' and, through the postmaster's count of its
+# reaped children, those of backends that have exited (a closed connection's work counts).
+postgres_cpu() {
+  local postmaster
+  postmaster="$(pgrep -o -x postgres || true)"
+  [ -n "$postmaster" ] || { echo 0; return; }
+  awk -v t="$(getconf CLK_TCK)" -v live="$(cpu_of postgres)" '{print live + ($16+$17)/t}' "/proc/$postmaster/stat"
+}
 
 # The floor: one-row durable commits, one client, synchronous_commit on.
 FLOOR_DB="collab_floor_$$"
@@ -76,6 +84,15 @@ psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE ${FLOOR_DB}" >/dev/null
 psql -h 127.0.0.1 -U postgres -d "$FLOOR_DB" -qc "CREATE TABLE floor (id bigserial PRIMARY KEY, v int)" >/dev/null
 echo 'INSERT INTO floor (v) VALUES (1);' >"$OUT/floor.sql"
 FLOOR="$(pgbench -h 127.0.0.1 -U postgres -n -c 1 -T 10 -f "$OUT/floor.sql" "$FLOOR_DB" 2>/dev/null | awk -F'= ' '/latency average/ {print $2}' | awk '{print $1}')"
+# ...and at the light load's own pace (one commit per keystroke, spaced as the keystrokes
+# are): its latency, and the CPU each commit costs Postgres (the floor under collab's
+# Postgres share per keystroke).
+RATE=$(( DOCS * CLIENTS * 1000 / INTERVAL ))
+pg_before="$(postgres_cpu)"
+paced="$(pgbench -h 127.0.0.1 -U postgres -n -c 1 -R "$RATE" -T "$SECONDS_PER_RUN" -f "$OUT/floor.sql" "$FLOOR_DB" 2>/dev/null)"
+# pgbench counts a throttled transaction's latency from its scheduled start: less its lag.
+PACED_MS="$(awk '/latency average/ {latency = $4} /schedule lag: avg/ {lag = $6} END {printf "%.3f", latency - lag}' <<<"$paced")"
+PACED_CPU_US="$(awk -v before="$pg_before" -v after="$(postgres_cpu)" -F': ' '/transactions actually processed/ {printf "%.0f", (after - before) * 1e6 / $2}' <<<"$paced")"
 psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE ${FLOOR_DB}" >/dev/null
 
 : >"$OUT/results.jsonl"; : >"$OUT/ingest.jsonl"; : >"$OUT/idle.jsonl"
@@ -86,9 +103,9 @@ for round in $(seq 1 "$ROUNDS"); do
     DOC_LIST=""
     for d in $(seq 1 "$DOCS"); do DOC_LIST="${DOC_LIST:+$DOC_LIST,}$(new_doc "light$round-$d")"; done
     server_before="$(cpu_pid "$SERVER_PID")"
-    pg_before="$(cpu_of postgres)"; nats_before="$(cpu_of nats-server)"
+    pg_before="$(postgres_cpu)"; nats_before="$(cpu_of nats-server)"
     if out="$(node ops/bench/peers/light.mjs "${ARGS[@]}" --docs "$DOC_LIST" --clients "$CLIENTS" --interval "$INTERVAL" --seconds "$SECONDS_PER_RUN" 2>"$OUT/error.log")"; then
-      cpus=("$(cpu_pid "$SERVER_PID")" "$(cpu_of postgres)" "$(cpu_of nats-server)")
+      cpus=("$(cpu_pid "$SERVER_PID")" "$(postgres_cpu)" "$(cpu_of nats-server)")
       # Postgres counts a backend's transactions when it flushes its statistics (at the
       # latest when it exits): stop the server first, then read them.
       stop_server
@@ -124,9 +141,10 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$OUT/results.jsonl" "$FLOOR" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS_PER_RUN" "$ROUNDS" "$OUT/ingest.jsonl" "$TRACE" "$OUT/idle.jsonl" "$IDLE" >ops/bench/LIGHT.md <<'EOF'
+python3 - "$OUT/results.jsonl" "$FLOOR $RATE $PACED_MS $PACED_CPU_US" "$DOCS" "$CLIENTS" "$INTERVAL" "$SECONDS_PER_RUN" "$ROUNDS" "$OUT/ingest.jsonl" "$TRACE" "$OUT/idle.jsonl" "$IDLE" >ops/bench/LIGHT.md <<'EOF'
 import json, os, statistics, sys
-path, floor, docs, clients, interval, seconds, rounds, ingest_path, trace, idle_path, idle_count = sys.argv[1:12]
+path, floors, docs, clients, interval, seconds, rounds, ingest_path, trace, idle_path, idle_count = sys.argv[1:12]
+floor, rate, paced_ms, paced_cpu_us = floors.split()
 rows = [json.loads(l) for l in open(path) if l.strip()]
 def by_server(results):
     """Each server (in the order of its first run) with its runs."""
@@ -159,7 +177,9 @@ for s in servers:
           f" | {side[0]} | {side[1]} | {statistics.median(whole):.2f} s | {per:.0f} µs | {per_keystroke} | {runs} |")
 print()
 print(f"The floor on the same Postgres: a one-row durable INSERT (`pgbench`, one client,"
-      f" `synchronous_commit` on, 10 s) takes {floor} ms on average. Peers' figures are in-memory"
+      f" `synchronous_commit` on, 10 s) takes {floor} ms on average; at this load's own pace"
+      f" ({rate} commits/s, one client, `pgbench -R`, {seconds} s) it takes {paced_ms} ms once sent and costs"
+      f" Postgres {paced_cpu_us} µs of CPU per commit. Peers' figures are in-memory"
       " work only (Hocuspocus and the y-websocket server keep documents in memory as started here;"
       " y-sweet writes to its store every 10 s); collab commits every keystroke before any peer sees it.")
 ingest = [json.loads(l) for l in open(ingest_path) if l.strip()]
