@@ -20,7 +20,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::bursts::{Burst, BurstKey, Bursts};
+use crate::bursts::{self, Burst, BurstKey, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
@@ -298,10 +298,7 @@ async fn flush(
             )
         };
         if open {
-            page.open_edits.insert(
-                (document, actor.clone()),
-                (burst.workspace, burst.entry_position, burst.last_at),
-            );
+            page.open_edits.insert((document, actor.clone()), burst);
         }
         // A burst flushed twice in a page is written once, as it is last.
         page.bursts.insert(
@@ -341,8 +338,8 @@ struct Page {
     /// Burst entries by key (workspace, position of the first edit): document, actor,
     /// summary and the burst.
     bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
-    /// Open bursts by document and actor: workspace, entry position, last edit's time.
-    open_edits: HashMap<BurstKey, (Uuid, i64, DateTime<Utc>)>,
+    /// Open bursts by document and actor.
+    open_edits: HashMap<BurstKey, Burst>,
 }
 
 /// One audit entry of a single event.
@@ -504,7 +501,7 @@ impl Page {
 async fn write_bursts(
     conn: &mut PgConnection,
     bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
-    open_edits: HashMap<BurstKey, (Uuid, i64, DateTime<Utc>)>,
+    open_edits: HashMap<BurstKey, Burst>,
 ) -> Result<(), sqlx::Error> {
     if !bursts.is_empty() {
         let mut columns = BurstColumns::default();
@@ -552,32 +549,7 @@ async fn write_bursts(
         .execute(&mut *conn)
         .await?;
     }
-    if !open_edits.is_empty() {
-        let (mut documents, mut actors, mut workspaces, mut positions, mut last_at) =
-            (vec![], vec![], vec![], vec![], vec![]);
-        for ((document, actor), (workspace, position, at)) in open_edits {
-            documents.push(document);
-            actors.push(actor);
-            workspaces.push(workspace);
-            positions.push(position);
-            last_at.push(at);
-        }
-        sqlx::query(
-            "INSERT INTO rm_audit_open_edits \
-             (document_id, actor, workspace_id, entry_position, last_at) \
-             SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], \
-             $5::timestamptz[]) \
-             ON CONFLICT (document_id, actor) DO UPDATE \
-             SET entry_position = excluded.entry_position, last_at = excluded.last_at",
-        )
-        .bind(documents)
-        .bind(actors)
-        .bind(workspaces)
-        .bind(positions)
-        .bind(last_at)
-        .execute(&mut *conn)
-        .await?;
-    }
+    bursts::write_open(conn, "rm_audit_open_edits", open_edits).await?;
     Ok(())
 }
 

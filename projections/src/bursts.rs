@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub(crate) type BurstKey = (Uuid, String);
 
 /// One actor's burst of edits on one document.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
 pub(crate) struct Burst {
     pub workspace: Uuid,
     /// Position of its first edit: the key of its row.
@@ -158,4 +158,40 @@ impl Bursts {
         }
         (all, self.ended.drain().collect())
     }
+}
+
+/// Stores which burst is open per document and actor, in one upsert into `table` (the
+/// audit trail's and the history's tables of open bursts have the same columns).
+pub(crate) async fn write_open(
+    conn: &mut PgConnection,
+    table: &str,
+    open: impl IntoIterator<Item = (BurstKey, Burst)>,
+) -> Result<(), sqlx::Error> {
+    let (mut documents, mut actors, mut workspaces, mut positions, mut last_at) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for ((document, actor), burst) in open {
+        documents.push(document);
+        actors.push(actor);
+        workspaces.push(burst.workspace);
+        positions.push(burst.entry_position);
+        last_at.push(burst.last_at);
+    }
+    if documents.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(&format!(
+        "INSERT INTO {table} (document_id, actor, workspace_id, entry_position, last_at) \
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], \
+         $5::timestamptz[]) \
+         ON CONFLICT (document_id, actor) DO UPDATE \
+         SET entry_position = excluded.entry_position, last_at = excluded.last_at"
+    ))
+    .bind(documents)
+    .bind(actors)
+    .bind(workspaces)
+    .bind(positions)
+    .bind(last_at)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-use crate::bursts::{Burst, BurstKey, Bursts};
+use crate::bursts::{self, Burst, BurstKey, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 pub const NAME: &str = "history";
@@ -462,12 +462,12 @@ async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Resul
     let (touched, ended) = sessions.drain();
     if !touched.is_empty() {
         let mut entries = SessionColumns::default();
-        let mut open = SessionColumns::default();
-        for ((document, actor), session, is_open) in touched {
+        let mut open = vec![];
+        for (key, session, is_open) in touched {
+            entries.push(key.0, &key.1, &session);
             if is_open {
-                open.push(document, &actor, &session);
+                open.push((key, session));
             }
-            entries.push(document, &actor, &session);
         }
         sqlx::query(
             "INSERT INTO rm_history_entries (document_id, position, workspace_id, kind, actor, \
@@ -497,23 +497,7 @@ async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Resul
         .bind(entries.last_at)
         .execute(&mut *conn)
         .await?;
-        if !open.document.is_empty() {
-            sqlx::query(
-                "INSERT INTO rm_history_open_sessions \
-                 (document_id, actor, workspace_id, entry_position, last_at) \
-                 SELECT * FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::bigint[], \
-                 $5::timestamptz[]) \
-                 ON CONFLICT (document_id, actor) DO UPDATE \
-                 SET entry_position = excluded.entry_position, last_at = excluded.last_at",
-            )
-            .bind(open.document)
-            .bind(open.actor)
-            .bind(open.workspace)
-            .bind(open.position)
-            .bind(open.last_at)
-            .execute(&mut *conn)
-            .await?;
-        }
+        bursts::write_open(conn, "rm_history_open_sessions", open).await?;
     }
     if !ended.is_empty() {
         let (documents, actors): (Vec<Uuid>, Vec<String>) = ended.into_iter().unzip();
