@@ -445,6 +445,13 @@ impl TestApp {
         let update = doc
             .transact()
             .encode_state_as_update_v1(&yrs::StateVector::default());
+        let body = self.post_update(document, user, update).await;
+        body["position"].as_i64().expect("the edit's position")
+    }
+
+    /// Applies a Yjs update as `user` (`POST /v1/documents/{id}/updates`, which must
+    /// answer 200); the response's body.
+    pub async fn post_update(&self, document: &str, user: &str, update: Vec<u8>) -> Value {
         let response = self
             .http
             .post(self.url(&format!("/v1/documents/{document}/updates")))
@@ -455,8 +462,7 @@ impl TestApp {
             .await
             .expect("request is sent");
         assert_eq!(response.status(), StatusCode::OK);
-        let body: Value = response.json().await.expect("a JSON body");
-        body["position"].as_i64().expect("the edit's position")
+        response.json().await.expect("a JSON body")
     }
 
     /// The Prometheus text of `/metrics`.

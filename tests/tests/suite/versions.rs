@@ -579,17 +579,7 @@ fn update_inserting(client: u64, at: u32, text: &str, base: &[u8]) -> (Vec<u8>, 
 }
 
 async fn post_update(app: &TestApp, document: &str, user: &str, update: Vec<u8>) -> Value {
-    let response = app
-        .http
-        .post(app.url(&format!("/v1/documents/{document}/updates")))
-        .bearer_auth(TestApp::token(user))
-        .header("content-type", "application/octet-stream")
-        .body(update)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    app.post_update(document, user, update).await
 }
 
 async fn dump_history(pool: &sqlx::PgPool) -> Value {
