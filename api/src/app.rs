@@ -85,7 +85,8 @@ pub async fn connect_postgres(settings: &Settings) -> Result<PgPool, StartupErro
         .acquire_timeout(Duration::from_secs(5))
         // A connection handed back moments ago is alive: check only those idle a while
         // (sqlx's default pings every connection it hands out: one more round trip for
-        // each statement run on the pool).
+        // each statement run on the pool). One that died within the second (a Postgres
+        // restart) fails its statement once and is dropped.
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {

@@ -153,7 +153,7 @@ impl Bursts {
         let mut all: Vec<_> = self.closed.drain(..).map(|(k, b)| (k, b, false)).collect();
         for key in self.touched.drain() {
             if let Some(burst) = self.open.get(&key) {
-                all.push((key, burst.clone(), true));
+                all.push((key, *burst, true));
             }
         }
         (all, self.ended.drain().collect())

@@ -25,8 +25,9 @@ pub(crate) async fn lock(conn: &mut PgConnection, name: &str) -> Result<i64, sql
     Ok(lock_at_head(conn, name).await?.0)
 }
 
-/// [`lock`], and the log's head as it stood (everything up to it committed): one round
-/// trip once the row exists.
+/// [`lock`], and the log's head (everything up to it committed): one round trip once the
+/// row exists. The head is read as the statement began, so after waiting for the lock
+/// (a rebuild held it) it can be below the checkpoint: fold nothing then.
 pub(crate) async fn lock_at_head(
     conn: &mut PgConnection,
     name: &str,

@@ -73,14 +73,21 @@ async fn announce(
                 _ = sender.closed() => return,
             }
             listener = listen(&pool).await;
+            if listener.is_some() {
+                // Appends committed while it was gone announced themselves to nobody.
+                sender.send_replace(Announced { head: None });
+            }
             continue;
         };
+        // `try_recv`, not `recv`: it tells when the connection was lost (and reconnects on
+        // the next call), where `recv` would go on silently past the missed notifications.
         let first = tokio::select! {
-            received = connected.recv() => received,
+            received = connected.try_recv() => received,
             _ = sender.closed() => return,
         };
         let mut head = match first {
-            Ok(notification) => announced(&notification),
+            Ok(Some(notification)) => announced(&notification),
+            Ok(None) => None,
             Err(_) => {
                 listener = None;
                 None
@@ -129,8 +136,9 @@ impl AppendSignal {
         tokio::select! {
             changed = self.announced.changed() => match changed {
                 Ok(()) => self.announced.borrow_and_update().head,
-                // The listener is gone (the process is stopping): poll.
+                // The listener is gone (the runtime is stopping): poll.
                 Err(_) => {
+                    tracing::debug!("the append listener has stopped: polling the log");
                     tokio::select! {
                         _ = tokio::time::sleep(self.idle) => {}
                         _ = shutdown.cancelled() => {}

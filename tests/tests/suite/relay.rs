@@ -429,6 +429,7 @@ async fn one_listener_wakes_every_waiter_at_each_append() {
         let heard = tokio::time::timeout(Duration::from_secs(10), signal.wait(&never))
             .await
             .expect("woken by the append, not the idle poll");
-        assert_eq!(heard, Some(position));
+        // The server's own background appends may have come after it.
+        assert!(heard.is_some_and(|head| head >= position), "{heard:?}");
     }
 }
