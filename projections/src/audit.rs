@@ -20,7 +20,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgExecutor};
 use uuid::Uuid;
 
-use crate::bursts::{self, Burst, BurstKey, Bursts};
+use crate::bursts::{self, Burst, BurstColumns, BurstKey, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 /// Edits by one actor to one document with no pause longer than this form one entry.
@@ -71,7 +71,8 @@ impl ReadModel for Audit {
     }
 
     /// A page in a few statements: stream heads in one upsert; keystrokes grouped into
-    /// their bursts in memory and written once per burst; other events' entries and the
+    /// their bursts in memory (the stored open ones read in one query) and written in one
+    /// upsert per table; other events' entries and the
     /// names their summaries use gathered in memory (in position order, so each summary
     /// sees the names as of its event) and written at the end.
     async fn apply_batch(
@@ -297,13 +298,11 @@ async fn flush(
                 burst.last_version
             )
         };
-        if open {
-            page.open_edits.insert((document, actor.clone()), burst);
-        }
-        // A burst flushed twice in a page is written once, as it is last.
+        // A burst flushed twice in a page is written once, as it is last (a burst open at
+        // one flush and closed by a later one is drained again, closed).
         page.bursts.insert(
             (burst.workspace, burst.entry_position),
-            (document, actor, summary, burst),
+            ((document, actor), summary, burst, open),
         );
     }
     Ok(())
@@ -335,11 +334,9 @@ struct Page {
     names: HashMap<Uuid, String>,
     renamed: HashMap<Uuid, (Uuid, String)>,
     entries: Vec<Entry>,
-    /// Burst entries by key (workspace, position of the first edit): document, actor,
-    /// summary and the burst.
-    bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
-    /// Open bursts by document and actor.
-    open_edits: HashMap<BurstKey, Burst>,
+    /// Burst entries by key (workspace, position of the first edit): its document and
+    /// actor, summary, the burst, and whether it is still open.
+    bursts: HashMap<(Uuid, i64), (BurstKey, String, Burst, bool)>,
 }
 
 /// One audit entry of a single event.
@@ -454,7 +451,7 @@ impl Page {
             .execute(&mut *conn)
             .await?;
         }
-        write_bursts(conn, self.bursts, self.open_edits).await?;
+        write_bursts(conn, self.bursts).await?;
         let mut rows = CopyRows::new(
             "rm_audit_entries",
             &[
@@ -500,74 +497,49 @@ impl Page {
 /// that an earlier page opened and this one extends).
 async fn write_bursts(
     conn: &mut PgConnection,
-    bursts: HashMap<(Uuid, i64), (Uuid, String, String, Burst)>,
-    open_edits: HashMap<BurstKey, Burst>,
+    bursts: HashMap<(Uuid, i64), (BurstKey, String, Burst, bool)>,
 ) -> Result<(), sqlx::Error> {
-    if !bursts.is_empty() {
-        let mut columns = BurstColumns::default();
-        for ((workspace, position), (document, actor, summary, burst)) in bursts {
-            columns.workspace.push(workspace);
-            columns.position.push(position);
-            columns.last_position.push(burst.last_position);
-            columns.actor.push(actor);
-            columns.summary.push(summary);
-            columns.document.push(document);
-            columns
-                .stream_id
-                .push(StreamId::new(StreamCategory::Content, document).to_string());
-            columns.first_version.push(burst.first_version);
-            columns.last_version.push(burst.last_version);
-            columns.edits.push(burst.edits);
-            columns.started_at.push(burst.started_at);
-            columns.last_at.push(burst.last_at);
-        }
-        sqlx::query(
-            "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
-             event_type, summary, document_id, member, stream_id, first_version, last_version, \
-             edits, started_at, recorded_at) \
-             SELECT w, p, lp, a, 'DocumentEdited', s, d, NULL, sid, fv, lv, n, sa, ra \
-             FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
-             $6::uuid[], $7::text[], $8::bigint[], $9::bigint[], $10::int4[], \
-             $11::timestamptz[], $12::timestamptz[]) AS t(w, p, lp, a, s, d, sid, fv, lv, n, sa, ra) \
-             ON CONFLICT (workspace_id, position) DO UPDATE SET \
-             last_position = excluded.last_position, summary = excluded.summary, \
-             last_version = excluded.last_version, edits = excluded.edits, \
-             recorded_at = excluded.recorded_at",
-        )
-        .bind(columns.workspace)
-        .bind(columns.position)
-        .bind(columns.last_position)
-        .bind(columns.actor)
-        .bind(columns.summary)
-        .bind(columns.document)
-        .bind(columns.stream_id)
-        .bind(columns.first_version)
-        .bind(columns.last_version)
-        .bind(columns.edits)
-        .bind(columns.started_at)
-        .bind(columns.last_at)
-        .execute(&mut *conn)
-        .await?;
+    if bursts.is_empty() {
+        return Ok(());
     }
-    bursts::write_open(conn, "rm_audit_open_edits", open_edits).await?;
-    Ok(())
-}
-
-/// The columns of [`write_bursts`]'s entries.
-#[derive(Default)]
-struct BurstColumns {
-    workspace: Vec<Uuid>,
-    position: Vec<i64>,
-    last_position: Vec<i64>,
-    actor: Vec<String>,
-    summary: Vec<String>,
-    document: Vec<Uuid>,
-    stream_id: Vec<String>,
-    first_version: Vec<i64>,
-    last_version: Vec<i64>,
-    edits: Vec<i32>,
-    started_at: Vec<DateTime<Utc>>,
-    last_at: Vec<DateTime<Utc>>,
+    let mut columns = BurstColumns::default();
+    let (mut summaries, mut stream_ids, mut open) = (vec![], vec![], vec![]);
+    for (key, summary, burst, is_open) in bursts.into_values() {
+        columns.push(&key, &burst);
+        summaries.push(summary);
+        stream_ids.push(StreamId::new(StreamCategory::Content, key.0).to_string());
+        if is_open {
+            open.push((key, burst));
+        }
+    }
+    sqlx::query(
+        "INSERT INTO rm_audit_entries (workspace_id, position, last_position, actor, \
+         event_type, summary, document_id, member, stream_id, first_version, last_version, \
+         edits, started_at, recorded_at) \
+         SELECT w, p, lp, a, 'DocumentEdited', s, d, NULL, sid, fv, lv, n, sa, ra \
+         FROM unnest($1::uuid[], $2::bigint[], $3::bigint[], $4::text[], $5::text[], \
+         $6::uuid[], $7::text[], $8::bigint[], $9::bigint[], $10::int4[], \
+         $11::timestamptz[], $12::timestamptz[]) AS t(w, p, lp, a, s, d, sid, fv, lv, n, sa, ra) \
+         ON CONFLICT (workspace_id, position) DO UPDATE SET \
+         last_position = excluded.last_position, summary = excluded.summary, \
+         last_version = excluded.last_version, edits = excluded.edits, \
+         recorded_at = excluded.recorded_at",
+    )
+    .bind(columns.workspace)
+    .bind(columns.position)
+    .bind(columns.last_position)
+    .bind(columns.actor)
+    .bind(summaries)
+    .bind(columns.document)
+    .bind(stream_ids)
+    .bind(columns.first_version)
+    .bind(columns.last_version)
+    .bind(columns.edits)
+    .bind(columns.started_at)
+    .bind(columns.last_at)
+    .execute(&mut *conn)
+    .await?;
+    bursts::write_open(conn, "rm_audit_open_edits", open).await
 }
 
 async fn workspace_summary(

@@ -195,3 +195,38 @@ pub(crate) async fn write_open(
     .await?;
     Ok(())
 }
+
+/// Bursts as columns, bound as arrays by the upserts of their entries (each read model
+/// binds the ones its table has).
+#[derive(Default)]
+pub(crate) struct BurstColumns {
+    pub document: Vec<Uuid>,
+    pub position: Vec<i64>,
+    pub workspace: Vec<Uuid>,
+    pub actor: Vec<String>,
+    pub last_position: Vec<i64>,
+    pub first_version: Vec<i64>,
+    pub last_version: Vec<i64>,
+    pub edits: Vec<i32>,
+    pub inserted: Vec<i64>,
+    pub deleted: Vec<i64>,
+    pub started_at: Vec<DateTime<Utc>>,
+    pub last_at: Vec<DateTime<Utc>>,
+}
+
+impl BurstColumns {
+    pub(crate) fn push(&mut self, (document, actor): &BurstKey, burst: &Burst) {
+        self.document.push(*document);
+        self.position.push(burst.entry_position);
+        self.workspace.push(burst.workspace);
+        self.actor.push(actor.clone());
+        self.last_position.push(burst.last_position);
+        self.first_version.push(burst.first_version);
+        self.last_version.push(burst.last_version);
+        self.edits.push(burst.edits);
+        self.inserted.push(burst.inserted);
+        self.deleted.push(burst.deleted);
+        self.started_at.push(burst.started_at);
+        self.last_at.push(burst.last_at);
+    }
+}

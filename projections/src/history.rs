@@ -29,7 +29,7 @@ use uuid::Uuid;
 use yrs::updates::decoder::Decode;
 use yrs::{Doc, ReadTxn, StateVector, Transact, Update};
 
-use crate::bursts::{self, Burst, BurstKey, Bursts};
+use crate::bursts::{self, BurstColumns, BurstKey, Bursts};
 use crate::read_model::{ProjectionError, ReadModel};
 
 pub const NAME: &str = "history";
@@ -461,10 +461,10 @@ JOIN rm_history_entries e ON e.document_id = o.document_id AND e.position = o.en
 async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Result<(), sqlx::Error> {
     let (touched, ended) = sessions.drain();
     if !touched.is_empty() {
-        let mut entries = SessionColumns::default();
+        let mut entries = BurstColumns::default();
         let mut open = vec![];
         for (key, session, is_open) in touched {
-            entries.push(key.0, &key.1, &session);
+            entries.push(&key, &session);
             if is_open {
                 open.push((key, session));
             }
@@ -512,40 +512,6 @@ async fn write_sessions(conn: &mut PgConnection, sessions: &mut Bursts) -> Resul
         .await?;
     }
     Ok(())
-}
-
-/// Sessions as columns, for [`write_sessions`]'s statements.
-#[derive(Default)]
-struct SessionColumns {
-    document: Vec<Uuid>,
-    position: Vec<i64>,
-    workspace: Vec<Uuid>,
-    actor: Vec<String>,
-    last_position: Vec<i64>,
-    first_version: Vec<i64>,
-    last_version: Vec<i64>,
-    edits: Vec<i32>,
-    inserted: Vec<i64>,
-    deleted: Vec<i64>,
-    started_at: Vec<DateTime<Utc>>,
-    last_at: Vec<DateTime<Utc>>,
-}
-
-impl SessionColumns {
-    fn push(&mut self, document: Uuid, actor: &str, session: &Burst) {
-        self.document.push(document);
-        self.position.push(session.entry_position);
-        self.workspace.push(session.workspace);
-        self.actor.push(actor.to_owned());
-        self.last_position.push(session.last_position);
-        self.first_version.push(session.first_version);
-        self.last_version.push(session.last_version);
-        self.edits.push(session.edits);
-        self.inserted.push(session.inserted);
-        self.deleted.push(session.deleted);
-        self.started_at.push(session.started_at);
-        self.last_at.push(session.last_at);
-    }
 }
 
 /// A clock range of one Yjs client, and who delivered it.

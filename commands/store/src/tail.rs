@@ -23,22 +23,16 @@ use crate::event_store::{EventLog, EVENTS_CHANNEL};
 /// Cheap to clone; the listener stops once every clone and signal is dropped.
 #[derive(Clone)]
 pub struct Appends {
-    announced: watch::Receiver<Announced>,
-}
-
-/// What the listener last heard.
-#[derive(Debug, Clone, Copy, Default)]
-struct Announced {
     /// The highest head announced, or `None` when it cannot say (a payload that names no
     /// position, or the listener lost, possibly missing some): then only the log knows.
-    head: Option<i64>,
+    announced: watch::Receiver<Option<i64>>,
 }
 
 impl Appends {
     /// Starts listening; returns once the listener is (or failed to get) connected, so an
     /// append committed after this returns is announced to the signals.
     pub async fn start(pool: PgPool) -> Self {
-        let (sender, announced) = watch::channel(Announced::default());
+        let (sender, announced) = watch::channel(None);
         let listener = listen(&pool).await;
         tokio::spawn(announce(pool, listener, sender));
         Self { announced }
@@ -64,7 +58,7 @@ async fn listen(pool: &PgPool) -> Option<PgListener> {
 async fn announce(
     pool: PgPool,
     mut listener: Option<PgListener>,
-    sender: watch::Sender<Announced>,
+    sender: watch::Sender<Option<i64>>,
 ) {
     loop {
         let Some(connected) = listener.as_mut() else {
@@ -75,7 +69,7 @@ async fn announce(
             listener = listen(&pool).await;
             if listener.is_some() {
                 // Appends committed while it was gone announced themselves to nobody.
-                sender.send_replace(Announced { head: None });
+                sender.send_replace(None);
             }
             continue;
         };
@@ -85,35 +79,38 @@ async fn announce(
             received = connected.try_recv() => received,
             _ = sender.closed() => return,
         };
-        let mut head = match first {
-            Ok(Some(notification)) => announced(&notification),
-            Ok(None) => None,
+        let (mut head, connected) = match first {
+            Ok(Some(notification)) => (announced(&notification), connected),
+            // Lost (it reconnects on the next call) or broken: only the log knows.
+            Ok(None) => {
+                sender.send_replace(None);
+                continue;
+            }
             Err(_) => {
                 listener = None;
-                None
+                sender.send_replace(None);
+                continue;
             }
         };
-        if let Some(connected) = listener.as_mut() {
-            for _ in 0..MAX_DRAINED {
-                match connected.try_recv().now_or_never() {
-                    Some(Ok(Some(next))) => {
-                        head = head.zip(announced(&next)).map(|(a, b)| a.max(b));
-                    }
-                    None => break,
-                    // Lost (and possibly missed some): only the log knows.
-                    Some(Ok(None)) => {
-                        head = None;
-                        break;
-                    }
-                    Some(Err(_)) => {
-                        listener = None;
-                        head = None;
-                        break;
-                    }
+        for _ in 0..MAX_DRAINED {
+            match connected.try_recv().now_or_never() {
+                Some(Ok(Some(next))) => {
+                    head = head.zip(announced(&next)).map(|(a, b)| a.max(b));
+                }
+                None => break,
+                // Lost (and possibly missed some): only the log knows.
+                Some(Ok(None)) => {
+                    head = None;
+                    break;
+                }
+                Some(Err(_)) => {
+                    listener = None;
+                    head = None;
+                    break;
                 }
             }
         }
-        sender.send_replace(Announced { head });
+        sender.send_replace(head);
     }
 }
 
@@ -122,7 +119,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// One waiter's view of [`Appends`].
 pub struct AppendSignal {
-    announced: watch::Receiver<Announced>,
+    announced: watch::Receiver<Option<i64>>,
     idle: Duration,
 }
 
@@ -135,10 +132,10 @@ impl AppendSignal {
     pub async fn wait(&mut self, shutdown: &CancellationToken) -> Option<i64> {
         tokio::select! {
             changed = self.announced.changed() => match changed {
-                Ok(()) => self.announced.borrow_and_update().head,
+                Ok(()) => *self.announced.borrow_and_update(),
                 // The listener is gone (the runtime is stopping): poll.
                 Err(_) => {
-                    tracing::debug!("the append listener has stopped: polling the log");
+                    debug!("the append listener has stopped: polling the log");
                     tokio::select! {
                         _ = tokio::time::sleep(self.idle) => {}
                         _ = shutdown.cancelled() => {}
